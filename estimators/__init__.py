@@ -1,0 +1,6 @@
+"""Localization and mapping estimators for the mmWave twin.
+
+This package never imports :mod:`twin`: it sees only :class:`estimators.types.Observation`
+(numpy arrays + known geometry), so every estimator runs on its paper's synthetic
+model and on twin channels alike.
+"""

@@ -1,0 +1,111 @@
+"""Types shared by the twin and the estimators (the only module both import).
+
+Data moves one way: ``twin`` builds an :class:`Observation`; ``estimators`` consume it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.arrays import SPEED_OF_LIGHT, rotation_matrix
+
+Link = Literal["downlink", "uplink"]
+
+
+@dataclass(frozen=True)
+class ArrayGeometry:
+    """Antenna array of a device, in the device's local frame.
+
+    Attributes
+    ----------
+    element_positions : ``[ant, 3]`` float64 [m], relative to the device position.
+    rows, cols : element grid (local z rows, local y columns).
+    polarization : ``"V"``, ``"H"``, ``"VH"`` or ``"cross"``.
+    pattern : antenna pattern name (``"iso"``, ``"dipole"``, ``"hw_dipole"``, ``"tr38901"``).
+    """
+
+    element_positions: npt.NDArray[np.float64]
+    rows: int
+    cols: int
+    polarization: str = "V"
+    pattern: str = "iso"
+
+    @property
+    def num_ant(self) -> int:
+        """Number of antenna ports (elements x polarizations)."""
+        return int(self.element_positions.shape[0])
+
+    def world_positions(self, orientation: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Element positions rotated by a device orientation (yaw, pitch, roll) [rad].
+
+        Returns ``[ant, 3]`` [m] relative to the device position, world axes.
+        """
+        return self.element_positions @ rotation_matrix(orientation).T
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What an estimator sees: received pilots plus the known geometry.
+
+    ``y[t, b, :, m, k] = W[t, b]^H (H[t, b, :, :, k] F[t, b, :, m] s[m, k] + n)``, with
+    ``n ~ CN(0, noise_variance[t, b] I)`` per receive antenna; ``H`` is the downlink
+    channel (BS transmits) or its reciprocal transpose (uplink, UE transmits).
+
+    Attributes
+    ----------
+    y : ``[snapshot, bs, rx_stream, tx_beam, subcarrier]`` complex128.
+    precoders : ``[snapshot, bs, tx_ant, tx_beam]`` complex128, unit-norm columns.
+    combiners : ``[snapshot, bs, rx_ant, rx_stream]`` complex128.
+    pilots : ``[tx_beam, subcarrier]`` complex128, unit modulus, scaled by
+        ``sqrt(pilot_energy)``.
+    frequencies : ``[subcarrier]`` [Hz], baseband offsets from the carrier.
+    carrier_frequency : [Hz].
+    noise_variance : ``[snapshot, bs]`` [W] per receive antenna and sample.
+    bs_position, bs_orientation : ``[bs, 3]`` [m], (yaw, pitch, roll) [rad].
+    bs_array, ue_array : local array geometries.
+    link : ``"downlink"`` (BS → UE; tx_ant = BS antennas) or ``"uplink"``.
+    snapshot_time : ``[snapshot]`` [s].
+    seed : the seed the noise and pilots were drawn with.
+    """
+
+    y: npt.NDArray[np.complex128]
+    precoders: npt.NDArray[np.complex128]
+    combiners: npt.NDArray[np.complex128]
+    pilots: npt.NDArray[np.complex128]
+    frequencies: npt.NDArray[np.float64]
+    carrier_frequency: float
+    noise_variance: npt.NDArray[np.float64]
+    bs_position: npt.NDArray[np.float64]
+    bs_orientation: npt.NDArray[np.float64]
+    bs_array: ArrayGeometry
+    ue_array: ArrayGeometry
+    link: Link = "downlink"
+    snapshot_time: npt.NDArray[np.float64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.float64)
+    )
+    seed: int | None = None
+
+    @property
+    def wavelength(self) -> float:
+        """Carrier wavelength [m]."""
+        return SPEED_OF_LIGHT / self.carrier_frequency
+
+    @property
+    def num_snapshots(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def num_bs(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def tx_array(self) -> ArrayGeometry:
+        return self.bs_array if self.link == "downlink" else self.ue_array
+
+    @property
+    def rx_array(self) -> ArrayGeometry:
+        return self.ue_array if self.link == "downlink" else self.bs_array

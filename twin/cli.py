@@ -1,0 +1,142 @@
+"""The ``twin`` command line.
+
+Errors a user can cause print one line (``error: ...``) and exit with code 2, with no
+traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from twin.errors import TwinInputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="mmWave radio digital twin for localization research.",
+)
+_err = Console(stderr=True, highlight=False)
+_out = Console(highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
+                  line: Any = None) -> None:
+    _err.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
+
+def user_errors(func: F) -> F:
+    """Turn :class:`TwinInputError` into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = warnings.showwarning
+        warnings.showwarning = _show_warning
+        try:
+            return func(*args, **kwargs)
+        except TwinInputError as exc:
+            _err.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
+            raise typer.Exit(code=2) from None
+        finally:
+            warnings.showwarning = previous
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar; yields ``update(done, total)``."""
+    if quiet:
+        yield lambda done, total: None
+        return
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=_err, transient=False,
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Run file to write (.h5).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+@app.command()
+@user_errors
+def scenes() -> None:
+    """List bundled and built-in scenes with their bounding boxes [m]."""
+    from twin.scene import builtin_scenes, bundled_scenes, scene_bounding_box
+
+    table = Table("scene", "objects", "min [m]", "max [m]", title="Scenes")
+    for prefix, listing in (("bundled:", bundled_scenes()), ("builtin:", builtin_scenes())):
+        for name, path in listing.items():
+            count, bbox = scene_bounding_box(path)
+            table.add_row(
+                prefix + name, str(count),
+                "({:.1f}, {:.1f}, {:.1f})".format(*bbox[0]),
+                "({:.1f}, {:.1f}, {:.1f})".format(*bbox[1]),
+            )
+    _out.print(table)
+
+
+@app.command()
+@user_errors
+def simulate(
+    config: Annotated[Path, typer.Argument(help="YAML run configuration.")],
+    output: OutputOpt,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Trace a drive (or a point set) → channels + per-path truth in one HDF5 run file."""
+    from twin.simulate import simulate_to_file
+
+    with progress_bar("tracing snapshots", quiet) as update:
+        sim = simulate_to_file(config, output, overwrite=overwrite, on_progress=update)
+    if not quiet:
+        paths = sim.run.paths
+        _err.print(
+            f"wrote {output}: {paths.num_snapshots} snapshots, {int(paths.valid.sum())} paths"
+        )
+
+
+@app.command()
+@user_errors
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
+        "twin-demo"
+    ),
+    quiet: QuietOpt = False,
+) -> None:
+    """The whole chain on the bundled office floor: run.h5 and scene.png in OUTPUT."""
+    from twin.demo import run_demo
+
+    with progress_bar("tracing snapshots", quiet) as update:
+        files = run_demo(output, on_progress=update)
+    for label, path in files.items():
+        _out.print(f"{label}: {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        sys.exit(130)

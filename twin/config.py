@@ -1,0 +1,233 @@
+"""Run configuration: YAML validated strictly with pydantic.
+
+Unknown keys are errors with a "did you mean" hint; every value is checked at
+the edge so that the simulator itself never sees a malformed config.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from twin.errors import TwinInputError
+
+# Chosen by measurement (docs/BENCHMARKS.md, tests/twin/test_sampling.py): on every
+# bundled scene 1e6 samples find >= 99% of the paths that 1e7 find.
+DEFAULT_SAMPLES_PER_SRC = 1_000_000
+
+Vec3 = tuple[float, float, float]
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MaterialsConfig(_Strict):
+    """Radio materials: ``default`` for meshes without one, ``overrides`` by name glob."""
+
+    default: str = "itu_concrete"
+    overrides: dict[str, str] = Field(default_factory=dict)
+
+
+class SceneConfig(_Strict):
+    """Scene source: ``builtin:NAME``, a Mitsuba XML, or any mesh trimesh reads."""
+
+    file: str
+    unit_scale: PositiveFloat = 1.0
+    up_axis: Literal["z", "y"] = "z"
+    materials: MaterialsConfig = Field(default_factory=MaterialsConfig)
+
+
+class RadioConfig(_Strict):
+    frequency_hz: PositiveFloat = 28.0e9
+    bandwidth_hz: PositiveFloat = 100.0e6
+    num_subcarriers: PositiveInt = 64
+
+
+class ArrayConfig(_Strict):
+    """Planar array: ``rows`` along local z, ``cols`` along local y, boresight +x."""
+
+    rows: PositiveInt = 1
+    cols: PositiveInt = 1
+    spacing_wavelengths: PositiveFloat = 0.5
+    pattern: Literal["iso", "dipole", "hw_dipole", "tr38901"] = "iso"
+    polarization: Literal["V", "H", "VH", "cross"] = "V"
+
+
+class BaseStationConfig(_Strict):
+    name: str
+    position: Vec3
+    orientation: Vec3 = (0.0, 0.0, 0.0)
+    array: ArrayConfig = Field(default_factory=ArrayConfig)
+
+
+class TrajectoryConfig(_Strict):
+    """Piecewise-linear drive through ``waypoints`` at constant speed."""
+
+    waypoints: list[Vec3] = Field(min_length=2)
+    speed_mps: PositiveFloat
+    sample_period_s: PositiveFloat
+
+
+class UEConfig(_Strict):
+    """The UE: one of ``trajectory``, ``positions`` or ``positions_csv``."""
+
+    array: ArrayConfig = Field(default_factory=ArrayConfig)
+    orientation: Vec3 = (0.0, 0.0, 0.0)
+    trajectory: TrajectoryConfig | None = None
+    positions: list[Vec3] | None = Field(default=None, min_length=1)
+    positions_csv: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UEConfig:
+        given = [
+            k for k in ("trajectory", "positions", "positions_csv") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of trajectory, positions, positions_csv"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class TracingConfig(_Strict):
+    """Sionna RT ``PathSolver`` settings; ``batch_size`` receivers are traced per call."""
+
+    max_depth: Annotated[int, Field(ge=0, le=10)] = 3
+    samples_per_src: PositiveInt = DEFAULT_SAMPLES_PER_SRC
+    max_num_paths_per_src: PositiveInt = 1_000_000
+    los: bool = True
+    specular_reflection: bool = True
+    diffuse_reflection: bool = False
+    refraction: bool = True
+    diffraction: bool = False
+    batch_size: PositiveInt = 64
+
+
+class OutputsConfig(_Strict):
+    """Optional outputs: ``cir`` writes sinc-sampled taps next to the CFR."""
+
+    cir: bool = False
+    cir_num_taps: PositiveInt | None = None
+
+
+class TwinConfig(_Strict):
+    """A whole run. Paths in it are relative to the YAML file's directory."""
+
+    seed: Annotated[int, Field(ge=0, lt=2**32)]
+    scene: SceneConfig
+    radio: RadioConfig = Field(default_factory=RadioConfig)
+    base_stations: list[BaseStationConfig] = Field(min_length=1)
+    ue: UEConfig
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+
+    @model_validator(mode="after")
+    def _bs_consistent(self) -> TwinConfig:
+        names = [bs.name for bs in self.base_stations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"base station names must be unique, got {names}")
+        arrays = {bs.array for bs in self.base_stations}
+        if len(arrays) > 1:
+            # Sionna RT has a single transmit array shared by every transmitter.
+            raise ValueError("all base stations must use the same array")
+        return self
+
+    def to_yaml(self) -> str:
+        """The fully resolved config (defaults filled in) as YAML text."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model class reached by following ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field_info = current.model_fields.get(str(part))
+        if field_info is None:
+            return None
+        current = _unwrap_model(field_info.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    """The BaseModel inside ``X | None`` / ``list[X]`` annotations, else ``annotation``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _unwrap_model(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line describing the first problem of a pydantic error, with a hint."""
+    first = error.errors()[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if first["type"] == "extra_forbidden":
+        parent = _model_at(TwinConfig, loc[:-1])
+        key = str(loc[-1])
+        hint = ""
+        if parent is not None:
+            close = difflib.get_close_matches(key, list(parent.model_fields), n=1, cutoff=0.6)
+            hint = (
+                f" (did you mean '{close[0]}'?)"
+                if close
+                else f" (valid keys: {', '.join(parent.model_fields)})"
+            )
+        return f"{source}: unknown key '{_dotted(loc)}'{hint}{suffix}"
+    where = _dotted(loc) or "config"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{source}: {where}: {message}{suffix}"
+
+
+def parse_config(data: Any, source: str = "config") -> TwinConfig:
+    """Validate a mapping into a :class:`TwinConfig` or raise a one-line TwinInputError."""
+    if not isinstance(data, dict):
+        raise TwinInputError(f"{source}: expected a YAML mapping at the top level")
+    try:
+        return TwinConfig.model_validate(data)
+    except ValidationError as exc:
+        raise TwinInputError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path) -> tuple[TwinConfig, Path]:
+    """Read and validate a YAML config.
+
+    Returns
+    -------
+    config, base_dir : the validated config and the directory relative paths in it
+        resolve against.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TwinInputError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise TwinInputError(f"{p}: invalid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TwinInputError(f"{p}: cannot read config ({exc.__class__.__name__})") from None
+    return parse_config(data, str(p)), p.resolve().parent

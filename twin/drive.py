@@ -1,0 +1,108 @@
+"""UE snapshots: a trajectory sampled in time, a position list, or a CSV file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.config import TrajectoryConfig, UEConfig
+from twin.errors import TwinInputError
+
+
+@dataclass(frozen=True)
+class Drive:
+    """UE state per snapshot.
+
+    Attributes
+    ----------
+    time : ``[snapshot]`` [s].
+    position : ``[snapshot, 3]`` [m].
+    velocity : ``[snapshot, 3]`` [m/s] (zero for position lists).
+    orientation : ``[snapshot, 3]`` (yaw, pitch, roll) [rad].
+    """
+
+    time: npt.NDArray[np.float64]
+    position: npt.NDArray[np.float64]
+    velocity: npt.NDArray[np.float64]
+    orientation: npt.NDArray[np.float64]
+
+    @property
+    def num_snapshots(self) -> int:
+        return int(self.time.shape[0])
+
+
+def sample_trajectory(trajectory: TrajectoryConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample a constant-speed polyline every ``sample_period_s``.
+
+    Returns ``time [T]``, ``position [T, 3]``, ``velocity [T, 3]``; the last sample is at
+    or before the final waypoint (``T = floor(L / (v dt)) + 1``).
+    """
+    waypoints = np.asarray(trajectory.waypoints, dtype=np.float64)
+    # Repeated waypoints add zero-length segments that own no sample: drop them.
+    keep = np.concatenate([[True], np.any(np.diff(waypoints, axis=0) != 0, axis=1)])
+    waypoints = waypoints[keep]
+    if len(waypoints) < 2:
+        raise TwinInputError("ue.trajectory.waypoints: zero-length trajectory")
+    segments = np.diff(waypoints, axis=0)
+    seg_len = np.linalg.norm(segments, axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    step = trajectory.speed_mps * trajectory.sample_period_s
+    # A tiny tolerance keeps a sample exactly on the last waypoint despite rounding.
+    count = int(np.floor(cum[-1] / step + 1e-9)) + 1
+    arc = np.minimum(np.arange(count) * step, cum[-1])
+    seg = np.clip(np.searchsorted(cum, arc, side="right") - 1, 0, len(seg_len) - 1)
+    frac = (arc - cum[seg]) / seg_len[seg]
+    position = waypoints[seg] + frac[:, None] * segments[seg]
+    velocity = trajectory.speed_mps * segments[seg] / seg_len[seg][:, None]
+    time = np.arange(count) * trajectory.sample_period_s
+    return time, position, velocity
+
+
+def _read_positions_csv(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise TwinInputError(f"ue.positions_csv: {path}: file not found")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TwinInputError(f"ue.positions_csv: {path}: unreadable ({type(exc).__name__})") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        cells = [c.strip() for c in line.replace(";", ",").split(",") if c.strip()]
+        if not cells or cells[0].startswith("#"):
+            continue
+        try:
+            values = [float(c) for c in cells]
+        except ValueError:
+            if not rows and lineno == 1:
+                continue  # header line
+            raise TwinInputError(f"ue.positions_csv: {path}:{lineno}: not a number") from None
+        if len(values) != 3:
+            raise TwinInputError(
+                f"ue.positions_csv: {path}:{lineno}: expected x,y,z, got {len(values)} values"
+            )
+        rows.append(values)
+    if not rows:
+        raise TwinInputError(f"ue.positions_csv: {path}: no positions")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def build_drive(ue: UEConfig, base_dir: Path, sample_period_s: float = 1.0) -> Drive:
+    """UE snapshots from the config; position lists are spaced ``sample_period_s`` in time."""
+    if ue.trajectory is not None:
+        time, position, velocity = sample_trajectory(ue.trajectory)
+    else:
+        if ue.positions is not None:
+            position = np.asarray(ue.positions, dtype=np.float64)
+        else:
+            assert ue.positions_csv is not None
+            csv = Path(ue.positions_csv).expanduser()
+            position = _read_positions_csv(csv if csv.is_absolute() else base_dir / csv)
+        if not np.all(np.isfinite(position)):
+            raise TwinInputError("ue.positions: positions must be finite numbers")
+        time = np.arange(len(position)) * sample_period_s
+        velocity = np.zeros_like(position)
+    orientation = np.broadcast_to(np.asarray(ue.orientation, dtype=np.float64), position.shape)
+    return Drive(time, position, velocity, orientation.copy())

@@ -1,0 +1,221 @@
+"""Run files: one HDF5 file per run, self-describing, versioned, written atomically.
+
+Layout (group/dataset names are the contract, see README "Data files")::
+
+    /config   attrs: yaml, seed, schema_version, scene_sha256, scene_source, versions
+    /scene    object_names[O], bbox[2,3]
+    /bs       name[B], position[B,3], orientation[B,3], array/{element_positions[N,3]}
+    /ue       time[T], position[T,3], velocity[T,3], orientation[T,3], inside[T],
+              inside_object[T], array/{element_positions[N,3]}
+    /channel  frequencies[K], cfr[T,B,Nr,Nt,K] (+ cir[T,B,Nr,Nt,L] on request)
+    /paths    valid, tau, gain, aod, aoa, doppler, depth, interaction_types,
+              interaction_points, object_ids, primitive_ids, virtual_anchor
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from estimators.types import ArrayGeometry
+from twin.drive import Drive
+from twin.errors import TwinInputError
+from twin.paths import InteractionType, PathSet
+
+SCHEMA_VERSION = "1.0"
+_VERSIONED_PACKAGES = (
+    "mmwave-twin", "sionna-rt", "sionna", "mitsuba", "drjit", "numpy", "h5py", "trimesh",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a run's numbers."""
+    out = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def check_output_path(path: Path, overwrite: bool, what: str = "output") -> None:
+    """Fail early, with one line, if ``path`` cannot be written.
+
+    Creates missing parent directories; refuses an existing file unless ``overwrite``.
+    """
+    if path.exists() and not overwrite:
+        raise TwinInputError(f"{what}: {path} already exists (use --overwrite to replace it)")
+    if path.is_dir():
+        raise TwinInputError(f"{what}: {path} is a directory")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".twin-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise TwinInputError(f"{what}: directory {parent} is not writable ({reason})") from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only on success."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; a run file is as readable as any file
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_array(group: h5py.Group, name: str, array: Any, **attrs: Any) -> None:
+    group.create_dataset(name, data=array)
+    for key, value in attrs.items():
+        group[name].attrs[key] = value
+
+
+def _write_strings(group: h5py.Group, name: str, values: Any) -> None:
+    group.create_dataset(name, data=np.asarray(list(values), dtype=object),
+                         dtype=h5py.string_dtype())
+
+
+def _write_array_geometry(group: h5py.Group, array: ArrayGeometry) -> None:
+    g = group.create_group("array")
+    _write_array(g, "element_positions", array.element_positions, units="m, local frame")
+    g.attrs.update(rows=array.rows, cols=array.cols, polarization=array.polarization,
+                   pattern=array.pattern)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything in a run file, as numpy arrays (see the module docstring)."""
+
+    config_yaml: str
+    seed: int
+    scene_sha256: str
+    scene_source: str
+    versions: dict[str, str]
+    bs_name: tuple[str, ...]
+    bs_position: npt.NDArray[np.float64]
+    bs_orientation: npt.NDArray[np.float64]
+    bs_array: ArrayGeometry
+    ue_array: ArrayGeometry
+    drive: Drive
+    ue_inside: npt.NDArray[np.bool_]
+    ue_inside_object: tuple[str, ...]
+    carrier_frequency: float
+    bandwidth: float
+    frequencies: npt.NDArray[np.float64]
+    cfr: npt.NDArray[np.complex64]
+    paths: PathSet
+    cir: npt.NDArray[np.complex64] | None = None
+
+
+def write_run(path: Path, run: RunData) -> None:
+    """Write a run file atomically (temp file + rename)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        cfg = f.create_group("config")
+        cfg.attrs.update(
+            yaml=run.config_yaml, seed=run.seed, schema_version=SCHEMA_VERSION,
+            scene_sha256=run.scene_sha256, scene_source=run.scene_source,
+            versions=json.dumps(run.versions, sort_keys=True),
+        )
+        scene = f.create_group("scene")
+        _write_strings(scene, "object_names", run.paths.object_names)
+        bs = f.create_group("bs")
+        _write_strings(bs, "name", run.bs_name)
+        _write_array(bs, "position", run.bs_position, units="m")
+        _write_array(bs, "orientation", run.bs_orientation, units="rad (yaw, pitch, roll)")
+        _write_array_geometry(bs, run.bs_array)
+        ue = f.create_group("ue")
+        _write_array(ue, "time", run.drive.time, units="s")
+        _write_array(ue, "position", run.drive.position, units="m")
+        _write_array(ue, "velocity", run.drive.velocity, units="m/s")
+        _write_array(ue, "orientation", run.drive.orientation, units="rad (yaw, pitch, roll)")
+        _write_array(ue, "inside", run.ue_inside)
+        _write_strings(ue, "inside_object", run.ue_inside_object)
+        _write_array_geometry(ue, run.ue_array)
+        ch = f.create_group("channel")
+        ch.attrs.update(carrier_frequency_hz=run.carrier_frequency, bandwidth_hz=run.bandwidth)
+        _write_array(ch, "frequencies", run.frequencies,
+                     units="Hz, baseband offset from the carrier")
+        _write_array(ch, "cfr", run.cfr, dims="snapshot, bs, ue_ant, bs_ant, subcarrier")
+        if run.cir is not None:
+            _write_array(ch, "cir", run.cir, dims="snapshot, bs, ue_ant, bs_ant, tap",
+                         sample_rate_hz=run.bandwidth)
+        p = f.create_group("paths")
+        p.attrs["interaction_types"] = json.dumps({t.name: int(t) for t in InteractionType})
+        p.attrs["direction"] = "BS (transmitter) -> UE (receiver); vertex 0 nearest the BS"
+        for field_ in fields(PathSet):
+            if field_.name != "object_names":
+                _write_array(p, field_.name, getattr(run.paths, field_.name))
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise TwinInputError(f"{path}: run file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise TwinInputError(f"{path}: not an HDF5 run file") from None
+
+
+def _strings(ds: h5py.Dataset) -> tuple[str, ...]:
+    return tuple(s.decode() if isinstance(s, bytes) else str(s) for s in ds[()])
+
+
+def _read_array_geometry(group: h5py.Group) -> ArrayGeometry:
+    g = group["array"]
+    return ArrayGeometry(
+        element_positions=g["element_positions"][()], rows=int(g.attrs["rows"]),
+        cols=int(g.attrs["cols"]), polarization=str(g.attrs["polarization"]),
+        pattern=str(g.attrs["pattern"]),
+    )
+
+
+def read_run(path: str | Path) -> RunData:
+    """Read a run file written by :func:`write_run`."""
+    p = Path(path)
+    with _open(p) as f:
+        if "config" not in f or "schema_version" not in f["config"].attrs:
+            raise TwinInputError(f"{p}: not a twin run file (no /config schema_version)")
+        cfg = f["config"].attrs
+        pg = f["paths"]
+        paths = PathSet(
+            **{fl.name: pg[fl.name][()] for fl in fields(PathSet) if fl.name != "object_names"},
+            object_names=_strings(f["scene/object_names"]),
+        )
+        drive = Drive(
+            time=f["ue/time"][()], position=f["ue/position"][()],
+            velocity=f["ue/velocity"][()], orientation=f["ue/orientation"][()],
+        )
+        return RunData(
+            config_yaml=str(cfg["yaml"]), seed=int(cfg["seed"]),
+            scene_sha256=str(cfg["scene_sha256"]), scene_source=str(cfg["scene_source"]),
+            versions=json.loads(str(cfg["versions"])),
+            bs_name=_strings(f["bs/name"]), bs_position=f["bs/position"][()],
+            bs_orientation=f["bs/orientation"][()], bs_array=_read_array_geometry(f["bs"]),
+            ue_array=_read_array_geometry(f["ue"]), drive=drive,
+            ue_inside=f["ue/inside"][()], ue_inside_object=_strings(f["ue/inside_object"]),
+            carrier_frequency=float(f["channel"].attrs["carrier_frequency_hz"]),
+            bandwidth=float(f["channel"].attrs["bandwidth_hz"]),
+            frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
+            paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
+        )

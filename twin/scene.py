@@ -1,0 +1,422 @@
+"""Scenes: Sionna built-ins, Mitsuba XML, or any mesh trimesh reads.
+
+Every scene is loaded with per-object identity (no shape merging), so ground truth
+says *which* object (by name) a path hit. Meshes from trimesh are checked (NaN/inf
+vertices, empty meshes are errors; degenerate faces are dropped with a warning),
+converted to z-up metres, and written as one PLY per object into a Mitsuba XML.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import tempfile
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import trimesh
+
+from twin.backend import sionna_rt
+from twin.config import SceneConfig
+from twin.errors import TwinInputError
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenes"
+MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
+
+# Slab thickness [m] used for each ITU material (Sionna's thin-slab model).
+MATERIAL_THICKNESS_M: dict[str, float] = {
+    "concrete": 0.2,
+    "brick": 0.2,
+    "plasterboard": 0.0125,
+    "wood": 0.04,
+    "glass": 0.01,
+    "clear_acrylic": 0.01,
+    "ceiling_board": 0.02,
+    "chipboard": 0.02,
+    "plywood": 0.02,
+    "marble": 0.03,
+    "floorboard": 0.02,
+    "vinyl_tile": 0.005,
+    "carpet_tile": 0.01,
+    "asphalt_concrete": 0.1,
+    "metal": 0.002,
+    "very_dry_ground": 1.0,
+    "medium_dry_ground": 1.0,
+    "wet_ground": 1.0,
+}
+# glTF/OBJ exporters are usually y-up; the twin's world (Sionna's) is z-up.
+_Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
+
+
+class TwinWarning(UserWarning):
+    """Something the user should know about their input; the run goes on."""
+
+
+def itu_materials() -> dict[str, tuple[float, float]]:
+    """Valid material names (``itu_<type>``) and their frequency range [Hz]."""
+    from sionna.rt.radio_materials.itu import ITU_MATERIALS_PROPERTIES
+
+    out = {}
+    for itu_type, table in ITU_MATERIALS_PROPERTIES.items():
+        if itu_type == "vacuum":
+            continue
+        lows, highs = zip(*table.keys(), strict=True)
+        out[f"itu_{itu_type}"] = (min(lows) * 1e9, max(highs) * 1e9)
+    return out
+
+
+def check_material(name: str, frequency_hz: float, where: str) -> None:
+    """Raise a one-line error for an unknown material or one undefined at the frequency."""
+    valid = itu_materials()
+    if name not in valid:
+        raise TwinInputError(
+            f"{where}: unknown material '{name}' (valid: {', '.join(sorted(valid))})"
+        )
+    low, high = valid[name]
+    if not low <= frequency_hz <= high:
+        raise TwinInputError(
+            f"{where}: material '{name}' is defined for {low / 1e9:g}-{high / 1e9:g} GHz, "
+            f"not {frequency_hz / 1e9:g} GHz"
+        )
+
+
+@dataclass
+class TwinScene:
+    """A loaded Sionna scene plus the identity and geometry the truth needs.
+
+    Attributes
+    ----------
+    sionna_scene : the ``sionna.rt.Scene``.
+    source : what was loaded (``builtin:NAME``, a path).
+    sha256 : hash of the scene file and every mesh file it references.
+    object_names : ``[object_id] -> name``; ``""`` where no object has that id.
+    """
+
+    sionna_scene: Any
+    source: str
+    sha256: str
+    object_names: list[str]
+    _face_normals: dict[int, npt.NDArray[np.float64]] = field(default_factory=dict, repr=False)
+    _meshes: dict[int, trimesh.Trimesh] = field(default_factory=dict, repr=False)
+
+    def object_mesh(self, object_id: int) -> trimesh.Trimesh:
+        """World-space triangle mesh of an object (cached)."""
+        if object_id not in self._meshes:
+            name = self.object_names[object_id]
+            mi_mesh = self.sionna_scene.objects[name].mi_mesh
+            vertices = np.asarray(mi_mesh.vertex_positions_buffer(), dtype=np.float64)
+            faces = np.asarray(mi_mesh.faces_buffer(), dtype=np.int64)
+            self._meshes[object_id] = trimesh.Trimesh(
+                vertices.reshape(-1, 3), faces.reshape(-1, 3), process=False
+            )
+        return self._meshes[object_id]
+
+    def face_normals(self, object_id: int) -> npt.NDArray[np.float64]:
+        """Unit normals ``[face, 3]`` of an object's triangles, float64."""
+        if object_id not in self._face_normals:
+            mesh = self.object_mesh(object_id)
+            tri = mesh.triangles
+            n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+            norm = np.linalg.norm(n, axis=1, keepdims=True)
+            self._face_normals[object_id] = n / np.where(norm > 0, norm, 1.0)
+        return self._face_normals[object_id]
+
+    @property
+    def object_ids(self) -> list[int]:
+        return [i for i, n in enumerate(self.object_names) if n]
+
+    def bounding_box(self) -> npt.NDArray[np.float64]:
+        """``[2, 3]`` (min, max) corner of all objects [m]."""
+        bbox = self.sionna_scene.mi_scene.bbox()
+        return np.array([list(bbox.min), list(bbox.max)], dtype=np.float64)
+
+    def objects_containing(self, points: npt.ArrayLike) -> list[str]:
+        """For each point ``[N, 3]``, the name of a closed object containing it, or ``""``.
+
+        Only watertight objects are tested (an open surface has no inside).
+        """
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        inside = [""] * len(pts)
+        for oid in self.object_ids:
+            mesh = self.object_mesh(oid)
+            lo, hi = mesh.bounds
+            near = np.flatnonzero(np.all((pts >= lo) & (pts <= hi), axis=1))
+            if near.size == 0 or not mesh.is_watertight:
+                continue
+            hit = mesh.contains(pts[near])
+            for idx in near[hit]:
+                inside[idx] = inside[idx] or self.object_names[oid]
+        return inside
+
+
+# --------------------------------------------------------------------- sources
+
+
+def builtin_scenes() -> dict[str, Path]:
+    """Sionna RT's built-in scenes: name -> XML path."""
+    rt = sionna_rt()
+    out = {}
+    for name in dir(rt.scene):
+        value = getattr(rt.scene, name)
+        if isinstance(value, str) and value.endswith(".xml"):
+            out[name] = Path(value)
+    return dict(sorted(out.items()))
+
+
+def bundled_scenes() -> dict[str, Path]:
+    """The project's bundled scenes (``scenes/<name>/<name>.xml``): name -> XML path."""
+    if not BUNDLED_DIR.is_dir():
+        return {}
+    return {p.parent.name: p for p in sorted(BUNDLED_DIR.glob("*/*.xml")) if p.stem == p.parent.name}
+
+
+def resolve_scene_path(file: str, base_dir: Path) -> Path:
+    """Path of the scene file named in the config (``builtin:``/``bundled:`` or a path)."""
+    for prefix, table in (("builtin:", builtin_scenes), ("bundled:", bundled_scenes)):
+        if file.startswith(prefix):
+            name = file.removeprefix(prefix)
+            scenes = table()
+            if name not in scenes:
+                raise TwinInputError(
+                    f"scene.file: unknown scene '{file}' "
+                    f"(available: {', '.join(prefix + n for n in scenes)})"
+                )
+            return scenes[name]
+    path = Path(file).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        raise TwinInputError(f"scene.file: {file}: file not found")
+    return path
+
+
+def scene_sha256(path: Path) -> str:
+    """SHA-256 over a scene file and, for XML, every file it references."""
+    digest = hashlib.sha256(path.read_bytes())
+    if path.suffix.lower() == ".xml":
+        for ref in _xml_referenced_files(path):
+            if ref.is_file():
+                digest.update(ref.read_bytes())
+    return digest.hexdigest()
+
+
+def _xml_referenced_files(path: Path) -> Iterator[Path]:
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise TwinInputError(f"scene.file: {path}: not a valid XML scene ({exc})") from None
+    for node in root.iter("string"):
+        if node.get("name") == "filename" and node.get("value"):
+            yield path.parent / str(node.get("value"))
+
+
+# --------------------------------------------------------------------- loading
+
+
+def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) -> TwinScene:
+    """Load the scene named in the config.
+
+    Parameters
+    ----------
+    config : the ``scene`` section.
+    base_dir : directory that relative paths resolve against.
+    frequency_hz : carrier [Hz]; materials are checked against their ITU range.
+    """
+    for key, name in [("default", config.materials.default)] + [
+        (f"overrides['{glob}']", mat) for glob, mat in config.materials.overrides.items()
+    ]:
+        check_material(name, frequency_hz, f"scene.materials.{key}")
+    path = resolve_scene_path(config.file, base_dir)
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        if config.unit_scale != 1.0 or config.up_axis != "z":
+            raise TwinInputError(
+                "scene.unit_scale/up_axis: apply only to mesh files, not Mitsuba XML scenes"
+            )
+        sionna_scene = _load_xml(path)
+    elif suffix in MESH_SUFFIXES:
+        meshes = read_mesh_objects(path, unit_scale=config.unit_scale, up_axis=config.up_axis)
+        materials = {
+            name: _material_for(name, mesh_material, config)
+            for name, (_, mesh_material) in meshes.items()
+        }
+        with tempfile.TemporaryDirectory(prefix="twin-scene-") as tmp:
+            xml = write_mitsuba_scene(
+                {n: m for n, (m, _) in meshes.items()}, materials, Path(tmp)
+            )
+            sionna_scene = _load_xml(xml)
+    else:
+        raise TwinInputError(
+            f"scene.file: {path}: unsupported format '{suffix}' "
+            f"(use .xml or one of {', '.join(MESH_SUFFIXES)})"
+        )
+    if suffix == ".xml":
+        _apply_overrides(sionna_scene, config)
+    names = _object_names(sionna_scene)
+    if not any(names):
+        raise TwinInputError(f"scene.file: {path}: the scene has no objects")
+    source = config.file if ":" in config.file.split("/")[0] else str(path)
+    return TwinScene(sionna_scene, source, scene_sha256(path), names)
+
+
+def _load_xml(path: Path) -> Any:
+    rt = sionna_rt()
+    try:
+        return rt.load_scene(str(path), merge_shapes=False)
+    except Exception as exc:  # Mitsuba raises RuntimeError with a multi-line message
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise TwinInputError(f"scene.file: {path}: cannot load scene ({first[:200]})") from None
+
+
+def _object_names(sionna_scene: Any) -> list[str]:
+    objects = sionna_scene.objects
+    size = max((int(o.object_id) for o in objects.values()), default=-1) + 1
+    names = [""] * size
+    for name, obj in objects.items():
+        names[int(obj.object_id)] = name
+    return names
+
+
+def _material_for(object_name: str, mesh_material: str | None, config: SceneConfig) -> str:
+    for glob, material in config.materials.overrides.items():
+        if fnmatch.fnmatchcase(object_name.lower(), glob.lower()):
+            return material
+    if mesh_material is not None and mesh_material in itu_materials():
+        return mesh_material
+    return config.materials.default
+
+
+def _apply_overrides(sionna_scene: Any, config: SceneConfig) -> None:
+    if not config.materials.overrides:
+        return
+    for name, obj in sionna_scene.objects.items():
+        for glob, material in config.materials.overrides.items():
+            if fnmatch.fnmatchcase(name.lower(), glob.lower()):
+                obj.radio_material = _radio_material(sionna_scene, material)
+                break
+
+
+def _radio_material(sionna_scene: Any, name: str) -> Any:
+    rt = sionna_rt()
+    existing = sionna_scene.get(name)
+    if existing is not None:
+        return existing
+    itu_type = name.removeprefix("itu_")
+    return rt.ITURadioMaterial(name, itu_type, thickness=MATERIAL_THICKNESS_M.get(itu_type, 0.1))
+
+
+def read_mesh_objects(
+    path: Path, *, unit_scale: float = 1.0, up_axis: str = "z"
+) -> dict[str, tuple[trimesh.Trimesh, str | None]]:
+    """Read a mesh file into named, checked, z-up, metric objects.
+
+    Returns
+    -------
+    objects : name -> (mesh in world coordinates [m], the file's material name or None).
+    """
+    kwargs: dict[str, Any] = {}
+    if path.suffix.lower() == ".obj":
+        kwargs = {"split_objects": True, "split_groups": True, "group_material": False}
+    try:
+        loaded = trimesh.load(str(path), force="scene", process=False, **kwargs)
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        raise TwinInputError(f"scene.file: {path}: unreadable mesh ({type(exc).__name__})") from None
+    transform_fix = np.diag([unit_scale, unit_scale, unit_scale, 1.0])
+    if up_axis == "y":
+        transform_fix = transform_fix @ _Y_UP_TO_Z_UP
+    objects: dict[str, tuple[trimesh.Trimesh, str | None]] = {}
+    for node in loaded.graph.nodes_geometry:
+        transform, geom_name = loaded.graph[node]
+        geometry = loaded.geometry[geom_name]
+        if not isinstance(geometry, trimesh.Trimesh):
+            continue
+        vertices = np.asarray(geometry.vertices, dtype=np.float64)
+        if not np.all(np.isfinite(vertices)):
+            raise TwinInputError(
+                f"scene.file: {path}: object '{node}' has NaN/inf vertex coordinates"
+            )
+        mesh = trimesh.Trimesh(vertices, np.asarray(geometry.faces), process=False)
+        mesh.apply_transform(transform_fix @ np.asarray(transform))
+        keep = mesh.nondegenerate_faces(height=1e-9)
+        if not keep.all():
+            warnings.warn(
+                f"{path}: object '{node}': dropped {int((~keep).sum())} degenerate face(s)",
+                TwinWarning,
+                stacklevel=2,
+            )
+            mesh.update_faces(keep)
+            mesh.remove_unreferenced_vertices()
+        if len(mesh.faces) == 0:
+            continue
+        material = getattr(getattr(geometry.visual, "material", None), "name", None)
+        objects[_unique_name(_safe_name(str(node)), objects)] = (mesh, material)
+    if not objects:
+        raise TwinInputError(f"scene.file: {path}: empty mesh (no triangles)")
+    return objects
+
+
+def _safe_name(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", name).strip("_")
+    return safe or "object"
+
+
+def _unique_name(name: str, taken: dict[str, Any] | Sequence[str]) -> str:
+    candidate, k = name, 1
+    while candidate in taken:
+        candidate = f"{name}_{k}"
+        k += 1
+    return candidate
+
+
+def write_mitsuba_scene(
+    meshes: dict[str, trimesh.Trimesh], materials: dict[str, str], out_dir: Path
+) -> Path:
+    """Write named meshes as ``meshes/<name>.ply`` plus a Sionna-ready Mitsuba XML.
+
+    Parameters
+    ----------
+    meshes : object name -> world-space triangle mesh [m].
+    materials : object name -> ITU material name (``itu_<type>``).
+    out_dir : directory to write into; the XML is ``out_dir / f"{out_dir.name}.xml"``.
+
+    Returns
+    -------
+    The XML path.
+    """
+    (out_dir / "meshes").mkdir(parents=True, exist_ok=True)
+    root = ET.Element("scene", version="2.1.0")
+    for material in sorted(set(materials.values())):
+        itu_type = material.removeprefix("itu_")
+        bsdf = ET.SubElement(root, "bsdf", type="itu-radio-material", id=material)
+        ET.SubElement(bsdf, "string", name="type", value=itu_type)
+        ET.SubElement(
+            bsdf, "float", name="thickness", value=repr(MATERIAL_THICKNESS_M.get(itu_type, 0.1))
+        )
+    for name, mesh in meshes.items():
+        rel = f"meshes/{name}.ply"
+        mesh.export(str(out_dir / rel), file_type="ply", encoding="binary")
+        shape = ET.SubElement(root, "shape", type="ply", id=f"mesh-{name}")
+        ET.SubElement(shape, "string", name="filename", value=rel)
+        ET.SubElement(shape, "boolean", name="face_normals", value="true")
+        ET.SubElement(shape, "ref", id=materials[name], name="bsdf")
+    ET.indent(root)
+    xml_path = out_dir / f"{out_dir.name}.xml"
+    xml_path.write_text(ET.tostring(root, encoding="unicode") + "\n")
+    return xml_path
+
+
+def scene_bounding_box(path: Path) -> tuple[int, np.ndarray]:
+    """Number of shapes and ``[2, 3]`` bounding box [m] of a Mitsuba XML scene."""
+    sionna_rt()  # registers Sionna's radio-material plugins
+    import mitsuba as mi
+
+    scene = mi.load_file(str(path))
+    bbox = scene.bbox()
+    return len(scene.shapes()), np.array([list(bbox.min), list(bbox.max)], dtype=np.float64)

@@ -1,0 +1,133 @@
+"""Config → scene → traced drive → truth + CFR → run file."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, subcarrier_frequencies
+from estimators.types import ArrayGeometry
+from twin.channel import cfr as compute_cfr
+from twin.channel import cir_taps
+from twin.config import ArrayConfig, TwinConfig, load_config
+from twin.drive import Drive, build_drive
+from twin.runfile import RunData, check_output_path, package_versions, write_run
+from twin.scene import TwinScene, TwinWarning, load_twin_scene
+from twin.trace import BaseStation, DriveTracer
+
+
+def array_geometry(array: ArrayConfig, wavelength: float) -> ArrayGeometry:
+    """Local element positions of a configured planar array."""
+    spacing = array.spacing_wavelengths * wavelength
+    pols = 2 if array.polarization in ("VH", "cross") else 1
+    return ArrayGeometry(
+        element_positions=planar_array_positions(
+            array.rows, array.cols, vertical_spacing_m=spacing, horizontal_spacing_m=spacing,
+            num_polarizations=pols,
+        ),
+        rows=array.rows, cols=array.cols, polarization=array.polarization, pattern=array.pattern,
+    )
+
+
+@dataclass
+class Simulation:
+    """A finished simulation: the run data plus the live scene and tracer (for rendering)."""
+
+    run: RunData
+    scene: TwinScene
+    tracer: DriveTracer
+    config: TwinConfig
+
+
+def simulate(
+    config: TwinConfig,
+    base_dir: Path,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Simulation:
+    """Run a whole simulation in memory.
+
+    Parameters
+    ----------
+    config : validated config.
+    base_dir : directory relative paths in the config resolve against.
+    on_progress : ``(snapshots_done, snapshots_total)`` callback after each batch.
+    """
+    radio = config.radio
+    wavelength = SPEED_OF_LIGHT / radio.frequency_hz
+    scene = load_twin_scene(config.scene, base_dir, radio.frequency_hz)
+    drive = build_drive(config.ue, base_dir)
+    base_stations = [
+        BaseStation(bs.name, np.asarray(bs.position, float), np.asarray(bs.orientation, float))
+        for bs in config.base_stations
+    ]
+    inside_object = scene.objects_containing(drive.position)
+    _warn_inside(inside_object)
+    bs_array_cfg = config.base_stations[0].array
+    tracer = DriveTracer(
+        scene, base_stations, frequency_hz=radio.frequency_hz, bs_array=bs_array_cfg,
+        ue_array=config.ue.array, tracing=config.tracing, seed=config.seed,
+    )
+    total = drive.num_snapshots
+    paths = tracer.trace(
+        drive, on_batch=(lambda done: on_progress(done, total)) if on_progress else None
+    )
+    _warn_no_path(paths.valid, drive)
+    frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
+    cir = None
+    if config.outputs.cir:
+        cir = cir_taps(paths, radio.bandwidth_hz, config.outputs.cir_num_taps or radio.num_subcarriers)
+    run = RunData(
+        config_yaml=config.to_yaml(), seed=config.seed, scene_sha256=scene.sha256,
+        scene_source=scene.source, versions=package_versions(),
+        bs_name=tuple(bs.name for bs in base_stations),
+        bs_position=np.stack([bs.position for bs in base_stations]),
+        bs_orientation=np.stack([bs.orientation for bs in base_stations]),
+        bs_array=array_geometry(bs_array_cfg, wavelength),
+        ue_array=array_geometry(config.ue.array, wavelength),
+        drive=drive, ue_inside=np.array([bool(n) for n in inside_object]),
+        ue_inside_object=tuple(inside_object), carrier_frequency=radio.frequency_hz,
+        bandwidth=radio.bandwidth_hz, frequencies=frequencies,
+        cfr=compute_cfr(paths, frequencies), paths=paths, cir=cir,
+    )
+    return Simulation(run=run, scene=scene, tracer=tracer, config=config)
+
+
+def _warn_inside(inside_object: list[str]) -> None:
+    flagged = [i for i, name in enumerate(inside_object) if name]
+    if flagged:
+        objects = sorted({inside_object[i] for i in flagged})
+        warnings.warn(
+            f"{len(flagged)} UE position(s) lie inside closed object(s) {', '.join(objects)} "
+            f"(first: snapshot {flagged[0]}); flagged in /ue/inside",
+            TwinWarning, stacklevel=3,
+        )
+
+
+def _warn_no_path(valid: np.ndarray, drive: Drive) -> None:
+    empty = np.flatnonzero(~valid.any(axis=(1, 2)))
+    if empty.size:
+        warnings.warn(
+            f"{empty.size} of {drive.num_snapshots} snapshot(s) have no path to any BS "
+            f"(first: snapshot {empty[0]}); their CFR is zero",
+            TwinWarning, stacklevel=3,
+        )
+
+
+def simulate_to_file(
+    config_path: Path,
+    output: Path,
+    *,
+    overwrite: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Simulation:
+    """Load a YAML config, simulate, and write the run file atomically."""
+    config, base_dir = load_config(config_path)
+    check_output_path(output, overwrite)
+    sim = simulate(config, base_dir, on_progress=on_progress)
+    write_run(output, sim.run)
+    return sim

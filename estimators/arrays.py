@@ -88,7 +88,7 @@ def rotation_matrix(orientation: npt.ArrayLike) -> FloatArray:
     sa, ca = np.sin(o[..., 0]), np.cos(o[..., 0])
     sb, cb = np.sin(o[..., 1]), np.cos(o[..., 1])
     sc, cc = np.sin(o[..., 2]), np.cos(o[..., 2])
-    rot = np.empty(o.shape[:-1] + (3, 3))
+    rot = np.empty((*o.shape[:-1], 3, 3))
     rot[..., 0, 0] = ca * cb
     rot[..., 0, 1] = ca * sb * sc - sa * cc
     rot[..., 0, 2] = ca * sb * cc + sa * sc
@@ -107,14 +107,15 @@ def unit_direction(azimuth: npt.ArrayLike, zenith: npt.ArrayLike) -> FloatArray:
     Parameters
     ----------
     azimuth : ``[...]`` [rad], from +x toward +y.
-    zenith : ``[...]`` [rad], from +z.
+    zenith : ``[...]`` [rad], from +z (broadcast against ``azimuth``).
 
     Returns
     -------
     u : ``[..., 3]`` float64.
     """
-    phi = np.asarray(azimuth, dtype=np.float64)
-    theta = np.asarray(zenith, dtype=np.float64)
+    phi, theta = np.broadcast_arrays(
+        np.asarray(azimuth, dtype=np.float64), np.asarray(zenith, dtype=np.float64)
+    )
     return np.stack(
         [np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=-1
     )
@@ -166,7 +167,7 @@ def subcarrier_frequencies(num_subcarriers: int, bandwidth_hz: float) -> FloatAr
     """
     spacing = bandwidth_hz / num_subcarriers
     start = -(num_subcarriers // 2) if num_subcarriers % 2 == 0 else -(num_subcarriers - 1) // 2
-    return (np.arange(num_subcarriers) + start) * spacing
+    return (np.arange(num_subcarriers, dtype=np.float64) + start) * spacing
 
 
 def delay_response(frequencies: npt.ArrayLike, tau: npt.ArrayLike) -> ComplexArray:
@@ -249,7 +250,7 @@ def dft_beams(
     total = num_beams if num_beams is not None else n_y * n_z
     if total < 1:
         raise ValueError(f"num_beams must be >= 1, got {total}")
-    beams_z = max(1, min(n_z, int(round(np.sqrt(total * n_z / n_y)))) if n_z > 1 else 1)
+    beams_z = max(1, min(n_z, round(np.sqrt(total * n_z / n_y))) if n_z > 1 else 1)
     beams_y = int(np.ceil(total / beams_z))
     grid_y = -1.0 + (2.0 * np.arange(beams_y) + 1.0) / beams_y
     grid_z = -1.0 + (2.0 * np.arange(beams_z) + 1.0) / beams_z if beams_z > 1 else np.zeros(1)

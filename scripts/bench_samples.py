@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/bench_samples.py [--snapshots N]
 
-For every bundled scene (its drive.yaml, first N snapshots) it traces with several
+For every bundled scene (its drive.yaml, first N snapshots), or the drive configs
+given, it traces with several
 sample counts and prints, for each, the fraction of the reference (1e7) paths it
 found (paths matched by snapshot, interaction sequence, objects hit and delay) and
 the tracing time.
@@ -17,33 +18,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twin.config import load_config  # noqa: E402
-from twin.paths import PathSet  # noqa: E402
-from twin.scene import bundled_scenes  # noqa: E402
-from twin.simulate import simulate  # noqa: E402
+from twin.config import load_config
+from twin.scene import bundled_scenes
+from twin.simulate import simulate
 
 REFERENCE = 10_000_000
 CANDIDATES = (100_000, 300_000, 1_000_000, 3_000_000)
-
-
-def path_keys(paths: PathSet) -> set[tuple[object, ...]]:
-    """Identity of each valid path: snapshot, BS, interactions, object names, delay (0.1 ns)."""
-    keys = set()
-    names = paths.interaction_object_names()  # ids are not stable across scene loads
-    for t, b, p in zip(*paths.valid.nonzero(), strict=True):
-        keys.add((
-            int(t), int(b), tuple(paths.interaction_types[t, b, p].tolist()),
-            tuple(names[t, b, p].tolist()), round(float(paths.tau[t, b, p]) * 1e10),
-        ))
-    return keys
 
 
 def trace(config_path: Path, samples: int, snapshots: int) -> tuple[set[tuple[object, ...]], float]:
     config, base = load_config(config_path)
     traj = config.ue.trajectory
     assert traj is not None
+    # Non-deterministic mode: same paths, and memory that a 1e7 reference fits in.
     config = config.model_copy(update={"tracing": config.tracing.model_copy(
-        update={"samples_per_src": samples, "batch_size": snapshots})})
+        update={"samples_per_src": samples, "batch_size": snapshots, "deterministic": False})})
     # Keep the first `snapshots` samples of the drive: shorten it.
     length = traj.speed_mps * traj.sample_period_s * (snapshots - 1)
     start = traj.waypoints[0]
@@ -54,15 +43,18 @@ def trace(config_path: Path, samples: int, snapshots: int) -> tuple[set[tuple[ob
         "trajectory": traj.model_copy(update={"waypoints": [start, end]})})})
     t0 = time.perf_counter()
     sim = simulate(config, base)
-    return path_keys(sim.run.paths), time.perf_counter() - t0
+    return sim.run.paths.path_signatures(), time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--snapshots", type=int, default=16)
+    parser.add_argument("configs", nargs="*", type=Path,
+                        help="drive configs (default: every bundled scene's drive.yaml)")
     args = parser.parse_args()
-    for name, xml in bundled_scenes().items():
-        config_path = xml.parent / "drive.yaml"
+    configs = args.configs or [xml.parent / "drive.yaml" for xml in bundled_scenes().values()]
+    for config_path in configs:
+        name = config_path.parent.name if config_path.name == "drive.yaml" else config_path.stem
         trace(config_path, CANDIDATES[0], args.snapshots)  # warm-up (JIT compilation)
         ref, ref_time = trace(config_path, REFERENCE, args.snapshots)
         print(f"{name}: reference {REFERENCE:.0e} samples: {len(ref)} paths in {ref_time:.2f} s")

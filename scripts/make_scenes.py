@@ -19,7 +19,7 @@ import numpy as np
 import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from twin.scene import BUNDLED_DIR, write_mitsuba_scene  # noqa: E402
+from twin.scene import BUNDLED_DIR, write_mitsuba_scene
 
 
 def quad(corner: tuple[float, float, float], u: tuple[float, float, float],
@@ -74,8 +74,9 @@ def office_floor() -> tuple[dict[str, trimesh.Trimesh], dict[str, str]]:
             if side == "north" and x0 >= 12.0 and x1 <= 18.0:
                 continue  # the meeting room's glass front replaces this stretch
             if side == "north" and x0 < 12.0 < x1:
-                add(f"wall_corridor_{side}_{k // 2}a", wall_x(x0, 12.0, y, 0, H), "itu_plasterboard")
-                add(f"wall_corridor_{side}_{k // 2}b", wall_x(18.0, x1, y, 0, H), "itu_plasterboard")
+                plaster = "itu_plasterboard"
+                add(f"wall_corridor_{side}_{k // 2}a", wall_x(x0, 12.0, y, 0, H), plaster)
+                add(f"wall_corridor_{side}_{k // 2}b", wall_x(18.0, x1, y, 0, H), plaster)
                 continue
             add(f"wall_corridor_{side}_{k // 2}", wall_x(x0, x1, y, 0, H), "itu_plasterboard")
     add("glass_meeting_room", wall_x(12.0, 18.0, 8.0, 0, H), "itu_glass")

@@ -19,8 +19,8 @@ def _chunks(pathset: PathSet, per_snapshot: int) -> list[slice]:
 def cfr(pathset: PathSet, frequencies: npt.ArrayLike) -> npt.NDArray[np.complex64]:
     """Channel frequency response.
 
-    ``H[t, b, r, s, k] = Σ_p gain[t, b, p, r, s] exp(-j 2π f_k τ[t, b, p])``
-    (absolute delays: no normalisation, so ToA information is kept).
+    ``H[t, b, r, s, k] = Σ_p gain[t, b, p, r, s] exp(-j 2π f_k τ[t, b, p])`` over valid
+    paths (absolute delays: no normalisation, so ToA information is kept).
 
     Parameters
     ----------
@@ -35,8 +35,9 @@ def cfr(pathset: PathSet, frequencies: npt.ArrayLike) -> npt.NDArray[np.complex6
     T, B, P, Nr, Nt = pathset.gain.shape
     out = np.empty((T, B, Nr, Nt, f.size), dtype=np.complex64)
     for sl in _chunks(pathset, B * P * f.size * max(Nr * Nt, 1)):
-        tau = np.where(pathset.valid[sl], pathset.tau[sl], 0.0)
-        phase = np.exp(-2j * np.pi * tau[..., None] * f)  # [t, B, P, K]
+        valid = pathset.valid[sl]
+        tau = np.where(valid, pathset.tau[sl], 0.0)
+        phase = np.exp(-2j * np.pi * tau[..., None] * f) * valid[..., None]  # [t, B, P, K]
         out[sl] = np.einsum("tbprs,tbpk->tbrsk", pathset.gain[sl].astype(np.complex128), phase)
     return out
 

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,6 +25,7 @@ from twin.errors import TwinInputError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # help text is plain: "[m]" is a unit, not markup
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="mmWave radio digital twin for localization research.",
@@ -34,7 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
                   line: Any = None) -> None:
-    _err.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+    _err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", soft_wrap=True)
 
 
 def user_errors(func: F) -> F:
@@ -47,7 +50,7 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TwinInputError as exc:
-            _err.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True)
+            _err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(code=2) from None
         finally:
             warnings.showwarning = previous
@@ -57,7 +60,10 @@ def user_errors(func: F) -> F:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar; yields ``update(done, total)``."""
+    """A rich progress bar; yields ``update(done, total)``.
+
+    On an error the bar is erased, so the error stays the only line printed.
+    """
     if quiet:
         yield lambda done, total: None
         return
@@ -70,7 +76,11 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int],
         def update(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        yield update
+        try:
+            yield update
+        except BaseException:
+            progress.live.transient = True
+            raise
 
 
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Run file to write (.h5).")]
@@ -84,14 +94,17 @@ def scenes() -> None:
     """List bundled and built-in scenes with their bounding boxes [m]."""
     from twin.scene import builtin_scenes, bundled_scenes, scene_bounding_box
 
-    table = Table("scene", "objects", "min [m]", "max [m]", title="Scenes")
+    table = Table(title="Scenes")
+    table.add_column("scene", no_wrap=True)  # names must stay copyable into a config
+    for header in ("objects", "min \\[m]", "max \\[m]"):
+        table.add_column(header)
     for prefix, listing in (("bundled:", bundled_scenes()), ("builtin:", builtin_scenes())):
         for name, path in listing.items():
             count, bbox = scene_bounding_box(path)
             table.add_row(
                 prefix + name, str(count),
-                "({:.1f}, {:.1f}, {:.1f})".format(*bbox[0]),
-                "({:.1f}, {:.1f}, {:.1f})".format(*bbox[1]),
+                "({:g}, {:g}, {:g})".format(*np.round(bbox[0], 1) + 0.0),
+                "({:g}, {:g}, {:g})".format(*np.round(bbox[1], 1) + 0.0),
             )
     _out.print(table)
 
@@ -112,7 +125,8 @@ def simulate(
     if not quiet:
         paths = sim.run.paths
         _err.print(
-            f"wrote {output}: {paths.num_snapshots} snapshots, {int(paths.valid.sum())} paths"
+            escape(f"wrote {output}: {paths.num_snapshots} snapshots, "
+                   f"{int(paths.valid.sum())} paths")
         )
 
 
@@ -130,7 +144,7 @@ def demo(
     with progress_bar("tracing snapshots", quiet) as update:
         files = run_demo(output, on_progress=update)
     for label, path in files.items():
-        _out.print(f"{label}: {path}")
+        _out.print(escape(f"{label}: {path}"))
 
 
 def main() -> None:

@@ -67,8 +67,9 @@ def _read_positions_csv(path: Path) -> np.ndarray:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise TwinInputError(f"ue.positions_csv: {path}: unreadable ({type(exc).__name__})") from None
-    rows = []
+        reason = type(exc).__name__
+        raise TwinInputError(f"ue.positions_csv: {path}: unreadable ({reason})") from None
+    rows: list[list[float]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         cells = [c.strip() for c in line.replace(";", ",").split(",") if c.strip()]
         if not cells or cells[0].startswith("#"):

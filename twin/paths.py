@@ -30,8 +30,9 @@ class PathSet:
     Dims: ``T`` snapshots, ``B`` base stations, ``P`` paths (padded to the max over
     the run; see ``valid``), ``D`` max depth, ``Nr``/``Nt`` UE/BS antenna ports.
     Paths run from the BS (transmitter) to the UE (receiver); vertex ``0`` is the
-    interaction closest to the BS. Invalid (padding) entries are NaN for floats,
-    ``-1`` for ids and depth, ``NONE`` for interaction types.
+    interaction closest to the BS. Within a (snapshot, BS), valid paths come first,
+    sorted by delay (the earliest, e.g. the LOS, is path 0). Invalid (padding) entries
+    are NaN for floats, ``-1`` for ids and depth, ``NONE`` for interaction types.
 
     Attributes
     ----------
@@ -84,6 +85,22 @@ class PathSet:
         table = np.array([*self.object_names, ""], dtype=object)
         ids = np.where(self.object_ids >= 0, self.object_ids, len(self.object_names))
         return table[ids].astype(str)
+
+    def path_signatures(self, delay_resolution_s: float = 1e-10) -> set[tuple[object, ...]]:
+        """Identity of every valid path, comparable across runs and scene loads.
+
+        ``(snapshot, bs, interaction types, object names, delay / resolution rounded)``;
+        object *names*, not ids, because ids are not stable across scene loads.
+        """
+        names = self.interaction_object_names()
+        return {
+            (
+                int(t), int(b), tuple(self.interaction_types[t, b, p].tolist()),
+                tuple(names[t, b, p].tolist()),
+                round(float(self.tau[t, b, p]) / delay_resolution_s),
+            )
+            for t, b, p in zip(*self.valid.nonzero(), strict=True)
+        }
 
 
 def mirror_through_planes(

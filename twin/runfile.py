@@ -80,7 +80,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; a run file is as readable as any file
     try:
         yield tmp
-        os.replace(tmp, path)
+        tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import re
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,17 +60,25 @@ class TwinWarning(UserWarning):
     """Something the user should know about their input; the run goes on."""
 
 
-def itu_materials() -> dict[str, tuple[float, float]]:
-    """Valid material names (``itu_<type>``) and their frequency range [Hz]."""
+def itu_materials() -> dict[str, list[tuple[float, float]]]:
+    """Valid material names (``itu_<type>``) and the frequency ranges [Hz] they cover."""
     from sionna.rt.radio_materials.itu import ITU_MATERIALS_PROPERTIES
 
-    out = {}
-    for itu_type, table in ITU_MATERIALS_PROPERTIES.items():
-        if itu_type == "vacuum":
-            continue
-        lows, highs = zip(*table.keys(), strict=True)
-        out[f"itu_{itu_type}"] = (min(lows) * 1e9, max(highs) * 1e9)
-    return out
+    return {
+        f"itu_{itu_type}": _merge_ranges((low * 1e9, high * 1e9) for low, high in table)
+        for itu_type, table in ITU_MATERIALS_PROPERTIES.items()
+        if itu_type != "vacuum"
+    }
+
+
+def _merge_ranges(ranges: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
 
 
 def check_material(name: str, frequency_hz: float, where: str) -> None:
@@ -79,11 +88,11 @@ def check_material(name: str, frequency_hz: float, where: str) -> None:
         raise TwinInputError(
             f"{where}: unknown material '{name}' (valid: {', '.join(sorted(valid))})"
         )
-    low, high = valid[name]
-    if not low <= frequency_hz <= high:
+    ranges = valid[name]
+    if not any(low <= frequency_hz <= high for low, high in ranges):
+        spans = ", ".join(f"{low / 1e9:g}-{high / 1e9:g} GHz" for low, high in ranges)
         raise TwinInputError(
-            f"{where}: material '{name}' is defined for {low / 1e9:g}-{high / 1e9:g} GHz, "
-            f"not {frequency_hz / 1e9:g} GHz"
+            f"{where}: material '{name}' is defined for {spans}, not {frequency_hz / 1e9:g} GHz"
         )
 
 
@@ -174,7 +183,8 @@ def bundled_scenes() -> dict[str, Path]:
     """The project's bundled scenes (``scenes/<name>/<name>.xml``): name -> XML path."""
     if not BUNDLED_DIR.is_dir():
         return {}
-    return {p.parent.name: p for p in sorted(BUNDLED_DIR.glob("*/*.xml")) if p.stem == p.parent.name}
+    xmls = sorted(BUNDLED_DIR.glob("*/*.xml"))
+    return {p.parent.name: p for p in xmls if p.stem == p.parent.name}
 
 
 def resolve_scene_path(file: str, base_dir: Path) -> Path:
@@ -198,13 +208,33 @@ def resolve_scene_path(file: str, base_dir: Path) -> Path:
 
 
 def scene_sha256(path: Path) -> str:
-    """SHA-256 over a scene file and, for XML, every file it references."""
+    """SHA-256 over a scene file and every file it references (XML meshes, glTF
+    buffers and images, OBJ material libraries)."""
     digest = hashlib.sha256(path.read_bytes())
-    if path.suffix.lower() == ".xml":
-        for ref in _xml_referenced_files(path):
-            if ref.is_file():
-                digest.update(ref.read_bytes())
+    for ref in _referenced_files(path):
+        if ref.is_file():
+            digest.update(ref.read_bytes())
     return digest.hexdigest()
+
+
+def _referenced_files(path: Path) -> list[Path]:
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return list(_xml_referenced_files(path))
+    if suffix == ".gltf":
+        try:
+            gltf = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            return []  # the loader reports the unreadable file
+        uris = [item.get("uri", "") for key in ("buffers", "images") for item in gltf.get(key, [])]
+        return [path.parent / u for u in uris if u and not u.startswith("data:")]
+    if suffix == ".obj":
+        refs: list[Path] = []
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("mtllib "):
+                refs.extend(path.parent / name for name in line.split()[1:])
+        return refs
+    return []
 
 
 def _xml_referenced_files(path: Path) -> Iterator[Path]:
@@ -262,8 +292,22 @@ def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) ->
     names = _object_names(sionna_scene)
     if not any(names):
         raise TwinInputError(f"scene.file: {path}: the scene has no objects")
+    _check_scene_materials(sionna_scene, frequency_hz, path)
     source = config.file if ":" in config.file.split("/")[0] else str(path)
     return TwinScene(sionna_scene, source, scene_sha256(path), names)
+
+
+def _check_scene_materials(sionna_scene: Any, frequency_hz: float, path: Path) -> None:
+    """Every ITU material the scene uses must be defined at the carrier frequency."""
+    rt = sionna_rt()
+    checked: set[str] = set()
+    for name, obj in sionna_scene.objects.items():
+        material = obj.radio_material
+        if not isinstance(material, rt.ITURadioMaterial) or material.name in checked:
+            continue
+        checked.add(material.name)
+        check_material(f"itu_{material.itu_type}", frequency_hz,
+                       f"scene.file: {path.name}: object '{name}'")
 
 
 def _load_xml(path: Path) -> Any:
@@ -325,9 +369,10 @@ def read_mesh_objects(
     if path.suffix.lower() == ".obj":
         kwargs = {"split_objects": True, "split_groups": True, "group_material": False}
     try:
-        loaded = trimesh.load(str(path), force="scene", process=False, **kwargs)
+        loaded = trimesh.load_scene(str(path), process=False, **kwargs)
     except Exception as exc:  # trimesh raises many types for unreadable files
-        raise TwinInputError(f"scene.file: {path}: unreadable mesh ({type(exc).__name__})") from None
+        reason = type(exc).__name__
+        raise TwinInputError(f"scene.file: {path}: unreadable mesh ({reason})") from None
     transform_fix = np.diag([unit_scale, unit_scale, unit_scale, 1.0])
     if up_axis == "y":
         transform_fix = transform_fix @ _Y_UP_TO_Z_UP
@@ -342,7 +387,12 @@ def read_mesh_objects(
             raise TwinInputError(
                 f"scene.file: {path}: object '{node}' has NaN/inf vertex coordinates"
             )
-        mesh = trimesh.Trimesh(vertices, np.asarray(geometry.faces), process=False)
+        faces = np.asarray(geometry.faces)
+        if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+            raise TwinInputError(
+                f"scene.file: {path}: object '{node}' has faces indexing missing vertices"
+            )
+        mesh = trimesh.Trimesh(vertices, faces, process=False)
         mesh.apply_transform(transform_fix @ np.asarray(transform))
         keep = mesh.nondegenerate_faces(height=1e-9)
         if not keep.all():
@@ -417,6 +467,6 @@ def scene_bounding_box(path: Path) -> tuple[int, np.ndarray]:
     sionna_rt()  # registers Sionna's radio-material plugins
     import mitsuba as mi
 
-    scene = mi.load_file(str(path))
+    scene = mi.load_file(str(path), optimize=False)  # optimize=True merges shapes
     bbox = scene.bbox()
     return len(scene.shapes()), np.array([list(bbox.min), list(bbox.max)], dtype=np.float64)

@@ -80,7 +80,8 @@ def simulate(
     frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
     cir = None
     if config.outputs.cir:
-        cir = cir_taps(paths, radio.bandwidth_hz, config.outputs.cir_num_taps or radio.num_subcarriers)
+        num_taps = config.outputs.cir_num_taps or radio.num_subcarriers
+        cir = cir_taps(paths, radio.bandwidth_hz, num_taps)
     run = RunData(
         config_yaml=config.to_yaml(), seed=config.seed, scene_sha256=scene.sha256,
         scene_source=scene.source, versions=package_versions(),

@@ -48,7 +48,9 @@ def _beams(
     return given
 
 
-def thermal_noise_variance(bandwidth_hz: float, num_subcarriers: int, noise_figure_db: float) -> float:
+def thermal_noise_variance(
+    bandwidth_hz: float, num_subcarriers: int, noise_figure_db: float
+) -> float:
     """Noise variance per subcarrier sample [W]: ``k_B T_0 (B / K) NF``."""
     dbm = BOLTZMANN_DBM_PER_HZ + 10 * np.log10(bandwidth_hz / num_subcarriers) + noise_figure_db
     return float(10 ** ((dbm - 30.0) / 10.0))

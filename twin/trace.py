@@ -71,7 +71,7 @@ class DriveTracer:
     frequency_hz : carrier [Hz].
     bs_array, ue_array : array configs.
     tracing : solver settings.
-    seed : solver seed (with ``deterministic=True``, same seed ⇒ same paths).
+    seed : solver seed (with ``tracing.deterministic``, same seed ⇒ identical arrays).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class DriveTracer:
                 )
             )
         self._receivers: list[Any] = []
-        self._solver = rt.PathSolver(deterministic=True)
+        self._solver = rt.PathSolver(deterministic=tracing.deterministic)
 
     def solve(
         self,
@@ -193,7 +193,7 @@ class DriveTracer:
         primitive_ids = np.where(present & (raw_prims != _INVALID_U32), raw_prims, -1)
         points = np.where(present[..., None], vertices, nan)
         anchor = self._virtual_anchors(types, points, object_ids, primitive_ids, valid)
-        return {
+        truth = {
             "valid": valid,
             "tau": tau,
             "gain": np.where(valid[..., None, None], gain, 0).astype(np.complex64),
@@ -207,6 +207,7 @@ class DriveTracer:
             "primitive_ids": primitive_ids,
             "virtual_anchor": anchor,
         }
+        return _in_canonical_order(truth)
 
     def _virtual_anchors(
         self,
@@ -225,9 +226,31 @@ class DriveTracer:
             sel = specular & (object_ids == oid)
             normals[sel] = self.scene.face_normals(int(oid))[primitive_ids[sel]]
         bs = np.stack([b.position for b in self.base_stations])  # [B, 3]
-        anchor_source = np.broadcast_to(bs[None, :, None, :], points.shape[:3] + (3,))
+        anchor_source = np.broadcast_to(bs[None, :, None, :], (*points.shape[:3], 3))
         anchor = mirror_through_planes(anchor_source, points, normals, specular)
         return np.where(representable[..., None], anchor, np.nan)
+
+
+def _in_canonical_order(truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sort the paths of every (snapshot, BS): valid first, by delay, ties by vertices.
+
+    Sionna's path order depends on the solver's internals; a canonical order makes
+    runs comparable and puts the earliest arrival (the LOS when there is one) first.
+    """
+    valid = truth["valid"]
+    depth_dim = truth["interaction_types"].shape[-1]
+    tie_breaks = [
+        truth[key][..., d]
+        for key in ("primitive_ids", "object_ids", "interaction_types")
+        for d in reversed(range(depth_dim))
+    ]
+    order = np.lexsort(
+        (*tie_breaks, np.where(valid, truth["tau"], np.inf), ~valid), axis=-1
+    )
+    return {
+        key: np.take_along_axis(arr, order.reshape(order.shape + (1,) * (arr.ndim - 3)), axis=2)
+        for key, arr in truth.items()
+    }
 
 
 def _concat_snapshots(batches: list[dict[str, np.ndarray]], names: Sequence[str]) -> PathSet:

@@ -72,7 +72,8 @@ def _path_by_objects(sim: object, t: int, names: tuple[str, ...]) -> int:
 @pytest.fixture(scope="module")
 def two_walls(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, np.ndarray]:
     tmp = tmp_path_factory.mktemp("walls")
-    scene = write_obj(tmp / "walls.obj", {**wall_y("wall_north", 10.0), **wall_y("wall_south", -10.0)})
+    walls = {**wall_y("wall_north", 10.0), **wall_y("wall_south", -10.0)}
+    scene = write_obj(tmp / "walls.obj", walls)
     ue = np.array([[20.0, 2.0, 1.5], [-15.0, 5.0, 2.0], [5.0, -3.0, 1.0]])
     config = make_config(
         scene, ue_positions=ue,
@@ -120,7 +121,8 @@ def test_double_bounce_matches_image_method(
         np.testing.assert_allclose(paths.interaction_points[t, 0, p, 1], point2,
                                    atol=GEOMETRY_ABS_M)
         np.testing.assert_allclose(paths.virtual_anchor[t, 0, p], image2, atol=GEOMETRY_ABS_M)
-        assert abs(SPEED_OF_LIGHT * paths.tau[t, 0, p] - np.linalg.norm(image2 - u)) < GEOMETRY_ABS_M
+        length = SPEED_OF_LIGHT * paths.tau[t, 0, p]
+        assert abs(length - np.linalg.norm(image2 - u)) < GEOMETRY_ABS_M
 
 
 def test_two_walls_path_inventory(two_walls: tuple[object, np.ndarray]) -> None:

@@ -1,0 +1,108 @@
+"""Observation builder: signal model, SNR and thermal noise, uplink, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, subcarrier_frequencies
+from estimators.types import ArrayGeometry, Observation
+from tests.tolerances import FLOAT64_REL
+from twin.sounding import build_observation, thermal_noise_variance
+
+FC = 28e9
+LAM = SPEED_OF_LIGHT / FC
+
+
+def geometry(rows: int, cols: int) -> ArrayGeometry:
+    half = LAM / 2
+    pos = planar_array_positions(rows, cols, vertical_spacing_m=half, horizontal_spacing_m=half)
+    return ArrayGeometry(pos, rows, cols)
+
+
+def random_channel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * 1e-5
+
+
+def observe(cfr: np.ndarray, seed: int = 0, **kwargs: object) -> Observation:
+    _T, B, Nr, Nt, K = cfr.shape
+    return build_observation(
+        cfr, frequencies=subcarrier_frequencies(K, 100e6), carrier_frequency=FC,
+        bs_position=np.zeros((B, 3)), bs_orientation=np.zeros((B, 3)),
+        bs_array=geometry(1, Nt), ue_array=geometry(1, Nr), rng=np.random.default_rng(seed),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def noiseless(obs: Observation, cfr: np.ndarray) -> np.ndarray:
+    h = cfr if obs.link == "downlink" else np.swapaxes(cfr, 2, 3)
+    return np.einsum("tbrn,tbrsk,tbsm,mk->tbnmk", obs.combiners.conj(), h, obs.precoders,
+                     obs.pilots)
+
+
+def test_signal_model_and_snr_definition() -> None:
+    rng = np.random.default_rng(1)
+    cfr = random_channel(rng, (3, 2, 2, 16, 64))
+    obs = observe(cfr, snr_db=10.0, precoder="dft", num_beams=16)
+    y0 = noiseless(obs, cfr)
+    power = np.mean(np.abs(y0) ** 2, axis=(2, 3, 4))
+    np.testing.assert_allclose(obs.noise_variance, power / 10.0, rtol=FLOAT64_REL)
+    noise = obs.y - y0
+    # Identity combiner: the noise is CN(0, σ²) per sample; 2*16*64 samples per (t, b).
+    empirical = np.mean(np.abs(noise) ** 2, axis=(2, 3, 4))
+    n = noise[0, 0].size
+    np.testing.assert_allclose(empirical, obs.noise_variance, rtol=6 / np.sqrt(n))
+    assert obs.y.shape == (3, 2, 2, 16, 64)
+    assert np.allclose(np.abs(obs.pilots), 1.0)
+
+
+def test_thermal_noise_closed_form() -> None:
+    # -174 dBm/Hz + 10 log10(100 MHz / 64) + 7 dB
+    expected_dbm = -174 + 10 * np.log10(100e6 / 64) + 7
+    sigma2 = thermal_noise_variance(100e6, 64, 7.0)
+    assert abs(10 * np.log10(sigma2) + 30 - expected_dbm) < 1e-9
+    rng = np.random.default_rng(2)
+    cfr = random_channel(rng, (1, 1, 1, 4, 64))
+    obs = observe(cfr, tx_power_dbm=20.0, bandwidth_hz=100e6, noise_figure_db=7.0,
+                  precoder="identity")
+    np.testing.assert_allclose(obs.noise_variance, sigma2, rtol=FLOAT64_REL)
+    # Pilot energy per subcarrier = P / K.
+    np.testing.assert_allclose(np.abs(obs.pilots) ** 2, 0.1 / 64, rtol=FLOAT64_REL)
+
+
+def test_uplink_uses_the_reciprocal_channel() -> None:
+    rng = np.random.default_rng(3)
+    cfr = random_channel(rng, (2, 1, 2, 8, 16))
+    obs = observe(cfr, snr_db=200.0, link="uplink", precoder="identity", combiner="dft")
+    assert obs.precoders.shape == (2, 1, 2, 2)  # UE antennas transmit
+    assert obs.combiners.shape == (2, 1, 8, 8)  # BS antennas receive
+    np.testing.assert_allclose(obs.y, noiseless(obs, cfr), rtol=1e-8)
+
+
+def test_seeded_and_reproducible() -> None:
+    cfr = random_channel(np.random.default_rng(4), (2, 1, 1, 8, 16))
+    a = observe(cfr, seed=5, snr_db=0.0, precoder="random", num_beams=6)
+    b = observe(cfr, seed=5, snr_db=0.0, precoder="random", num_beams=6)
+    c = observe(cfr, seed=6, snr_db=0.0, precoder="random", num_beams=6)
+    np.testing.assert_array_equal(a.y, b.y)
+    np.testing.assert_array_equal(a.precoders, b.precoders)
+    assert not np.allclose(a.y, c.y)
+    np.testing.assert_allclose(np.linalg.norm(a.precoders, axis=2), 1.0, rtol=FLOAT64_REL)
+
+
+def test_snapshot_without_paths_gets_the_run_noise_level() -> None:
+    cfr = random_channel(np.random.default_rng(7), (2, 1, 1, 4, 8))
+    cfr[1] = 0
+    obs = observe(cfr, snr_db=10.0, precoder="identity")
+    np.testing.assert_allclose(obs.noise_variance[1], obs.noise_variance[0], rtol=FLOAT64_REL)
+    assert np.all(np.isfinite(obs.y))
+
+
+def test_bad_arguments() -> None:
+    cfr = np.zeros((1, 1, 1, 4, 8), complex)
+    with pytest.raises(ValueError, match="exactly one of snr_db and tx_power_dbm"):
+        observe(cfr)
+    with pytest.raises(ValueError, match="exactly one"):
+        observe(cfr, snr_db=1.0, tx_power_dbm=1.0, bandwidth_hz=1e6)
+    with pytest.raises(ValueError, match="precoder"):
+        observe(cfr, snr_db=1.0, precoder=np.ones((3, 2)))

@@ -45,13 +45,14 @@ class PathSet:
     depth : ``[T, B, P]`` int16, number of interactions (0 = LOS).
     interaction_types : ``[T, B, P, D]`` uint8 (:class:`InteractionType`).
     interaction_points : ``[T, B, P, D, 3]`` float64 [m].
-    object_ids : ``[T, B, P, D]`` int32, index into ``object_names``.
+    object_ids : ``[T, B, P, D]`` int32, index into ``object_names`` (sorted names:
+        stable across runs, unlike Sionna's own ids).
     primitive_ids : ``[T, B, P, D]`` int64, triangle index within the object.
     virtual_anchor : ``[T, B, P, 3]`` float64 [m]: the BS mirrored through the
         reflecting planes of a path made only of specular reflections and (thin-slab,
         undeflected) refractions, so that ``c τ = |virtual_anchor - UE|``; the BS
         itself for LOS; NaN for paths with diffuse or diffracted vertices.
-    object_names : name of each object id (``""`` where no object has that id).
+    object_names : the scene's object names, sorted; ``object_names[id]``.
     """
 
     valid: npt.NDArray[np.bool_]
@@ -90,7 +91,7 @@ class PathSet:
         """Identity of every valid path, comparable across runs and scene loads.
 
         ``(snapshot, bs, interaction types, object names, delay / resolution rounded)``;
-        object *names*, not ids, because ids are not stable across scene loads.
+        object *names*, so that runs on differently numbered scenes compare.
         """
         names = self.interaction_object_names()
         return {

@@ -3,10 +3,10 @@
 Layout (group/dataset names are the contract, see README "Data files")::
 
     /config   attrs: yaml, seed, schema_version, scene_sha256, scene_source, versions
-    /scene    object_names[O], bbox[2,3]
+    /scene    object_names[O] (sorted; /paths/object_ids index it)
     /bs       name[B], position[B,3], orientation[B,3], array/{element_positions[N,3]}
     /ue       time[T], position[T,3], velocity[T,3], orientation[T,3], inside[T],
-              inside_object[T], array/{element_positions[N,3]}
+              inside_object[T], no_path[T], array/{element_positions[N,3]}
     /channel  frequencies[K], cfr[T,B,Nr,Nt,K] (+ cir[T,B,Nr,Nt,L] on request)
     /paths    valid, tau, gain, aod, aoa, doppler, depth, interaction_types,
               interaction_points, object_ids, primitive_ids, virtual_anchor
@@ -151,6 +151,8 @@ def write_run(path: Path, run: RunData) -> None:
         _write_array(ue, "orientation", run.drive.orientation, units="rad (yaw, pitch, roll)")
         _write_array(ue, "inside", run.ue_inside)
         _write_strings(ue, "inside_object", run.ue_inside_object)
+        _write_array(ue, "no_path", ~run.paths.valid.any(axis=(1, 2)),
+                     meaning="no path to any BS at this snapshot")
         _write_array_geometry(ue, run.ue_array)
         ch = f.create_group("channel")
         ch.attrs.update(carrier_frequency_hz=run.carrier_frequency, bandwidth_hz=run.bandwidth)

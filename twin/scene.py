@@ -105,13 +105,16 @@ class TwinScene:
     sionna_scene : the ``sionna.rt.Scene``.
     source : what was loaded (``builtin:NAME``, a path).
     sha256 : hash of the scene file and every mesh file it references.
-    object_names : ``[object_id] -> name``; ``""`` where no object has that id.
+    object_names : the objects' names, sorted; an object's (canonical) id is its index
+        here. Sionna's own ids depend on what the process loaded before, so they never
+        leave this class (see :meth:`canonical_object_ids`).
     """
 
     sionna_scene: Any
     source: str
     sha256: str
     object_names: list[str]
+    _sionna_to_canonical: npt.NDArray[np.int64] = field(repr=False)
     _face_normals: dict[int, npt.NDArray[np.float64]] = field(default_factory=dict, repr=False)
     _meshes: dict[int, trimesh.Trimesh] = field(default_factory=dict, repr=False)
 
@@ -137,9 +140,26 @@ class TwinScene:
             self._face_normals[object_id] = n / np.where(norm > 0, norm, 1.0)
         return self._face_normals[object_id]
 
+    @classmethod
+    def from_sionna(cls, sionna_scene: Any, source: str, sha256: str) -> TwinScene:
+        """Wrap a loaded Sionna scene, numbering its objects by sorted name."""
+        objects = sionna_scene.objects
+        names = sorted(objects)
+        size = max((int(o.object_id) for o in objects.values()), default=-1) + 1
+        table = np.full(size, -1, dtype=np.int64)
+        for index, name in enumerate(names):
+            table[int(objects[name].object_id)] = index
+        return cls(sionna_scene, source, sha256, names, table)
+
+    def canonical_object_ids(self, sionna_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Map Sionna object ids (any shape) to canonical ids (-1 where unknown)."""
+        ids = np.asarray(sionna_ids, dtype=np.int64)
+        inside = (ids >= 0) & (ids < len(self._sionna_to_canonical))
+        return np.where(inside, self._sionna_to_canonical[np.where(inside, ids, 0)], -1)
+
     @property
     def object_ids(self) -> list[int]:
-        return [i for i, n in enumerate(self.object_names) if n]
+        return list(range(len(self.object_names)))
 
     def bounding_box(self) -> npt.NDArray[np.float64]:
         """``[2, 3]`` (min, max) corner of all objects [m]."""
@@ -289,12 +309,11 @@ def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) ->
         )
     if suffix == ".xml":
         _apply_overrides(sionna_scene, config)
-    names = _object_names(sionna_scene)
-    if not any(names):
+    if not sionna_scene.objects:
         raise TwinInputError(f"scene.file: {path}: the scene has no objects")
     _check_scene_materials(sionna_scene, frequency_hz, path)
     source = config.file if ":" in config.file.split("/")[0] else str(path)
-    return TwinScene(sionna_scene, source, scene_sha256(path), names)
+    return TwinScene.from_sionna(sionna_scene, source, scene_sha256(path))
 
 
 def _check_scene_materials(sionna_scene: Any, frequency_hz: float, path: Path) -> None:
@@ -317,15 +336,6 @@ def _load_xml(path: Path) -> Any:
     except Exception as exc:  # Mitsuba raises RuntimeError with a multi-line message
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise TwinInputError(f"scene.file: {path}: cannot load scene ({first[:200]})") from None
-
-
-def _object_names(sionna_scene: Any) -> list[str]:
-    objects = sionna_scene.objects
-    size = max((int(o.object_id) for o in objects.values()), default=-1) + 1
-    names = [""] * size
-    for name, obj in objects.items():
-        names[int(obj.object_id)] = name
-    return names
 
 
 def _material_for(object_name: str, mesh_material: str | None, config: SceneConfig) -> str:

@@ -6,13 +6,14 @@ is drawn from the ``rng`` passed in.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, dft_beams, random_beams
 from estimators.types import ArrayGeometry, Link, Observation
+from twin.runfile import RunData
 
 BOLTZMANN_DBM_PER_HZ = -174.0
 """Thermal noise density ``k_B T_0`` at 290 K [dBm/Hz]."""
@@ -158,4 +159,20 @@ def build_observation(
         link=link,
         snapshot_time=np.asarray(snapshot_time if snapshot_time is not None else np.zeros(T)),
         seed=seed,
+    )
+
+
+def observation_from_run(
+    run: RunData, *, rng: np.random.Generator, seed: int | None = None, **options: Any
+) -> Observation:
+    """:func:`build_observation` on a run's CFR, with its geometry filled in.
+
+    ``options`` are the keyword arguments of :func:`build_observation` (``snr_db`` or
+    ``tx_power_dbm``, ``link``, ``precoder``, ``num_beams``, ...).
+    """
+    return build_observation(
+        run.cfr, frequencies=run.frequencies, carrier_frequency=run.carrier_frequency,
+        bs_position=run.bs_position, bs_orientation=run.bs_orientation, bs_array=run.bs_array,
+        ue_array=run.ue_array, rng=rng, bandwidth_hz=options.pop("bandwidth_hz", run.bandwidth),
+        snapshot_time=run.drive.time, seed=seed, **options,
     )

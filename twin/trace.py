@@ -189,7 +189,9 @@ class DriveTracer:
         present = (types != InteractionType.NONE) & valid[..., None]
         types[~present] = InteractionType.NONE
         depth = np.where(valid, present.sum(axis=-1), -1).astype(np.int16)
-        object_ids = np.where(present & (raw_objects != _INVALID_U32), raw_objects, -1)
+        known = present & (raw_objects != _INVALID_U32)
+        canonical = self.scene.canonical_object_ids(np.where(known, raw_objects, 0))
+        object_ids = np.where(known, canonical, -1)
         primitive_ids = np.where(present & (raw_prims != _INVALID_U32), raw_prims, -1)
         points = np.where(present[..., None], vertices, nan)
         anchor = self._virtual_anchors(types, points, object_ids, primitive_ids, valid)

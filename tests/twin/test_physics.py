@@ -183,3 +183,49 @@ def test_steering_consistency_with_estimator_forward_model(tmp_path: Path) -> No
         # The recorded angles are the geometric ones too.
         np.testing.assert_allclose(run.paths.aod[t, 0, 0], aod[0], atol=1e-5)
         np.testing.assert_allclose(run.paths.aoa[t, 0, 0], aoa[0], atol=1e-5)
+
+
+def test_user_glb_mesh_end_to_end_run_file(tmp_path: Path) -> None:
+    """A user's GLB (y-up, centimetres) + YAML → `twin simulate` → run file whose
+    single-bounce points and virtual anchors match the image method and name the wall."""
+    import subprocess
+    import sys
+
+    import trimesh
+    import yaml
+
+    from twin.runfile import read_run
+
+    def y_up_cm(corner: tuple[float, float, float], u: tuple[float, float, float],
+                v: tuple[float, float, float]) -> trimesh.Trimesh:
+        c, du, dv = (np.asarray(a, float) for a in (corner, u, v))
+        z_up = np.array([c, c + du, c + du + dv, c + dv])
+        y_up = np.stack([z_up[:, 0], z_up[:, 2], -z_up[:, 1]], axis=-1) * 100.0
+        return trimesh.Trimesh(y_up, [[0, 1, 2], [0, 2, 3]], process=False)
+
+    glb = tmp_path / "building.glb"
+    trimesh.Scene({
+        "facade_east": y_up_cm((-100, 10, -50), (200, 0, 0), (0, 0, 100)),
+        "facade_west": y_up_cm((-100, -10, -50), (200, 0, 0), (0, 0, 100)),
+    }).export(str(glb))
+    ue = np.array([[20.0, 2.0, 1.5], [-15.0, 5.0, 2.0]])
+    config = make_config(glb.name, ue_positions=ue, tracing={"max_depth": 1})
+    config["scene"].update({"unit_scale": 0.01, "up_axis": "y"})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    twin = Path(sys.executable).parent / "twin"
+    done = subprocess.run([str(twin), "simulate", "run.yaml", "-o", "run.h5", "-q"],
+                          cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    run = read_run(tmp_path / "run.h5")
+    p = run.paths
+    names = p.interaction_object_names()
+    for wall, plane_y in (("facade_east", 10.0), ("facade_west", -10.0)):
+        for t, u in enumerate(ue):
+            single = p.valid[t, 0] & (p.depth[t, 0] == 1)
+            hits = np.flatnonzero(single & (names[t, 0, :, 0] == wall))
+            assert hits.size == 1, f"{wall} at snapshot {t}"
+            k = hits[0]
+            image = mirror(BS, plane_y)
+            np.testing.assert_allclose(p.interaction_points[t, 0, k, 0],
+                                       hit_plane(image, u, plane_y), atol=GEOMETRY_ABS_M)
+            np.testing.assert_allclose(p.virtual_anchor[t, 0, k], image, atol=GEOMETRY_ABS_M)

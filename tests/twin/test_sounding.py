@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, subcarrier_frequencies
 from estimators.types import ArrayGeometry, Observation
+from tests.conftest import make_config, run_config, wall_y, write_obj
 from tests.tolerances import FLOAT64_REL
-from twin.sounding import build_observation, thermal_noise_variance
+from twin.sounding import build_observation, observation_from_run, thermal_noise_variance
 
 FC = 28e9
 LAM = SPEED_OF_LIGHT / FC
@@ -106,3 +109,20 @@ def test_bad_arguments() -> None:
         observe(cfr, snr_db=1.0, tx_power_dbm=1.0, bandwidth_hz=1e6)
     with pytest.raises(ValueError, match="precoder"):
         observe(cfr, snr_db=1.0, precoder=np.ones((3, 2)))
+
+
+def test_observation_from_a_traced_run(tmp_path: Path) -> None:
+    """The run's geometry reaches the observation; the noiseless part is the run's CFR."""
+    scene = write_obj(tmp_path / "wall.obj", wall_y("wall", 10.0))
+    config = make_config(scene, ue_positions=[[10.0, 2.0, 1.5], [-5.0, 4.0, 1.5]],
+                         bs_array={"rows": 1, "cols": 8}, bs_orientation=(0.3, 0.0, 0.0))
+    run = run_config(config, tmp_path).run
+    obs = observation_from_run(run, rng=np.random.default_rng(0), seed=0, snr_db=20.0)
+    assert obs.y.shape == (2, 1, 1, 8, 32) and obs.link == "downlink"
+    np.testing.assert_array_equal(obs.bs_orientation, [[0.3, 0.0, 0.0]])
+    np.testing.assert_array_equal(obs.bs_array.element_positions, run.bs_array.element_positions)
+    assert obs.carrier_frequency == run.carrier_frequency
+    np.testing.assert_array_equal(obs.snapshot_time, run.drive.time)
+    y0 = noiseless(obs, run.cfr.astype(np.complex128))
+    snr = np.mean(np.abs(y0) ** 2, axis=(2, 3, 4)) / obs.noise_variance
+    np.testing.assert_allclose(10 * np.log10(snr), 20.0, rtol=FLOAT64_REL)

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import trimesh
 
-from twin.backend import sionna_rt
+from twin.backend import mitsuba, sionna_rt
 from twin.config import SceneConfig
 from twin.errors import TwinInputError
 
@@ -474,9 +474,7 @@ def write_mitsuba_scene(
 
 def scene_bounding_box(path: Path) -> tuple[int, np.ndarray]:
     """Number of shapes and ``[2, 3]`` bounding box [m] of a Mitsuba XML scene."""
-    sionna_rt()  # registers Sionna's radio-material plugins
-    import mitsuba as mi
-
+    mi = mitsuba()  # after sionna_rt(): Sionna's radio-material plugins are registered
     scene = mi.load_file(str(path), optimize=False)  # optimize=True merges shapes
     bbox = scene.bbox()
     return len(scene.shapes()), np.array([list(bbox.min), list(bbox.max)], dtype=np.float64)

@@ -13,5 +13,14 @@ GEOMETRY_ABS_M = 1e-3     # interaction points, virtual anchors, c·τ vs |VA - 
 DOPPLER_REL = 1e-6        # LOS Doppler vs v·û/λ, relative
 STEERING_REL = 1e-3       # twin LOS CFR vs the estimators' forward model (Frobenius)
 FLOAT64_REL = 1e-12       # numpy-vs-numpy identities computed in float64
-SIONNA_CFR_REL = 1e-5     # twin CFR (float64 sum of float32 gains) vs Sionna's own cfr()
 PATHS_FOUND_MIN = 0.99    # default samples_per_src finds >= 99% of the 1e7 paths
+
+# Generic precision classes (what a value went through decides its tolerance).
+FLOAT64_ABS = 1e-12       # closed forms evaluated in float64 on O(1..100) values
+FLOAT32_ABS = 1e-6        # float32 values of magnitude <= ~10 (positions [m], rotations)
+FLOAT32_REL = 1e-6        # complex64 gains, float32 areas: a few float32 roundings
+ANGLE_FLOAT32_ABS = 1e-5  # Sionna's float32 angles [rad] vs geometry
+SIONNA_VERTEX_M = 1e-5  # mesh vertices read back from Sionna (float32, tens of metres)
+MESH_IO_ABS_M = 1e-9      # coordinates through mesh files (exactly representable test values)
+NOISE_SIGMAS = 6.0        # statistical checks: bound = NOISE_SIGMAS / sqrt(samples)
+CIR_TRUNCATION_REL = 0.05 # CIR vs CFR energy: finite sinc taps (Parseval up to truncation)

@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.tolerances import FLOAT64_REL
+from tests.tolerances import (
+    FLOAT64_ABS,
+    FLOAT64_REL,
+)
 from twin.config import TrajectoryConfig, UEConfig
 from twin.drive import build_drive, sample_trajectory
 from twin.errors import TwinInputError
@@ -19,8 +22,8 @@ def test_straight_line_sampling() -> None:
     time, position, velocity = sample_trajectory(traj)
     assert len(time) == 41  # 40 m at 1 m per sample, both ends included
     np.testing.assert_allclose(time, np.arange(41) * 0.1, rtol=FLOAT64_REL)
-    np.testing.assert_allclose(position[:, 0], np.linspace(-20, 20, 41), atol=1e-12)
-    np.testing.assert_allclose(velocity, np.tile([10.0, 0, 0], (41, 1)), atol=1e-12)
+    np.testing.assert_allclose(position[:, 0], np.linspace(-20, 20, 41), atol=FLOAT64_ABS)
+    np.testing.assert_allclose(velocity, np.tile([10.0, 0, 0], (41, 1)), atol=FLOAT64_ABS)
 
 
 def test_polyline_keeps_constant_speed_across_corners() -> None:
@@ -30,18 +33,18 @@ def test_polyline_keeps_constant_speed_across_corners() -> None:
     assert len(position) == 8  # 7 m path, 1 m per sample
     arc = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(position, axis=0), axis=1))])
     # Samples before/after the corner lie on the path at arc length k m.
-    np.testing.assert_allclose(position[4], [3, 1, 1], atol=1e-12)
+    np.testing.assert_allclose(position[4], [3, 1, 1], atol=FLOAT64_ABS)
     assert arc[-1] <= 7.0 + 1e-12
     np.testing.assert_allclose(np.linalg.norm(velocity, axis=1), 2.0, rtol=FLOAT64_REL)
-    np.testing.assert_allclose(velocity[0], [2, 0, 0], atol=1e-12)
-    np.testing.assert_allclose(velocity[-1], [0, 2, 0], atol=1e-12)
+    np.testing.assert_allclose(velocity[0], [2, 0, 0], atol=FLOAT64_ABS)
+    np.testing.assert_allclose(velocity[-1], [0, 2, 0], atol=FLOAT64_ABS)
 
 
 def test_repeated_waypoints_are_ignored_and_zero_length_is_an_error() -> None:
     traj = TrajectoryConfig(waypoints=[(0, 0, 1), (0, 0, 1), (2, 0, 1)], speed_mps=1,
                             sample_period_s=1)
     _, position, _ = sample_trajectory(traj)
-    np.testing.assert_allclose(position[:, 0], [0, 1, 2], atol=1e-12)
+    np.testing.assert_allclose(position[:, 0], [0, 1, 2], atol=FLOAT64_ABS)
     with pytest.raises(TwinInputError, match="zero-length trajectory"):
         sample_trajectory(TrajectoryConfig(waypoints=[(1, 2, 3), (1, 2, 3)], speed_mps=1,
                                            sample_period_s=1))

@@ -10,6 +10,7 @@ import pytest
 from estimators.arrays import direction_angles, mimo_ofdm_channel
 from tests.conftest import make_config, run_config, wall_y, write_obj
 from tests.tolerances import (
+    ANGLE_FLOAT32_ABS,
     DELAY_ABS_S,
     DOPPLER_REL,
     FRIIS_REL,
@@ -181,8 +182,8 @@ def test_steering_consistency_with_estimator_forward_model(tmp_path: Path) -> No
         rel = np.linalg.norm(twin - model) / np.linalg.norm(model)
         assert rel < STEERING_REL, f"snapshot {t}: relative error {rel:.2e}"
         # The recorded angles are the geometric ones too.
-        np.testing.assert_allclose(run.paths.aod[t, 0, 0], aod[0], atol=1e-5)
-        np.testing.assert_allclose(run.paths.aoa[t, 0, 0], aoa[0], atol=1e-5)
+        np.testing.assert_allclose(run.paths.aod[t, 0, 0], aod[0], atol=ANGLE_FLOAT32_ABS)
+        np.testing.assert_allclose(run.paths.aoa[t, 0, 0], aoa[0], atol=ANGLE_FLOAT32_ABS)
 
 
 def test_user_glb_mesh_end_to_end_run_file(tmp_path: Path) -> None:

@@ -13,6 +13,13 @@ import pytest
 import trimesh
 
 from tests.conftest import make_config, run_config, write_obj
+from tests.tolerances import (
+    FLOAT32_ABS,
+    FLOAT32_REL,
+    FLOAT64_ABS,
+    MESH_IO_ABS_M,
+    SIONNA_VERTEX_M,
+)
 from twin.config import MaterialsConfig, SceneConfig
 from twin.errors import TwinInputError
 from twin.scene import (
@@ -28,8 +35,6 @@ from twin.scene import (
 )
 
 FREQ = 28.0e9
-# Sionna stores geometry in float32: coordinates of a few metres round to ~1e-6 m.
-F32_ABS_M = 1e-5
 OFFICE_XML = BUNDLED_DIR / "office_floor" / "office_floor.xml"
 
 # The three objects of the multi-object test scene: name -> (bounds [2, 3], triangles).
@@ -116,7 +121,7 @@ def test_read_mesh_objects_keeps_object_names_and_coordinates(
     assert sorted(objects) == sorted(EXPECTED)
     for name, (bounds, num_faces) in EXPECTED.items():
         mesh, _material_name = objects[name]
-        np.testing.assert_allclose(mesh.bounds, bounds, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(mesh.bounds, bounds, rtol=0, atol=MESH_IO_ABS_M)
         assert len(mesh.faces) == num_faces
 
 
@@ -127,7 +132,7 @@ def test_read_mesh_objects_single_mesh_formats(exported: dict[str, Path], ext: s
     objects = read_mesh_objects(path)
     assert list(objects) == [path.name]
     mesh, _material_name = objects[path.name]
-    np.testing.assert_allclose(mesh.bounds, UNION_BOUNDS, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mesh.bounds, UNION_BOUNDS, rtol=0, atol=FLOAT32_ABS)
     assert len(mesh.faces) == sum(n for _, n in EXPECTED.values())
 
 
@@ -143,9 +148,9 @@ def test_load_twin_scene_from_mesh_file(exported: dict[str, Path], ext: str) -> 
     assert _names(scene) == sorted(expected)
     assert sorted(scene.sionna_scene.objects) == sorted(expected)
     for name, bounds in expected.items():
-        np.testing.assert_allclose(_mesh(scene, name).bounds, bounds, rtol=0, atol=F32_ABS_M)
+        np.testing.assert_allclose(_mesh(scene, name).bounds, bounds, rtol=0, atol=SIONNA_VERTEX_M)
         assert _material(scene, name) == "itu_concrete"
-    np.testing.assert_allclose(scene.bounding_box(), UNION_BOUNDS, rtol=0, atol=F32_ABS_M)
+    np.testing.assert_allclose(scene.bounding_box(), UNION_BOUNDS, rtol=0, atol=SIONNA_VERTEX_M)
     assert scene.source == str(path)
     assert scene.sha256 == scene_sha256(path)
 
@@ -168,9 +173,9 @@ def test_unit_scale_converts_millimetres_to_metres(tmp_path: Path) -> None:
     )
     expected = np.array([[1.0, 2.0, 0.0], [5.0, 2.0, 2.5]])
     mesh, _ = read_mesh_objects(path, unit_scale=0.001)["slab"]
-    np.testing.assert_allclose(mesh.bounds, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(mesh.bounds, expected, rtol=0, atol=FLOAT64_ABS)
     scene = _load(path, tmp_path, unit_scale=0.001)
-    np.testing.assert_allclose(_mesh(scene, "slab").bounds, expected, rtol=0, atol=F32_ABS_M)
+    np.testing.assert_allclose(_mesh(scene, "slab").bounds, expected, rtol=0, atol=SIONNA_VERTEX_M)
     # Without the scale, the same file is read as metres.
     np.testing.assert_allclose(read_mesh_objects(path)["slab"][0].bounds, expected * 1000)
 
@@ -192,19 +197,18 @@ def test_up_axis_y_maps_to_z_up(y_up_box: tuple[Path, np.ndarray]) -> None:
     path, vertices = y_up_box
     mesh, _ = read_mesh_objects(path, up_axis="y")["tower"]
     mapped = np.column_stack([vertices[:, 0], -vertices[:, 2], vertices[:, 1]])
-    np.testing.assert_allclose(mesh.vertices, mapped, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(mesh.bounds, [[0.0, 3.0, 0.0], [2.0, 7.0, 3.0]], atol=1e-6)
+    np.testing.assert_allclose(mesh.vertices, mapped, rtol=0, atol=FLOAT32_ABS)
+    np.testing.assert_allclose(mesh.bounds, [[0.0, 3.0, 0.0], [2.0, 7.0, 3.0]], atol=FLOAT32_ABS)
     scene = _load(path, path.parent, up_axis="y")
-    np.testing.assert_allclose(
-        _mesh(scene, "tower").bounds, [[0.0, 3.0, 0.0], [2.0, 7.0, 3.0]], rtol=0, atol=F32_ABS_M
-    )
+    tower = _mesh(scene, "tower").bounds
+    np.testing.assert_allclose(tower, [[0.0, 3.0, 0.0], [2.0, 7.0, 3.0]], atol=SIONNA_VERTEX_M)
 
 
 def test_up_axis_y_and_unit_scale_combine(y_up_box: tuple[Path, np.ndarray]) -> None:
     """Scale and axis change compose: (x, y, z) -> s * (x, -z, y)."""
     path, _ = y_up_box
     mesh, _ = read_mesh_objects(path, unit_scale=0.5, up_axis="y")["tower"]
-    np.testing.assert_allclose(mesh.bounds, [[0.0, 1.5, 0.0], [1.0, 3.5, 1.5]], atol=1e-6)
+    np.testing.assert_allclose(mesh.bounds, [[0.0, 1.5, 0.0], [1.0, 3.5, 1.5]], atol=FLOAT32_ABS)
 
 
 # ------------------------------------------------------------------- errors
@@ -528,8 +532,8 @@ def test_office_desk_is_a_closed_box(office: TwinScene) -> None:
     """desk_0: a watertight 1.6 x 0.8 x 0.75 box centred at (4.0, 2.5, 0.375)."""
     desk = _mesh(office, "desk_0")
     assert desk.is_watertight
-    np.testing.assert_allclose(desk.bounds.mean(axis=0), [4.0, 2.5, 0.375], atol=F32_ABS_M)
-    np.testing.assert_allclose(np.ptp(desk.bounds, axis=0), [1.6, 0.8, 0.75], atol=F32_ABS_M)
+    np.testing.assert_allclose(desk.bounds.mean(axis=0), [4.0, 2.5, 0.375], atol=SIONNA_VERTEX_M)
+    np.testing.assert_allclose(np.ptp(desk.bounds, axis=0), [1.6, 0.8, 0.75], atol=SIONNA_VERTEX_M)
     assert not _mesh(office, "floor").is_watertight
     assert not _mesh(office, "wall_outer_north").is_watertight
 
@@ -606,7 +610,7 @@ def test_write_mitsuba_scene_round_trip(tmp_path: Path) -> None:
         assert material.itu_type == itu_type
         assert float(material.thickness[0]) == pytest.approx(MATERIAL_THICKNESS_M[itu_type])
         loaded = _mesh(scene, name)
-        np.testing.assert_allclose(loaded.bounds, mesh.bounds, rtol=0, atol=F32_ABS_M)
+        np.testing.assert_allclose(loaded.bounds, mesh.bounds, rtol=0, atol=SIONNA_VERTEX_M)
         assert len(loaded.faces) == len(mesh.faces)
-        assert loaded.area == pytest.approx(mesh.area, rel=1e-6)
+        assert loaded.area == pytest.approx(mesh.area, rel=FLOAT32_REL)
     assert scene.sha256 == scene_sha256(xml)

@@ -11,6 +11,9 @@ import pytest
 import yaml
 
 from tests.conftest import make_config, wall_y, write_obj
+from tests.tolerances import (
+    CIR_TRUNCATION_REL,
+)
 from twin.paths import PathSet
 from twin.runfile import read_run
 from twin.scene import TwinWarning
@@ -57,4 +60,4 @@ def test_cir_output_and_round_trip(tmp_path: Path) -> None:
     # The CIR's energy equals the CFR's (Parseval) to within the sinc tails' truncation.
     cfr_energy = np.sum(np.abs(back.cfr) ** 2) / back.cfr.shape[-1]
     cir_energy = np.sum(np.abs(back.cir) ** 2)
-    assert cir_energy == pytest.approx(cfr_energy, rel=0.05)
+    assert cir_energy == pytest.approx(cfr_energy, rel=CIR_TRUNCATION_REL)

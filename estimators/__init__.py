@@ -2,5 +2,9 @@
 
 This package never imports :mod:`twin`: it sees only :class:`estimators.types.Observation`
 (numpy arrays + known geometry), so every estimator runs on its paper's synthetic
-model and on twin channels alike.
+model and on twin channels alike. Importing it fills :data:`ESTIMATORS`.
 """
+
+from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
+
+__all__ = ["ESTIMATORS", "Bound", "Estimate", "Estimator", "register"]

@@ -109,3 +109,30 @@ class Observation:
     @property
     def rx_array(self) -> ArrayGeometry:
         return self.ue_array if self.link == "downlink" else self.bs_array
+
+
+@dataclass(frozen=True)
+class ChannelTruth:
+    """True geometric channel of one BS, per snapshot (for bounds and synthetic models).
+
+    Attributes
+    ----------
+    gain : ``[snapshot, path]`` complex128, path gain at the array reference points
+        (the BS and UE positions), baseband-equivalent.
+    tau : ``[snapshot, path]`` [s].
+    aod, aoa : ``[snapshot, path, 2]`` (azimuth, zenith) [rad].
+    valid : ``[snapshot, path]`` bool; path 0 is the LOS where ``los[t]``.
+    los : ``[snapshot]`` bool, whether path 0 is a line-of-sight path.
+    ue_position : ``[snapshot, 3]`` [m].
+    scatterer : ``[snapshot, path, 3]`` [m], the single-bounce point of each NLOS path
+        (NaN for the LOS and for paths that are not single-bounce).
+    """
+
+    gain: npt.NDArray[np.complex128]
+    tau: npt.NDArray[np.float64]
+    aod: npt.NDArray[np.float64]
+    aoa: npt.NDArray[np.float64]
+    valid: npt.NDArray[np.bool_]
+    los: npt.NDArray[np.bool_]
+    ue_position: npt.NDArray[np.float64]
+    scatterer: npt.NDArray[np.float64]

@@ -1,0 +1,270 @@
+"""The estimator interface: registry, keyword-only hyper-parameters, frozen results.
+
+Every estimator is a class registered in :data:`ESTIMATORS`. ``estimate(obs)``
+validates the observation, then calls ``_estimate``; the default ``_estimate`` runs
+``_estimate_snapshot`` on every snapshot, timing each and turning degenerate input
+(no signal, non-finite samples, singular systems) into ``converged=False`` with a
+reason instead of an exception.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.types import ChannelTruth, Observation
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class EstimatorInputError(ValueError):
+    """An observation an estimator cannot work with at all (wrong link, shapes...)."""
+
+
+@dataclass(frozen=True)
+class SnapshotEstimate:
+    """One snapshot's result (``Q`` scatterers, ``P`` estimated paths).
+
+    ``ue_position [3]`` [m], ``ue_orientation`` [rad] (NaN if not estimated),
+    ``scatterers [Q, 3]`` [m], ``scatterer_valid [Q]``, ``path_tau [P]`` [s],
+    ``path_aod [P, 2]`` (azimuth, zenith) [rad], ``path_gain [P]`` complex.
+    """
+
+    ue_position: FloatArray
+    scatterers: FloatArray
+    scatterer_valid: npt.NDArray[np.bool_]
+    path_tau: FloatArray
+    path_aod: FloatArray
+    path_gain: npt.NDArray[np.complex128]
+    ue_orientation: float = float("nan")
+    converged: bool = True
+    reason: str = ""
+    diagnostics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimator's result over all snapshots of an observation.
+
+    Attributes
+    ----------
+    ue_position : ``[snapshot, 3]`` [m] (NaN where not converged).
+    ue_orientation : ``[snapshot]`` [rad], yaw (NaN where not estimated).
+    scatterers : ``[snapshot, Q, 3]`` [m].
+    scatterer_valid : ``[snapshot, Q]`` bool.
+    path_tau : ``[snapshot, P]`` [s]; path_aod ``[snapshot, P, 2]`` [rad];
+    path_gain : ``[snapshot, P]`` complex128 — the estimated channel parameters.
+    converged : ``[snapshot]`` bool; reason: ``[snapshot]`` why not ("" if converged).
+    runtime_s : ``[snapshot]`` [s] wall time per snapshot.
+    diagnostics : name -> ``[snapshot]`` array (e.g. final cost).
+    """
+
+    ue_position: FloatArray
+    ue_orientation: FloatArray
+    scatterers: FloatArray
+    scatterer_valid: npt.NDArray[np.bool_]
+    path_tau: FloatArray
+    path_aod: FloatArray
+    path_gain: npt.NDArray[np.complex128]
+    converged: npt.NDArray[np.bool_]
+    reason: tuple[str, ...]
+    runtime_s: FloatArray
+    diagnostics: Mapping[str, FloatArray] = field(default_factory=dict)
+
+    @property
+    def num_snapshots(self) -> int:
+        return int(self.ue_position.shape[0])
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Cramér-Rao bounds per snapshot.
+
+    ``position_error_bound [snapshot]`` [m] (PEB), ``scatterer_error_bound
+    [snapshot, Q]`` [m], ``channel_crlb [snapshot, n, n]`` on the channel parameters in
+    the order the estimator documents (NaN where the FIM is singular).
+    """
+
+    position_error_bound: FloatArray
+    scatterer_error_bound: FloatArray
+    channel_crlb: FloatArray | None = None
+
+
+E = TypeVar("E", bound="Estimator")
+ESTIMATORS: dict[str, type[Estimator]] = {}
+
+
+def register(cls: type[E]) -> type[E]:
+    """Class decorator: add an estimator to :data:`ESTIMATORS` under ``cls.name``."""
+    if not getattr(cls, "name", ""):
+        raise TypeError(f"{cls.__name__} needs a non-empty class attribute 'name'")
+    if cls.name in ESTIMATORS and ESTIMATORS[cls.name] is not cls:
+        raise TypeError(f"estimator name '{cls.name}' is registered twice")
+    ESTIMATORS[cls.name] = cls
+    return cls
+
+
+class Estimator(abc.ABC):
+    """Base class. Subclasses take keyword-only hyper-parameters and store them as
+    attributes of the same name, unchanged (scikit-learn style); results are returned,
+    never stored on ``self``.
+    """
+
+    name: ClassVar[str] = ""
+    #: Keyword arguments for ``twin.sounding.build_observation``: how the twin must
+    #: sound the channel for this estimator (link, precoder, beams...).
+    sounding: ClassVar[Mapping[str, Any]] = {}
+
+    @property
+    def num_scatterers(self) -> int:
+        """Number of scatterers ``Q`` reported per snapshot (``Estimate.scatterers``)."""
+        return 0
+
+    @property
+    def num_estimated_paths(self) -> int:
+        """Number of estimated paths ``P`` (``Estimate.path_*``)."""
+        return 0
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters, as passed to ``__init__``."""
+        signature = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name, p in signature.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+
+    def with_params(self: E, **changes: Any) -> E:
+        """A new estimator with some hyper-parameters changed."""
+        params = self.get_params()
+        unknown = set(changes) - set(params)
+        if unknown:
+            raise TypeError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)} (known: {sorted(params)})"
+            )
+        return type(self)(**{**params, **changes})
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ estimation
+
+    def estimate(
+        self,
+        obs: Observation,
+        rng: np.random.Generator | None = None,
+        *,
+        on_snapshot: Callable[[int], None] | None = None,
+    ) -> Estimate:
+        """Estimate UE position (and what else the method gives) for every snapshot.
+
+        ``rng`` feeds any randomness of the method (default: a fixed seed), so results
+        are reproducible; ``on_snapshot(done)`` is called after each snapshot.
+        Raises :class:`EstimatorInputError` only for observations of the wrong kind
+        (shapes, link, array); degenerate *data* gives ``converged=False``.
+        """
+        self._validate(obs)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        return self._estimate(obs, rng, on_snapshot or (lambda done: None))
+
+    def _validate(self, obs: Observation) -> None:
+        if obs.y.ndim != 5:
+            raise EstimatorInputError(
+                f"{self.name}: y must be [snapshot, bs, rx_stream, tx_beam, subcarrier], "
+                f"got shape {obs.y.shape}"
+            )
+        T, B, S, M, K = obs.y.shape
+        checks = [
+            (obs.precoders.shape[:2] == (T, B) and obs.precoders.shape[-1] == M, "precoders"),
+            (obs.combiners.shape[:2] == (T, B) and obs.combiners.shape[-1] == S, "combiners"),
+            (obs.pilots.shape == (M, K), "pilots"),
+            (obs.frequencies.shape == (K,), "frequencies"),
+            (obs.noise_variance.shape == (T, B), "noise_variance"),
+            (obs.bs_position.shape == (B, 3), "bs_position"),
+        ]
+        for ok, what in checks:
+            if not ok:
+                raise EstimatorInputError(f"{self.name}: {what} does not match y {obs.y.shape}")
+
+    def _estimate(
+        self, obs: Observation, rng: np.random.Generator, on_snapshot: Callable[[int], None]
+    ) -> Estimate:
+        results = []
+        for t in range(obs.num_snapshots):
+            start = time.perf_counter()
+            problem = _degenerate(obs, t)
+            if problem:
+                result = self._failed(problem)
+            else:
+                try:
+                    with np.errstate(all="raise"):
+                        result = self._estimate_snapshot(obs, t, rng)
+                except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+                    result = self._failed(f"{type(exc).__name__}: {exc}"[:200])
+            results.append((result, time.perf_counter() - start))
+            on_snapshot(t + 1)
+        return _stack(results)
+
+    @abc.abstractmethod
+    def _estimate_snapshot(
+        self, obs: Observation, t: int, rng: np.random.Generator
+    ) -> SnapshotEstimate:
+        """Estimate one snapshot ``t`` of a validated, non-degenerate observation."""
+
+    def _failed(self, reason: str) -> SnapshotEstimate:
+        Q, P = self.num_scatterers, self.num_estimated_paths
+        return SnapshotEstimate(
+            ue_position=np.full(3, np.nan), scatterers=np.full((Q, 3), np.nan),
+            scatterer_valid=np.zeros(Q, bool), path_tau=np.full(P, np.nan),
+            path_aod=np.full((P, 2), np.nan), path_gain=np.full(P, np.nan + 0j),
+            converged=False, reason=reason,
+        )
+
+    # ---------------------------------------------------------------------- bounds
+
+    def crlb(self, obs: Observation, truth: ChannelTruth) -> Bound:
+        """Cramér-Rao bounds of the paper, from the true channel behind ``obs``."""
+        raise NotImplementedError(f"{self.name} has no Cramér-Rao bound")
+
+
+def _degenerate(obs: Observation, t: int) -> str:
+    y = obs.y[t]
+    if not np.all(np.isfinite(y)):
+        return "non-finite samples in the observation"
+    if not np.any(y):
+        return "no signal (all-zero observation)"
+    if not np.all(np.isfinite(obs.noise_variance[t])) or np.any(obs.noise_variance[t] < 0):
+        return "invalid noise variance"
+    return ""
+
+
+def _diagnostic(results: list[tuple[SnapshotEstimate, float]], key: str) -> FloatArray:
+    return np.array([r.diagnostics.get(key, np.nan) for r, _ in results], dtype=np.float64)
+
+
+def _stack(results: list[tuple[SnapshotEstimate, float]]) -> Estimate:
+    def gather(get: Callable[[SnapshotEstimate], Any], dtype: Any) -> Any:
+        return np.array([get(r) for r, _ in results], dtype=dtype)
+
+    keys = sorted({k for r, _ in results for k in r.diagnostics})
+    return Estimate(
+        ue_position=gather(lambda r: r.ue_position, np.float64),
+        ue_orientation=gather(lambda r: r.ue_orientation, np.float64),
+        scatterers=gather(lambda r: r.scatterers, np.float64),
+        scatterer_valid=gather(lambda r: r.scatterer_valid, bool),
+        path_tau=gather(lambda r: r.path_tau, np.float64),
+        path_aod=gather(lambda r: r.path_aod, np.float64),
+        path_gain=gather(lambda r: r.path_gain, np.complex128),
+        converged=gather(lambda r: r.converged, bool),
+        reason=tuple(r.reason for r, _ in results),
+        runtime_s=np.array([dt for _, dt in results]),
+        diagnostics={k: _diagnostic(results, k) for k in keys},
+    )

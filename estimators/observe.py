@@ -1,0 +1,162 @@
+"""Observations: pilots, precoders, combiners and noise on top of a channel.
+
+Used by the twin (on ray-traced CFRs, via :mod:`twin.sounding`) and by the papers'
+synthetic models alike, so both produce observations the same way. Everything random
+is drawn from the ``rng`` passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.arrays import SPEED_OF_LIGHT, dft_beams, random_beams
+from estimators.types import ArrayGeometry, Link, Observation
+
+BOLTZMANN_DBM_PER_HZ = -174.0
+"""Thermal noise density ``k_B T_0`` at 290 K [dBm/Hz]."""
+
+BeamSpec = Literal["random", "dft", "identity"] | npt.NDArray[np.complex128]
+
+
+def _beams(
+    spec: BeamSpec,
+    array: ArrayGeometry,
+    num_beams: int | None,
+    wavelength: float,
+    leading: tuple[int, int],
+    rng: np.random.Generator,
+    what: str,
+) -> npt.NDArray[np.complex128]:
+    n = array.num_ant
+    if isinstance(spec, str):
+        if spec == "identity":
+            beams = np.eye(n, dtype=np.complex128)
+        elif spec == "dft":
+            beams = dft_beams(array.element_positions, wavelength, num_beams)
+        elif spec == "random":
+            beams = random_beams(n, num_beams or n, rng)
+        else:
+            raise ValueError(f"{what}: unknown beam kind '{spec}' (random, dft, identity)")
+        return np.broadcast_to(beams, (*leading, *beams.shape)).astype(np.complex128)
+    given = np.asarray(spec, dtype=np.complex128)
+    if given.ndim == 2:
+        given = np.broadcast_to(given, (*leading, *given.shape))
+    if given.shape[:-1] != (*leading, n):
+        raise ValueError(f"{what}: expected shape [..., {n}, beam], got {given.shape}")
+    return given
+
+
+def thermal_noise_variance(
+    bandwidth_hz: float, num_subcarriers: int, noise_figure_db: float
+) -> float:
+    """Noise variance per subcarrier sample [W]: ``k_B T_0 (B / K) NF``."""
+    dbm = BOLTZMANN_DBM_PER_HZ + 10 * np.log10(bandwidth_hz / num_subcarriers) + noise_figure_db
+    return float(10 ** ((dbm - 30.0) / 10.0))
+
+
+def build_observation(
+    cfr: npt.ArrayLike,
+    *,
+    frequencies: npt.ArrayLike,
+    carrier_frequency: float,
+    bs_position: npt.ArrayLike,
+    bs_orientation: npt.ArrayLike,
+    bs_array: ArrayGeometry,
+    ue_array: ArrayGeometry,
+    rng: np.random.Generator,
+    link: Link = "downlink",
+    precoder: BeamSpec = "dft",
+    num_beams: int | None = None,
+    combiner: BeamSpec = "identity",
+    num_streams: int | None = None,
+    pilots: Literal["random", "ones"] = "random",
+    snr_db: float | None = None,
+    tx_power_dbm: float | None = None,
+    noise_figure_db: float = 7.0,
+    bandwidth_hz: float | None = None,
+    snapshot_time: npt.ArrayLike | None = None,
+    seed: int | None = None,
+) -> Observation:
+    """Noisy pilot observations of a (downlink) CFR.
+
+    ``y = W^H (H F diag(s) + N)``, ``N ~ CN(0, σ² I)`` per receive antenna.
+
+    Parameters
+    ----------
+    cfr : ``[snapshot, bs, ue_ant, bs_ant, subcarrier]`` complex, the downlink channel
+        (uplink uses its transpose by reciprocity).
+    frequencies : ``[subcarrier]`` [Hz], baseband offsets.
+    carrier_frequency : [Hz].
+    bs_position, bs_orientation : ``[bs, 3]`` [m], [rad].
+    bs_array, ue_array : array geometries.
+    rng : source of pilots, random beams and noise.
+    link : ``"downlink"`` (BS precodes, UE combines) or ``"uplink"``.
+    precoder, combiner : ``"dft"``, ``"random"``, ``"identity"``, or an array
+        ``[tx_ant, beam]`` / ``[snapshot, bs, tx_ant, beam]``.
+    num_beams, num_streams : codebook sizes for ``"dft"``/``"random"``.
+    pilots : ``"random"`` unit-modulus phases or all ``"ones"``, ``[beam, subcarrier]``.
+    snr_db : mean received SNR per noiseless sample ``|W^H H F s|²`` of each snapshot
+        and BS over the noise variance per receive antenna (the usual paper
+        definition). Exclusive with ``tx_power_dbm``.
+    tx_power_dbm : total transmit power over all subcarriers; with ``noise_figure_db``
+        and ``bandwidth_hz`` the noise is thermal, ``k_B T_0 (B/K) NF`` per subcarrier,
+        and the SNR follows the ray-traced path loss.
+    """
+    h = np.asarray(cfr, dtype=np.complex128)
+    if h.ndim != 5:
+        raise ValueError(f"cfr: expected [snapshot, bs, ue_ant, bs_ant, subcarrier], got {h.shape}")
+    if (snr_db is None) == (tx_power_dbm is None):
+        raise ValueError("give exactly one of snr_db and tx_power_dbm")
+    f = np.asarray(frequencies, dtype=np.float64)
+    T, B, _, _, K = h.shape
+    if link == "uplink":
+        h = np.swapaxes(h, 2, 3)
+        tx_array, rx_array = ue_array, bs_array
+    else:
+        tx_array, rx_array = bs_array, ue_array
+    wavelength = SPEED_OF_LIGHT / carrier_frequency
+    F = _beams(precoder, tx_array, num_beams, wavelength, (T, B), rng, "precoder")
+    W = _beams(combiner, rx_array, num_streams, wavelength, (T, B), rng, "combiner")
+    M = F.shape[-1]
+    if pilots == "random":
+        s = np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, size=(M, K)))
+    else:
+        s = np.ones((M, K), dtype=np.complex128)
+    if tx_power_dbm is not None:
+        if bandwidth_hz is None:
+            raise ValueError("tx_power_dbm needs bandwidth_hz for the thermal noise")
+        s = s * np.sqrt(10 ** ((tx_power_dbm - 30.0) / 10.0) / K)
+    y0 = np.einsum("tbrn,tbrsk,tbsm,mk->tbnmk", W.conj(), h, F, s)
+    if tx_power_dbm is not None:
+        assert bandwidth_hz is not None
+        sigma2 = np.full((T, B), thermal_noise_variance(bandwidth_hz, K, noise_figure_db))
+    else:
+        assert snr_db is not None
+        power = np.mean(np.abs(y0) ** 2, axis=(2, 3, 4))
+        # A snapshot without any path has no signal to refer to: use the run's mean.
+        fallback = power[power > 0].mean() if np.any(power > 0) else 1.0
+        sigma2 = np.where(power > 0, power, fallback) / 10 ** (snr_db / 10.0)
+    noise = np.sqrt(sigma2[:, :, None, None, None] / 2) * (
+        rng.standard_normal((T, B, h.shape[2], M, K))
+        + 1j * rng.standard_normal((T, B, h.shape[2], M, K))
+    )
+    y = y0 + np.einsum("tbrn,tbrmk->tbnmk", W.conj(), noise)
+    return Observation(
+        y=y,
+        precoders=np.ascontiguousarray(F),
+        combiners=np.ascontiguousarray(W),
+        pilots=s,
+        frequencies=f,
+        carrier_frequency=float(carrier_frequency),
+        noise_variance=sigma2,
+        bs_position=np.asarray(bs_position, dtype=np.float64),
+        bs_orientation=np.asarray(bs_orientation, dtype=np.float64),
+        bs_array=bs_array,
+        ue_array=ue_array,
+        link=link,
+        snapshot_time=np.asarray(snapshot_time if snapshot_time is not None else np.zeros(T)),
+        seed=seed,
+    )

@@ -7,4 +7,7 @@ model and on twin channels alike. Importing it fills :data:`ESTIMATORS`.
 
 from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
 
+# Each module registers its estimators on import.
+from estimators import miso  # noqa: E402, F401  (import order: registry first)
+
 __all__ = ["ESTIMATORS", "Bound", "Estimate", "Estimator", "register"]

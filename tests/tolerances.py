@@ -24,3 +24,17 @@ SIONNA_VERTEX_M = 1e-5  # mesh vertices read back from Sionna (float32, tens of 
 MESH_IO_ABS_M = 1e-9      # coordinates through mesh files (exactly representable test values)
 NOISE_SIGMAS = 6.0        # statistical checks: bound = NOISE_SIGMAS / sqrt(samples)
 CIR_TRUNCATION_REL = 0.05 # CIR vs CFR energy: finite sinc taps (Parseval up to truncation)
+
+# Estimators.
+FIM_NUMERIC_REL = 1e-3    # analytic FIM vs finite-difference FIM (the issue's criterion)
+EFFICIENCY_DB1 = 1.12     # "within 1 dB of the bound": RMSE <= 1.12 x bound
+MC_SIGMAS = 3.0           # Monte-Carlo RMSE margin: MC_SIGMAS / sqrt(2 N) relative (chi²)
+
+
+def rmse_margin(num_trials: int) -> float:
+    """Relative 3-sigma spread of an RMSE estimated from ``num_trials`` trials.
+
+    For an efficient estimator the squared error is (at most) chi²-like with relative
+    standard deviation sqrt(2/N) on the MSE, i.e. 1/sqrt(2N) on the RMSE.
+    """
+    return 1.0 + MC_SIGMAS / (2.0 * num_trials) ** 0.5

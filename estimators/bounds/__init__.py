@@ -60,11 +60,21 @@ def numerical_jacobian(
 
 
 def crlb(fim: npt.ArrayLike) -> FloatArray:
-    """Inverse of a FIM; NaN-filled when it is singular (unidentifiable parameters)."""
+    """Inverse of a FIM; NaN-filled when it is singular (unidentifiable parameters).
+
+    Parameters in different units (gains, seconds, radians) make the raw FIM badly
+    scaled, so it is inverted as ``S (S J S)^-1 S`` with ``S = diag(J)^-1/2`` and the
+    singularity test is on the scaled matrix.
+    """
     j = np.asarray(fim, dtype=np.float64)
-    if not np.all(np.isfinite(j)) or np.linalg.cond(j) > 1e15:
+    diag = np.diag(j)
+    if not np.all(np.isfinite(j)) or np.any(diag <= 0):
         return np.full_like(j, np.nan)
-    return np.asarray(np.linalg.inv(j), dtype=np.float64)
+    scale = 1.0 / np.sqrt(diag)
+    scaled = j * scale[:, None] * scale[None, :]
+    if np.linalg.cond(scaled) > 1e12:
+        return np.full_like(j, np.nan)
+    return np.asarray(np.linalg.inv(scaled) * scale[:, None] * scale[None, :], dtype=np.float64)
 
 
 def error_bound(crlb_matrix: npt.ArrayLike, indices: Sequence[int]) -> float:

@@ -7,7 +7,8 @@ The extracted paper lost most numbers; what is chosen here (and why):
 * MS at (25, 8) m, one NLOS path from a scatterer at (18, 20) m: the paths differ by
   14.6 m in length (4.9 delay bins) and 30° in AOD, i.e. resolvable as in the paper;
 * ``M = 16`` beams steered uniformly over the sector [-10°, 70°] that contains the MS
-  and the scatterer ("beams uniformly covering the area");
+  and the scatterer ("beams uniformly covering the area"); for the 3D variant, the same
+  azimuths at several zeniths;
 * LOS gain ``λ/(4π d)`` (free space), NLOS gain set by the LOS-to-multipath ratio
   ``LMR = |α_0|² / |α_1|²``; path phases uniform at random per trial (the paper's
   ``φ_l``);
@@ -51,7 +52,11 @@ class MisoScenario:
     num_subcarriers: int = 64
     num_beams: int = 16
     beam_sector_rad: tuple[float, float] = (float(np.deg2rad(-10.0)), float(np.deg2rad(70.0)))
-    beam_zenith_rad: float = float(np.pi / 2)
+    #: Zenith angles of the beam grid; one row (π/2) for the planar (2D) model. In 3D the
+    #: beams must also scan in elevation: beams that all point at zenith π/2 weight the
+    #: array rows uniformly, and the zenith then only scales a real array factor that
+    #: cannot be told from the unknown path gain (the FIM is singular).
+    beam_zeniths_rad: tuple[float, ...] = (float(np.pi / 2),)
 
     @property
     def wavelength(self) -> float:
@@ -66,9 +71,11 @@ class MisoScenario:
         )
 
     def precoders(self) -> np.ndarray:
-        """``[N, M]``: ``f_m = a(θ_m)^* / sqrt(N)``, so ``a(θ)^T f_m`` peaks at ``θ_m``."""
+        """``[N, M]``: ``f_m = a(θ_m)^* / sqrt(N)``, so ``a(θ)^T f_m`` peaks at ``θ_m``;
+        ``num_beams`` azimuths over the sector times each of ``beam_zeniths_rad``."""
         azimuths = np.linspace(*self.beam_sector_rad, self.num_beams)
-        a = steering_vector(self.bs_array().element_positions, azimuths, self.beam_zenith_rad,
+        az, zen = np.meshgrid(azimuths, np.asarray(self.beam_zeniths_rad), indexing="ij")
+        a = steering_vector(self.bs_array().element_positions, az.ravel(), zen.ravel(),
                             self.wavelength)
         return np.asarray(a.conj().T / np.sqrt(a.shape[1]))
 

@@ -5,9 +5,8 @@ This package never imports :mod:`twin`: it sees only :class:`estimators.types.Ob
 model and on twin channels alike. Importing it fills :data:`ESTIMATORS`.
 """
 
-from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
-
 # Each module registers its estimators on import.
-from estimators import miso  # noqa: E402, F401  (import order: registry first)
+from estimators import miso  # noqa: F401  (import order: registry first)
+from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
 
 __all__ = ["ESTIMATORS", "Bound", "Estimate", "Estimator", "register"]

@@ -17,6 +17,7 @@ from estimators.observe import (
     thermal_noise_variance,
 )
 from estimators.types import ChannelTruth, Observation
+from twin.paths import InteractionType
 from twin.runfile import RunData
 
 __all__ = [
@@ -49,8 +50,9 @@ def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:
 
     Gains are referred to the array reference points: the twin's gain of antenna pair
     (0, 0) divided by both arrays' steering phases of that element. ``los[t]`` when the
-    earliest path has depth 0; ``scatterer`` is the interaction point of single-bounce
-    paths (NaN otherwise).
+    earliest path is geometrically direct: depth 0, or only refractions (obstructed LOS
+    through thin slabs, which Sionna does not deflect); ``scatterer`` is the interaction
+    point of single-bounce reflections (NaN otherwise).
     """
     p = run.paths
     wavelength = SPEED_OF_LIGHT / run.carrier_frequency
@@ -65,10 +67,11 @@ def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:
         for t in range(p.num_snapshots)
     ])
     gain = np.where(valid, p.gain[:, bs, :, 0, 0] / (a_tx * a_rx), 0)
-    single = valid & (p.depth[:, bs] == 1)
+    types = p.interaction_types[:, bs]
+    direct = np.all((types == InteractionType.NONE) | (types == InteractionType.REFRACTION), -1)
+    single = valid & (p.depth[:, bs] == 1) & (types[..., 0] != InteractionType.REFRACTION)
     scatterer = np.where(single[..., None], p.interaction_points[:, bs, :, 0], np.nan)
     return ChannelTruth(
         gain=gain.astype(np.complex128), tau=p.tau[:, bs], aod=aod, aoa=aoa, valid=valid,
-        los=valid[:, 0] & (p.depth[:, bs, 0] == 0), ue_position=run.drive.position,
-        scatterer=scatterer,
+        los=valid[:, 0] & direct[:, 0], ue_position=run.drive.position, scatterer=scatterer,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -95,7 +97,7 @@ def test_theorem_1_nlos_paths_do_not_improve_the_peb() -> None:
     obs, truth = MisoScenario().sample(10.0, 4, np.random.default_rng(1))
     with_nlos = MisoML(num_paths=2).crlb(obs, truth).position_error_bound
     # LOS only: the same observation's noise level, the model restricted to path 0.
-    los_truth = truth.__class__(**{**truth.__dict__, "valid": truth.valid & (np.arange(2) == 0)})
+    los_truth = dataclasses.replace(truth, valid=truth.valid & (np.arange(2) == 0))
     los_only = MisoML(num_paths=1).crlb(obs, los_truth).position_error_bound
     assert np.all(with_nlos >= los_only * (1 - 1e-9))
     assert np.all(with_nlos <= los_only * 1.05)

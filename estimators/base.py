@@ -132,14 +132,19 @@ class Estimator(abc.ABC):
         """Number of estimated paths ``P`` (``Estimate.path_*``)."""
         return 0
 
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters, as passed to ``__init__``."""
-        signature = inspect.signature(type(self).__init__)
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """The keyword-only hyper-parameters of ``__init__`` and their defaults."""
+        signature = inspect.signature(cls.__init__)
         return {
-            name: getattr(self, name)
+            name: p.default
             for name, p in signature.parameters.items()
             if p.kind is inspect.Parameter.KEYWORD_ONLY
         }
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters, as passed to ``__init__``."""
+        return {name: getattr(self, name) for name in self.default_params()}
 
     def with_params(self: E, **changes: Any) -> E:
         """A new estimator with some hyper-parameters changed."""
@@ -207,7 +212,7 @@ class Estimator(abc.ABC):
                 try:
                     with np.errstate(all="raise"):
                         result = self._estimate_snapshot(obs, t, rng)
-                except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+                except (np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
                     result = self._failed(f"{type(exc).__name__}: {exc}"[:200])
             results.append((result, time.perf_counter() - start))
             on_snapshot(t + 1)

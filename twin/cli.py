@@ -83,6 +83,41 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int],
             raise
 
 
+@contextmanager
+def progress_tasks(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress display with one bar per task; yields ``update(task, done, total)``.
+
+    The display starts at the first update (input errors found before any work print
+    nothing else) and a task's bar appears at its first update. On an error the display
+    is erased, so the error stays the only line printed.
+    """
+    if quiet:
+        yield lambda name, done, total: None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=_err, transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(name: str, done: int, total: int) -> None:
+        if not tasks:
+            progress.start()
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total)
+        progress.update(tasks[name], completed=done, total=total)
+
+    try:
+        yield update
+    except BaseException:
+        if tasks:
+            progress.live.transient = True
+            progress.live.stop()  # not progress.stop(): it adds a newline off a terminal
+        raise
+    if tasks:
+        progress.stop()
+
+
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Run file to write (.h5).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -128,6 +163,58 @@ def simulate(
             escape(f"wrote {output}: {paths.num_snapshots} snapshots, "
                    f"{int(paths.valid.sum())} paths")
         )
+
+
+@app.command()
+@user_errors
+def estimate(
+    run: Annotated[Path, typer.Argument(help="Run file written by `twin simulate`.")],
+    algorithms: Annotated[list[str], typer.Option(
+        "--algorithms", "-a", metavar="ALGO[,ALGO]",
+        help="Estimators to run: ALGO[,ALGO] (repeatable). An unknown name lists the "
+             "registered ones.",
+    )],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Estimate file to write (.h5).")],
+    snr_db: Annotated[float | None, typer.Option(
+        "--snr-db", help="Mean received SNR per sample [dB] (instead of --tx-power-dbm).",
+    )] = None,
+    tx_power_dbm: Annotated[float | None, typer.Option(
+        "--tx-power-dbm",
+        help="Transmit power [dBm]; thermal noise, SNR from the twin's path loss "
+             "(default 20 dBm when no --snr-db).",
+    )] = None,
+    noise_figure_db: Annotated[float | None, typer.Option(
+        "--noise-figure-db", help="Receiver noise figure [dB] (default 7) with --tx-power-dbm.",
+    )] = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="[ALGO.]KEY=VALUE",
+        help="Hyper-parameter: key=value (every selected algorithm that has it) or "
+             "algo.key=value (repeatable; YAML values).",
+    )] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of the noise and the estimators' randomness (default: the run's).",
+    )] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run estimators on a run file's channels → estimated UE positions and scatterers."""
+    from twin.estimate import estimate_run
+
+    with progress_tasks(quiet) as update:
+        results = estimate_run(
+            run, algorithms, output, snr_db=snr_db, tx_power_dbm=tx_power_dbm,
+            noise_figure_db=noise_figure_db, settings=settings or (), seed=seed,
+            overwrite=overwrite, on_progress=update,
+        )
+    if not quiet:
+        _err.print(escape(f"wrote {output}"))
+        for name, est in results.items():
+            runtime_ms = 1e3 * float(np.median(est.runtime_s)) if est.num_snapshots else 0.0
+            _err.print(escape(
+                f"{name}: {int(est.converged.sum())}/{est.num_snapshots} converged, "
+                f"median {runtime_ms:.3g} ms per snapshot"
+            ))
 
 
 @app.command()

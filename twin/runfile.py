@@ -198,26 +198,35 @@ def read_run(path: str | Path) -> RunData:
     with _open(p) as f:
         if "config" not in f or "schema_version" not in f["config"].attrs:
             raise TwinInputError(f"{p}: not a twin run file (no /config schema_version)")
-        cfg = f["config"].attrs
-        pg = f["paths"]
-        paths = PathSet(
-            **{fl.name: pg[fl.name][()] for fl in fields(PathSet) if fl.name != "object_names"},
-            object_names=_strings(f["scene/object_names"]),
-        )
-        drive = Drive(
-            time=f["ue/time"][()], position=f["ue/position"][()],
-            velocity=f["ue/velocity"][()], orientation=f["ue/orientation"][()],
-        )
-        return RunData(
-            config_yaml=str(cfg["yaml"]), seed=int(cfg["seed"]),
-            scene_sha256=str(cfg["scene_sha256"]), scene_source=str(cfg["scene_source"]),
-            versions=json.loads(str(cfg["versions"])),
-            bs_name=_strings(f["bs/name"]), bs_position=f["bs/position"][()],
-            bs_orientation=f["bs/orientation"][()], bs_array=_read_array_geometry(f["bs"]),
-            ue_array=_read_array_geometry(f["ue"]), drive=drive,
-            ue_inside=f["ue/inside"][()], ue_inside_object=_strings(f["ue/inside_object"]),
-            carrier_frequency=float(f["channel"].attrs["carrier_frequency_hz"]),
-            bandwidth=float(f["channel"].attrs["bandwidth_hz"]),
-            frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
-            paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
-        )
+        if f["config"].attrs.get("kind") == "estimates":
+            raise TwinInputError(f"{p}: an estimate file, not a run file")
+        missing = [g for g in ("bs", "ue", "channel", "paths", "scene") if g not in f]
+        if missing:
+            raise TwinInputError(f"{p}: not a twin run file (no /{missing[0]})")
+        return _read_open_run(f)
+
+
+def _read_open_run(f: h5py.File) -> RunData:
+    cfg = f["config"].attrs
+    pg = f["paths"]
+    paths = PathSet(
+        **{fl.name: pg[fl.name][()] for fl in fields(PathSet) if fl.name != "object_names"},
+        object_names=_strings(f["scene/object_names"]),
+    )
+    drive = Drive(
+        time=f["ue/time"][()], position=f["ue/position"][()],
+        velocity=f["ue/velocity"][()], orientation=f["ue/orientation"][()],
+    )
+    return RunData(
+        config_yaml=str(cfg["yaml"]), seed=int(cfg["seed"]),
+        scene_sha256=str(cfg["scene_sha256"]), scene_source=str(cfg["scene_source"]),
+        versions=json.loads(str(cfg["versions"])),
+        bs_name=_strings(f["bs/name"]), bs_position=f["bs/position"][()],
+        bs_orientation=f["bs/orientation"][()], bs_array=_read_array_geometry(f["bs"]),
+        ue_array=_read_array_geometry(f["ue"]), drive=drive,
+        ue_inside=f["ue/inside"][()], ue_inside_object=_strings(f["ue/inside_object"]),
+        carrier_frequency=float(f["channel"].attrs["carrier_frequency_hz"]),
+        bandwidth=float(f["channel"].attrs["bandwidth_hz"]),
+        frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
+        paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
+    )

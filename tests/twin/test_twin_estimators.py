@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,29 @@ def test_miso_ml_on_twin_reaches_its_bound(wall_run: RunData) -> None:
     assert np.sqrt(np.mean(sc_err**2)) <= margin * np.sqrt(
         np.mean(bound.scatterer_error_bound[:, 0] ** 2))
     assert np.max(ue_err) < 0.1  # centimetres, against the ray-traced positions
+
+
+def test_twin_estimate_end_to_end_on_a_simulated_run_file(tmp_path: Path) -> None:
+    """`twin simulate` → run.h5 → `twin estimate -a miso-ml,miso-sp-grid` → est.h5."""
+    import yaml
+
+    from twin.estimate import estimate_run, read_estimates
+    from twin.runfile import read_run
+    from twin.simulate import simulate_to_file
+
+    scene = write_obj(tmp_path / "wall.obj", wall_y("wall_north", 10.0))
+    config = make_config(scene.name, ue_positions=UE[:4], bs_array={"rows": 1, "cols": 16},
+                         tracing={"max_depth": 1, "refraction": False},
+                         radio={"frequency_hz": 28e9, "bandwidth_hz": 100e6,
+                                "num_subcarriers": 64})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    simulate_to_file(tmp_path / "c.yaml", tmp_path / "run.h5")
+    estimate_run(tmp_path / "run.h5", "miso-ml,miso-sp-grid", tmp_path / "est.h5", snr_db=20.0)
+    run, est = read_run(tmp_path / "run.h5"), read_estimates(tmp_path / "est.h5")
+    assert list(est.estimates) == ["miso-ml", "miso-sp-grid"]
+    assert est.run_scene_sha256 == run.scene_sha256 and est.run_num_snapshots == 4
+    ml = est.estimates["miso-ml"]
+    assert ml.converged.all()
+    assert np.max(np.linalg.norm(ml.ue_position - run.drive.position, axis=1)) < 0.1
+    grid = est.estimates["miso-sp-grid"]
+    assert np.max(np.linalg.norm(grid.ue_position - run.drive.position, axis=1)) < 3.0

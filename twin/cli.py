@@ -234,6 +234,36 @@ def demo(
         _out.print(escape(f"{label}: {path}"))
 
 
+@app.command()
+@user_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run file from twin simulate.")],
+    estimates: Annotated[list[Path], typer.Argument(help="Estimate file(s) from twin estimate.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report directory.")],
+    algorithms: Annotated[
+        str | None, typer.Option("--algorithms", "-a", help="Only these (comma-separated).")
+    ] = None,
+    cutoff: Annotated[
+        float, typer.Option("--cutoff", help="Matching cut-off for scatterer maps [m].")
+    ] = 1.0,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score estimates against the ray-traced truth: metrics.json, report.md, plots."""
+    from twin.evaluate import evaluate_to_dir
+
+    selected = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
+    metrics = evaluate_to_dir(run, estimates, output, algorithms=selected, cutoff=cutoff,
+                              overwrite=overwrite)
+    if not quiet:
+        for name, a in metrics["algorithms"].items():
+            ue = a["ue"]
+            median = f"{ue['median_m']:.3g} m" if ue else "no converged snapshot"
+            _err.print(escape(f"{name}: UE median error {median}, "
+                              f"{a['converged']}/{a['snapshots']} converged"))
+        _err.print(escape(f"wrote {output}/ (metrics.json, report.md, plots)"))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

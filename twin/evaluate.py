@@ -1,0 +1,417 @@
+"""``twin evaluate run.h5 est.h5 [...] -o report/``: estimates scored against the truth.
+
+Per algorithm: UE position error (RMSE, median, 90th percentile, CDF, over time; in the
+horizontal plane for 2D estimators), the scatterer map snapshot by snapshot against three
+truth sets — (a) single-bounce interaction points, (b) first/last interaction points of
+multi-bounce paths, (c) virtual anchors of specular paths — by optimal assignment under
+a cut-off (GOSPA and its parts, matched RMSE, precision/recall, per-object recall), the
+Cramér-Rao bound along the drive where the estimator has one, and runtime.
+
+For a 2D estimator (``dimensions == 2``) points on horizontal surfaces (floor, ceiling:
+reflection normal within 60° of vertical) cannot be represented; they are scored
+separately and reported as "unmodelled", never dropped silently.
+
+Output directory (written whole or not at all): ``metrics.json`` (schema below),
+``report.md``, ``ue_error_cdf.png``, ``ue_error_over_time.png``,
+``map_precision_recall.png``.
+
+``metrics.json``::
+
+    {"schema_version": "1.0", "run_file", "run_scene_sha256", "cutoff_m",
+     "truth_sets": {name: description},
+     "algorithms": {name: {
+        "estimate_file", "params", "dimensions", "snapshots", "converged",
+        "ue": {"rmse_m", "median_m", "p90_m", "scored_in"} | null,
+        "bound": {"peb_median_m", "peb_rms_m"} | null,
+        "runtime": {"median_s", "total_s"},
+        "maps": {truth_set: {"gospa_m", "localization_m", "missed_m", "false_m",
+                             "matched_rmse_m", "precision", "recall",
+                             "matched", "missed", "false", "unmodelled",
+                             "per_object": {object: {"truth", "matched"}}}}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+
+from estimators import ESTIMATORS, Estimate, Estimator
+from twin.errors import TwinInputError
+from twin.estimate import EstimateFile, algorithm_rng, read_estimates
+from twin.metrics import gospa, match_points
+from twin.paths import InteractionType
+from twin.runfile import RunData, read_run
+from twin.sounding import channel_truth, observation_from_run
+
+SCHEMA_VERSION = "1.0"
+TRUTH_SETS = {
+    "single_bounce": "interaction points of single-bounce paths",
+    "first_last": "first (BS side) and last (UE side) interaction points of multi-bounce "
+                  "paths",
+    "virtual_anchors": "virtual anchors of specular paths (BS mirrored by the walls)",
+}
+# A reflection whose normal is within 60° of vertical is on a floor or ceiling.
+_HORIZONTAL_NORMAL_Z = 0.5
+PR_CUTOFFS_M = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True)
+class TruthPoints:
+    """One truth set at one snapshot: points ``[n, 3]`` [m], object names, and whether a
+    2D (horizontal-plane) model can represent each point."""
+
+    points: npt.NDArray[np.float64]
+    objects: tuple[str, ...]
+    planar: npt.NDArray[np.bool_]
+
+
+def truth_sets(run: RunData, bs: int = 0) -> dict[str, list[TruthPoints]]:
+    """The three truth sets per snapshot (see the module docstring)."""
+    p = run.paths
+    names = p.interaction_object_names()[:, bs]
+    bs_pos = run.bs_position[bs]
+    sets: dict[str, list[TruthPoints]] = {k: [] for k in TRUTH_SETS}
+    for t in range(p.num_snapshots):
+        valid = p.valid[t, bs]
+        depth = p.depth[t, bs]
+        types = p.interaction_types[t, bs]
+        points = p.interaction_points[t, bs]
+        anchor = p.virtual_anchor[t, bs]
+        hit = names[t]  # [P, D] object names
+        # Reflection normal of a specular path's first bounce ∝ VA of that bounce - BS;
+        # for single-bounce paths the VA is exactly that.
+        normal = anchor - bs_pos
+        with np.errstate(invalid="ignore"):
+            normal_z = np.abs(normal[:, 2]) / np.linalg.norm(normal, axis=1)
+        planar = ~(normal_z > _HORIZONTAL_NORMAL_Z)
+        single = valid & (depth == 1) & (types[:, 0] != InteractionType.REFRACTION)
+        sets["single_bounce"].append(TruthPoints(
+            points[single, 0], tuple(hit[single, 0]), planar[single]))
+        multi = np.flatnonzero(valid & (depth >= 2))
+        last = depth[multi] - 1
+        fl_points = np.concatenate([points[multi, 0], points[multi, last]])
+        fl_names = tuple(hit[multi, 0]) + tuple(hit[multi, last])
+        sets["first_last"].append(TruthPoints(
+            fl_points, fl_names, np.ones(len(fl_points), bool)))
+        reflects = np.any(types == InteractionType.SPECULAR, axis=1)
+        specular = valid & reflects & np.all(np.isfinite(anchor), axis=1)
+        va_names = tuple("+".join(n for n in row if n) for row in hit[specular])
+        sets["virtual_anchors"].append(TruthPoints(
+            anchor[specular], va_names, planar[specular] | (depth[specular] > 1)))
+    return sets
+
+
+def _check_same_run(run_path: Path, run: RunData, est_path: Path, est: EstimateFile) -> None:
+    if est.run_scene_sha256 != run.scene_sha256 or est.run_num_snapshots != \
+            run.drive.num_snapshots or est.run_seed != run.seed:
+        raise TwinInputError(
+            f"{est_path} was made on another run than {run_path} (scene hash, snapshot "
+            f"count or seed differ: {est.run_num_snapshots} vs {run.drive.num_snapshots} "
+            "snapshots)"
+        )
+
+
+def _dimensions(params: dict[str, Any]) -> int:
+    return int(params.get("dimensions", 3) or 3)
+
+
+def _ue_metrics(est: Estimate, run: RunData, dims: int) -> tuple[dict[str, Any] | None,
+                                                                   npt.NDArray[np.float64]]:
+    err = np.linalg.norm((est.ue_position - run.drive.position)[:, :dims], axis=1)
+    ok = est.converged & np.isfinite(err)
+    if not ok.any():
+        return None, err
+    e = err[ok]
+    return {
+        "rmse_m": float(np.sqrt(np.mean(e**2))), "median_m": float(np.median(e)),
+        "p90_m": float(np.percentile(e, 90)),
+        "scored_in": "horizontal plane" if dims == 2 else "3D",
+    }, np.where(ok, err, np.nan)
+
+
+def _map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
+                 cutoff: float) -> dict[str, Any]:
+    totals = {"matched": 0, "missed": 0, "false": 0, "unmodelled": 0}
+    g_values = []
+    loc2: list[float] = []
+    per_object: dict[str, dict[str, int]] = {}
+    for t, truth in enumerate(sets):
+        modelled = truth.planar if dims == 2 else np.ones(len(truth.points), bool)
+        totals["unmodelled"] += int((~modelled).sum())
+        estimated = est.scatterers[t][est.scatterer_valid[t]] if est.converged[t] else \
+            np.zeros((0, 3))
+        kept = np.flatnonzero(modelled)
+        m = match_points(estimated, truth.points[kept], cutoff, dims=dims)
+        g = gospa(m, cutoff)
+        g_values.append(g)
+        loc2.extend(m.distances**2)
+        totals["matched"] += g.num_matched
+        totals["missed"] += g.num_missed
+        totals["false"] += g.num_false
+        matched_truth = set(kept[m.pairs[:, 1]].tolist())
+        for j in kept:
+            row = per_object.setdefault(truth.objects[j], {"truth": 0, "matched": 0})
+            row["truth"] += 1
+            row["matched"] += int(j in matched_truth)
+    n = totals["matched"]
+    return {
+        "gospa_m": float(np.mean([g.total for g in g_values])) if g_values else 0.0,
+        "localization_m": float(np.mean([g.localization for g in g_values])),
+        "missed_m": float(np.mean([g.missed for g in g_values])),
+        "false_m": float(np.mean([g.false for g in g_values])),
+        "matched_rmse_m": float(np.sqrt(np.mean(loc2))) if loc2 else None,
+        "precision": n / (n + totals["false"]) if n + totals["false"] else 1.0,
+        "recall": n / (n + totals["missed"]) if n + totals["missed"] else 1.0,
+        **totals,
+        "per_object": dict(sorted(per_object.items())),
+    }
+
+
+def _bound(name: str, est_file: EstimateFile, run: RunData) -> npt.NDArray[np.float64] | None:
+    """PEB along the drive from the ray-traced channel, with the estimate's own sounding."""
+    cls = ESTIMATORS.get(name)
+    if cls is None or cls.crlb is Estimator.crlb:  # the base class: no bound
+        return None
+    estimator = cls(**est_file.params.get(name, {}))
+    obs = observation_from_run(run, rng=algorithm_rng(est_file.seed, name), seed=est_file.seed,
+                               **{**est_file.sounding.get(name, {}), **est_file.noise})
+    truth = channel_truth(run, getattr(estimator, "bs", 0))
+    try:
+        return estimator.crlb(obs, truth).position_error_bound
+    except NotImplementedError:
+        return None
+
+
+def evaluate(
+    run_path: str | Path,
+    estimate_paths: Sequence[str | Path],
+    *,
+    algorithms: Sequence[str] | None = None,
+    cutoff: float = 1.0,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Score every (or the selected) algorithm of the estimate files.
+
+    Returns ``(metrics, series)``: the ``metrics.json`` content and per-algorithm arrays
+    for the plots (``ue_error [T]``, ``peb [T] | None``, ``precision_recall``).
+    """
+    if not cutoff > 0:
+        raise TwinInputError(f"--cutoff: must be > 0, got {cutoff}")
+    run_path = Path(run_path)
+    run = read_run(run_path)
+    sets = truth_sets(run)
+    selected: list[tuple[str, Path, EstimateFile]] = []
+    for path in map(Path, estimate_paths):
+        est_file = read_estimates(path)
+        _check_same_run(run_path, run, path, est_file)
+        selected += [(name, path, est_file) for name in est_file.estimates]
+    available = sorted({name for name, _, _ in selected})
+    if algorithms:
+        unknown = [a for a in algorithms if a not in available]
+        if unknown:
+            raise TwinInputError(f"--algorithms: {', '.join(unknown)} not in the estimate "
+                                 f"file(s) (available: {', '.join(available)})")
+        selected = [s for s in selected if s[0] in algorithms]
+    names = [name for name, _, _ in selected]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise TwinInputError(f"{', '.join(twice)} appear(s) in more than one estimate file; "
+                             "select with --algorithms")
+    metrics: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "run_file": run_path.name,
+        "run_scene_sha256": run.scene_sha256, "cutoff_m": cutoff,
+        "truth_sets": TRUTH_SETS, "algorithms": {},
+    }
+    series: dict[str, dict[str, Any]] = {}
+    for name, path, est_file in selected:
+        est = est_file.estimates[name]
+        params = est_file.params.get(name, {})
+        dims = _dimensions(params)
+        ue, ue_error = _ue_metrics(est, run, dims)
+        peb = _bound(name, est_file, run)
+        metrics["algorithms"][name] = {
+            "estimate_file": path.name, "params": params, "dimensions": dims,
+            "snapshots": est.num_snapshots, "converged": int(est.converged.sum()),
+            "ue": ue,
+            "bound": None if peb is None else {
+                "peb_median_m": float(np.nanmedian(peb)) if np.isfinite(peb).any() else None,
+                "peb_rms_m": float(np.sqrt(np.nanmean(peb**2))) if np.isfinite(peb).any()
+                else None},
+            "runtime": {"median_s": float(np.median(est.runtime_s)),
+                        "total_s": float(np.sum(est.runtime_s))},
+            "maps": {k: _map_metrics(est, v, dims, cutoff) for k, v in sets.items()},
+        }
+        series[name] = {
+            "ue_error": ue_error, "peb": peb,
+            "precision_recall": [
+                (c, _map_metrics(est, sets["single_bounce"], dims, c)) for c in PR_CUTOFFS_M],
+        }
+    return metrics, series
+
+
+def _plots(out: Path, run: RunData, series: dict[str, dict[str, Any]]) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in series.items():
+        e = np.sort(s["ue_error"][np.isfinite(s["ue_error"])])
+        if e.size:
+            ax.semilogx(e, np.arange(1, e.size + 1) / e.size, label=name)
+    ax.set_xlabel("UE position error [m]")
+    ax.set_ylabel("CDF")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "ue_error_cdf.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, s in series.items():
+        floored = np.maximum(s["ue_error"], 1e-3)
+        (line,) = ax.semilogy(run.drive.time, floored, "o-", ms=3, label=name)
+        if s["peb"] is not None:
+            ax.semilogy(run.drive.time, s["peb"], "--", color=line.get_color(),
+                        label=f"{name} bound (PEB)")
+    ax.set_xlabel("time along the drive [s]")
+    ax.set_ylabel("UE position error [m] (below 1 mm drawn at 1 mm)")
+    ax.set_ylim(bottom=1e-3)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ue_error_over_time.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, s in series.items():
+        cut = [c for c, _ in s["precision_recall"]]
+        (line,) = ax.semilogx(cut, [m["precision"] for _, m in s["precision_recall"]], "o-",
+                              label=f"{name} precision")
+        ax.semilogx(cut, [m["recall"] for _, m in s["precision_recall"]], "s--",
+                    color=line.get_color(), label=f"{name} recall")
+    ax.set_xlabel("cut-off [m]")
+    ax.set_ylabel("single-bounce scatterer map")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "map_precision_recall.png", dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
+def _report(metrics: dict[str, Any]) -> str:
+    algos = metrics["algorithms"]
+    lines = [
+        f"# Evaluation of {', '.join(algos) or 'no algorithm'} on `{metrics['run_file']}`",
+        "",
+        f"Scatterer maps matched to the truth by optimal assignment, cut-off "
+        f"{metrics['cutoff_m']} m. 2D estimators are scored in the horizontal plane; truth "
+        "points they cannot represent (on floors and ceilings) are counted as *unmodelled*.",
+        "",
+        "## UE position",
+        "",
+        "| algorithm | converged | RMSE | median | p90 | scored in | PEB (median) "
+        "| runtime/snapshot |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, a in algos.items():
+        ue, bound = a["ue"] or {}, a["bound"] or {}
+        lines.append(
+            f"| {name} | {a['converged']}/{a['snapshots']} | {_fmt(ue.get('rmse_m'), ' m')} | "
+            f"{_fmt(ue.get('median_m'), ' m')} | {_fmt(ue.get('p90_m'), ' m')} | "
+            f"{ue.get('scored_in', '—')} | {_fmt(bound.get('peb_median_m'), ' m')} | "
+            f"{1e3 * a['runtime']['median_s']:.1f} ms |")
+    if any(a["converged"] == 0 for a in algos.values()):
+        lines += ["", "Algorithms with no converged snapshot have no UE or map scores: "
+                      "every estimate reported `converged = false` (see `reason` in the "
+                      "estimate file)."]
+    for set_name, description in metrics["truth_sets"].items():
+        lines += ["", f"## Scatterer map vs {description}", "",
+                  "| algorithm | GOSPA | localization | missed | false | matched RMSE | "
+                  "precision | recall | unmodelled |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, a in algos.items():
+            m = a["maps"][set_name]
+            lines.append(
+                f"| {name} | {_fmt(m['gospa_m'], ' m')} | {_fmt(m['localization_m'], ' m')} | "
+                f"{_fmt(m['missed_m'], ' m')} | {_fmt(m['false_m'], ' m')} | "
+                f"{_fmt(m['matched_rmse_m'], ' m')} | {m['precision']:.2f} | "
+                f"{m['recall']:.2f} | {m['unmodelled']} |")
+    lines += ["", "## Which walls were mapped (single-bounce points, recall per object)", "",
+              "| object | " + " | ".join(algos) + " |",
+              "| --- | " + " | ".join("---" for _ in algos) + " |"]
+    objects = sorted({
+        o for a in algos.values() for o in a["maps"]["single_bounce"]["per_object"]
+    })
+    for obj in objects:
+        cells = []
+        for a in algos.values():
+            row = a["maps"]["single_bounce"]["per_object"].get(obj)
+            cells.append(f"{row['matched']}/{row['truth']}" if row else "—")
+        lines.append(f"| {obj} | " + " | ".join(cells) + " |")
+    lines += ["", "Plots: `ue_error_cdf.png`, `ue_error_over_time.png` (with the bound where "
+                  "the estimator has one), `map_precision_recall.png`.", ""]
+    return "\n".join(lines)
+
+
+def evaluate_to_dir(
+    run_path: str | Path,
+    estimate_paths: Sequence[str | Path],
+    output: str | Path,
+    *,
+    algorithms: Sequence[str] | None = None,
+    cutoff: float = 1.0,
+    overwrite: bool = False,
+    on_done: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate` and write the report directory whole (temp dir + rename)."""
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise TwinInputError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise TwinInputError(f"{out}: directory is not empty (use --overwrite to replace it)")
+    metrics, series = evaluate(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise TwinInputError(f"{out}: cannot write here ({exc.strerror})") from None
+    try:
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
+        (tmp / "report.md").write_text(_report(metrics))
+        _plots(tmp, read_run(run_path), series)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.replace(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    if on_done is not None:
+        on_done(out)
+    return metrics
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+__all__ = ["TRUTH_SETS", "TruthPoints", "evaluate", "evaluate_to_dir", "truth_sets"]

@@ -5,6 +5,7 @@ horizontal plane for 2D estimators), the scatterer map snapshot by snapshot agai
 truth sets — (a) single-bounce interaction points, (b) first/last interaction points of
 multi-bounce paths, (c) virtual anchors of specular paths — by optimal assignment under
 a cut-off (GOSPA and its parts, matched RMSE, precision/recall, per-object recall), the
+drive's fused map against persistent landmarks (object + reflecting plane), the
 Cramér-Rao bound along the drive where the estimator has one, and runtime.
 
 For a 2D estimator (``dimensions == 2``) points on horizontal surfaces (floor, ceiling:
@@ -27,7 +28,10 @@ Output directory (written whole or not at all): ``metrics.json`` (schema below),
         "maps": {truth_set: {"gospa_m", "localization_m", "missed_m", "false_m",
                              "matched_rmse_m", "precision", "recall",
                              "matched", "missed", "false", "unmodelled",
-                             "per_object": {object: {"truth", "matched"}}}}}}}
+                             "per_object": {object: {"truth", "matched"}}}},
+        "fused_map": {"landmarks", "landmarks_found", "landmark_recall",
+                      "fused_points", "fused_correct", "fused_precision",
+                      "found": {landmark: bool}}}}}
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class TruthPoints:
     points: npt.NDArray[np.float64]
     objects: tuple[str, ...]
     planar: npt.NDArray[np.bool_]
+    landmarks: tuple[str, ...] = ()
 
 
 def truth_sets(run: RunData, bs: int = 0) -> dict[str, list[TruthPoints]]:
@@ -98,7 +103,9 @@ def truth_sets(run: RunData, bs: int = 0) -> dict[str, list[TruthPoints]]:
         planar = ~(normal_z > _HORIZONTAL_NORMAL_Z)
         single = valid & (depth == 1) & (types[:, 0] != InteractionType.REFRACTION)
         sets["single_bounce"].append(TruthPoints(
-            points[single, 0], tuple(hit[single, 0]), planar[single]))
+            points[single, 0], tuple(hit[single, 0]), planar[single],
+            tuple(_landmark(o, n, x) for o, n, x in
+                  zip(hit[single, 0], normal[single], points[single, 0], strict=True))))
         multi = np.flatnonzero(valid & (depth >= 2))
         last = depth[multi] - 1
         fl_points = np.concatenate([points[multi, 0], points[multi, last]])
@@ -111,6 +118,78 @@ def truth_sets(run: RunData, bs: int = 0) -> dict[str, list[TruthPoints]]:
         sets["virtual_anchors"].append(TruthPoints(
             anchor[specular], va_names, planar[specular] | (depth[specular] > 1)))
     return sets
+
+
+def _landmark(obj: str, normal: npt.NDArray[np.float64], point: npt.NDArray[np.float64]) -> str:
+    """Persistent identity of a reflecting surface: object + plane (unit normal, offset).
+
+    The reflection point moves along a wall as the UE moves; the wall's plane does not.
+    """
+    n = normal / np.linalg.norm(normal)
+    n = n if (n[np.argmax(np.abs(n))] > 0) else -n  # one sign per plane
+    offset = float(n @ point)
+    n = np.round(n, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{obj}|{n[0]:+.2f},{n[1]:+.2f},{n[2]:+.2f}|{offset:+.1f}"
+
+
+def fuse_points(points: npt.ArrayLike, radius: float) -> npt.NDArray[np.float64]:
+    """Fuse scattered per-snapshot points into a map: greedy clustering within ``radius``.
+
+    Each point joins the nearest cluster whose centroid is closer than ``radius`` (or
+    starts one); returns the centroids ``[C, 3]`` in order of creation.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    sums: list[npt.NDArray[np.float64]] = []
+    counts: list[int] = []
+    for x in pts[np.all(np.isfinite(pts), axis=1)]:
+        if sums:
+            centres = np.asarray(sums) / np.asarray(counts)[:, None]
+            d = np.linalg.norm(centres - x, axis=1)
+            j = int(np.argmin(d))
+            if d[j] < radius:
+                sums[j] = sums[j] + x
+                counts[j] += 1
+                continue
+        sums.append(x.copy())
+        counts.append(1)
+    return np.asarray(sums).reshape(-1, 3) / np.maximum(np.asarray(counts), 1)[:, None]
+
+
+def _fused_map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
+                       cutoff: float) -> dict[str, Any]:
+    """The drive's fused map vs the landmarks (reflecting planes) seen along the drive.
+
+    A landmark is found when a fused point lies within the cut-off of any of its
+    ray-traced reflection points; a fused point is correct when it lies within the
+    cut-off of some landmark's points.
+    """
+    by_landmark: dict[str, list[npt.NDArray[np.float64]]] = {}
+    for truth in sets:
+        for k, lm in enumerate(truth.landmarks):
+            if dims == 3 or truth.planar[k]:
+                by_landmark.setdefault(lm, []).append(truth.points[k])
+    estimated = [est.scatterers[t][est.scatterer_valid[t]]
+                 for t in range(est.num_snapshots) if est.converged[t]]
+    fused = fuse_points(np.concatenate(estimated) if estimated else np.zeros((0, 3)),
+                        cutoff / 2)
+    found: dict[str, bool] = {}
+    correct = np.zeros(len(fused), bool)
+    for lm, pts in by_landmark.items():
+        cloud = np.asarray(pts)[:, :dims]
+        if len(fused):
+            d = np.linalg.norm(fused[:, None, :dims] - cloud[None], axis=-1).min(axis=1)
+            near = d < cutoff
+            correct |= near
+            found[lm] = bool(near.any())
+        else:
+            found[lm] = False
+    return {
+        "landmarks": len(by_landmark), "landmarks_found": int(sum(found.values())),
+        "fused_points": len(fused), "fused_correct": int(correct.sum()),
+        "landmark_recall": sum(found.values()) / len(found) if found else 1.0,
+        "fused_precision": float(correct.mean()) if len(fused) else 1.0,
+        "found": dict(sorted(found.items())),
+    }
 
 
 def _check_same_run(run_path: Path, run: RunData, est_path: Path, est: EstimateFile) -> None:
@@ -251,6 +330,7 @@ def evaluate(
             "runtime": {"median_s": float(np.median(est.runtime_s)),
                         "total_s": float(np.sum(est.runtime_s))},
             "maps": {k: _map_metrics(est, v, dims, cutoff) for k, v in sets.items()},
+            "fused_map": _fused_map_metrics(est, sets["single_bounce"], dims, cutoff),
         }
         series[name] = {
             "ue_error": ue_error, "peb": peb,
@@ -351,6 +431,17 @@ def _report(metrics: dict[str, Any]) -> str:
                 f"{_fmt(m['missed_m'], ' m')} | {_fmt(m['false_m'], ' m')} | "
                 f"{_fmt(m['matched_rmse_m'], ' m')} | {m['precision']:.2f} | "
                 f"{m['recall']:.2f} | {m['unmodelled']} |")
+    lines += ["", "## Fused map over the drive vs landmarks (reflecting planes)", "",
+              "Each algorithm's scatterers of all snapshots fused into one map (clusters of "
+              "half the cut-off); a landmark (object + plane) is found when a fused point "
+              "lies within the cut-off of one of its reflection points.", "",
+              "| algorithm | landmarks found | landmark recall | fused points | "
+              "fused precision |", "| --- | --- | --- | --- | --- |"]
+    for name, a in algos.items():
+        f = a["fused_map"]
+        lines.append(f"| {name} | {f['landmarks_found']}/{f['landmarks']} | "
+                     f"{f['landmark_recall']:.2f} | {f['fused_points']} | "
+                     f"{f['fused_precision']:.2f} |")
     lines += ["", "## Which walls were mapped (single-bounce points, recall per object)", "",
               "| object | " + " | ".join(algos) + " |",
               "| --- | " + " | ".join("---" for _ in algos) + " |"]
@@ -414,4 +505,5 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-__all__ = ["TRUTH_SETS", "TruthPoints", "evaluate", "evaluate_to_dir", "truth_sets"]
+__all__ = ["TRUTH_SETS", "TruthPoints", "evaluate", "evaluate_to_dir", "fuse_points",
+           "truth_sets"]

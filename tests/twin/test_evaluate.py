@@ -117,3 +117,27 @@ def test_bad_inputs_one_line(files: dict[str, Path]) -> None:
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
         assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_fuse_points_clusters_within_radius() -> None:
+    from twin.evaluate import fuse_points
+
+    pts = np.array([[0.0, 0, 0], [0.1, 0, 0], [5.0, 0, 0], [5.2, 0, 0], [np.nan, 0, 0]])
+    fused = fuse_points(pts, radius=0.5)
+    np.testing.assert_allclose(fused, [[0.05, 0, 0], [5.1, 0, 0]])
+    assert fuse_points(np.zeros((0, 3)), 0.5).shape == (0, 3)
+
+
+def test_landmarks_persist_along_the_drive(files: dict[str, Path]) -> None:
+    """The wall's reflection point moves with the UE; its landmark id does not."""
+    sets = truth_sets(read_run(files["run"]))["single_bounce"]
+    wall = {lm for truth in sets for lm, o in zip(truth.landmarks, truth.objects, strict=True)
+            if o == "wall_north"}
+    assert wall == {"wall_north|+0.00,+1.00,+0.00|+10.0"}
+    points = np.array([p for truth in sets for p, o in zip(truth.points, truth.objects,
+                                                           strict=True) if o == "wall_north"])
+    assert np.ptp(points[:, 0]) > 5.0  # different points, one landmark
+    metrics, _ = evaluate(files["run"], [files["est"]])
+    fused = metrics["algorithms"]["miso-ml"]["fused_map"]
+    assert fused["landmarks"] == 1  # 2D estimator: the floor is unmodelled
+    assert fused["found"] == {"wall_north|+0.00,+1.00,+0.00|+10.0": True}

@@ -225,7 +225,7 @@ def demo(
     ),
     quiet: QuietOpt = False,
 ) -> None:
-    """The whole chain on the bundled office floor: run.h5 and scene.png in OUTPUT."""
+    """The whole chain on the bundled office floor: simulate, every estimator, evaluate."""
     from twin.demo import run_demo
 
     with progress_bar("tracing snapshots", quiet) as update:

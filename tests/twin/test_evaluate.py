@@ -141,3 +141,15 @@ def test_landmarks_persist_along_the_drive(files: dict[str, Path]) -> None:
     fused = metrics["algorithms"]["miso-ml"]["fused_map"]
     assert fused["landmarks"] == 1  # 2D estimator: the floor is unmodelled
     assert fused["found"] == {"wall_north|+0.00,+1.00,+0.00|+10.0": True}
+
+
+def test_several_estimate_files_side_by_side(files: dict[str, Path]) -> None:
+    second = files["tmp"] / "est-grid.h5"
+    estimate_run(files["run"], "miso-sp-grid", second, snr_db=20.0, overwrite=True)
+    metrics, _ = evaluate(files["run"], [files["est"], second])
+    assert list(metrics["algorithms"]) == ["miso-ml", "miso-sp-grid"]
+    assert metrics["algorithms"]["miso-sp-grid"]["estimate_file"] == "est-grid.h5"
+    with pytest.raises(TwinInputError, match="more than one estimate file"):
+        evaluate(files["run"], [files["est"], files["est"]])
+    only, _ = evaluate(files["run"], [files["est"], second], algorithms=["miso-sp-grid"])
+    assert list(only["algorithms"]) == ["miso-sp-grid"]

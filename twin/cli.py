@@ -59,31 +59,6 @@ def user_errors(func: F) -> F:
 
 
 @contextmanager
-def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar; yields ``update(done, total)``.
-
-    On an error the bar is erased, so the error stays the only line printed.
-    """
-    if quiet:
-        yield lambda done, total: None
-        return
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=_err, transient=False,
-    ) as progress:
-        task = progress.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        try:
-            yield update
-        except BaseException:
-            progress.live.transient = True
-            raise
-
-
-@contextmanager
 def progress_tasks(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A rich progress display with one bar per task; yields ``update(task, done, total)``.
 
@@ -116,6 +91,13 @@ def progress_tasks(quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
         raise
     if tasks:
         progress.stop()
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A single rich progress bar (see :func:`progress_tasks`); yields ``update(done, total)``."""
+    with progress_tasks(quiet) as update:
+        yield lambda done, total: update(description, done, total)
 
 
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Run file to write (.h5).")]
@@ -228,8 +210,9 @@ def demo(
     """The whole chain on the bundled office floor: simulate, every estimator, evaluate."""
     from twin.demo import run_demo
 
-    with progress_bar("tracing snapshots", quiet) as update:
-        files = run_demo(output, on_progress=update)
+    with progress_tasks(quiet) as update:
+        files = run_demo(output, on_progress=lambda done, total: update(
+            "tracing snapshots", done, total), on_estimate=update)
     for label, path in files.items():
         _out.print(escape(f"{label}: {path}"))
 

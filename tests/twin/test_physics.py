@@ -19,6 +19,7 @@ from tests.tolerances import (
     STEERING_REL,
 )
 from twin.paths import InteractionType
+from twin.simulate import Simulation
 
 FREQ = 28.0e9
 WAVELENGTH = SPEED_OF_LIGHT / FREQ
@@ -38,7 +39,7 @@ def hit_plane(a: np.ndarray, b: np.ndarray, plane_y: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def free_space(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, np.ndarray]:
+def free_space(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, np.ndarray]:
     """LOS only: a tiny triangle 1 km away is the whole scene."""
     tmp = tmp_path_factory.mktemp("free")
     scene = write_obj(tmp / "far.obj", {"speck": ((1000, 0, 0), (0.1, 0, 0), (0, 0.1, 0))})
@@ -47,9 +48,9 @@ def free_space(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, np.nda
     return sim, ue
 
 
-def test_friis_free_space_gain_and_delay(free_space: tuple[object, np.ndarray]) -> None:
+def test_friis_free_space_gain_and_delay(free_space: tuple[Simulation, np.ndarray]) -> None:
     sim, ue = free_space
-    paths = sim.run.paths  # type: ignore[attr-defined]
+    paths = sim.run.paths
     assert paths.valid.sum(axis=2).tolist() == [[1]] * len(ue)
     d = np.linalg.norm(ue - BS, axis=1)
     power = np.abs(paths.gain[:, 0, 0, 0, 0]) ** 2
@@ -61,8 +62,8 @@ def test_friis_free_space_gain_and_delay(free_space: tuple[object, np.ndarray]) 
                                atol=GEOMETRY_ABS_M)
 
 
-def _path_by_objects(sim: object, t: int, names: tuple[str, ...]) -> int:
-    paths = sim.run.paths  # type: ignore[attr-defined]
+def _path_by_objects(sim: Simulation, t: int, names: tuple[str, ...]) -> int:
+    paths = sim.run.paths
     hits = paths.interaction_object_names()[t, 0]
     for p in np.flatnonzero(paths.valid[t, 0]):
         if tuple(n for n in hits[p] if n) == names:
@@ -71,7 +72,7 @@ def _path_by_objects(sim: object, t: int, names: tuple[str, ...]) -> int:
 
 
 @pytest.fixture(scope="module")
-def two_walls(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, np.ndarray]:
+def two_walls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Simulation, np.ndarray]:
     tmp = tmp_path_factory.mktemp("walls")
     walls = {**wall_y("wall_north", 10.0), **wall_y("wall_south", -10.0)}
     scene = write_obj(tmp / "walls.obj", walls)
@@ -85,10 +86,10 @@ def two_walls(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, np.ndar
 
 @pytest.mark.parametrize("wall, plane_y", [("wall_north", 10.0), ("wall_south", -10.0)])
 def test_single_bounce_matches_image_method(
-    two_walls: tuple[object, np.ndarray], wall: str, plane_y: float
+    two_walls: tuple[Simulation, np.ndarray], wall: str, plane_y: float
 ) -> None:
     sim, ue = two_walls
-    paths = sim.run.paths  # type: ignore[attr-defined]
+    paths = sim.run.paths
     for t, u in enumerate(ue):
         p = _path_by_objects(sim, t, (wall,))
         image = mirror(BS, plane_y)
@@ -105,12 +106,12 @@ def test_single_bounce_matches_image_method(
 @pytest.mark.parametrize("first, second", [(("wall_north", 10.0), ("wall_south", -10.0)),
                                            (("wall_south", -10.0), ("wall_north", 10.0))])
 def test_double_bounce_matches_image_method(
-    two_walls: tuple[object, np.ndarray],
+    two_walls: tuple[Simulation, np.ndarray],
     first: tuple[str, float],
     second: tuple[str, float],
 ) -> None:
     sim, ue = two_walls
-    paths = sim.run.paths  # type: ignore[attr-defined]
+    paths = sim.run.paths
     for t, u in enumerate(ue):
         p = _path_by_objects(sim, t, (first[0], second[0]))
         image1 = mirror(BS, first[1])
@@ -126,10 +127,10 @@ def test_double_bounce_matches_image_method(
         assert abs(length - np.linalg.norm(image2 - u)) < GEOMETRY_ABS_M
 
 
-def test_two_walls_path_inventory(two_walls: tuple[object, np.ndarray]) -> None:
+def test_two_walls_path_inventory(two_walls: tuple[Simulation, np.ndarray]) -> None:
     """Depth ≤ 2 between two parallel walls: LOS, 2 single and 2 double bounces."""
     sim, ue = two_walls
-    paths = sim.run.paths  # type: ignore[attr-defined]
+    paths = sim.run.paths
     for t in range(len(ue)):
         depths = sorted(paths.depth[t, 0][paths.valid[t, 0]].tolist())
         assert depths == [0, 1, 1, 2, 2]

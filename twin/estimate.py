@@ -110,6 +110,12 @@ def _registered() -> str:
     return ", ".join(sorted(ESTIMATORS)) or "(none)"
 
 
+def split_names(algorithms: str | Iterable[str]) -> list[str]:
+    """Names from ``"a,b"`` or ``["a", "b,c"]``, in the order given, blanks dropped."""
+    items = [algorithms] if isinstance(algorithms, str) else list(algorithms)
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
 def resolve_algorithms(algorithms: str | Iterable[str]) -> list[str]:
     """Registered algorithm names from ``"a,b"`` or ``["a", "b,c"]``, in the order given.
 
@@ -119,8 +125,7 @@ def resolve_algorithms(algorithms: str | Iterable[str]) -> list[str]:
         No name, an unknown name (the message lists the registered ones, sorted), or a
         name given twice.
     """
-    items = [algorithms] if isinstance(algorithms, str) else list(algorithms)
-    names = [part.strip() for item in items for part in item.split(",") if part.strip()]
+    names = split_names(algorithms)
     if not names:
         raise TwinInputError(f"--algorithms: no algorithm given (registered: {_registered()})")
     for name in names:
@@ -608,3 +613,45 @@ def read_estimates(path: str | Path) -> EstimateFile:
             raise TwinInputError(
                 f"{p}: damaged estimate file ({_one_line(str(exc)) or type(exc).__name__})"
             ) from None
+
+
+def check_same_run(run_path: Path, run: RunData, est_path: Path, est: EstimateFile) -> None:
+    """Refuse an estimate file made on another run than ``run`` (its scene hash, snapshot
+    count or seed differ): one line naming both files and what differs."""
+    differences = []
+    if est.run_scene_sha256 != run.scene_sha256:
+        differences.append(
+            f"scene SHA-256 {est.run_scene_sha256[:12]}… vs {run.scene_sha256[:12]}…")
+    if est.run_num_snapshots != run.drive.num_snapshots:
+        differences.append(f"{est.run_num_snapshots} snapshots vs {run.drive.num_snapshots}")
+    if est.run_seed != run.seed:
+        differences.append(f"run seed {est.run_seed} vs {run.seed}")
+    if differences:
+        raise TwinInputError(
+            f"{est_path}: estimates made on another run than {run_path} "
+            f"({'; '.join(differences)})"
+        )
+
+
+def select_estimated(
+    requested: str | Iterable[str] | None, available: Sequence[str], source: str
+) -> tuple[str, ...]:
+    """The algorithms of estimate file(s) to use: ``requested`` (``"a,b"`` or a sequence;
+    None or empty: every one ``available``), in the order given.
+
+    Raises
+    ------
+    TwinInputError
+        A requested name that ``source`` (the file(s), for the message) does not hold;
+        the message lists the available ones.
+    """
+    names = split_names(requested) if requested is not None else []
+    if not names:
+        return tuple(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise TwinInputError(
+            f"--algorithms: {', '.join(repr(n) for n in unknown)} not in {source} "
+            f"(available: {', '.join(available) or 'none'})"
+        )
+    return tuple(dict.fromkeys(names))

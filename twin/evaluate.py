@@ -53,8 +53,14 @@ import numpy.typing as npt
 
 from estimators import ESTIMATORS, Estimate, Estimator
 from twin.errors import TwinInputError
-from twin.estimate import EstimateFile, algorithm_rng, read_estimates
-from twin.metrics import gospa, match_points
+from twin.estimate import (
+    EstimateFile,
+    algorithm_rng,
+    check_same_run,
+    read_estimates,
+    select_estimated,
+)
+from twin.metrics import Matching, gospa, match_points
 from twin.paths import InteractionType
 from twin.runfile import RunData, read_run
 from twin.sounding import channel_truth, observation_from_run
@@ -168,8 +174,7 @@ def _fused_map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
         for k, lm in enumerate(truth.landmarks):
             if dims == 3 or truth.planar[k]:
                 by_landmark.setdefault(lm, []).append(truth.points[k])
-    estimated = [est.scatterers[t][est.scatterer_valid[t]]
-                 for t in range(est.num_snapshots) if est.converged[t]]
+    estimated = [snapshot_scatterers(est, t) for t in range(est.num_snapshots)]
     fused = fuse_points(np.concatenate(estimated) if estimated else np.zeros((0, 3)),
                         cutoff / 2)
     found: dict[str, bool] = {}
@@ -192,18 +197,30 @@ def _fused_map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
     }
 
 
-def _check_same_run(run_path: Path, run: RunData, est_path: Path, est: EstimateFile) -> None:
-    if est.run_scene_sha256 != run.scene_sha256 or est.run_num_snapshots != \
-            run.drive.num_snapshots or est.run_seed != run.seed:
-        raise TwinInputError(
-            f"{est_path} was made on another run than {run_path} (scene hash, snapshot "
-            f"count or seed differ: {est.run_num_snapshots} vs {run.drive.num_snapshots} "
-            "snapshots)"
-        )
-
-
-def _dimensions(params: dict[str, Any]) -> int:
+def algorithm_dimensions(params: dict[str, Any]) -> int:
+    """2 for an estimator that works in the horizontal plane, else 3 (its ``dimensions``)."""
     return int(params.get("dimensions", 3) or 3)
+
+
+def snapshot_scatterers(est: Estimate, t: int) -> npt.NDArray[np.float64]:
+    """The scatterers an estimate reports at snapshot ``t``: ``[Q, 3]`` [m] (none when
+    that snapshot did not converge)."""
+    if not est.converged[t]:
+        return np.zeros((0, 3))
+    return np.asarray(est.scatterers[t][est.scatterer_valid[t]], dtype=np.float64)
+
+
+def match_snapshot(estimated: npt.ArrayLike, truth: TruthPoints, dims: int,
+                   cutoff: float) -> tuple[Matching, npt.NDArray[np.intp]]:
+    """Match one snapshot's estimated scatterers to the truth points a ``dims``-D model
+    can represent (2D: the ``planar`` ones, compared in the horizontal plane).
+
+    Returns the matching (truth indices into the *modelled* points) and the indices of
+    the modelled points in ``truth``.
+    """
+    modelled = truth.planar if dims == 2 else np.ones(len(truth.points), bool)
+    kept = np.flatnonzero(modelled)
+    return match_points(estimated, truth.points[kept], cutoff, dims=dims), kept
 
 
 def _ue_metrics(est: Estimate, run: RunData, dims: int) -> tuple[dict[str, Any] | None,
@@ -227,12 +244,8 @@ def _map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
     loc2: list[float] = []
     per_object: dict[str, dict[str, int]] = {}
     for t, truth in enumerate(sets):
-        modelled = truth.planar if dims == 2 else np.ones(len(truth.points), bool)
-        totals["unmodelled"] += int((~modelled).sum())
-        estimated = est.scatterers[t][est.scatterer_valid[t]] if est.converged[t] else \
-            np.zeros((0, 3))
-        kept = np.flatnonzero(modelled)
-        m = match_points(estimated, truth.points[kept], cutoff, dims=dims)
+        m, kept = match_snapshot(snapshot_scatterers(est, t), truth, dims, cutoff)
+        totals["unmodelled"] += len(truth.points) - len(kept)
         g = gospa(m, cutoff)
         g_values.append(g)
         loc2.extend(m.distances**2)
@@ -277,7 +290,7 @@ def evaluate(
     run_path: str | Path,
     estimate_paths: Sequence[str | Path],
     *,
-    algorithms: Sequence[str] | None = None,
+    algorithms: str | Sequence[str] | None = None,
     cutoff: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Score every (or the selected) algorithm of the estimate files.
@@ -293,15 +306,11 @@ def evaluate(
     selected: list[tuple[str, Path, EstimateFile]] = []
     for path in map(Path, estimate_paths):
         est_file = read_estimates(path)
-        _check_same_run(run_path, run, path, est_file)
+        check_same_run(run_path, run, path, est_file)
         selected += [(name, path, est_file) for name in est_file.estimates]
     available = sorted({name for name, _, _ in selected})
-    if algorithms:
-        unknown = [a for a in algorithms if a not in available]
-        if unknown:
-            raise TwinInputError(f"--algorithms: {', '.join(unknown)} not in the estimate "
-                                 f"file(s) (available: {', '.join(available)})")
-        selected = [s for s in selected if s[0] in algorithms]
+    chosen = select_estimated(algorithms, available, "the estimate file(s)")
+    selected = [s for s in selected if s[0] in chosen]
     names = [name for name, _, _ in selected]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -316,7 +325,7 @@ def evaluate(
     for name, path, est_file in selected:
         est = est_file.estimates[name]
         params = est_file.params.get(name, {})
-        dims = _dimensions(params)
+        dims = algorithm_dimensions(params)
         ue, ue_error = _ue_metrics(est, run, dims)
         peb = _bound(name, est_file, run)
         metrics["algorithms"][name] = {
@@ -505,5 +514,5 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-__all__ = ["TRUTH_SETS", "TruthPoints", "evaluate", "evaluate_to_dir", "fuse_points",
-           "truth_sets"]
+__all__ = ["TRUTH_SETS", "TruthPoints", "algorithm_dimensions", "evaluate", "evaluate_to_dir",
+           "fuse_points", "match_snapshot", "snapshot_scatterers", "truth_sets"]

@@ -13,7 +13,8 @@ TORCH_VERSION=2.13.0
 
 # Dr.Jit (Sionna RT on CPU) needs LLVM >= 16; Open3D's offscreen renderer needs
 # the GL/Vulkan (lavapipe) stack; Chromium drives the browser test of the HTML maps.
-DEBIAN_PACKAGES=(libllvm19 libusb-1.0-0 libgl1 libegl1 libgomp1 libvulkan1 mesa-vulkan-drivers)
+DEBIAN_PACKAGES=(libllvm19 libusb-1.0-0 libgl1 libegl1 libgomp1 libvulkan1 mesa-vulkan-drivers
+                 chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -30,8 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="mmWave radio digital twin for localization research.",
 )
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+# soft_wrap: a message (a file path) is never broken across lines when not on a terminal.
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -201,18 +202,66 @@ def estimate(
 
 @app.command()
 @user_errors
+def render(
+    run: Annotated[Path, typer.Argument(help="Run file written by `twin simulate`.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Map to write: .png (Open3D render) or .html (plotly, "
+                               "self-contained, with a snapshot slider).")],
+    estimates: Annotated[Path | None, typer.Argument(
+        help="Estimate file of that run (`twin estimate`), optional.")] = None,
+    algorithms: Annotated[list[str] | None, typer.Option(
+        "--algorithms", "-a", metavar="ALGO[,ALGO]",
+        help="Algorithms of the estimate file to draw (default: all; repeatable).",
+    )] = None,
+    snapshot: Annotated[int | None, typer.Option(
+        "--snapshot", metavar="T",
+        help="Snapshot index: the PNG shows that snapshot's points and the tracks up to "
+             "it; the HTML slider starts there. Default: the whole drive.",
+    )] = None,
+    camera: Annotated[str | None, typer.Option(
+        "--camera", metavar="x,y,z:tx,ty,tz",
+        help="PNG camera position and look-at point [m] (default: looking down from the "
+             "south-west at the drive's area; the HTML page takes its direction).",
+    )] = None,
+    cutoff: Annotated[float, typer.Option(
+        "--cutoff", help="Matching cut-off [m] between estimated and true points.",
+    )] = 1.0,
+    size: Annotated[str, typer.Option(
+        "--size", metavar="WxH", help="PNG size in pixels.")] = "1280x800",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Draw a run in 3D: scene, BSs, true and estimated UE tracks, true interaction
+    points, estimated scatterers and their matches → PNG or self-contained HTML."""
+    from twin.maps import render_map
+
+    result = render_map(
+        run, estimates, output, algorithms=algorithms, snapshot=snapshot, camera=camera,
+        cutoff=cutoff, size=size, overwrite=overwrite,
+    )
+    if not quiet:
+        how = {"open3d": "Open3D offscreen renderer", "matplotlib": "matplotlib 3D axes",
+               "plotly": "plotly, self-contained"}[result.backend]
+        drawn = ", ".join(result.algorithms) or "truth only"
+        _err.print(escape(f"wrote {result.path} ({how}; {result.num_snapshots} snapshots; "
+                          f"{drawn})"))
+
+
+@app.command()
+@user_errors
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
         "twin-demo"
     ),
     quiet: QuietOpt = False,
 ) -> None:
-    """The whole chain on the bundled office floor: simulate, every estimator, evaluate."""
+    """The whole chain on the bundled office floor: simulate, every estimator, evaluate,
+    estimated vs true maps (PNG + HTML)."""
     from twin.demo import run_demo
 
     with progress_tasks(quiet) as update:
         files = run_demo(output, on_progress=lambda done, total: update(
-            "tracing snapshots", done, total), on_estimate=update)
+            "tracing snapshots", done, total), on_task=update)
     for label, path in files.items():
         _out.print(escape(f"{label}: {path}"))
 

@@ -1,4 +1,6 @@
-"""Scene renders with Sionna's Mitsuba renderer (traced paths drawn)."""
+"""Scene renders with Sionna's Mitsuba renderer (traced paths drawn); the camera and the
+indoor clip height are those of the maps (:func:`twin.maps.auto_camera`,
+:func:`twin.maps.indoor_clip_height`)."""
 
 from __future__ import annotations
 
@@ -8,29 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from twin.backend import mitsuba, sionna_rt
+from twin.maps import auto_camera, indoor_clip_height
 from twin.runfile import atomic_path
+
+SIONNA_FOV_DEG = 45.0
+"""Horizontal field of view of the scene render (Sionna's default; a given ``fov`` is
+horizontal in ``render_to_file``)."""
 
 if TYPE_CHECKING:
     from twin.simulate import Simulation
-
-
-def auto_camera(
-    bbox: np.ndarray, devices: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """Camera position, look-at point and clip height from the scene bounds.
-
-    The camera looks down at the scene's centre from the south-west at ~50° elevation.
-    Indoor scenes (geometry less than 3 m above the highest device, i.e. a ceiling)
-    are clipped just above the devices so the inside is visible.
-    """
-    lo, hi = bbox
-    centre = (lo + hi) / 2
-    extent = float(np.max(hi[:2] - lo[:2]))
-    top = float(devices[:, 2].max())
-    clip = top + 0.3 if hi[2] - top < 3.0 else None
-    target = np.array([centre[0], centre[1], lo[2]])
-    position = target + np.array([-0.3, -0.95, 1.15]) * extent
-    return position, target, clip
 
 
 def render_scene_png(
@@ -57,15 +45,18 @@ def render_scene_png(
     idx = np.asarray(snapshots)
     paths = sim.tracer.solve(drive.position[idx], drive.velocity[idx], drive.orientation[idx])
     devices = np.concatenate([sim.run.bs_position, drive.position])
-    position, target, clip = auto_camera(sim.scene.bounding_box(), devices)
-    camera = rt.Camera(
-        position=mi.Point3f(*map(float, position)), look_at=mi.Point3f(*map(float, target))
-    )
+    box = sim.scene.bounding_box()
+    clip = indoor_clip_height(float(box[1, 2]), devices)
+    aspect = resolution[0] / resolution[1]
+    vertical_fov = np.degrees(2 * np.arctan(np.tan(np.radians(SIONNA_FOV_DEG) / 2) / aspect))
+    view = auto_camera(box, fov_deg=float(vertical_fov), aspect=aspect)
+    camera = rt.Camera(position=mi.Point3f(*map(float, view.position)),
+                       look_at=mi.Point3f(*map(float, view.target)))
     with atomic_path(path) as tmp:
         png = tmp.with_suffix(".png")
         try:
             sim.scene.sionna_scene.render_to_file(
-                camera=camera, filename=str(png), paths=paths, clip_at=clip,
+                camera=camera, filename=str(png), paths=paths, clip_at=clip, fov=SIONNA_FOV_DEG,
                 resolution=resolution, num_samples=num_samples,
             )
             png.replace(tmp)

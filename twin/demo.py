@@ -1,7 +1,8 @@
 """``twin demo``: the whole chain on the bundled office floor.
 
-simulate (``run.h5``, ``scene.png``) → every registered estimator (``est.h5``) →
-evaluation against the ray-traced truth (``report/``).
+simulate (``run.h5``, ``scene.png``: Sionna's render with the traced paths) → every
+registered estimator (``est.h5``) → evaluation against the ray-traced truth
+(``report/``) → the estimated vs true map in 3D (``map.png``, ``map.html``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from estimators import ESTIMATORS
 from twin.estimate import estimate_run
 from twin.evaluate import evaluate_to_dir
+from twin.maps import render_map
 from twin.render import render_scene_png
 from twin.runfile import check_output_path
 from twin.scene import BUNDLED_DIR
@@ -25,17 +27,26 @@ DEMO_SETTINGS = ("num_paths=4",)
 def run_demo(
     out_dir: Path,
     on_progress: Callable[[int, int], None] | None = None,
-    on_estimate: Callable[[str, int, int], None] | None = None,
+    on_task: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Path]:
     """Run the demo chain into ``out_dir`` (replacing earlier demo files); returns the
-    files written, labelled."""
+    files written, labelled. ``on_task(task, done, total)`` follows each estimator's
+    snapshots, then the evaluation and the maps."""
+    task = on_task or (lambda name, done, total: None)
     run_path, png_path = out_dir / "run.h5", out_dir / "scene.png"
     est_path, report = out_dir / "est.h5", out_dir / "report"
+    map_png, map_html = out_dir / "map.png", out_dir / "map.html"
     check_output_path(png_path, overwrite=True, what="demo output")
     sim = simulate_to_file(DEMO_CONFIG, run_path, overwrite=True, on_progress=on_progress)
     render_scene_png(sim, png_path)
     estimate_run(run_path, sorted(ESTIMATORS), est_path, overwrite=True,
-                 settings=DEMO_SETTINGS, on_progress=on_estimate)
+                 settings=DEMO_SETTINGS, on_progress=on_task)
+    task("evaluate, draw maps", 0, 3)
     evaluate_to_dir(run_path, [est_path], report, overwrite=True)
+    for done, path in enumerate((map_png, map_html), start=1):
+        task("evaluate, draw maps", done, 3)
+        render_map(run_path, est_path, path, overwrite=True)
+    task("evaluate, draw maps", 3, 3)
     return {"run file": run_path, "scene render": png_path, "estimates": est_path,
-            "report": report / "report.md"}
+            "report": report / "report.md", "map (PNG)": map_png,
+            "map (interactive, open in a browser)": map_html}

@@ -207,11 +207,11 @@ def render(
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Map to write: .png (Open3D render) or .html (plotly, "
                                "self-contained, with a snapshot slider).")],
-    estimates: Annotated[Path | None, typer.Argument(
-        help="Estimate file of that run (`twin estimate`), optional.")] = None,
+    estimates: Annotated[list[Path] | None, typer.Argument(
+        help="Estimate file(s) of that run (`twin estimate`), optional.")] = None,
     algorithms: Annotated[list[str] | None, typer.Option(
         "--algorithms", "-a", metavar="ALGO[,ALGO]",
-        help="Algorithms of the estimate file to draw (default: all; repeatable).",
+        help="Algorithms of the estimate file(s) to draw (default: all; repeatable).",
     )] = None,
     snapshot: Annotated[int | None, typer.Option(
         "--snapshot", metavar="T",
@@ -278,22 +278,26 @@ def evaluate(
     cutoff: Annotated[
         float, typer.Option("--cutoff", help="Matching cut-off for scatterer maps [m].")
     ] = 1.0,
+    maps: Annotated[bool, typer.Option(
+        "--maps/--no-maps", help="Also draw map.png and map.html (as `twin render`).",
+    )] = True,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Score estimates against the ray-traced truth: metrics.json, report.md, plots."""
+    """Score estimates against the ray-traced truth: metrics.json, report.md, plots, and
+    the estimated vs true map in 3D (map.png, map.html)."""
     from twin.evaluate import evaluate_to_dir
 
-    selected = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
-    metrics = evaluate_to_dir(run, estimates, output, algorithms=selected, cutoff=cutoff,
-                              overwrite=overwrite)
+    metrics = evaluate_to_dir(run, estimates, output, algorithms=algorithms, cutoff=cutoff,
+                              maps=maps, overwrite=overwrite)
     if not quiet:
         for name, a in metrics["algorithms"].items():
             ue = a["ue"]
             median = f"{ue['median_m']:.3g} m" if ue else "no converged snapshot"
             _err.print(escape(f"{name}: UE median error {median}, "
                               f"{a['converged']}/{a['snapshots']} converged"))
-        _err.print(escape(f"wrote {output}/ (metrics.json, report.md, plots)"))
+        drawn = ", map.png, map.html" if maps else ""
+        _err.print(escape(f"wrote {output}/ (metrics.json, report.md, plots{drawn})"))
 
 
 def main() -> None:

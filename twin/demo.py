@@ -2,7 +2,7 @@
 
 simulate (``run.h5``, ``scene.png``: Sionna's render with the traced paths) → every
 registered estimator (``est.h5``) → evaluation against the ray-traced truth
-(``report/``) → the estimated vs true map in 3D (``map.png``, ``map.html``).
+(``report/``, with the estimated vs true map in 3D: ``map.png``, ``map.html``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 from estimators import ESTIMATORS
 from twin.estimate import estimate_run
 from twin.evaluate import evaluate_to_dir
-from twin.maps import render_map
 from twin.render import render_scene_png
 from twin.runfile import check_output_path
 from twin.scene import BUNDLED_DIR
@@ -35,18 +34,14 @@ def run_demo(
     task = on_task or (lambda name, done, total: None)
     run_path, png_path = out_dir / "run.h5", out_dir / "scene.png"
     est_path, report = out_dir / "est.h5", out_dir / "report"
-    map_png, map_html = out_dir / "map.png", out_dir / "map.html"
     check_output_path(png_path, overwrite=True, what="demo output")
     sim = simulate_to_file(DEMO_CONFIG, run_path, overwrite=True, on_progress=on_progress)
     render_scene_png(sim, png_path)
     estimate_run(run_path, sorted(ESTIMATORS), est_path, overwrite=True,
                  settings=DEMO_SETTINGS, on_progress=on_task)
-    task("evaluate, draw maps", 0, 3)
+    task("evaluate, draw maps", 0, 1)
     evaluate_to_dir(run_path, [est_path], report, overwrite=True)
-    for done, path in enumerate((map_png, map_html), start=1):
-        task("evaluate, draw maps", done, 3)
-        render_map(run_path, est_path, path, overwrite=True)
-    task("evaluate, draw maps", 3, 3)
+    task("evaluate, draw maps", 1, 1)
     return {"run file": run_path, "scene render": png_path, "estimates": est_path,
-            "report": report / "report.md", "map (PNG)": map_png,
-            "map (interactive, open in a browser)": map_html}
+            "report": report / "report.md", "map (PNG)": report / "map.png",
+            "map (interactive, open in a browser)": report / "map.html"}

@@ -655,3 +655,33 @@ def select_estimated(
             f"(available: {', '.join(available) or 'none'})"
         )
     return tuple(dict.fromkeys(names))
+
+
+def gather_estimates(
+    run_path: Path, run: RunData, estimate_paths: Sequence[str | Path],
+    algorithms: str | Iterable[str] | None = None,
+) -> dict[str, tuple[Path, EstimateFile]]:
+    """The selected algorithms of one run's estimate files, in file order:
+    algorithm → (its file, that file read back).
+
+    Raises
+    ------
+    TwinInputError
+        An unreadable file or one of another run (:func:`check_same_run`), an unknown
+        algorithm (:func:`select_estimated`), or an algorithm found in two files and not
+        narrowed down by ``algorithms``.
+    """
+    found: list[tuple[str, Path, EstimateFile]] = []
+    for path in map(Path, estimate_paths):
+        est_file = read_estimates(path)
+        check_same_run(run_path, run, path, est_file)
+        found += [(name, path, est_file) for name in est_file.estimates]
+    available = list(dict.fromkeys(name for name, _, _ in found))
+    chosen = select_estimated(algorithms, available, "the estimate file(s)")
+    selected = [item for item in found if item[0] in chosen]
+    names = [name for name, _, _ in selected]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise TwinInputError(f"{', '.join(twice)} appear(s) in more than one estimate file; "
+                             "select with --algorithms")
+    return {name: (path, est_file) for name, path, est_file in selected}

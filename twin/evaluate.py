@@ -14,7 +14,8 @@ separately and reported as "unmodelled", never dropped silently.
 
 Output directory (written whole or not at all): ``metrics.json`` (schema below),
 ``report.md``, ``ue_error_cdf.png``, ``ue_error_over_time.png``,
-``map_precision_recall.png``.
+``map_precision_recall.png`` and (unless ``maps=False``) the 3D maps ``map.png`` and
+``map.html`` of :mod:`twin.maps`.
 
 ``metrics.json``::
 
@@ -53,13 +54,7 @@ import numpy.typing as npt
 
 from estimators import ESTIMATORS, Estimate, Estimator
 from twin.errors import TwinInputError
-from twin.estimate import (
-    EstimateFile,
-    algorithm_rng,
-    check_same_run,
-    read_estimates,
-    select_estimated,
-)
+from twin.estimate import EstimateFile, algorithm_rng, gather_estimates
 from twin.metrics import Matching, gospa, match_points
 from twin.paths import InteractionType
 from twin.runfile import RunData, read_run
@@ -303,26 +298,14 @@ def evaluate(
     run_path = Path(run_path)
     run = read_run(run_path)
     sets = truth_sets(run)
-    selected: list[tuple[str, Path, EstimateFile]] = []
-    for path in map(Path, estimate_paths):
-        est_file = read_estimates(path)
-        check_same_run(run_path, run, path, est_file)
-        selected += [(name, path, est_file) for name in est_file.estimates]
-    available = sorted({name for name, _, _ in selected})
-    chosen = select_estimated(algorithms, available, "the estimate file(s)")
-    selected = [s for s in selected if s[0] in chosen]
-    names = [name for name, _, _ in selected]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise TwinInputError(f"{', '.join(twice)} appear(s) in more than one estimate file; "
-                             "select with --algorithms")
+    selected = gather_estimates(run_path, run, estimate_paths, algorithms)
     metrics: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "run_file": run_path.name,
         "run_scene_sha256": run.scene_sha256, "cutoff_m": cutoff,
         "truth_sets": TRUTH_SETS, "algorithms": {},
     }
     series: dict[str, dict[str, Any]] = {}
-    for name, path, est_file in selected:
+    for name, (path, est_file) in selected.items():
         est = est_file.estimates[name]
         params = est_file.params.get(name, {})
         dims = algorithm_dimensions(params)
@@ -402,7 +385,7 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value:.3g}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
-def _report(metrics: dict[str, Any]) -> str:
+def _report(metrics: dict[str, Any], maps: bool) -> str:
     algos = metrics["algorithms"]
     lines = [
         f"# Evaluation of {', '.join(algos) or 'no algorithm'} on `{metrics['run_file']}`",
@@ -464,7 +447,13 @@ def _report(metrics: dict[str, Any]) -> str:
             cells.append(f"{row['matched']}/{row['truth']}" if row else "—")
         lines.append(f"| {obj} | " + " | ".join(cells) + " |")
     lines += ["", "Plots: `ue_error_cdf.png`, `ue_error_over_time.png` (with the bound where "
-                  "the estimator has one), `map_precision_recall.png`.", ""]
+                  "the estimator has one), `map_precision_recall.png`."]
+    if maps:
+        lines += ["", "Maps: `map.png` and `map.html` (open it in a browser: turn, zoom, "
+                      "toggle layers, step through the snapshots) draw the single-bounce "
+                      "truth, each algorithm's scatterers and the matches scored above; "
+                      "their walls table is the one above.", "", "![map](map.png)"]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -473,12 +462,15 @@ def evaluate_to_dir(
     estimate_paths: Sequence[str | Path],
     output: str | Path,
     *,
-    algorithms: Sequence[str] | None = None,
+    algorithms: str | Sequence[str] | None = None,
     cutoff: float = 1.0,
+    maps: bool = True,
     overwrite: bool = False,
     on_done: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
-    """:func:`evaluate` and write the report directory whole (temp dir + rename)."""
+    """:func:`evaluate` and write the report directory whole (temp dir + rename); with
+    ``maps``, also ``map.png`` and ``map.html`` of the same algorithms and cut-off
+    (:mod:`twin.maps`: the same matching, drawn)."""
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise TwinInputError(f"{out}: exists and is not a directory")
@@ -493,8 +485,14 @@ def evaluate_to_dir(
         raise TwinInputError(f"{out}: cannot write here ({exc.strerror})") from None
     try:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
-        (tmp / "report.md").write_text(_report(metrics))
+        (tmp / "report.md").write_text(_report(metrics, maps))
         _plots(tmp, read_run(run_path), series)
+        if maps:
+            from twin.maps import load_map, write_map
+
+            data = load_map(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
+            write_map(data, tmp / "map.png", html=False)
+            write_map(data, tmp / "map.html", html=True)
         if out.exists():
             shutil.rmtree(out)
         tmp.replace(out)

@@ -456,7 +456,7 @@ def _inside(points: FloatArray, region: FloatArray) -> npt.NDArray[np.bool_]:
 
 def load_map(
     run_path: str | Path,
-    estimate_path: str | Path | None = None,
+    estimate_paths: str | Path | Sequence[str | Path] | None = None,
     *,
     algorithms: str | Sequence[str] | None = None,
     cutoff: float = DEFAULT_CUTOFF_M,
@@ -467,9 +467,9 @@ def load_map(
     Parameters
     ----------
     run_path : run file (``twin simulate``).
-    estimate_path : estimate file of that run (``twin estimate``), optional.
-    algorithms : algorithms of the estimate file to draw (``"a,b"`` or a sequence;
-        default: all).
+    estimate_paths : estimate file(s) of that run (``twin estimate``), optional.
+    algorithms : algorithms of the estimate file(s) to draw (``"a,b"`` or a sequence;
+        default: all; an algorithm found in two files must be narrowed down to one).
     cutoff : matching cut-off [m] between estimated and true points.
     with_scene : load and draw the scene mesh (a missing scene file is a warning).
 
@@ -479,7 +479,7 @@ def load_map(
         One line: unreadable run or estimate file, estimates of another run, unknown
         algorithm, non-positive cut-off.
     """
-    from twin.estimate import check_same_run, read_estimates, select_estimated, split_names
+    from twin.estimate import gather_estimates, split_names
     from twin.evaluate import algorithm_dimensions, match_snapshot, snapshot_scatterers, truth_sets
     from twin.metrics import Matching
     from twin.runfile import read_run
@@ -488,16 +488,11 @@ def load_map(
         raise TwinInputError(f"--cutoff: must be a positive distance [m], got {cutoff}")
     run_path = Path(run_path)
     run = read_run(run_path)
-    estimates, params = {}, {}
-    names: tuple[str, ...] = ()
-    if estimate_path is not None:
-        estimate_path = Path(estimate_path)
-        est_file = read_estimates(estimate_path)
-        check_same_run(run_path, run, estimate_path, est_file)
-        estimates, params = est_file.estimates, est_file.params
-        names = select_estimated(algorithms, list(estimates), str(estimate_path))
-    elif algorithms is not None and split_names(algorithms):
+    paths = _as_paths(estimate_paths)
+    if not paths and algorithms is not None and split_names(algorithms):
         raise TwinInputError("--algorithms: needs an estimate file (twin render RUN EST ...)")
+    selected = gather_estimates(run_path, run, paths, algorithms)
+    names = tuple(selected)
 
     # Scored truth is the evaluation's (BS 0); the truth alone shows every BS's points.
     scored = [truth_sets(run, b)["single_bounce"] for b in ((0,) if names else
@@ -527,8 +522,8 @@ def load_map(
     modelled: dict[str, tuple[npt.NDArray[np.bool_], ...]] = {}
     matches: dict[str, tuple[Matching, ...]] = {}
     outside = 0
-    for name in names:
-        e, dims = estimates[name], algorithm_dimensions(params.get(name, {}))
+    for name, (_, est_file) in selected.items():
+        e, dims = est_file.estimates[name], algorithm_dimensions(est_file.params.get(name, {}))
         per_t, per_modelled, per_match = [], [], []
         for t, truth in enumerate(scored[0]):
             q = snapshot_scatterers(e, t)
@@ -557,8 +552,9 @@ def load_map(
         from twin.scene import TwinWarning
 
         warnings.warn(
-            f"{estimate_path}: {outside} estimated position(s) lie more than {margin:.0f} m "
-            "outside the drive's area and are not drawn", TwinWarning, stacklevel=2,
+            f"{', '.join(map(str, paths))}: {outside} estimated position(s) lie more than "
+            f"{margin:.0f} m outside the drive's area and are not drawn", TwinWarning,
+            stacklevel=2,
         )
     return MapData(
         run_name=run_path.name, scene_source=run.scene_source, time=run.drive.time,
@@ -569,6 +565,14 @@ def load_map(
         matches=matches, cutoff=float(cutoff), scene=scene, ceiling=ceiling,
         scene_edges=outline(shown), region=region, box=box, focus=focus_box,
     )
+
+
+def _as_paths(paths: str | Path | Sequence[str | Path] | None) -> list[Path]:
+    if paths is None:
+        return []
+    if isinstance(paths, str | Path):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
 
 
 def _verdicts(data: MapData, t: int, j: int) -> str:
@@ -684,7 +688,7 @@ def auto_camera(
 
 def render_map(
     run_path: str | Path,
-    estimate_path: str | Path | None,
+    estimate_paths: str | Path | Sequence[str | Path] | None,
     output: str | Path,
     *,
     algorithms: str | Sequence[str] | None = None,
@@ -700,9 +704,9 @@ def render_map(
     Parameters
     ----------
     run_path : run file.
-    estimate_path : estimate file of that run, or None (truth only).
+    estimate_paths : estimate file(s) of that run, or None (truth only).
     output : ``.png`` or ``.html``; written atomically.
-    algorithms : algorithms to draw (default: all in the estimate file).
+    algorithms : algorithms to draw (default: all in the estimate file(s)).
     snapshot : snapshot index to show (PNG: that snapshot only, tracks up to it; HTML:
         the slider's starting position). Default: the whole drive.
     camera : :class:`Camera` or ``"x,y,z:tx,ty,tz"``; default :func:`auto_camera`. The
@@ -720,8 +724,6 @@ def render_map(
         extension, an existing output without ``overwrite``, a snapshot out of range,
         a malformed camera or size). Nothing is written then.
     """
-    from twin.map_html import write_html
-    from twin.map_png import write_png
     from twin.runfile import atomic_path, check_output_path
 
     output = Path(output)
@@ -738,25 +740,38 @@ def render_map(
         raise TwinInputError(
             f"TWIN_PNG_BACKEND: unknown PNG backend '{backend}' (use {', '.join(PNG_BACKENDS)})"
         )
-    for other in (run_path, estimate_path):
-        if other is not None and output.resolve() == Path(other).resolve():
+    for other in (Path(run_path), *_as_paths(estimate_paths)):
+        if output.resolve() == other.resolve():
             raise TwinInputError(f"{output}: the output would replace the input {other}")
     check_output_path(output, overwrite)
-    data = load_map(run_path, estimate_path, algorithms=algorithms, cutoff=cutoff)
+    data = load_map(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
     if snapshot is not None and not 0 <= snapshot < data.num_snapshots:
         raise TwinInputError(
             f"--snapshot: {snapshot} is out of range ({run_path} has {data.num_snapshots} "
             f"snapshots: 0..{data.num_snapshots - 1})"
         )
     with atomic_path(output) as tmp:
-        if suffix == ".html":
-            write_html(data, tmp, snapshot=snapshot, camera=cam)
-            used = "plotly"
-        else:
-            used = write_png(data, tmp, snapshot=snapshot, camera=cam, size=(width, height),
-                             backend=backend)
+        used = write_map(data, tmp, html=suffix == ".html", snapshot=snapshot, camera=cam,
+                         size=(width, height), png_backend=backend)
     return RenderResult(path=output, backend=used, num_snapshots=data.num_snapshots,
                         algorithms=data.algorithms)
+
+
+def write_map(
+    data: MapData, path: Path, *, html: bool, snapshot: int | None = None,
+    camera: Camera | None = None, size: tuple[int, int] = DEFAULT_SIZE,
+    png_backend: str | None = None,
+) -> str:
+    """Write ``data`` to ``path`` as an HTML page or a PNG (as is, not atomically);
+    returns the backend that drew it (``plotly``, ``open3d`` or ``matplotlib``)."""
+    from twin.map_html import write_html
+    from twin.map_png import write_png
+
+    if html:
+        write_html(data, path, snapshot=snapshot, camera=camera)
+        return "plotly"
+    return write_png(data, path, snapshot=snapshot, camera=camera, size=size,
+                     backend=png_backend)
 
 
 def algorithm_rgb(index: int) -> tuple[float, float, float]:

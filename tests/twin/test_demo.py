@@ -1,8 +1,9 @@
 """``twin demo``: the whole chain on the bundled office floor, as ``make demo`` runs it.
 
-Contract: simulate → every registered estimator → evaluate → PNG + HTML maps, each file
-printed (``label: path``) on stdout and present; the report scores every estimator; the
-map PNG is a real drawing; a second run into the same directory replaces the files.
+Contract: simulate → every registered estimator → evaluate (a report with the PNG and HTML
+maps), each file printed (``label: path``) on stdout and present; the report scores every
+estimator; the map PNG is a real drawing; a second run into the same directory replaces
+the files.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ def test_demo_writes_every_file_it_prints(tmp_path: Path) -> None:
     assert "evaluate, draw maps" in result.stderr  # the progress display covers the end
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     assert set(metrics["algorithms"]) == set(ESTIMATORS)
-    with Image.open(out / "map.png") as img:
+    with Image.open(out / "report" / "map.png") as img:
         rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
     assert rgb.shape == (800, 1280, 3) and rgb.std() > 10.0
-    html = (out / "map.html").read_text()
+    html = (out / "report" / "map.html").read_text()
     assert all(name in html for name in ESTIMATORS)
     assert temp_leftovers(out) == []
     # Again into the same directory: the files are replaced, not refused.

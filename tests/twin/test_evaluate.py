@@ -81,13 +81,16 @@ def test_report_directory_is_written_whole(files: dict[str, Path]) -> None:
     evaluate_to_dir(files["run"], [files["est"]], out)
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "metrics.json", "report.md", "ue_error_cdf.png", "ue_error_over_time.png",
-        "map_precision_recall.png"])
+        "map_precision_recall.png", "map.png", "map.html"])
     data = json.loads((out / "metrics.json").read_text())
     assert data["schema_version"] == "1.0" and "miso-ml" in data["algorithms"]
-    assert "| wall_north |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| wall_north |" in report and "![map](map.png)" in report
+    assert "miso-ml: scatterers" in (out / "map.html").read_text()
     with pytest.raises(TwinInputError, match="not empty"):
-        evaluate_to_dir(files["run"], [files["est"]], out)
-    evaluate_to_dir(files["run"], [files["est"]], out, overwrite=True)
+        evaluate_to_dir(files["run"], [files["est"]], out, maps=False)
+    evaluate_to_dir(files["run"], [files["est"]], out, overwrite=True, maps=False)
+    assert not (out / "map.png").exists() and "map.png" not in (out / "report.md").read_text()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".report.")]
 
 
@@ -97,7 +100,7 @@ def test_all_unconverged_estimates_give_a_report_not_a_crash(files: dict[str, Pa
     with h5py.File(broken, "r+") as f:
         f["estimates/miso-ml/converged"][...] = False
     out = files["tmp"] / "broken-report"
-    metrics = evaluate_to_dir(files["run"], [broken], out)
+    metrics = evaluate_to_dir(files["run"], [broken], out, maps=False)
     assert metrics["algorithms"]["miso-ml"]["ue"] is None
     assert "no converged snapshot" in (out / "report.md").read_text()
 

@@ -510,6 +510,29 @@ def test_estimates_that_never_converged_draw_as_all_missed(
     assert out.is_file()
 
 
+def test_several_estimate_files_on_one_map(files: dict[str, Path], tmp_path: Path) -> None:
+    """Algorithms of two estimate files side by side, each in its own colour; one found
+    in both files must be chosen with ``algorithms``."""
+    second = tmp_path / "grid.h5"
+    estimate_run(files["run"], "miso-sp-grid", second, snr_db=20.0)
+    data = maps.load_map(files["run"], [files["est"], second], with_scene=False)
+    assert data.algorithms == ("miso-ml", "miso-sp-grid")
+    one = maps.load_map(files["run"], [second], with_scene=False)
+    for t in range(T):  # each algorithm's matching is its own, whatever else is drawn
+        np.testing.assert_array_equal(data.matches["miso-sp-grid"][t].pairs,
+                                      one.matches["miso-sp-grid"][t].pairs)
+    with pytest.raises(TwinInputError, match="more than one estimate file"):
+        maps.load_map(files["run"], [files["est"], files["est"]], with_scene=False)
+    only = maps.load_map(files["run"], [files["est"], second], algorithms="miso-sp-grid",
+                         with_scene=False)
+    assert only.algorithms == ("miso-sp-grid",)
+    out = tmp_path / "map.html"
+    result = run_twin("render", str(files["run"]), str(files["est"]), str(second), "-o",
+                      str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "miso-ml, miso-sp-grid" in result.stderr
+
+
 def test_html_snapshot_option_sets_the_slider(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "map.html"
     maps.render_map(files["run"], files["est"], out, snapshot=2, algorithms="miso-ml")

@@ -45,6 +45,7 @@ import numpy.typing as npt
 
 from twin.maps import (
     BS_RGB,
+    DEFAULT_SIZE,
     EDGE_RGB,
     FIELD_OF_VIEW_DEG,
     MESH_RGBA,
@@ -169,7 +170,7 @@ def write_png(
     *,
     snapshot: int | None = None,
     camera: Camera | None = None,
-    size: tuple[int, int] = (1280, 800),
+    size: tuple[int, int] = DEFAULT_SIZE,
     backend: str | None = None,
 ) -> str:
     """Render the map to a PNG of ``size`` pixels; returns the backend used.

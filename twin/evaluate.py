@@ -206,16 +206,22 @@ def snapshot_scatterers(est: Estimate, t: int) -> npt.NDArray[np.float64]:
 
 
 def match_snapshot(estimated: npt.ArrayLike, truth: TruthPoints, dims: int,
-                   cutoff: float) -> tuple[Matching, npt.NDArray[np.intp]]:
+                   cutoff: float) -> tuple[Matching, npt.NDArray[np.bool_]]:
     """Match one snapshot's estimated scatterers to the truth points a ``dims``-D model
     can represent (2D: the ``planar`` ones, compared in the horizontal plane).
 
-    Returns the matching (truth indices into the *modelled* points) and the indices of
-    the modelled points in ``truth``.
+    Returns the matching (indices into ``truth.points``; the points the model cannot
+    represent take no part in it, neither matched nor missed) and ``modelled [N]``.
     """
     modelled = truth.planar if dims == 2 else np.ones(len(truth.points), bool)
-    kept = np.flatnonzero(modelled)
-    return match_points(estimated, truth.points[kept], cutoff, dims=dims), kept
+    points = np.where(modelled[:, None], truth.points, np.nan)  # NaN rows are left out
+    return match_points(estimated, points, cutoff, dims=dims), modelled
+
+
+def check_cutoff(cutoff: float) -> None:
+    """Refuse a matching cut-off that is not a positive distance (one line)."""
+    if not (np.isfinite(cutoff) and cutoff > 0):
+        raise TwinInputError(f"--cutoff: must be a positive distance [m], got {cutoff}")
 
 
 def _ue_metrics(est: Estimate, run: RunData, dims: int) -> tuple[dict[str, Any] | None,
@@ -239,19 +245,20 @@ def _map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
     loc2: list[float] = []
     per_object: dict[str, dict[str, int]] = {}
     for t, truth in enumerate(sets):
-        m, kept = match_snapshot(snapshot_scatterers(est, t), truth, dims, cutoff)
-        totals["unmodelled"] += len(truth.points) - len(kept)
+        m, modelled = match_snapshot(snapshot_scatterers(est, t), truth, dims, cutoff)
+        totals["unmodelled"] += int((~modelled).sum())
         g = gospa(m, cutoff)
         g_values.append(g)
         loc2.extend(m.distances**2)
         totals["matched"] += g.num_matched
         totals["missed"] += g.num_missed
         totals["false"] += g.num_false
-        matched_truth = set(kept[m.pairs[:, 1]].tolist())
-        for j in kept:
+        matched = np.zeros(len(truth.points), bool)
+        matched[m.pairs[:, 1]] = True
+        for j in np.flatnonzero(modelled):
             row = per_object.setdefault(truth.objects[j], {"truth": 0, "matched": 0})
             row["truth"] += 1
-            row["matched"] += int(j in matched_truth)
+            row["matched"] += int(matched[j])
     n = totals["matched"]
     return {
         "gospa_m": float(np.mean([g.total for g in g_values])) if g_values else 0.0,
@@ -293,12 +300,17 @@ def evaluate(
     Returns ``(metrics, series)``: the ``metrics.json`` content and per-algorithm arrays
     for the plots (``ue_error [T]``, ``peb [T] | None``, ``precision_recall``).
     """
-    if not cutoff > 0:
-        raise TwinInputError(f"--cutoff: must be > 0, got {cutoff}")
+    check_cutoff(cutoff)
     run_path = Path(run_path)
     run = read_run(run_path)
-    sets = truth_sets(run)
     selected = gather_estimates(run_path, run, estimate_paths, algorithms)
+    return _score(run_path, run, selected, cutoff)
+
+
+def _score(run_path: Path, run: RunData, selected: dict[str, tuple[Path, EstimateFile]],
+           cutoff: float) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """:func:`evaluate` on a run and its estimates already read."""
+    sets = truth_sets(run)
     metrics: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "run_file": run_path.name,
         "run_scene_sha256": run.scene_sha256, "cutoff_m": cutoff,
@@ -476,7 +488,11 @@ def evaluate_to_dir(
         raise TwinInputError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise TwinInputError(f"{out}: directory is not empty (use --overwrite to replace it)")
-    metrics, series = evaluate(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
+    check_cutoff(cutoff)
+    run_path = Path(run_path)
+    run = read_run(run_path)
+    selected = gather_estimates(run_path, run, estimate_paths, algorithms)
+    metrics, series = _score(run_path, run, selected, cutoff)
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -486,11 +502,11 @@ def evaluate_to_dir(
     try:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
         (tmp / "report.md").write_text(_report(metrics, maps))
-        _plots(tmp, read_run(run_path), series)
+        _plots(tmp, run, series)
         if maps:
-            from twin.maps import load_map, write_map
+            from twin.maps import map_data, write_map
 
-            data = load_map(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
+            data = map_data(run_path, run, selected, cutoff=cutoff)
             write_map(data, tmp / "map.png", html=False)
             write_map(data, tmp / "map.html", html=True)
         if out.exists():
@@ -512,5 +528,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-__all__ = ["TRUTH_SETS", "TruthPoints", "algorithm_dimensions", "evaluate", "evaluate_to_dir",
-           "fuse_points", "match_snapshot", "snapshot_scatterers", "truth_sets"]
+__all__ = ["TRUTH_SETS", "TruthPoints", "algorithm_dimensions", "check_cutoff", "evaluate",
+           "evaluate_to_dir", "fuse_points", "match_snapshot", "snapshot_scatterers",
+           "truth_sets"]

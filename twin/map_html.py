@@ -31,8 +31,10 @@ from twin.maps import (
     Triangles,
     algorithm_rgb,
     auto_camera,
+    drawn_statuses,
     layers,
     title,
+    wall_cell,
 )
 
 VIEW_DOMAIN_X = (0.0, 0.74)
@@ -62,15 +64,6 @@ def _segments_xyz(segments: FloatArray) -> dict[str, Any]:
     return _xyz(np.concatenate([segments, gap], axis=1).reshape(-1, 3))
 
 
-def _statuses(data: MapData) -> list[PointStatus]:
-    """The truth layers of a page (fixed for every frame)."""
-    if not data.algorithms:
-        return [PointStatus.TRUTH]
-    found = {PointStatus(s) for t in range(data.num_snapshots) for s in data.status(t)}
-    return [PointStatus.MAPPED, PointStatus.MISSED] + (
-        [PointStatus.UNMODELLED] if PointStatus.UNMODELLED in found else [])
-
-
 def _table(data: MapData, view: Layers) -> Any:
     import plotly.graph_objects as go
 
@@ -80,10 +73,9 @@ def _table(data: MapData, view: Layers) -> Any:
     for name in data.algorithms:
         column, fill = [], []
         for r in rows:
-            matched, modelled = r.counts[name]
-            column.append(f"{matched}/{modelled}" if modelled else "2D: —")
-            share = matched / modelled if modelled else 0.0
-            fill.append(_hex((1.0 - 0.45 * share, 1.0 - 0.15 * share, 1.0 - 0.45 * share)))
+            text, tint = wall_cell(*r.counts[name])
+            column.append(text)
+            fill.append(_hex(tint))
         columns.append(column)
         fills.append(fill)
     header = ["object", "points", *data.algorithms]
@@ -205,7 +197,7 @@ def write_html(
     views: list[tuple[str, int | None]] = [("all", None)]
     views += [(str(t), t) for t in range(data.num_snapshots)]
     first = 0 if snapshot is None else snapshot + 1
-    statuses = _statuses(data)
+    statuses = drawn_statuses(data)
     dynamic = [_dynamic_traces(data, layers(data, t), statuses) for _, t in views]
     index = list(range(len(static), len(static) + len(dynamic[0])))
     frames = [

@@ -11,12 +11,13 @@ console chatter out of the CLI's output). What keeps it fast and predictable the
 (measured on 2 cores, Open3D 0.20, Mesa 22.3; ``scripts/bench_render.py``,
 ``docs/BENCHMARKS.md``):
 
-* few renderables: every sphere in one mesh, lines one set per width (the demo map's 15
-  sphere sets as 15 renderables took several seconds a frame instead of a fraction);
+* few renderables: every sphere in one mesh, lines one set per width (the demo map's 11
+  sphere sets as 11 renderables: about 11.5 s a frame instead of 0.6 s);
 * post-processing off (no FXAA, no tone mapping: vertex and line colours come out
   exactly; the image is rendered at :data:`SUPERSAMPLING` × the size and averaged down
-  instead);
-* meshes as triangle soups (with shared vertices a frame took 10-100× longer);
+  instead; a lone sphere at 2560 × 1600 took 37 s a frame with it, 21 s without);
+* meshes as triangle soups (with the spheres as a dozen renderables, shared vertices
+  made a frame 3.5× slower; merged, no difference was measured);
 * points as unlit spheres with Lambert shading baked into vertex colours;
 * a watchdog on the child (:data:`OPEN3D_FRAME_TIMEOUT_S`, :data:`OPEN3D_ATTEMPTS`).
 
@@ -59,9 +60,11 @@ from twin.maps import (
     algorithm_rgb,
     auto_camera,
     camera_basis,
+    drawn_statuses,
     finite_rows,
     layers,
     title,
+    wall_cell,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -72,10 +75,11 @@ OPEN3D_ATTEMPTS = 4
 OPEN3D_SETUP_TIMEOUT_S = 60.0
 """Limit on the child's start (imports, renderer, geometry; about 1.5 s)."""
 OPEN3D_FRAME_TIMEOUT_S = 10.0
-"""Limit on the frame (about 0.5 s). Open3D 0.20's offscreen loop on the software
-rasteriser now and then never delivers its frame (about one render in six on a 2-core
-machine, whatever the thread count): such a child is killed and the render retried in a
-fresh process, :data:`OPEN3D_ATTEMPTS` times in all."""
+"""Limit on the frame (about 0.6 s). Open3D 0.20's offscreen loop on the software
+rasteriser has been seen never to deliver its frame (up to 4 renders in 20 of an
+earlier version of this child, whatever the thread count; none in 22 of this one): such
+a child is killed and the render retried in a fresh process, :data:`OPEN3D_ATTEMPTS`
+times in all."""
 PANEL_FRACTION = 0.3
 """Share of the PNG's width given to the legend and the walls table."""
 MAX_TABLE_ROWS = 14
@@ -143,10 +147,7 @@ def _draw_list(data: MapData, view: Layers) -> tuple[_DrawList, list[tuple[str, 
     draw.spheres.append((finite_rows(view.ue_track), 0.8 * r, TRUE_UE_RGB))
     draw.spheres.append((finite_rows(view.ue_now), 2.0 * r, TRUE_UE_RGB))
     legend.append(("track", "true UE track", TRUE_UE_RGB))
-    shown = {PointStatus(s) for s in np.unique(view.truth_status)}
-    if data.algorithms:
-        shown |= {PointStatus.MAPPED, PointStatus.MISSED}
-    for status in sorted(shown):
+    for status in drawn_statuses(data):
         label, rgb = STATUS_STYLE[status]
         size = 0.8 * r if status == PointStatus.UNMODELLED else r
         draw.spheres.append((view.truth[view.truth_status == status], size, rgb))
@@ -366,7 +367,7 @@ def _shaded_spheres(
     return vertices, faces, colours
 
 
-def _open3d_worker(spec: Path, out: Path, progress_fd: int | None = None) -> None:
+def _open3d_worker(spec: Path, out: Path, progress_fd: int) -> None:
     """Child process: build Open3D geometry from ``spec`` and render it to ``out``
     (.npy); a byte is written to ``progress_fd`` as the frame starts (the parent's
     watchdog)."""
@@ -381,8 +382,9 @@ def _open3d_worker(spec: Path, out: Path, progress_fd: int | None = None) -> Non
     intrinsic, extrinsic = arrays["intrinsic"], arrays["extrinsic"]
     renderer = rendering.OffscreenRenderer(width, height)
     view = renderer.scene.view
-    # No post-processing: FXAA costs minutes a frame on a software rasteriser (the image
-    # is supersampled instead) and tone mapping would change the given colours.
+    # No post-processing: on the software rasteriser it costs tens of seconds a large
+    # frame (the image is supersampled instead), and tone mapping would change the given
+    # colours.
     view.set_post_processing(False)
     view.set_antialiasing(False)
     view.set_shadowing(False, rendering.View.ShadowType.PCF)
@@ -440,12 +442,10 @@ def _open3d_worker(spec: Path, out: Path, progress_fd: int | None = None) -> Non
         material.line_width = line_width * height / 800.0
         scene.add_geometry(f"lines{k}", line_set, material)
     renderer.setup_camera(intrinsic, extrinsic, width, height)
-    if progress_fd is not None:
-        os.write(progress_fd, b".")
+    os.write(progress_fd, b".")
     image = np.asarray(renderer.render_to_image())[..., :3]
     np.save(out, image)
-    if progress_fd is not None:
-        os.close(progress_fd)
+    os.close(progress_fd)
 
 
 # ---------------------------------------------------------------------------- matplotlib
@@ -521,10 +521,9 @@ def _panel(fig: Any, rect: tuple[float, float, float, float],
         line = [row.name, str(row.points)]
         tint: list[Any] = ["white", "white"]
         for name in data.algorithms:
-            matched, modelled = row.counts[name]
-            line.append(f"{matched}/{modelled}" if modelled else "2D: —")
-            share = matched / modelled if modelled else 0.0
-            tint.append((1.0 - 0.45 * share, 1.0 - 0.15 * share, 1.0 - 0.45 * share))
+            text, colour = wall_cell(*row.counts[name])
+            line.append(text)
+            tint.append(colour)
         cells.append(line)
         colours.append(tint)
     table_font = font * 0.8
@@ -550,8 +549,7 @@ def _panel(fig: Any, rect: tuple[float, float, float, float],
 
 
 if __name__ == "__main__":  # the Open3D child process of _render_open3d
-    if len(sys.argv) in (4, 5) and sys.argv[1] == "--open3d-worker":
-        _open3d_worker(Path(sys.argv[2]), Path(sys.argv[3]),
-                       int(sys.argv[4]) if len(sys.argv) == 5 else None)
+    if len(sys.argv) == 5 and sys.argv[1] == "--open3d-worker":
+        _open3d_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
     else:
-        sys.exit("usage: python -m twin.map_png --open3d-worker SPEC.npz OUT.npy [FD]")
+        sys.exit("usage: python -m twin.map_png --open3d-worker SPEC.npz OUT.npy FD")

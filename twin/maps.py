@@ -43,6 +43,7 @@ from twin.errors import TwinInputError
 if TYPE_CHECKING:
     import trimesh
 
+    from twin.estimate import EstimateFile
     from twin.metrics import Matching
     from twin.runfile import RunData
 
@@ -480,18 +481,27 @@ def load_map(
         algorithm, non-positive cut-off.
     """
     from twin.estimate import gather_estimates, split_names
-    from twin.evaluate import algorithm_dimensions, match_snapshot, snapshot_scatterers, truth_sets
-    from twin.metrics import Matching
+    from twin.evaluate import check_cutoff
     from twin.runfile import read_run
 
-    if not (np.isfinite(cutoff) and cutoff > 0):
-        raise TwinInputError(f"--cutoff: must be a positive distance [m], got {cutoff}")
+    check_cutoff(cutoff)
     run_path = Path(run_path)
     run = read_run(run_path)
     paths = _as_paths(estimate_paths)
     if not paths and algorithms is not None and split_names(algorithms):
         raise TwinInputError("--algorithms: needs an estimate file (twin render RUN EST ...)")
     selected = gather_estimates(run_path, run, paths, algorithms)
+    return map_data(run_path, run, selected, cutoff=cutoff, with_scene=with_scene)
+
+
+def map_data(
+    run_path: Path, run: RunData, selected: dict[str, tuple[Path, EstimateFile]], *,
+    cutoff: float = DEFAULT_CUTOFF_M, with_scene: bool = True,
+) -> MapData:
+    """:func:`load_map` on a run and its estimates already read and checked
+    (:func:`twin.estimate.gather_estimates`)."""
+    from twin.evaluate import algorithm_dimensions, match_snapshot, snapshot_scatterers, truth_sets
+
     names = tuple(selected)
 
     # Scored truth is the evaluation's (BS 0); the truth alone shows every BS's points.
@@ -527,12 +537,9 @@ def load_map(
         per_t, per_modelled, per_match = [], [], []
         for t, truth in enumerate(scored[0]):
             q = snapshot_scatterers(e, t)
-            m, kept = match_snapshot(q, truth, dims, cutoff)
-            # Truth indices of the matching refer to the modelled points: map them back.
-            per_match.append(Matching(
-                pairs=np.stack([m.pairs[:, 0], kept[m.pairs[:, 1]]], axis=1).reshape(-1, 2),
-                distances=m.distances, missed=kept[m.missed], false=m.false))
-            per_modelled.append(np.isin(np.arange(len(truth.points)), kept))
+            m, is_modelled = match_snapshot(q, truth, dims, cutoff)
+            per_match.append(m)
+            per_modelled.append(is_modelled)
             per_t.append(q)
             outside += int((~_inside(finite_rows(q), region)).sum())
         ue = np.where(e.converged[:, None], np.asarray(e.ue_position, np.float64), np.nan)
@@ -551,8 +558,9 @@ def load_map(
     if outside:
         from twin.scene import TwinWarning
 
+        paths = dict.fromkeys(str(path) for path, _ in selected.values())
         warnings.warn(
-            f"{', '.join(map(str, paths))}: {outside} estimated position(s) lie more than "
+            f"{', '.join(paths)}: {outside} estimated position(s) lie more than "
             f"{margin:.0f} m outside the drive's area and are not drawn", TwinWarning,
             stacklevel=2,
         )
@@ -596,17 +604,36 @@ def wall_table(data: MapData, snapshots: Sequence[int]) -> tuple[WallRow, ...]:
     counts: dict[str, dict[str, list[int]]] = {}
     totals: dict[str, int] = {}
     for t in snapshots:
+        matched = {a: data.matched(a, t) for a in data.algorithms}
         for j, obj in enumerate(data.truth_objects[t]):
             totals[obj] = totals.get(obj, 0) + 1
             row = counts.setdefault(obj, {a: [0, 0] for a in data.algorithms})
             for a in data.algorithms:
-                row[a][0] += int(data.matched(a, t)[j])
+                row[a][0] += int(matched[a][j])
                 row[a][1] += int(data.modelled[a][t][j])
     return tuple(
         WallRow(name=obj, points=totals[obj],
                 counts={a: (c[0], c[1]) for a, c in counts[obj].items()})
         for obj in sorted(totals)
     )
+
+
+def wall_cell(matched: int, modelled: int) -> tuple[str, tuple[float, float, float]]:
+    """A walls-table cell: ``"matched/modelled"`` (``"2D: —"`` when the algorithm cannot
+    represent the object's points) and its tint, white to green with the recall."""
+    share = matched / modelled if modelled else 0.0
+    text = f"{matched}/{modelled}" if modelled else "2D: —"
+    return text, (1.0 - 0.45 * share, 1.0 - 0.15 * share, 1.0 - 0.45 * share)
+
+
+def drawn_statuses(data: MapData) -> list[PointStatus]:
+    """The true-point layers of a map, the same for every view of it: the truth alone,
+    or mapped and missed (and unmodelled where the drive has such points)."""
+    if not data.algorithms:
+        return [PointStatus.TRUTH]
+    found = {PointStatus(s) for t in range(data.num_snapshots) for s in data.status(t)}
+    return [PointStatus.MAPPED, PointStatus.MISSED] + (
+        [PointStatus.UNMODELLED] if PointStatus.UNMODELLED in found else [])
 
 
 def layers(data: MapData, snapshot: int | None) -> Layers:

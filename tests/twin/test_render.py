@@ -389,9 +389,16 @@ def test_png_falls_back_to_matplotlib_when_open3d_fails(
         raise RuntimeError("exit code -6: Unable to create Vulkan instance")
 
     monkeypatch.setattr(map_png, "_render_open3d", broken)
+    _assert_matplotlib_draws(files, tmp_path, monkeypatch,
+                             "Open3D offscreen rendering failed.*Vulkan")
+
+
+def _assert_matplotlib_draws(files: dict[str, Path], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch, warning: str) -> None:
+    """With no backend forced, the PNG is drawn by matplotlib after ``warning``."""
     monkeypatch.delenv("TWIN_PNG_BACKEND", raising=False)
     out = tmp_path / "map.png"
-    with pytest.warns(TwinWarning, match="Open3D offscreen rendering failed.*Vulkan"):
+    with pytest.warns(TwinWarning, match=warning):
         result = maps.render_map(files["run"], None, out, size=(320, 200))
     assert result.backend == "matplotlib"
     _assert_not_blank(_pixels(out))
@@ -406,12 +413,7 @@ def test_a_stalled_renderer_is_killed_and_retried_then_matplotlib_draws(
     and Open3D would have drawn the PNG."""
     monkeypatch.setattr(map_png, "OPEN3D_FRAME_TIMEOUT_S", 1e-4)
     monkeypatch.setattr(map_png, "OPEN3D_ATTEMPTS", 2)
-    monkeypatch.delenv("TWIN_PNG_BACKEND", raising=False)
-    out = tmp_path / "map.png"
-    with pytest.warns(TwinWarning, match="no image after 2 tries"):
-        result = maps.render_map(files["run"], None, out, size=(320, 200))
-    assert result.backend == "matplotlib"
-    _assert_not_blank(_pixels(out))
+    _assert_matplotlib_draws(files, tmp_path, monkeypatch, "no image after 2 tries")
 
 
 # ----------------------------------------------------------------------------- HTML

@@ -126,6 +126,8 @@ class ChannelTruth:
     ue_position : ``[snapshot, 3]`` [m].
     scatterer : ``[snapshot, path, 3]`` [m], the single-bounce point of each NLOS path
         (NaN for the LOS and for paths that are not single-bounce).
+    ue_orientation : ``[snapshot, 3]`` (yaw, pitch, roll) [rad] of the UE array, or
+        ``None`` where the source does not give it (a single-antenna UE).
     """
 
     gain: npt.NDArray[np.complex128]
@@ -136,3 +138,4 @@ class ChannelTruth:
     los: npt.NDArray[np.bool_]
     ue_position: npt.NDArray[np.float64]
     scatterer: npt.NDArray[np.float64]
+    ue_orientation: npt.NDArray[np.float64] | None = None

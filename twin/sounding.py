@@ -74,4 +74,5 @@ def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:
     return ChannelTruth(
         gain=gain.astype(np.complex128), tau=p.tau[:, bs], aod=aod, aoa=aoa, valid=valid,
         los=valid[:, 0] & direct[:, 0], ue_position=run.drive.position, scatterer=scatterer,
+        ue_orientation=run.drive.orientation,
     )

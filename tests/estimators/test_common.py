@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from estimators import ESTIMATORS, Estimate, Estimator
+from estimators.models.locman import LocmanScenario
 from estimators.models.miso import MisoScenario
 from estimators.types import Observation
 
@@ -20,11 +21,15 @@ def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
     if name.startswith("miso"):
         obs, _ = MisoScenario().sample(10.0, num_snapshots, np.random.default_rng(3))
         return obs
+    if name in ("locman", "dcs-somp"):
+        small = LocmanScenario(num_bs_antennas=4, num_ue_antennas=4, num_subcarriers=7)
+        obs, _ = small.sample(20.0, num_snapshots, np.random.default_rng(3))
+        return obs
     raise AssertionError(f"no paper setting for {name}: add one to this test")
 
 
 def test_registry_is_filled_and_consistent() -> None:
-    assert {"miso-ml", "miso-sp-grid", "miso-sp-refine"} <= set(NAMES)
+    assert {"miso-ml", "miso-sp-grid", "miso-sp-refine", "locman", "dcs-somp"} <= set(NAMES)
     for name, cls in ESTIMATORS.items():
         assert cls.name == name and issubclass(cls, Estimator)
 

@@ -1,7 +1,8 @@
-"""Estimators on twin channels: truth conversion and MISO against ray-traced truth."""
+"""Estimators on twin channels: truth conversion, MISO and LOCMAN against ray-traced truth."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,15 @@ import pytest
 from estimators.arrays import SPEED_OF_LIGHT, mimo_ofdm_channel
 from estimators.miso import MisoML
 from tests.conftest import make_config, run_config, wall_y, write_obj
-from tests.tolerances import EFFICIENCY_DB1, STEERING_REL, rmse_margin
+from tests.tolerances import (
+    DCS_SOMP_TWIN_UE_M,
+    EFFICIENCY_DB1,
+    LOCMAN_TWIN_SCATTERER_M,
+    LOCMAN_TWIN_UE_M,
+    LOCMAN_TWIN_YAW_RAD,
+    STEERING_REL,
+    rmse_margin,
+)
 from twin.runfile import RunData
 from twin.sounding import channel_truth, observation_from_run
 
@@ -91,3 +100,116 @@ def test_twin_estimate_end_to_end_on_a_simulated_run_file(tmp_path: Path) -> Non
     assert np.max(np.linalg.norm(ml.ue_position - run.drive.position, axis=1)) < 0.1
     grid = est.estimates["miso-sp-grid"]
     assert np.max(np.linalg.norm(grid.ue_position - run.drive.position, axis=1)) < 3.0
+
+
+# ---------------------------------------------------------------- LOCMAN / DCS-SOMP
+
+LOCMAN_UE = [[6.0, 1.0, 1.5], [8.0, -2.0, 1.5], [7.0, 3.0, 1.5], [9.0, 2.0, 1.5]]
+LOCMAN_UE_HEIGHT = 1.5
+LOCMAN_YAW = 0.4 + np.pi  # the UE array's broadside roughly towards the BS
+
+
+@pytest.fixture
+def one_blas_thread() -> Iterator[None]:
+    """OpenBLAS (numpy's and scipy's wheels) limited to one thread during a test.
+
+    LOCMAN's ADMM runs thousands of small Hermitian eigendecompositions; with two
+    OpenBLAS threads on a busy 2-core machine each one costs ~100x more (a 96 x 96
+    ``eigh``: 2 ms -> 190 ms), which turned this file's LOCMAN test from ~2 s into
+    80-260 s. Best effort: a BLAS without these symbols is left as it is.
+    """
+    import ctypes
+
+    handles = []
+    for folder in ("numpy.libs", "scipy.libs"):
+        for lib in sorted((Path(np.__file__).parents[1] / folder).glob("libscipy_openblas*.so")):
+            cdll = ctypes.CDLL(str(lib))
+            for suffix in ("64_", ""):
+                get = getattr(cdll, f"scipy_openblas_get_num_threads{suffix}", None)
+                set_ = getattr(cdll, f"scipy_openblas_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    handles.append((get, set_, int(get())))
+                    set_(1)
+                    break
+    try:
+        yield
+    finally:
+        for _, set_, previous in handles:
+            set_(previous)
+
+
+@pytest.fixture(scope="module")
+def locman_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`twin simulate` of LOS + one wall with a BS ULA (8) and a rotated UE ULA (4).
+
+    BS 1.5 m above the UE: the wall bounce is a vertical reflector, LOCMAN's model with
+    a known UE height. K = 9 subcarriers over 100 MHz: c / Δf = 24 m exceeds every
+    path (<= 16 m), and the denoiser stays small (a second per snapshot).
+    """
+    import yaml
+
+    from twin.simulate import simulate_to_file
+
+    tmp = tmp_path_factory.mktemp("locman-twin")
+    scene = write_obj(tmp / "wall.obj", wall_y("wall_north", 6.0))
+    config = make_config(scene.name, ue_positions=LOCMAN_UE, bs_array={"rows": 1, "cols": 8},
+                         ue_array={"rows": 1, "cols": 4}, ue_orientation=(LOCMAN_YAW, 0.0, 0.0),
+                         tracing={"max_depth": 1, "refraction": False},
+                         radio={"frequency_hz": 28e9, "bandwidth_hz": 100e6,
+                                "num_subcarriers": 9})
+    (tmp / "c.yaml").write_text(yaml.safe_dump(config))
+    simulate_to_file(tmp / "c.yaml", tmp / "run.h5")
+    return tmp / "run.h5"
+
+
+def test_locman_forward_model_equals_the_twin_cfr(locman_run_file: Path) -> None:
+    """LocmanSnapshot.channel at the ray-traced geometry (eq. 3 with the vertical-
+    reflector heights) rebuilds the twin's MIMO CFR: steering, delays, gains, yaw."""
+    from estimators.locman import Locman, snapshot, true_parameters
+    from twin.runfile import read_run
+
+    run = read_run(locman_run_file)
+    truth = channel_truth(run)
+    assert truth.los.all() and np.all(truth.valid.sum(axis=1) == 2)
+    assert truth.ue_orientation is not None
+    np.testing.assert_allclose(truth.ue_orientation[:, 0], LOCMAN_YAW)
+    obs = observation_from_run(run, rng=np.random.default_rng(0), seed=0, snr_db=30.0,
+                               **Locman.sounding)
+    for t in range(len(LOCMAN_UE)):
+        snap = snapshot(obs, t, 0, LOCMAN_UE_HEIGHT)
+        paths = np.flatnonzero(truth.valid[t])
+        _, eta = true_parameters(snap, truth, t, paths)
+        model = snap.channel(truth.gain[t, paths], eta)  # [K, Nr, Nt]
+        twin = run.cfr[t, 0].transpose(2, 0, 1)
+        assert np.linalg.norm(twin - model) / np.linalg.norm(twin) < STEERING_REL
+
+
+def test_twin_estimate_locman_and_dcs_somp_end_to_end(
+    locman_run_file: Path, tmp_path: Path, one_blas_thread: None
+) -> None:
+    """run.h5 → `twin estimate -a locman,dcs-somp` → est.h5, against ray-traced truth."""
+    from twin.estimate import estimate_run, read_estimates
+    from twin.runfile import read_run
+
+    estimate_run(locman_run_file, "locman,dcs-somp", tmp_path / "est.h5", snr_db=30.0,
+                 settings=["num_paths=2", f"ue_height={LOCMAN_UE_HEIGHT}"])
+    run, est = read_run(locman_run_file), read_estimates(tmp_path / "est.h5")
+    truth = channel_truth(run)
+    T = len(LOCMAN_UE)
+    assert list(est.estimates) == ["locman", "dcs-somp"]
+    assert est.run_num_snapshots == T
+    for name, e in est.estimates.items():
+        assert e.ue_position.shape == (T, 3) and e.ue_orientation.shape == (T,), name
+        assert e.scatterers.shape == (T, 1, 3) and e.path_tau.shape == (T, 2), name
+        assert e.converged.all() and e.scatterer_valid.all(), name
+        np.testing.assert_allclose(e.ue_position[:, 2], LOCMAN_UE_HEIGHT)
+    lm = est.estimates["locman"]
+    assert np.max(np.linalg.norm(lm.ue_position - run.drive.position, axis=1)) < LOCMAN_TWIN_UE_M
+    yaw_err = np.angle(np.exp(1j * (lm.ue_orientation - LOCMAN_YAW)))
+    assert np.max(np.abs(yaw_err)) < LOCMAN_TWIN_YAW_RAD
+    # The wall bounce: the scatterer is the ray-traced reflection point on the wall.
+    sc_err = np.linalg.norm(lm.scatterers[:, 0] - truth.scatterer[:, 1], axis=1)
+    assert np.max(sc_err) < LOCMAN_TWIN_SCATTERER_M
+    somp = est.estimates["dcs-somp"]
+    assert np.max(np.linalg.norm(somp.ue_position - run.drive.position, axis=1)) < \
+        DCS_SOMP_TWIN_UE_M

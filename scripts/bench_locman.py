@@ -1,7 +1,7 @@
 """LOCMAN's atomic norm denoiser: ADMM vs the cvxpy SDP (SCS), side by side, at equal accuracy.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/bench_locman.py [--sizes 7x4,11x6,...]
-        [--quick] [--seed 1] [--limit 60]
+    .venv/bin/python scripts/bench_locman.py [--sizes 7x4,11x6,...] [--quick] [--seed 1]
+        [--limit 60]
 
 For growing sizes ``K x N`` (``K`` subcarriers, ``Nr = Nt = N`` antennas), one fixed-seed
 problem each: 3 paths, 10 dB SNR, ``G = 16`` unit-modulus pilots (``/ sqrt(Nt)``), ``μ`` of
@@ -29,6 +29,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# One BLAS thread for both solvers (set before numpy and SCS load OpenBLAS): on 2 cores
+# shared with other work, OpenBLAS's threads wait on each other and the ADMM's many
+# mid-sized operations slow down several-fold (the LOCMAN estimator limits itself too).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 

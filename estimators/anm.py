@@ -563,7 +563,7 @@ def _shift_pencils(E: ComplexArray, levels: int, size: int) -> tuple[ComplexArra
 
 def toeplitz_vandermonde(
     T: npt.ArrayLike, levels: int, size: int, order: int
-) -> tuple[ComplexArray, ComplexArray, FloatArray]:
+) -> tuple[ComplexArray, ComplexArray]:
     """2-level Vandermonde decomposition ``T ≈ Σ_l p_l (d(z_l) ⊗ a(e_l))(·)^H``.
 
     Matrix pencil with pairing (MaPP): the ``order`` principal eigenvectors span the
@@ -571,7 +571,7 @@ def toeplitz_vandermonde(
     eigenvalues are ``z_l`` (outer) and ``e_l`` (inner), paired by diagonalizing a
     fixed combination of the two jointly.
 
-    Returns ``z [order]``, ``e [order]`` (unit modulus) and powers ``p [order]``.
+    Returns ``z [order]`` and ``e [order]`` (unit modulus).
     """
     Tm = np.asarray(T, dtype=np.complex128)
     _, U = np.linalg.eigh(0.5 * (Tm + Tm.conj().T))
@@ -585,12 +585,8 @@ def toeplitz_vandermonde(
     Winv = np.linalg.inv(W)
     z = np.diag(Winv @ outer @ W)
     e = np.diag(Winv @ inner @ W)
-    z, e = z / np.abs(z), e / np.abs(e)
-    atoms = (vandermonde(z, levels)[:, :, None] * vandermonde(e, size)[:, None, :]).reshape(
-        order, -1)
-    powers = np.real(np.einsum("li,ij,lj->l", atoms.conj(), Tm, atoms)) / float(
-        levels * size) ** 2
-    return np.asarray(z, dtype=np.complex128), np.asarray(e, dtype=np.complex128), powers
+    return (np.asarray(z / np.abs(z), dtype=np.complex128),
+            np.asarray(e / np.abs(e), dtype=np.complex128))
 
 
 def model_order(T: npt.ArrayLike, threshold: float, max_order: int) -> int:
@@ -625,8 +621,8 @@ def decompose(solution: AnmSolution, order: int) -> PathParameters:
     """
     K, Nr, Nt = solution.H.shape
     L1, L2 = hankel_sizes(K)
-    z_r, e_r, _ = toeplitz_vandermonde(solution.T_rx, L1, Nr, order)
-    z_t, e_t, _ = toeplitz_vandermonde(solution.T_tx, L2, Nt, order)
+    z_r, e_r = toeplitz_vandermonde(solution.T_rx, L1, Nr, order)
+    z_t, e_t = toeplitz_vandermonde(solution.T_tx, L2, Nt, order)
     U = (vandermonde(z_r, L1)[:, :, None] * vandermonde(e_r, Nr)[:, None, :]).reshape(order, -1).T
     W = (vandermonde(z_t, L2)[:, :, None] * vandermonde(e_t, Nt)[:, None, :]).reshape(order, -1).T
     V = hankel_lift(solution.H)

@@ -1,2 +1,36 @@
 """The papers' own synthetic signal models, to validate each estimator on its paper's
 setting independently of the twin."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.types import ChannelTruth
+
+
+def static_truth(
+    gains: npt.NDArray[np.complex128],
+    geometry: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ue_position: npt.ArrayLike,
+    scatterers: npt.ArrayLike,
+    ue_orientation: npt.ArrayLike | None = None,
+) -> ChannelTruth:
+    """Truth of ``trial`` realisations of one fixed LOS + single-bounce geometry.
+
+    ``gains [trial, path]``; ``geometry`` = (``tau [path]``, ``aod``, ``aoa [path, 2]``),
+    LOS first; ``scatterers [path - 1, 3]`` [m]; ``ue_orientation [3]`` [rad] or None.
+    """
+    trials, L = gains.shape
+    tau, aod, aoa = geometry
+    scatterer = np.vstack([np.full((1, 3), np.nan),
+                           np.asarray(scatterers, dtype=np.float64).reshape(-1, 3)])
+    return ChannelTruth(
+        gain=gains, tau=np.tile(tau, (trials, 1)), aod=np.tile(aod, (trials, 1, 1)),
+        aoa=np.tile(aoa, (trials, 1, 1)), valid=np.ones((trials, L), bool),
+        los=np.ones(trials, bool),
+        ue_position=np.tile(np.asarray(ue_position, float), (trials, 1)),
+        scatterer=np.tile(scatterer, (trials, 1, 1)),
+        ue_orientation=None if ue_orientation is None else np.tile(
+            np.asarray(ue_orientation, float), (trials, 1)),
+    )

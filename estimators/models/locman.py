@@ -30,6 +30,7 @@ from estimators.arrays import (
     rotation_matrix,
     subcarrier_frequencies,
 )
+from estimators.models import static_truth
 from estimators.observe import build_observation
 from estimators.types import ArrayGeometry, ChannelTruth, Observation
 
@@ -101,14 +102,5 @@ class LocmanScenario:
             ue_array=ue_array, rng=rng, precoder=precoders, combiner="identity",
             snr_db=snr_db,
         )
-        scatterer = np.vstack([np.full((1, 3), np.nan),
-                               np.asarray(self.scatterers, dtype=np.float64).reshape(-1, 3)])
-        truth = ChannelTruth(
-            gain=gains, tau=np.tile(tau, (num_trials, 1)), aod=np.tile(aod, (num_trials, 1, 1)),
-            aoa=np.tile(aoa, (num_trials, 1, 1)), valid=np.ones((num_trials, L), bool),
-            los=np.ones(num_trials, bool),
-            ue_position=np.tile(np.asarray(self.ue_position, float), (num_trials, 1)),
-            scatterer=np.tile(scatterer, (num_trials, 1, 1)),
-            ue_orientation=np.tile(orientation, (num_trials, 1)),
-        )
+        truth = static_truth(gains, (tau, aod, aoa), self.ue_position, self.scatterers, orientation)
         return obs, truth

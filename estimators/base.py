@@ -176,9 +176,14 @@ class Estimator(abc.ABC):
         Raises :class:`EstimatorInputError` only for observations of the wrong kind
         (shapes, link, array); degenerate *data* gives ``converged=False``.
         """
-        self._validate(obs)
+        self.check(obs)
         rng = rng if rng is not None else np.random.default_rng(0)
         return self._estimate(obs, rng, on_snapshot or (lambda done: None))
+
+    def check(self, obs: Observation) -> None:
+        """Raise :class:`EstimatorInputError` (one line, naming what does not fit) if
+        this estimator cannot work on ``obs``; estimate nothing."""
+        self._validate(obs)
 
     def _validate(self, obs: Observation) -> None:
         if obs.y.ndim != 5:

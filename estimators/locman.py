@@ -548,7 +548,7 @@ class _LocmanBase(Estimator):
         orientation bound (on the yaw, [rad]) is ``orientation_error_bound`` of
         :func:`locman_bounds`, which this wraps.
         """
-        self._validate(obs)
+        self.check(obs)
         bounds = locman_bounds(obs, truth, self.num_paths, self.bs, self.ue_height)
         return bounds.bound
 

@@ -350,7 +350,7 @@ class _MisoBase(Estimator):
         zenith])``; position parameters: UE position, each single-bounce scatterer (or,
         for a path that is not single-bounce, its own ``τ`` and angles), the gains.
         """
-        self._validate(obs)
+        self.check(obs)
         T, Q = obs.num_snapshots, self.num_scatterers
         peb = np.full(T, np.nan)
         seb = np.full((T, Q), np.nan)

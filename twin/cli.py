@@ -255,13 +255,18 @@ def demo(
     ),
     quiet: QuietOpt = False,
 ) -> None:
-    """The whole chain on the bundled office floor: simulate, every estimator, evaluate,
-    estimated vs true maps (PNG + HTML)."""
+    """The whole chain on the bundled office floor: simulate, every estimator that fits
+    the drive, evaluate, estimated vs true maps (PNG + HTML)."""
     from twin.demo import run_demo
 
+    skipped: list[str] = []
     with progress_tasks(quiet) as update:
         files = run_demo(output, on_progress=lambda done, total: update(
-            "tracing snapshots", done, total), on_task=update)
+            "tracing snapshots", done, total), on_task=update,
+            on_skip=lambda name, reason: skipped.append(f"skipped '{name}': {reason}"))
+    if not quiet:
+        for line in skipped:
+            _err.print(escape(line))
     for label, path in files.items():
         _out.print(escape(f"{label}: {path}"))
 

@@ -1,8 +1,10 @@
 """``twin demo``: the whole chain on the bundled office floor.
 
 simulate (``run.h5``, ``scene.png``: Sionna's render with the traced paths) → every
-registered estimator (``est.h5``) → evaluation against the ray-traced truth
-(``report/``, with the estimated vs true map in 3D: ``map.png``, ``map.html``).
+registered estimator that fits the drive (``est.h5``; the drive's UE has one antenna, so
+estimators that need a UE array are skipped, with the reason) → evaluation against the
+ray-traced truth (``report/``, with the estimated vs true map in 3D: ``map.png``,
+``map.html``).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ def run_demo(
     out_dir: Path,
     on_progress: Callable[[int, int], None] | None = None,
     on_task: Callable[[str, int, int], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> dict[str, Path]:
     """Run the demo chain into ``out_dir`` (replacing earlier demo files); returns the
     files written, labelled. ``on_task(task, done, total)`` follows each estimator's
-    snapshots, then the evaluation and the maps."""
+    snapshots, then the evaluation and the maps. Estimators the demo drive does not fit
+    (another UE array, say) are left out and named to ``on_skip(algorithm, reason)``."""
     task = on_task or (lambda name, done, total: None)
     run_path, png_path = out_dir / "run.h5", out_dir / "scene.png"
     est_path, report = out_dir / "est.h5", out_dir / "report"
@@ -38,7 +42,8 @@ def run_demo(
     sim = simulate_to_file(DEMO_CONFIG, run_path, overwrite=True, on_progress=on_progress)
     render_scene_png(sim, png_path)
     estimate_run(run_path, sorted(ESTIMATORS), est_path, overwrite=True,
-                 settings=DEMO_SETTINGS, on_progress=on_task)
+                 settings=DEMO_SETTINGS, on_progress=on_task,
+                 on_skip=on_skip or (lambda name, reason: None))
     task("evaluate, draw maps", 0, 1)
     evaluate_to_dir(run_path, [est_path], report, overwrite=True)
     task("evaluate, draw maps", 1, 1)

@@ -371,9 +371,12 @@ def _snapshot_callback(
     return on_snapshot
 
 
+def _misfit(name: str, exc: EstimatorInputError) -> str:
+    return _one_line(str(exc)).removeprefix(f"{name}: ")
+
+
 def _input_error(name: str, run_path: Path, exc: EstimatorInputError) -> TwinInputError:
-    reason = _one_line(str(exc)).removeprefix(f"{name}: ")
-    return TwinInputError(f"{run_path}: '{name}' cannot run on this run: {reason}")
+    return TwinInputError(f"{run_path}: '{name}' cannot run on this run: {_misfit(name, exc)}")
 
 
 def estimate_run(
@@ -388,6 +391,7 @@ def estimate_run(
     seed: int | None = None,
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> dict[str, Estimate]:
     """Run estimators on a run file and write their estimates to one HDF5 file.
 
@@ -409,10 +413,13 @@ def estimate_run(
     overwrite : replace an existing output.
     on_progress : ``(algorithm, snapshots_done, snapshots_total)``, called with 0 when
         an algorithm starts and after each snapshot.
+    on_skip : ``(algorithm, reason)``: if given, an estimator that cannot work with this
+        run is left out (and reported here) instead of failing the call.
 
     Returns
     -------
-    ``{algorithm: Estimate}`` in the order given; each ``Estimate`` has ``T`` snapshots.
+    ``{algorithm: Estimate}`` in the order given (less the skipped); each ``Estimate``
+    has ``T`` snapshots.
 
     Raises
     ------
@@ -420,7 +427,7 @@ def estimate_run(
         One line naming the bad input: noise options, unknown algorithm or
         hyper-parameter, unreadable run file, unwritable or existing output, an
         estimator that cannot work with this run (e.g. a single-antenna estimator on a
-        run with a UE array).
+        run with a UE array; with ``on_skip``, only when none can).
     """
     run_path, output = Path(run_path), Path(output)
     noise = resolve_noise(snr_db, tx_power_dbm, noise_figure_db)
@@ -438,12 +445,21 @@ def estimate_run(
     if seed < 0:
         raise TwinInputError(f"{run_path}: run seed {seed} is negative; pass --seed")
 
-    # Sound the channel for every algorithm first: bad sounding options fail up front.
+    # Sound and check for every algorithm first: a misfit fails before any estimator runs.
     jobs: list[tuple[str, Estimator, np.random.Generator, Observation]] = []
     for name, estimator in built.items():
         rng = algorithm_rng(seed, name)
         obs = _observe(run, run_path, name, type(estimator), rng, seed, noise)
+        try:
+            estimator.check(obs)
+        except EstimatorInputError as exc:
+            if on_skip is None:
+                raise _input_error(name, run_path, exc) from None
+            on_skip(name, _misfit(name, exc))
+            continue
         jobs.append((name, estimator, rng, obs))
+    if not jobs:
+        raise TwinInputError(f"{run_path}: none of {', '.join(names)} can run on this run")
 
     results: dict[str, Estimate] = {}
     total = run.drive.num_snapshots

@@ -540,6 +540,53 @@ def test_estimator_input_error_names_algorithm_and_run(
     assert_no_output(out)
 
 
+class UeArrayOnly(StrongestPath):
+    """:class:`StrongestPath` on the first UE antenna, refusing single-antenna UEs."""
+
+    name: ClassVar[str] = "test-ue-array-only"
+
+    def _validate(self, obs: Observation) -> None:
+        Estimator._validate(self, obs)
+        if obs.ue_array.num_ant < 2:
+            raise EstimatorInputError(f"{self.name}: needs a UE array")
+
+
+@pytest.fixture()
+def ue_array_only() -> Iterator[str]:
+    register(UeArrayOnly)
+    yield UeArrayOnly.name
+    ESTIMATORS.pop(UeArrayOnly.name)
+
+
+def test_misfit_fails_before_any_estimator_runs(
+    ue_array_run: Path, tmp_path: Path, ue_array_only: str
+) -> None:
+    """The misfit comes second: the first (fitting) estimator never starts."""
+    calls: list[tuple[str, int, int]] = []
+    with pytest.raises(TwinInputError, match=ONE_LINE) as info:
+        estimate_run(ue_array_run, [ue_array_only, STRONGEST], tmp_path / "est.h5",
+                     snr_db=10.0, on_progress=lambda *a: calls.append(a))
+    assert STRONGEST in str(info.value) and calls == []
+    assert_no_output(tmp_path / "est.h5")
+
+
+def test_on_skip_leaves_misfits_out(ue_array_run: Path, tmp_path: Path,
+                                    ue_array_only: str) -> None:
+    skipped: list[tuple[str, str]] = []
+    out = tmp_path / "est.h5"
+    results = estimate_run(ue_array_run, [STRONGEST, ue_array_only], out, snr_db=10.0,
+                           on_skip=lambda *a: skipped.append(a))
+    assert list(results) == [ue_array_only]
+    assert [name for name, _ in skipped] == [STRONGEST]
+    assert "single-antenna" in skipped[0][1] and "\n" not in skipped[0][1]
+    assert list(read_estimates(out).estimates) == [ue_array_only]
+    with pytest.raises(TwinInputError, match=ONE_LINE) as info:
+        estimate_run(ue_array_run, [STRONGEST, FIRST], tmp_path / "none.h5",
+                     on_skip=lambda *a: None)
+    assert "none of" in str(info.value)
+    assert_no_output(tmp_path / "none.h5")
+
+
 class BadSounding(StrongestPath):
     """Asks for a precoder kind the twin does not have."""
 

@@ -455,7 +455,8 @@ def solve_admm(
     ``M``), accelerated by type-II Anderson mixing of the last steps, safeguarded: a
     mixed point whose fixed-point residual ``||F(M) - M||`` exceeds the previous one's
     is dropped for the plain step (as SCS 3 does). ``ρ`` is balanced between primal and
-    dual residuals (Boyd et al. §3.4.1) and the iteration stops when both relative
+    dual residuals (Boyd et al. §3.4.1), from ``mean_k ||X_k X_k^H|| / mean_k c_k`` by
+    default, and the iteration stops when both relative
     residuals, ``||Θ - Z_next|| / max(||Θ||, ||Z_next||)`` and
     ``||Z_next - Z|| / ||Λ_next||``, are below ``tolerance``.
     """
@@ -470,7 +471,10 @@ def solve_admm(
     gram = np.einsum("ktg,ksg->kts", x, x.conj())  # X X^H, [K, Nt, Nt]
     g_w, g_U = np.linalg.eigh(gram)
     if rho is None:
-        rho = max(float(np.mean(g_w[:, -1])), 1e-12)
+        # The H step weighs the data by X X^H and the penalty by 2ρ c_k; this ρ makes
+        # the penalty twice the data on average. ρ = ||X X^H|| (the penalty 2 mean(c_k)
+        # times the data) took 2-3x more iterations to a 1e-3 solution (BENCHMARKS.md).
+        rho = max(float(np.mean(g_w[:, -1])) / float(np.mean(counts)), 1e-12)
 
     def h_solver(rho: float) -> ComplexArray:
         """``(X X^H + 2ρ c_k I)^-1`` per subcarrier, ``[K, Nt, Nt]``."""

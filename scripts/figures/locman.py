@@ -1,6 +1,7 @@
 """LOCMAN vs DCS-SOMP on the paper's synthetic model, against the CRLB (Li et al. §IV).
 
     .venv/bin/python scripts/figures/locman.py [--trials 20] [--seed 2026] [--workers 2]
+        [--replot]
 
 Setting: :class:`estimators.models.locman.LocmanScenario` (BS at the origin, 8-element
 ULAs, 60 GHz, 100 MHz, 15 subcarriers, 16 random unit-modulus pilots, LOS + 2 NLOS).
@@ -10,7 +11,8 @@ Writes to ``docs/figures/``:
   paths, matched to the truth by assignment), position and orientation vs SNR, with the
   CRLB (Figs. 5-6);
 * ``locman_model_order.png`` — unknown model order: LOCMAN with the eigenvalue threshold
-  of §III-D at several values vs the known order (Fig. 7);
+  ε of §III-D at several values (room for ``MAX_ORDER`` paths) vs the known order, and
+  how often each ε got the order wrong (Fig. 7);
 * ``locman_sync_error.png`` — a common TOA offset (eq. 22) at 20 dB (Fig. 8);
 * ``locman.csv`` — every number.
 """
@@ -52,10 +54,12 @@ from estimators.models.locman import LocmanScenario
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "figures"
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
-THRESHOLDS = (0.02, 0.2)
+THRESHOLDS = (1e-3, 1e-2, 0.1, 0.3)
 SYNC_ERRORS_NS = (0.0, 0.5, 1.0, 2.0, 5.0)
 SYNC_SNR_DB = 20.0
 METRICS = ("range", "aoa", "aod", "position", "orientation")
+#: ``num_paths`` of the threshold variants: room for more paths than there are (3).
+MAX_ORDER = 5
 
 
 def _estimator(label: str) -> Estimator:
@@ -63,7 +67,8 @@ def _estimator(label: str) -> Estimator:
         return DcsSomp()
     if label.startswith("locman-eps"):
         # Room for more paths than there are: the threshold must choose the order.
-        return Locman(order_threshold=float(label.removeprefix("locman-eps")), num_paths=5)
+        return Locman(order_threshold=float(label.removeprefix("locman-eps")),
+                      num_paths=MAX_ORDER)
     return Locman()
 
 
@@ -80,7 +85,7 @@ def run_point(job: tuple[str, float, float, int, int]) -> dict[str, np.ndarray]:
     obs, truth = scenario.sample(snr_db, trials, np.random.default_rng(seed))
     estimator = _estimator(label)
     k_d = np.pi  # half-wavelength ULAs: k d = π
-    out = {m: np.full(trials, np.nan) for m in METRICS}
+    out = {m: np.full(trials, np.nan) for m in (*METRICS, "order")}
     for t in range(trials):
         snap = snapshot(obs, t, 0, None)
         _, eta = true_parameters(snap, truth, t, np.arange(3))
@@ -89,6 +94,7 @@ def run_point(job: tuple[str, float, float, int, int]) -> dict[str, np.ndarray]:
             est = estimator.localize(snap, channel)  # type: ignore[attr-defined]
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             continue
+        out["order"][t] = channel.order
         true_aoa, true_aod = _planar_angles(eta, k_d)
         aoa, aod = _planar_angles(channel.params, k_d)
         # Match estimated to true paths (by normalized parameter distance).
@@ -142,7 +148,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--replot", action="store_true",
+                        help="Only redraw the figures from docs/figures/locman.csv.")
     args = parser.parse_args()
+    if args.replot:
+        with (OUT / "locman.csv").open() as f:
+            plot(list(csv.DictReader(f)))  # type: ignore[arg-type]
+        return
     print(f"seed {args.seed}, {args.trials} trials per point")
     seeds = np.random.SeedSequence(args.seed).generate_state(len(SNRS_DB) + len(SYNC_ERRORS_NS))
     labels = ["locman", "dcs-somp", *(f"locman-eps{e:g}" for e in THRESHOLDS)]
@@ -153,14 +165,17 @@ def main() -> None:
     results = run_jobs(jobs, args.workers)
     rows: list[dict[str, object]] = []
     for job, res in zip(jobs, results, strict=True):
-        row: dict[str, object] = {"estimator": job[0], "snr_db": job[1],
+        sweep = "sync" if len(rows) >= len(labels) * len(SNRS_DB) else "snr"
+        row: dict[str, object] = {"estimator": job[0], "sweep": sweep, "snr_db": job[1],
                                   "sync_error_ns": job[2] * 1e9, "trials": job[3]}
         row.update({m: rmse(res[m]) for m in METRICS})
         row["failed"] = int(np.sum(np.isnan(res["position"])))
+        row["mean_order"] = float(np.nanmean(res["order"]))
+        row["wrong_order"] = int(np.sum(res["order"] != 3))
         rows.append(row)
     for i, snr in enumerate(SNRS_DB):
-        row = {"estimator": "crlb", "snr_db": snr, "sync_error_ns": 0.0,
-               "trials": args.trials, "failed": 0}
+        row = {"estimator": "crlb", "sweep": "snr", "snr_db": snr, "sync_error_ns": 0.0,
+               "trials": args.trials, "failed": 0, "mean_order": 3.0, "wrong_order": 0}
         row.update(bounds_at(snr, args.trials, int(seeds[i])))
         rows.append(row)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -176,11 +191,8 @@ def main() -> None:
 
 def _series(rows: list[dict[str, object]], label: str, metric: str, sync: bool = False
             ) -> tuple[list[float], list[float]]:
-    chosen = [r for r in rows if r["estimator"] == label
-              and ((float(r["sync_error_ns"]) > 0 or float(r["snr_db"]) == SYNC_SNR_DB)
-                   if sync else float(r["sync_error_ns"]) == 0.0)]
-    if sync:
-        chosen = [r for r in chosen if float(r["snr_db"]) == SYNC_SNR_DB]
+    chosen = [r for r in rows
+              if r["estimator"] == label and r["sweep"] == ("sync" if sync else "snr")]
     key = "sync_error_ns" if sync else "snr_db"
     pts = sorted((float(r[key]), float(r[metric])) for r in chosen)  # type: ignore[arg-type]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -203,15 +215,24 @@ def plot(rows: list[dict[str, object]]) -> None:
     fig.savefig(OUT / "locman_rmse_vs_snr.png", dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("position", "orientation"), strict=True):
-        for label in ("locman", *(f"locman-eps{e:g}" for e in THRESHOLDS), "crlb"):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for ax, metric in zip(axes, ("position", "orientation", "wrong_order"), strict=True):
+        for i, label in enumerate(("locman", *(f"locman-eps{e:g}" for e in THRESHOLDS))):
+            if metric == "wrong_order" and label == "locman":
+                continue
             x, y = _series(rows, label, metric)
-            name = "known order" if label == "locman" else (
-                "CRLB" if label == "crlb" else f"ε = {label.removeprefix('locman-eps')}")
-            ax.semilogy(x, y, "k--" if label == "crlb" else "o-", label=name)
+            name = ("known order" if label == "locman"
+                    else f"ε = {label.removeprefix('locman-eps')}")
+            if metric == "wrong_order":
+                trials = float(rows[0]["trials"])  # type: ignore[arg-type]
+                ax.plot(x, np.asarray(y) / trials, "o-", color=f"C{i}", label=name)
+            else:
+                ax.semilogy(x, y, "o-", color=f"C{i}", label=name)
+        if metric != "wrong_order":
+            ax.semilogy(*_series(rows, "crlb", metric), "k--", label="CRLB")
         ax.set_xlabel("SNR [dB]")
-        ax.set_ylabel(f"RMSE, {units[metric]}")
+        ax.set_ylabel("trials with the order ≠ 3" if metric == "wrong_order"
+                      else f"RMSE, {units[metric]}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle("Unknown model order: eigenvalue threshold ε (Li et al. §IV-D, Fig. 7)")

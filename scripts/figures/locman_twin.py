@@ -25,8 +25,8 @@ error, the scatterer error against the nearest ray-traced single-bounce interact
 point (one specular reflection; transmissions through walls allowed) with the share
 within 0.5 m, and the median PEB / orientation bound of the model paths
 (:func:`estimators.locman.locman_bounds`); plus ``locman_twin_office_drive.png`` (errors
-along the drive). About 17 minutes on 2 busy cores (locman: ~5-15 s a snapshot, its
-ADMM mostly stopping at the 3000-iteration cap; ``--admm-max-iterations`` raises it).
+along the drive). About 14 minutes on 2 cores (``--admm-max-iterations`` caps the
+denoiser's iterations, 3000 by default).
 
 BLAS threads are limited to one (before numpy loads): the denoiser's many small
 eigendecompositions are many times slower multi-threaded on a busy machine.

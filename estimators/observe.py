@@ -7,6 +7,7 @@ is drawn from the ``rng`` passed in.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -49,6 +50,43 @@ def _beams(
     return given
 
 
+@dataclass(frozen=True)
+class ChannelSounder:
+    """:class:`estimators.types.Sounder` of a known channel (the twin's ray-traced CFR or a
+    paper's model): ``y[b, :, m, k] = H[t, b, :, :, k] F[b, k, :, m] s[m, k] + n``, ``n ~
+    CN(0, noise_variance[t, b] I)``.
+
+    Attributes
+    ----------
+    channel : ``[snapshot, bs, rx_ant, tx_ant, subcarrier]`` complex, in the link's
+        direction (the uplink's is the downlink's transpose).
+    pilots : ``[tx_beam, subcarrier]``, those of the open-loop observation.
+    noise_variance : ``[snapshot, bs]`` [W], that of the open-loop observation.
+    """
+
+    channel: npt.NDArray[np.complex128] = field(repr=False)
+    pilots: npt.NDArray[np.complex128]
+    noise_variance: npt.NDArray[np.float64]
+
+    def sound(
+        self, t: int, precoders: npt.NDArray[np.complex128], rng: np.random.Generator
+    ) -> npt.NDArray[np.complex128]:
+        T, B, _, Nt, K = self.channel.shape
+        F = np.asarray(precoders, dtype=np.complex128)
+        M = self.pilots.shape[0]
+        if not 0 <= t < T:
+            raise ValueError(f"snapshot {t} out of range (0..{T - 1})")
+        if F.shape != (B, K, Nt, M):
+            raise ValueError(f"precoders: expected [bs, subcarrier, tx_ant, tx_beam] = "
+                             f"{(B, K, Nt, M)}, got {F.shape}")
+        if np.any(np.linalg.norm(F, axis=2) > 1 + 1e-9):
+            raise ValueError("precoders: a beam has more than unit norm")
+        y0 = np.einsum("brsk,bksm,mk->brmk", self.channel[t], F, self.pilots)
+        sigma = np.sqrt(self.noise_variance[t] / 2)[:, None, None, None]
+        return np.asarray(y0 + sigma * (rng.standard_normal(y0.shape)
+                                        + 1j * rng.standard_normal(y0.shape)))
+
+
 def thermal_noise_variance(
     bandwidth_hz: float, num_subcarriers: int, noise_figure_db: float
 ) -> float:
@@ -79,6 +117,7 @@ def build_observation(
     bandwidth_hz: float | None = None,
     snapshot_time: npt.ArrayLike | None = None,
     seed: int | None = None,
+    closed_loop: bool = False,
 ) -> Observation:
     """Noisy pilot observations of a (downlink) CFR.
 
@@ -104,6 +143,8 @@ def build_observation(
     tx_power_dbm : total transmit power over all subcarriers; with ``noise_figure_db``
         and ``bandwidth_hz`` the noise is thermal, ``k_B T_0 (B/K) NF`` per subcarrier,
         and the SNR follows the ray-traced path loss.
+    closed_loop : attach a :class:`ChannelSounder` (``Observation.sounder``) of the same
+        channel, pilots and noise level, for estimators that choose their own beams.
     """
     h = np.asarray(cfr, dtype=np.complex128)
     if h.ndim != 5:
@@ -159,4 +200,5 @@ def build_observation(
         link=link,
         snapshot_time=np.asarray(snapshot_time if snapshot_time is not None else np.zeros(T)),
         seed=seed,
+        sounder=ChannelSounder(h, s, sigma2) if closed_loop else None,
     )

@@ -6,7 +6,7 @@ Data moves one way: ``twin`` builds an :class:`Observation`; ``estimators`` cons
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,9 @@ class Observation:
     link : ``"downlink"`` (BS → UE; tx_ant = BS antennas) or ``"uplink"``.
     snapshot_time : ``[snapshot]`` [s].
     seed : the seed the noise and pilots were drawn with.
+    sounder : for closed-loop estimators (``sounding = {"closed_loop": True, ...}``): the
+        same channel, re-sounded with beams the estimator chooses
+        (:class:`estimators.observe.Sounder`); ``None`` otherwise.
     """
 
     y: npt.NDArray[np.complex128]
@@ -88,6 +91,7 @@ class Observation:
         default_factory=lambda: np.zeros(0, dtype=np.float64)
     )
     seed: int | None = None
+    sounder: Sounder | None = None
 
     @property
     def wavelength(self) -> float:
@@ -109,6 +113,21 @@ class Observation:
     @property
     def rx_array(self) -> ArrayGeometry:
         return self.ue_array if self.link == "downlink" else self.bs_array
+
+
+class Sounder(Protocol):
+    """Closed-loop sounding: each snapshot's channel, observed again with beams chosen
+    by the estimator (from what it has estimated so far). Estimators see the channel
+    only through :meth:`sound`."""
+
+    def sound(
+        self, t: int, precoders: npt.NDArray[np.complex128], rng: np.random.Generator
+    ) -> npt.NDArray[np.complex128]:
+        """Received pilots ``[bs, rx_ant, tx_beam, subcarrier]`` of snapshot ``t`` with
+        ``precoders [bs, subcarrier, tx_ant, tx_beam]`` (a precoder per subcarrier; a
+        zero column is a beam not sent), identity combining, the observation's pilots
+        and noise level, fresh noise from ``rng``."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -585,6 +585,56 @@ def test_on_skip_leaves_misfits_out(ue_array_run: Path, tmp_path: Path,
                      on_skip=lambda *a: None)
     assert "none of" in str(info.value)
     assert_no_output(tmp_path / "none.h5")
+
+
+class SteeredBeam(StrongestPath):
+    """Closed loop within a snapshot: :class:`StrongestPath` on the DFT sounding, then one
+    beam steered at its LOS departure direction, sounded again through ``obs.sounder``;
+    diagnostic ``steered_gain_db``: the steered beam's received power over the mean DFT
+    beam's."""
+
+    name: ClassVar[str] = "test-steered-beam"
+    sounding: ClassVar[dict[str, Any]] = {"link": "downlink", "precoder": "dft",
+                                          "closed_loop": True}
+
+    def _validate(self, obs: Observation) -> None:
+        super()._validate(obs)
+        if obs.sounder is None:
+            raise EstimatorInputError(f"{self.name}: needs a closed-loop sounder")
+
+    def _estimate_snapshot(
+        self, obs: Observation, t: int, rng: np.random.Generator
+    ) -> SnapshotEstimate:
+        result = super()._estimate_snapshot(obs, t, rng)
+        assert obs.sounder is not None
+        elements = obs.bs_array.world_positions(obs.bs_orientation[0])
+        azimuth, zenith = result.path_aod[0]
+        a = steering_vector(elements, azimuth, zenith, obs.wavelength)
+        F = np.zeros((obs.num_bs, obs.frequencies.size, a.size, obs.pilots.shape[0]), complex)
+        F[:, :, :, 0] = a.conj() / np.linalg.norm(a)
+        y = obs.sounder.sound(t, F, rng)
+        steered = np.mean(np.abs(y[0, 0, 0]) ** 2)
+        mean_dft = np.mean(np.abs(obs.y[t, 0, 0]) ** 2)
+        return replace(result, diagnostics={
+            **result.diagnostics, "steered_gain_db": float(10 * np.log10(steered / mean_dft))})
+
+
+def test_closed_loop_estimator_gets_a_sounder(run_path: Path, tmp_path: Path) -> None:
+    """A class asking ``closed_loop`` gets the run's channel to re-sound: the beam it
+    steers at its own LOS estimate beats the mean DFT beam by about the array gain;
+    same seed, same arrays."""
+    register(SteeredBeam)
+    try:
+        a = estimate_run(run_path, SteeredBeam.name, tmp_path / "a.h5", snr_db=20.0)
+        b = estimate_run(run_path, SteeredBeam.name, tmp_path / "b.h5", snr_db=20.0)
+    finally:
+        ESTIMATORS.pop(SteeredBeam.name)
+    _assert_estimates_equal(a[SteeredBeam.name], b[SteeredBeam.name], runtime=False)
+    gain = a[SteeredBeam.name].diagnostics["steered_gain_db"]
+    # 8 elements: a beam on the LOS gains up to 10 log10(8) = 9 dB over the DFT mean.
+    assert np.all(gain > 3.0) and np.all(gain < 10 * np.log10(8) + 1.0), gain
+    with h5py.File(tmp_path / "a.h5") as f:
+        assert "closed_loop: true" in f[f"estimates/{SteeredBeam.name}"].attrs["sounding"]
 
 
 class BadSounding(StrongestPath):

@@ -131,3 +131,47 @@ def test_observation_from_a_traced_run(tmp_path: Path) -> None:
     y0 = noiseless(obs, run.cfr.astype(np.complex128))
     snr = np.mean(np.abs(y0) ** 2, axis=(2, 3, 4)) / obs.noise_variance
     np.testing.assert_allclose(10 * np.log10(snr), 20.0, rtol=FLOAT64_REL)
+
+
+def test_closed_loop_sounder_re_observes_the_same_channel() -> None:
+    """``closed_loop=True``: the sounder, given the open-loop precoders on every
+    subcarrier, has the observation's noiseless signal and noise level; a beam chosen per
+    subcarrier goes to that subcarrier only."""
+    rng = np.random.default_rng(8)
+    cfr = random_channel(rng, (2, 2, 2, 8, 32))
+    assert observe(cfr, snr_db=10.0).sounder is None
+    obs = observe(cfr, snr_db=10.0, precoder="dft", num_beams=8, closed_loop=True)
+    sounder = obs.sounder
+    assert sounder is not None
+    _T, B, Nr, Nt, K = cfr.shape
+    for t in range(2):
+        F = np.broadcast_to(obs.precoders[t][:, None], (B, K, Nt, 8))
+        y = sounder.sound(t, F, np.random.default_rng(9))
+        noise = y - noiseless(obs, cfr)[t]
+        np.testing.assert_allclose(np.mean(np.abs(noise) ** 2, axis=(1, 2, 3)),
+                                   obs.noise_variance[t], rtol=NOISE_SIGMAS / np.sqrt(Nr * 8 * K))
+    # One beam per subcarrier: subcarrier k of BS b is sent on antenna (k mod Nt) only.
+    F = np.zeros((B, K, Nt, 8), complex)
+    F[:, np.arange(K), np.arange(K) % Nt, 0] = 1.0
+    quiet = observe(cfr, snr_db=300.0, closed_loop=True, precoder="identity")
+    assert quiet.sounder is not None
+    y = quiet.sounder.sound(1, F, np.random.default_rng(10))
+    expected = cfr[1][:, :, np.arange(K) % Nt, np.arange(K)] * quiet.pilots[0]  # [bs, rx, K]
+    np.testing.assert_allclose(y[:, :, 0, :], expected, rtol=0,
+                               atol=FLOAT64_REL * np.abs(cfr).max())
+    assert np.abs(y[:, :, 1:]).max() < FLOAT64_REL * np.abs(cfr).max()  # beams not sent
+    a = quiet.sounder.sound(1, F, np.random.default_rng(10))
+    np.testing.assert_array_equal(a, y)  # the caller's generator decides the noise
+
+
+def test_closed_loop_sounder_rejects_bad_beams() -> None:
+    cfr = random_channel(np.random.default_rng(11), (1, 1, 1, 4, 8))
+    sounder = observe(cfr, snr_db=10.0, precoder="identity", closed_loop=True).sounder
+    assert sounder is not None
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="expected"):
+        sounder.sound(0, np.zeros((1, 8, 4, 3), complex), rng)
+    with pytest.raises(ValueError, match="unit norm"):
+        sounder.sound(0, np.full((1, 8, 4, 4), 1.0 + 0j), rng)
+    with pytest.raises(ValueError, match="out of range"):
+        sounder.sound(1, np.zeros((1, 8, 4, 4), complex), rng)

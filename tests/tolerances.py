@@ -104,3 +104,25 @@ SLAB_BFR_RELAXATION_GAP = 1e-3
 # Iterations of slab-bfr over gd-bfr to the same certified gap (1e-6): measured 126/327 =
 # 0.39 (N'_C = 6, M = 4), 147/424 = 0.35 (paper setting).
 SLAB_BFR_ITERATION_RATIO = 0.5
+
+# SLAB loop (tests/estimators/test_slab_loop.py), paper setting, 16 trials x 4 slots, with
+# SLAB's BFR vs without (common random numbers). Long-term PEB at the truth for the
+# slot-4 beams, with / without BFR: measured 0.702-0.756 per trial (0.699-0.758 over 48
+# other runs); BFR minimises the normalised trace of all of α and h (eq. 23), so the
+# position part gains less than the cost's 1.9x.
+SLAB_LOOP_PEB_RATIO = 0.85
+# Fused UE position RMSE at slot 4, with / without BFR: measured 0.83 at the test's seed
+# (2.77 vs 3.33 mm); 0.75 over 64 other trials (6 slots), whose 16-trial blocks spread
+# over 0.60-0.98 (per-slot errors are heavy-tailed under Rayleigh fading): 16 trials can
+# only demand "lower".
+SLAB_LOOP_RMSE_RATIO = 1.0
+# The loop's own bound (at its fused estimate, mm off) vs the bound at the truth:
+# measured 1.0e-5 relative.
+SLAB_LOOP_BOUND_AT_ESTIMATE_REL = 1e-3
+
+# SLAB on the twin (tests/twin/test_twin_estimators.py): 3 BSs, LOS + one wall bounce each,
+# all at one height (the planar model exactly), 30 dB, closed loop. Measured over 4
+# snapshots: UE 0.4-1.9 mm, yaw 7e-6-1.9e-4 rad, wall points 0.8-36 mm; ~10x margins.
+SLAB_TWIN_UE_M = 0.02
+SLAB_TWIN_YAW_RAD = 2e-3
+SLAB_TWIN_SCATTERER_M = 0.3

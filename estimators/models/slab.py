@@ -78,7 +78,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from estimators.arrays import SPEED_OF_LIGHT
+from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, random_beams
+from estimators.observe import ChannelSounder
+from estimators.types import ArrayGeometry, Observation
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
@@ -464,7 +466,8 @@ class SlabScenario:
         """Arrays (``d = λ_c / 2``) and subcarriers ``f_n = n / (N'_C T_s)``, ``n ∈ Θ_j``."""
         n = subcarrier_indices(self.num_subcarriers, self.num_bs)
         frequencies = n / (self.num_subcarriers * self.sampling_period)
-        carriers = self.carrier_frequency + (frequencies if self.beam_squint else 0.0)
+        carriers = self.carrier_frequency + (frequencies if self.beam_squint
+                                             else np.zeros_like(frequencies))
         half = self.wavelength / 2
         return SlabSystem(
             num_bs_antennas=self.num_bs_antennas, num_ue_antennas=self.num_ue_antennas,
@@ -487,6 +490,60 @@ class SlabScenario:
         """``[bs, bs_ant, beam, subcarrier]`` random unit-norm BF vectors."""
         return random_beamformers(self.num_bs, self.num_bs_antennas, self.num_beams,
                                   self.num_subcarriers // self.num_bs, rng)
+
+    def observation(self, num_slots: int, rng: np.random.Generator) -> Observation:
+        """The setting as the project's :class:`~estimators.types.Observation`: snapshot
+        ``t`` is slot ``t`` (fresh fading ``h[t]``, the geometry fixed), every BS's
+        channel on all ``N'_C`` subcarriers, and a closed-loop ``sounder`` (SLAB chooses
+        its BF vectors per slot and subcarrier; BS ``j`` sends on ``Θ_j`` only). The
+        channel is the physical one, ``a_U a_B^T`` as the twin's: the model's ``a_B^H``
+        (eq. 1) with the BS elements in reverse order, so BF vector element ``t`` of the
+        model is BS antenna ``N_B - 1 - t`` of the observation.
+
+        The open-loop ``y`` is one random unit-norm precoder per beam on every
+        subcarrier, pilots all ones, noise ``σ²`` of :meth:`noise_variance` for every BS
+        (the noise is at the UE). Positions get ``z = 0`` and orientations ``(yaw, 0,
+        0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``. Narrowband only: with
+        ``beam_squint`` the per-subcarrier wavelengths cannot be carried (raises).
+        """
+        if self.beam_squint:
+            raise ValueError("observation(): an Observation carries one wavelength; "
+                             "use beam_squint=False")
+        J, NB, NU, M = self.num_bs, self.num_bs_antennas, self.num_ue_antennas, self.num_beams
+        K = self.num_subcarriers
+        n = np.arange(1, K + 1)
+        frequencies = n / (K * self.sampling_period)
+        half = self.wavelength / 2
+        every = SlabSystem(num_bs_antennas=NB, num_ue_antennas=NU, bs_spacing=half,
+                           ue_spacing=half, frequencies=np.tile(frequencies, (J, 1)),
+                           wavelengths=np.full((J, K), self.wavelength))
+        mu = path_responses(every, self.geometry())  # [bs, subcarrier, ue, bs_ant, path]
+        gains = draw_gains(self.gain_covariance(), num_slots, rng)  # [slot, bs, path]
+        # The paper's H = a_U a_B^H is the physical channel a_U a_B^T (the project's, the
+        # twin's) with the BS elements numbered backwards: a_B(θ)^*[t] = a_B(θ)[N-1-t].
+        cfr = np.einsum("bkrsp,tbp->tbrsk", mu[:, :, :, ::-1], gains)
+        sigma2 = np.full((num_slots, J), self.noise_variance())
+        sounder = ChannelSounder(channel=cfr, pilots=np.ones((M, K), np.complex128),
+                                 noise_variance=sigma2)
+        precoders = np.stack([random_beams(NB, M, rng) for _ in range(num_slots * J)]
+                             ).reshape(num_slots, J, NB, M)
+        y = np.stack([sounder.sound(t, np.broadcast_to(precoders[t][:, None], (J, K, NB, M)),
+                                    rng) for t in range(num_slots)])
+        ula = {N: ArrayGeometry(planar_array_positions(1, N, vertical_spacing_m=half,
+                                                       horizontal_spacing_m=half), 1, N)
+               for N in {NB, NU}}
+        position = np.column_stack([np.asarray(self.bs_positions), np.zeros(J)])
+        orientation = np.column_stack([np.asarray(self.bs_orientations), np.zeros((J, 2))])
+        return Observation(
+            y=y, precoders=precoders,
+            combiners=np.broadcast_to(np.eye(NU, dtype=np.complex128),
+                                      (num_slots, J, NU, NU)).copy(),
+            pilots=sounder.pilots, frequencies=frequencies,
+            carrier_frequency=self.carrier_frequency, noise_variance=sigma2,
+            bs_position=position, bs_orientation=orientation, bs_array=ula[NB],
+            ue_array=ula[NU], snapshot_time=np.arange(num_slots, dtype=np.float64),
+            sounder=sounder,
+        )
 
     def sample(
         self, beamformers: npt.ArrayLike, rng: np.random.Generator, *, num_slots: int = 1

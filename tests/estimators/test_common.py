@@ -11,9 +11,15 @@ import pytest
 from estimators import ESTIMATORS, Estimate, Estimator
 from estimators.models.locman import LocmanScenario
 from estimators.models.miso import MisoScenario
+from estimators.models.slab import SlabScenario
 from estimators.types import Observation
 
 NAMES = sorted(ESTIMATORS)
+SLAB_NAMES = ("slab", "slab-lce", "gd-lce", "ls-lce", "gd-bfr", "lmi-bfr")
+#: SLAB's gradient LCE baselines stop at their iteration budget on the paper setting
+#: without reaching the step tolerance (their documented behaviour, the paper's Fig. 4):
+#: one slot here (they are slow), and ``converged`` is not required of them.
+SLAB_GRADIENT_LCE = ("gd-lce", "ls-lce")
 
 
 def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
@@ -25,11 +31,17 @@ def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
         small = LocmanScenario(num_bs_antennas=4, num_ue_antennas=4, num_subcarriers=7)
         obs, _ = small.sample(20.0, num_snapshots, np.random.default_rng(3))
         return obs
+    if name in SLAB_NAMES:
+        small = dataclasses.replace(SlabScenario(), beam_squint=False, num_subcarriers=12,
+                                    num_beams=4)
+        return small.observation(1 if name in SLAB_GRADIENT_LCE else num_snapshots,
+                                 np.random.default_rng(3))
     raise AssertionError(f"no paper setting for {name}: add one to this test")
 
 
 def test_registry_is_filled_and_consistent() -> None:
-    assert {"miso-ml", "miso-sp-grid", "miso-sp-refine", "locman", "dcs-somp"} <= set(NAMES)
+    assert {"miso-ml", "miso-sp-grid", "miso-sp-refine", "locman", "dcs-somp",
+            *SLAB_NAMES} <= set(NAMES)
     for name, cls in ESTIMATORS.items():
         assert cls.name == name and issubclass(cls, Estimator)
 
@@ -77,7 +89,7 @@ def test_deterministic_shapes_units_and_no_state(name: str) -> None:
     assert a.scatterers.shape == (T, Q, 3) and a.scatterer_valid.shape == (T, Q)
     assert a.path_tau.shape == (T, P) and a.path_aod.shape == (T, P, 2)
     assert a.converged.shape == (T,) and len(a.reason) == T and a.runtime_s.shape == (T,)
-    assert a.converged.all() and np.all(a.runtime_s > 0)
+    assert (a.converged.all() or name in SLAB_GRADIENT_LCE) and np.all(a.runtime_s > 0)
     # Units: metres (a paper-scale position), seconds (delays of tens of metres).
     assert np.all(np.linalg.norm(a.ue_position, axis=1) < 1e3)
     assert np.all((a.path_tau > 0) & (a.path_tau < 1e-5))
@@ -96,9 +108,9 @@ def test_degenerate_input_gives_not_converged_with_reason(name: str, corruption:
     else:
         obs = dataclasses.replace(obs, noise_variance=np.full_like(obs.noise_variance, np.inf))
     est = ESTIMATORS[name]().estimate(obs)
-    failed = [0] if corruption == "nan" else [0, 1]
+    failed = [0] if corruption == "nan" else list(range(obs.num_snapshots))
     assert not est.converged[failed].any()
     assert all(est.reason[t] for t in failed)
     assert np.all(np.isnan(est.ue_position[failed]))
-    if corruption == "nan":
+    if corruption == "nan" and obs.num_snapshots > 1:
         assert est.converged[1]  # the other snapshot is unaffected

@@ -290,3 +290,34 @@ def test_normalized_cost_is_two_at_the_reference_and_follows_the_beam_power() ->
     assert np.isfinite(other)  # the cost sees the BF directions, not only their power:
     assert other != pytest.approx(2.0, rel=SLAB_CLOSED_FORM_REL)
     assert normalized_cost(np.zeros_like(w0), fisher=fisher, reference=reference) == np.inf
+
+
+def test_observation_is_the_model_on_the_project_types() -> None:
+    """``SlabScenario.observation``: the sounder, with each BS's BF vectors on its own
+    subcarriers ``Θ_j``, returns the model's ``G(α; ω) h`` (eq. 11, narrowband) for the
+    slot's fading; zero BF vectors send nothing; the open-loop ``y`` is that of its
+    precoders."""
+    scenario = dataclasses.replace(SlabScenario(), beam_squint=False, snr_db=300.0)
+    with pytest.raises(ValueError, match="beam_squint"):
+        SlabScenario().observation(1, np.random.default_rng(0))
+    obs = scenario.observation(3, np.random.default_rng(4))
+    gains = draw_gains(scenario.gain_covariance(), 3, np.random.default_rng(4))
+    assert obs.sounder is not None and obs.y.shape == (3, 3, 4, 20, 30)
+    w = scenario.random_beamformers(np.random.default_rng(5))  # [bs, bs_ant, beam, sub]
+    theta = subcarrier_indices(scenario.num_subcarriers, scenario.num_bs) - 1  # 0-based
+    F = np.zeros((3, 30, 4, 20), complex)
+    for j in range(3):  # the model's a_B^H: BF element t on antenna N_B - 1 - t
+        F[j, theta[j]] = np.moveaxis(w[j], -1, 0)[:, ::-1]
+    G = coefficient_matrix(path_responses(scenario.system(), scenario.geometry()), w)
+    expected = received_signal(G, gains)  # [slot, bs, ue_ant, beam, sub of Θ_j]
+    scale = np.abs(expected).max()
+    for t in range(3):
+        z = obs.sounder.sound(t, F, np.random.default_rng(6))
+        for j in range(3):
+            np.testing.assert_allclose(z[j][..., theta[j]], expected[t, j], rtol=0,
+                                       atol=SLAB_CLOSED_FORM_REL * scale)
+            others = np.setdiff1d(np.arange(30), theta[j])
+            assert np.abs(z[j][..., others]).max() < SLAB_CLOSED_FORM_REL * scale
+    open_loop = obs.sounder.sound(
+        1, np.broadcast_to(obs.precoders[1][:, None], (3, 30, 4, 20)), np.random.default_rng(7))
+    np.testing.assert_allclose(obs.y[1], open_loop, rtol=0, atol=SLAB_CLOSED_FORM_REL * scale)

@@ -54,7 +54,7 @@ from estimators.base import (
     _stack,
     register,
 )
-from estimators.models.slab import SlabSystem, random_beamformers
+from estimators.models.slab import SlabSystem, random_beamformers, subcarrier_indices
 from estimators.slab_loop import BfrMethod, LceMethod, SlabRun, run_slab
 from estimators.types import Observation
 
@@ -143,8 +143,7 @@ class _Slab(Estimator):
 
     def _subcarriers(self, obs: Observation) -> npt.NDArray[np.intp]:
         """``Θ_j`` ``[bs, subcarrier]``, 0-based: ``{j, j + J, ...}``."""
-        J = self.num_bs
-        return np.arange(J)[:, None] + J * np.arange(obs.frequencies.size // J)[None, :]
+        return subcarrier_indices(obs.frequencies.size, self.num_bs) - 1
 
     def _sound(self, obs: Observation, snapshots: list[int], rng: np.random.Generator
                ) -> Callable[[int, ComplexArray], ComplexArray]:
@@ -156,11 +155,7 @@ class _Slab(Estimator):
         pilots = obs.pilots[:, theta]  # [beam, bs, subcarrier]
 
         def sound(k: int, w: ComplexArray) -> ComplexArray:
-            beams = w.shape[2]
-            if beams != obs.pilots.shape[0]:
-                raise ValueError(f"{beams} BF vectors per subcarrier, the sounding has "
-                                 f"{obs.pilots.shape[0]} pilots")
-            F = np.zeros((B, K, w.shape[1], beams), dtype=np.complex128)
+            F = np.zeros((B, K, *w.shape[1:3]), dtype=np.complex128)
             for j in range(J):  # the model's element t is antenna N_B - 1 - t (a_B^H)
                 F[j, theta[j]] = np.moveaxis(w[j], -1, 0)[:, ::-1]
             y = sounder.sound(snapshots[k], F, rng)

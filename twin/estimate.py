@@ -466,10 +466,7 @@ def estimate_run(
     for name, estimator, rng, obs in jobs:
         on_snapshot = _snapshot_callback(on_progress, name, total)
         on_snapshot(0)
-        try:
-            estimate = estimator.estimate(obs, rng, on_snapshot=on_snapshot)
-        except EstimatorInputError as exc:
-            raise _input_error(name, run_path, exc) from None
+        estimate = estimator.estimate(obs, rng, on_snapshot=on_snapshot)  # checked above
         if estimate.num_snapshots != total:
             raise RuntimeError(
                 f"{name}: returned {estimate.num_snapshots} snapshots for a run of {total}"

@@ -106,7 +106,7 @@ def main() -> None:
         est = estimator.estimate(obs, np.random.default_rng(args.seed))
         ue_err = np.linalg.norm(est.ue_position[:, :2] - run.drive.position[:, :2], axis=1)
         yaw_err = np.abs(np.angle(np.exp(1j * (est.ue_orientation - UE_YAW))))
-        sc_err = scatterer_errors(run, est.scatterers.reshape(T, 3, 1, 3)[:, :, 0])
+        sc_err = scatterer_errors(run, est.scatterers)  # [T, bs (L = 1), 3]
         series[cls.name] = (ue_err, sc_err)
         row = {"estimator": cls.name, "snapshots": T, "converged": int(est.converged.sum()),
                "ue_median_m": np.nanmedian(ue_err), "ue_rmse_m": np.sqrt(np.nanmean(ue_err**2)),

@@ -15,10 +15,14 @@ slots share one geometry (fresh fading only), as the synthetic
 :meth:`~estimators.models.slab.SlabScenario.observation` does. Along a twin drive the UE
 moves between snapshots, so snapshots are grouped in windows of ``window`` snapshots
 within which the geometry is taken as fixed: the loop (LCE, fusion, BFR) runs over a
-window, and the next window starts its LCE at the last fused estimate (no multi-start)
-and its sounding with the last BFR's beams. ``window=None``: one window, the paper's
-static setting; ``window=1``: every snapshot on its own (no fusion over positions the UE
-has left).
+window, and the next window starts its sounding with the last BFR's beams and its LCE at
+the last fused estimate (no multi-start). With ``reacquire`` (default) that first LCE
+also re-draws the scatterers from the new window's data at the UE it finds and keeps the
+better fit with its scatterers inside the area (:func:`~estimators.slab_lce.track`): a
+reflection point slides along its wall as the UE moves, and a scatterer estimate once in
+another basin of (24) is otherwise never found again. ``window=None``: one window, the
+paper's static setting; ``window=1``: every snapshot on its own (no fusion over
+positions the UE has left).
 
 **Mapping to the model** (:mod:`estimators.models.slab`): the plane is the world's
 ``(x, y)``; BS ``j``'s pose is ``bs_position[j, :2]`` and its yaw; arrays must be ``1 x
@@ -95,6 +99,7 @@ class _Slab(Estimator):
         ue_height: float = 0.0,
         max_iterations: int | None = None,
         step_tolerance: float = 1e-7,
+        reacquire: bool = True,
     ) -> None:
         self.num_bs = num_bs
         self.num_nlos = num_nlos
@@ -103,6 +108,7 @@ class _Slab(Estimator):
         self.ue_height = ue_height
         self.max_iterations = max_iterations
         self.step_tolerance = step_tolerance
+        self.reacquire = reacquire
 
     @property
     def num_scatterers(self) -> int:
@@ -201,7 +207,7 @@ class _Slab(Estimator):
                         initial_beamformers=w, num_slots=len(good), rng=rng,
                         noise_variance=float(np.mean(obs.noise_variance[good[0], :J])),
                         area=self._area(obs), lce=self.lce, bfr=self.bfr,
-                        initial_alpha=alpha, lce_options={
+                        initial_alpha=alpha, reacquire=self.reacquire, lce_options={
                             "max_iterations": self.max_iterations or self.default_iterations,
                             "step_tolerance": self.step_tolerance},
                     )

@@ -129,6 +129,10 @@ ComplexArray = npt.NDArray[np.complex128]
 Direction = Literal["projected", "alternating"]
 Method = Literal["slls", "gd-lce", "ls-lce"]
 Area = tuple[tuple[float, float], tuple[float, float]]
+#: ``search(coarse, cost, centers) -> [(cost, point)]``, best first (:func:`_coarse_to_fine`).
+Search = Callable[[Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+                   Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+                   npt.NDArray[np.float64]], list[tuple[float, npt.NDArray[np.float64]]]]
 
 #: Index of the UE orientation ``ϑ`` in ``α``.
 ORIENTATION = 2
@@ -634,14 +638,16 @@ def _periodogram(problem: LceProblem, bs: int, data: ComplexArray, *, angle_grid
 
 
 def _extract_paths(problem: LceProblem, bs: int, count: int, *, angle_grid: int,
-                   delay_grid: int, refine_passes: int) -> FloatArray:
+                   delay_grid: int, refine_passes: int,
+                   known: ComplexArray | None = None) -> FloatArray:
     """``count`` paths of BS ``bs``, ``[path, (τ, sin θ_B, sin θ_U)]``, strongest first.
 
     Greedy: the maximum of the single-path periodogram (the cost (24) of one path with its
     gain (30)) of the residual on a (``sin θ_U``, ``sin θ_B``, delay) grid, refined by
     Nelder-Mead on the joint fit with the paths found so far, then ``refine_passes``
     cyclic re-refinements of each path with the others fixed. ``τ`` is modulo the
-    delay period.
+    delay period. ``known [obs, q]``: columns of paths already known (e.g. the LOS at a
+    known UE), fitted along with every path and never returned.
     """
     from scipy.optimize import minimize  # local: keeps the module import light
 
@@ -649,8 +655,14 @@ def _extract_paths(problem: LceProblem, bs: int, count: int, *, angle_grid: int,
     period = _period(problem, bs)
     scale = np.array([1e9, 1.0, 1.0])  # Nelder-Mead in (ns, sin, sin)
 
+    def with_known(paths: FloatArray) -> ComplexArray | None:
+        cols = [_columns(problem, bs, *paths.T).T] if len(paths) else []
+        if known is not None:
+            cols.append(known)
+        return np.hstack(cols) if cols else None
+
     def refine(p: FloatArray, others: FloatArray) -> FloatArray:
-        basis = _columns(problem, bs, *others.T).T if len(others) else None
+        basis = with_known(others)
         q_basis = np.linalg.qr(basis)[0] if basis is not None else np.zeros((data.size, 0))
         d = data - q_basis @ (q_basis.conj().T @ data)
 
@@ -669,8 +681,7 @@ def _extract_paths(problem: LceProblem, bs: int, count: int, *, angle_grid: int,
 
     paths = np.zeros((0, 3))
     for _ in range(count):
-        basis = _columns(problem, bs, *paths.T).T if len(paths) else None
-        table = _periodogram(problem, bs, _off(basis, data), angle_grid=angle_grid,
+        table = _periodogram(problem, bs, _off(with_known(paths), data), angle_grid=angle_grid,
                              delay_grid=delay_grid)
         iu, ib, idd = np.unravel_index(int(np.argmax(table.power)), table.power.shape)
         guess = np.array([table.delays[idd], table.sines[ib], table.sines[iu]])
@@ -899,6 +910,20 @@ def _coarse_to_fine(
     return sorted(out, key=lambda t: t[0])
 
 
+def _searcher(rng: np.random.Generator, *, num_samples: int, search_radius_m: float,
+              num_fine_samples: int, fine_radius_m: float, num_kept: int) -> Search:
+    """:func:`_coarse_to_fine` with the draws' sizes bound (the multi-start's options)."""
+
+    def search(coarse: Callable[[FloatArray], FloatArray],
+               cost: Callable[[FloatArray], FloatArray], centers: FloatArray
+               ) -> list[tuple[float, FloatArray]]:
+        return _coarse_to_fine(coarse, cost, centers, rng, radius=search_radius_m,
+                               samples=num_samples, keep=num_kept, fine_radius=fine_radius_m,
+                               fine_samples=num_fine_samples)
+
+    return search
+
+
 def _best_apart(points: FloatArray, scores: FloatArray, count: int, spacing: float
                 ) -> FloatArray:
     """Up to ``count`` highest-scoring ``points [n, 2]``, pairwise at least ``spacing``
@@ -968,13 +993,9 @@ def draw_starts(
     """
     J, L = problem.num_bs, problem.num_nlos
     z = problem.z.reshape(J, -1)
-
-    def search(coarse: Callable[[FloatArray], FloatArray],
-               cost: Callable[[FloatArray], FloatArray], centers: FloatArray
-               ) -> list[tuple[float, FloatArray]]:
-        return _coarse_to_fine(coarse, cost, centers, rng, radius=search_radius_m,
-                               samples=num_samples, keep=num_kept, fine_radius=fine_radius_m,
-                               fine_samples=num_fine_samples)
+    search = _searcher(rng, num_samples=num_samples, search_radius_m=search_radius_m,
+                       num_fine_samples=num_fine_samples, fine_radius_m=fine_radius_m,
+                       num_kept=num_kept)
 
     def table(bs: int, basis: ComplexArray | None) -> tuple[float, _Periodogram]:
         """``‖P⊥ z_j‖²`` and the periodogram of ``P⊥ z_j`` (``P⊥`` off ``basis``)."""
@@ -1018,35 +1039,164 @@ def draw_starts(
     starts = []
     for _, _, x, hyp in sorted(ranked, key=lambda e: (e[0], e[1]))[:num_candidates]:
         theta = float(_orientation_from(problem, x[None], hyp.aoa)[0])
-        scatterers = np.empty((J, L, 2))
-        for j in range(J):
-            nlos = np.delete(paths[j], hyp.los[j], axis=0)
-            fixed = [_los_columns(problem, j, x[None], np.array([theta]))[0]]
-            for ell in range(L):
-                later = nlos[ell + 1:]
-                basis = np.stack(fixed + ([*_columns(problem, j, *later.T)] if len(later)
-                                          else []), axis=-1)
-                periodogram = table(j, basis)[1]
-
-                def nlos_coarse(vs: FloatArray, j: int = j, x: FloatArray = x,
-                                theta: float = theta, t: _Periodogram = periodogram
-                                ) -> FloatArray:
-                    dep, arr = vs - problem.bs_position[j], vs - x
-                    length = np.linalg.norm(dep, axis=-1) + np.linalg.norm(arr, axis=-1)
-                    return -t.lookup(length / SPEED_OF_LIGHT,
-                                     np.sin(azimuth(dep) - problem.bs_orientation[j]),
-                                     np.sin(azimuth(arr) - theta))
-
-                def nlos_cost(vs: FloatArray, j: int = j, basis: ComplexArray = basis,
-                              x: FloatArray = x, theta: float = theta) -> FloatArray:
-                    return -_gain_of_fit(basis, z[j], _nlos_columns(problem, j, vs, x, theta))
-
-                guesses = _scatterer_guesses(problem, j, nlos[ell], x, theta)
-                v = search(nlos_coarse, nlos_cost, guesses)[0][1]
-                scatterers[j, ell] = v
-                fixed.append(_nlos_columns(problem, j, v[None], x, theta)[0])
+        scatterers = np.stack([
+            _place_scatterers(problem, j, np.delete(paths[j], hyp.los[j], axis=0), x, theta,
+                              search, angle_grid=angle_grid, delay_grid=delay_grid)
+            for j in range(J)])
         starts.append(np.concatenate([x, [theta], scatterers.reshape(-1)]))
     return np.asarray(starts)
+
+
+def _place_scatterers(problem: LceProblem, bs: int, nlos: FloatArray, x: FloatArray,
+                      theta: float, search: Search, *, angle_grid: int, delay_grid: int
+                      ) -> FloatArray:
+    """``[nlos, 2]`` [m]: BS ``bs``'s scatterers for the extracted NLOS paths ``nlos
+    [path, (τ, sin θ_B, sin θ_U)]`` with the UE at ``x``, ``ϑ = theta`` (step 4 of
+    :func:`draw_starts`): each drawn around the intersections of its path's BS and UE rays,
+    scored by the BS's block of (24) with the LOS, the scatterers placed so far and the
+    later paths fitted; greedy over the paths."""
+    z = problem.z[bs].reshape(-1)
+    fixed = [_los_columns(problem, bs, x[None], np.array([theta]))[0]]
+    out = np.empty((len(nlos), 2))
+    for ell in range(len(nlos)):
+        later = nlos[ell + 1:]
+        basis = np.stack(fixed + ([*_columns(problem, bs, *later.T)] if len(later) else []),
+                         axis=-1)
+        periodogram = _periodogram(problem, bs, _off(basis, z), angle_grid=angle_grid,
+                                   delay_grid=delay_grid)
+
+        def coarse(vs: FloatArray, t: _Periodogram = periodogram) -> FloatArray:
+            dep, arr = vs - problem.bs_position[bs], vs - x
+            length = np.linalg.norm(dep, axis=-1) + np.linalg.norm(arr, axis=-1)
+            return -t.lookup(length / SPEED_OF_LIGHT,
+                             np.sin(azimuth(dep) - problem.bs_orientation[bs]),
+                             np.sin(azimuth(arr) - theta))
+
+        def cost(vs: FloatArray, basis: ComplexArray = basis) -> FloatArray:
+            return -_gain_of_fit(basis, z, _nlos_columns(problem, bs, vs, x, theta))
+
+        v = search(coarse, cost, _scatterer_guesses(problem, bs, nlos[ell], x, theta))[0][1]
+        out[ell] = v
+        fixed.append(_nlos_columns(problem, bs, v[None], x, theta)[0])
+    return out
+
+
+def redraw_scatterers(
+    problem: LceProblem, alpha: npt.ArrayLike, rng: np.random.Generator, *,
+    num_samples: int = 30_000, search_radius_m: float = 45.0, num_fine_samples: int = 100,
+    fine_radius_m: float = 2.0, num_kept: int = 6, angle_grid: int = 64,
+    delay_grid: int = 64, refine_passes: int = 1,
+) -> FloatArray:
+    """``α`` with every scatterer drawn afresh from the data, the UE kept at ``α``'s.
+
+    Per BS, the LOS column at ``α``'s UE position and orientation is fitted, ``L`` paths
+    are extracted from what it leaves (:func:`_extract_paths`) and each scatterer is
+    drawn around its path's ray intersections as in step 4 of :func:`draw_starts`. Along
+    a drive a reflection point slides along its wall with the UE and the previous
+    window's scatterer estimate can end in another basin of (24); this re-acquires it
+    from the present window's data (:func:`track`).
+
+    Parameters
+    ----------
+    problem : the slot's data.
+    alpha : ``[2JL + 3]`` [m, rad, m], e.g. the previous window's fused ``ᾱ``.
+    rng : source of the draws.
+    num_samples, search_radius_m, num_fine_samples, fine_radius_m, num_kept, angle_grid,
+    delay_grid, refine_passes : as :func:`draw_starts`.
+
+    Returns
+    -------
+    ``[2JL + 3]`` [m, rad, m].
+
+    References
+    ----------
+    Zhou, Liu, Lau 2019, §IV-D (the multi-start's draws), (24), (30).
+    """
+    out = _wrapped(np.array(alpha, dtype=np.float64))
+    x, theta = out[:2], float(out[ORIENTATION])
+    J, L = problem.num_bs, problem.num_nlos
+    search = _searcher(rng, num_samples=num_samples, search_radius_m=search_radius_m,
+                       num_fine_samples=num_fine_samples, fine_radius_m=fine_radius_m,
+                       num_kept=num_kept)
+    scatterers = np.empty((J, L, 2))
+    for j in range(J):
+        los = _los_columns(problem, j, x[None], np.array([theta])).T  # [obs, 1]
+        nlos = _extract_paths(problem, j, L, angle_grid=angle_grid, delay_grid=delay_grid,
+                              refine_passes=refine_passes, known=los)
+        scatterers[j] = _place_scatterers(problem, j, nlos, x, theta, search,
+                                          angle_grid=angle_grid, delay_grid=delay_grid)
+    out[3:] = scatterers.reshape(-1)
+    return out
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """One slot's LCE from a previous estimate with re-drawn scatterers (:func:`track`).
+
+    Attributes
+    ----------
+    result : the chosen :class:`LceResult`.
+    kept : ``result`` is the one from the previous estimate (else from the re-drawn
+        scatterers).
+    candidates : ``[2, 2JL + 3]``, the two starts (previous, re-drawn at the first's
+        solution).
+    results : both :class:`LceResult` (previous, re-drawn).
+    """
+
+    result: LceResult
+    kept: bool
+    candidates: FloatArray
+    results: tuple[LceResult, LceResult]
+
+
+def track(
+    problem: LceProblem, previous: npt.ArrayLike, rng: np.random.Generator, *,
+    solve: Callable[..., LceResult] | None = None,
+    solver_options: Mapping[str, Any] | None = None,
+    redraw_options: Mapping[str, Any] | None = None,
+) -> Tracked:
+    """LCE of a slot whose geometry may have moved since ``previous`` (a new window).
+
+    Two starts: ``previous`` itself, and its solution with the scatterers re-drawn from
+    the data at the UE it found (:func:`redraw_scatterers`; the UE may have moved metres
+    since ``previous``, and scatterers drawn for the old position would be wrong). Both
+    are solved; a result with every scatterer inside ``problem.area`` is preferred (the
+    front/back symmetry of the ULAs with the range alias also fits points far outside,
+    where SLLS, unconstrained, can drift), then the lower cost (24).
+
+    Parameters
+    ----------
+    problem : the slot's data.
+    previous : ``[2JL + 3]`` [m, rad, m].
+    rng : source of the re-draw.
+    solve : the LCE method (default :func:`slls`).
+    solver_options : its keyword arguments.
+    redraw_options : keyword arguments of :func:`redraw_scatterers`.
+
+    Returns
+    -------
+    :class:`Tracked`.
+
+    References
+    ----------
+    Zhou, Liu, Lau 2019, §IV-D, Algorithm 2.
+    """
+    method = solve or slls
+    options = dict(solver_options or {})
+    moved = method(problem, previous, **options)
+    starts = np.stack([_wrapped(np.asarray(previous, dtype=np.float64)),
+                       redraw_scatterers(problem, moved.alpha, rng,
+                                         **dict(redraw_options or {}))])
+    results = (moved, method(problem, starts[1], **options))
+
+    def rank(r: LceResult) -> tuple[bool, float]:
+        inside = all(_inside(problem.area, v) for v in r.scatterers.reshape(-1, 2))
+        cost = r.cost if np.isfinite(r.cost) else np.inf
+        return (not inside, cost)
+
+    kept = rank(results[0]) <= rank(results[1])
+    return Tracked(result=results[0] if kept else results[1], kept=kept, candidates=starts,
+                   results=results)
 
 
 @dataclass(frozen=True)
@@ -1166,7 +1316,8 @@ def fuse(previous: Fused | None, estimate: npt.ArrayLike, precision: npt.ArrayLi
     ``ᾱ[k] = Λ[k]^{-1} (Λ[k-1] ᾱ[k-1] + Λ#[k] α̂[k])``, ``Λ[k] = Λ[k-1] + Λ#[k]``, computed
     as ``ᾱ[k-1] + Λ[k]^{-1} Λ#[k] (α̂[k] - ᾱ[k-1])`` with the orientation difference
     wrapped to ``(-π, π]``; ``previous=None`` is ``Λ[0] = 0``. A non-finite ``Λ#[k]``
-    (singular FIM) leaves ``ᾱ`` and ``Λ`` unchanged.
+    (singular FIM) leaves ``ᾱ`` and ``Λ`` unchanged (at the first slot: ``ᾱ = α̂``,
+    ``Λ = 0``, so the next usable slot replaces it).
 
     Parameters
     ----------
@@ -1184,10 +1335,13 @@ def fuse(previous: Fused | None, estimate: npt.ArrayLike, precision: npt.ArrayLi
     """
     a = _wrapped(np.asarray(estimate, dtype=np.float64))
     lam = np.asarray(precision, dtype=np.float64)
+    finite = bool(np.all(np.isfinite(lam)))
     if previous is None:
-        return Fused(alpha=a, precision=lam)
-    if not np.all(np.isfinite(lam)):
+        return Fused(alpha=a, precision=lam if finite else np.zeros_like(lam))
+    if not finite:
         return previous
+    if not np.any(previous.precision):  # Λ[k-1] = 0: the first usable slot
+        return Fused(alpha=a, precision=lam)
     total = previous.precision + lam
     delta = a - previous.alpha
     delta[ORIENTATION] = float(wrap_angle(delta[ORIENTATION]))

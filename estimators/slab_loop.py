@@ -74,12 +74,14 @@ from estimators.slab_lce import (
     LceProblem,
     LceResult,
     MultiStart,
+    Tracked,
     fuse,
     gd_lce,
     ls_lce,
     multistart,
     slls,
     slot_precision,
+    track,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -145,6 +147,8 @@ class SlabRun:
     bfr_reasons : per slot ``""`` or why the BFR did not run / kept ``w[k]``.
     multistart : slot 1's :class:`~estimators.slab_lce.MultiStart` (``None`` if an
         initial ``α`` was given).
+    tracked : slot 1's :class:`~estimators.slab_lce.Tracked` where an initial ``α`` was
+        given with ``reacquire`` (``None`` otherwise).
     """
 
     lce_method: str
@@ -165,6 +169,7 @@ class SlabRun:
     bfr_results: tuple[BfrResult | None, ...]
     bfr_reasons: tuple[str, ...]
     multistart: MultiStart | None
+    tracked: Tracked | None = None
 
     @property
     def num_slots(self) -> int:
@@ -214,6 +219,7 @@ def run_slab(
     bfr: BfrMethod = "slab",
     gain_covariance: npt.ArrayLike | None = None,
     initial_alpha: npt.ArrayLike | None = None,
+    reacquire: bool = False,
     multistart_options: Mapping[str, Any] | None = None,
     lce_options: Mapping[str, Any] | None = None,
     bfr_options: Mapping[str, Any] | None = None,
@@ -243,6 +249,10 @@ def run_slab(
         docstring).
     initial_alpha : ``[2JL + 3]`` [m, rad, m], slot 1's LCE start instead of the
         multi-start.
+    reacquire : with ``initial_alpha``, slot 1 also starts from it with its scatterers
+        re-drawn from the data and keeps the better result
+        (:func:`~estimators.slab_lce.track`): the geometry may have moved since
+        ``initial_alpha`` (a new window along a drive).
     multistart_options : keyword arguments of :func:`~estimators.slab_lce.multistart`.
     lce_options : keyword arguments of the LCE method (:func:`~estimators.slab_lce.slls`...).
     bfr_options : keyword arguments of the BFR method (:func:`~estimators.slab_bfr.
@@ -284,6 +294,7 @@ def run_slab(
     w = w1
     fused: Fused | None = None
     ms: MultiStart | None = None
+    tracked: Tracked | None = None
     used, estimates, fused_alpha, precisions, gains, covariances = [], [], [], [], [], []
     traces, pebs, costs, lce_times, bfr_times = [], [], [], [], []
     lce_results: list[LceResult] = []
@@ -301,6 +312,10 @@ def run_slab(
             ms = multistart(problem, rng, **dict(multistart_options or {}))
             result = ms.result if lce == "slls" and not solver_options else solve(
                 problem, ms.candidates[ms.best], **solver_options)
+        elif k == 0 and reacquire and initial_alpha is not None:
+            tracked = track(problem, initial_alpha, rng, solve=solve,
+                            solver_options=solver_options)
+            result = tracked.result
         else:
             alpha0 = fused.alpha if fused is not None else initial_alpha
             result = solve(problem, alpha0, **solver_options)
@@ -358,7 +373,7 @@ def run_slab(
         bfr_cost=np.asarray(costs, dtype=np.float64),
         lce_runtime_s=np.asarray(lce_times), bfr_runtime_s=np.asarray(bfr_times),
         lce_results=tuple(lce_results), bfr_results=tuple(bfr_results),
-        bfr_reasons=tuple(reasons), multistart=ms,
+        bfr_reasons=tuple(reasons), multistart=ms, tracked=tracked,
     )
 
 

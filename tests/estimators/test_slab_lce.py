@@ -31,9 +31,11 @@ from estimators.slab_lce import (  # the gradient of (36), checked below
     gd_lce,
     lce_cost,
     ls_lce,
+    redraw_scatterers,
     run_lce,
     slls,
     slot_precision,
+    track,
 )
 from tests.tolerances import (
     FIM_NUMERIC_REL,
@@ -260,3 +262,30 @@ def test_run_lce_baselines_and_given_start() -> None:
                                   track.slots[0].fused.alpha)  # slot 2 starts at ᾱ[1]
     with pytest.raises(ValueError, match="method"):
         run_lce(problems, np.random.default_rng(0), method="newton")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ tracking (windows)
+
+
+def test_track_reacquires_scatterers_lost_to_another_basin() -> None:
+    """A new window along a drive: the UE start is close, but every scatterer estimate sits
+    in a wrong basin of (24) (40 m off, past the 30 m range alias). From there SLLS stays
+    wrong; :func:`track` re-draws the scatterers from the data at the start's UE and keeps
+    that fit. From the right scatterers it keeps the previous start."""
+    pr = problem()
+    lost = TRUTH + 0.02 * OFFSET
+    lost[3:] += np.tile([40.0, -25.0], 3)
+    stuck = slls(pr, lost)
+    assert np.max(np.linalg.norm(stuck.scatterers - TRUTH[3:].reshape(3, 1, 2), axis=-1)
+                  ) > 1.0  # the case track is for
+    redrawn = redraw_scatterers(pr, lost, np.random.default_rng(5))
+    np.testing.assert_allclose(redrawn[:3], lost[:3], rtol=FLOAT64_REL)  # the UE is kept
+    tracked = track(pr, lost, np.random.default_rng(5))
+    assert not tracked.kept
+    assert tracked.result.cost < stuck.cost
+    plain = slls(pr, TRUTH)
+    np.testing.assert_allclose(tracked.result.alpha, plain.alpha,
+                               atol=SLAB_LCE_NOISELESS_REL * 1e3)  # the optimum near TRUTH
+    again = track(pr, TRUTH + 0.02 * OFFSET, np.random.default_rng(5))
+    np.testing.assert_allclose(again.result.alpha, plain.alpha,
+                               atol=SLAB_LCE_NOISELESS_REL * 1e3)

@@ -305,6 +305,54 @@ def evaluate(
         _err.print(escape(f"wrote {output}/ (metrics.json, report.md, plots{drawn})"))
 
 
+@app.command()
+@user_errors
+def dataset(
+    target: Annotated[str, typer.Argument(
+        help="CONFIG.yaml to make a dataset, or the word 'verify' (then DIR).",
+        metavar="CONFIG|verify")],
+    directory: Annotated[Path | None, typer.Argument(
+        help="With 'verify': the dataset directory.", metavar="[DIR]")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Dataset directory to write.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="local (process pool) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="A running Ray cluster (with --engine ray).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes/actors.")] = 1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish a dataset a killed run left unfinished.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sharded training datasets: `twin dataset CONFIG.yaml -o DIR [--engine local|ray]
+    [--address ADDR] [--workers N] [--resume]`, and `twin dataset verify DIR`."""
+    if target == "verify":
+        from twin.dataset.store import verify
+
+        if directory is None:
+            raise TwinInputError("dataset verify: give the dataset directory (DIR)")
+        problems = verify(directory)
+        for problem in problems:
+            _out.print(escape(str(problem)))
+        if problems:
+            raise typer.Exit(code=1)
+        _out.print(escape(f"{directory}: complete and intact"))
+        return
+    from twin.dataset.engine import make_dataset
+
+    if directory is not None:
+        raise TwinInputError(f"dataset: unexpected argument {directory} (the output "
+                             "directory goes after -o)")
+    if output is None:
+        raise TwinInputError("dataset: give the output directory (-o DIR)")
+    with progress_bar("shards", quiet) as update:
+        manifest = make_dataset(Path(target), output, engine=engine,  # type: ignore[arg-type]
+                                workers=workers, address=address, resume=resume,
+                                on_progress=update)
+    _out.print(escape(f"{output}: {manifest['num_samples']} samples in "
+                      f"{manifest['num_shards']} shards"))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -183,8 +183,10 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line describing the first problem of a pydantic error, with a hint."""
+def format_validation_error(error: ValidationError, source: str,
+                            model: type[BaseModel] | None = None) -> str:
+    """One line describing the first problem of a pydantic error, with a hint
+    (``model``: the validated class, :class:`TwinConfig` by default)."""
     errors = error.errors()
     # A misspelt required key shows up twice: "missing" and "extra". The extra one names
     # what the user typed, so it goes first.
@@ -193,7 +195,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     more = error.error_count() - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     if first["type"] == "extra_forbidden":
-        parent = _model_at(TwinConfig, loc[:-1])
+        parent = _model_at(model or TwinConfig, loc[:-1])
         key = str(loc[-1])
         hint = ""
         if parent is not None:
@@ -228,14 +230,18 @@ def load_config(path: str | Path) -> tuple[TwinConfig, Path]:
         resolve against.
     """
     p = Path(path)
-    if not p.is_file():
-        raise TwinInputError(f"{p}: config file not found")
+    return parse_config(read_yaml(p), str(p)), p.resolve().parent
+
+
+def read_yaml(path: Path) -> Any:
+    """A config file's YAML, or a one-line TwinInputError (missing, unreadable, invalid)."""
+    if not path.is_file():
+        raise TwinInputError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise TwinInputError(f"{p}: invalid YAML{where}") from None
+        raise TwinInputError(f"{path}: invalid YAML{where}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise TwinInputError(f"{p}: cannot read config ({exc.__class__.__name__})") from None
-    return parse_config(data, str(p)), p.resolve().parent
+        raise TwinInputError(f"{path}: cannot read config ({exc.__class__.__name__})") from None

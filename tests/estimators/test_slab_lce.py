@@ -194,12 +194,12 @@ def test_paper_setting_first_slot_accuracy(paper_runs: list[Run]) -> None:
                            gain_covariance=PAPER.gain_covariance(),
                            noise_variance=PAPER.noise_variance())
     err, long_term, instantaneous = [], [], []
-    for track, w, gains in paper_runs:
-        err.append(np.linalg.norm(track.slots[0].result.ue_position - TRUTH[:2]))
+    for lce_track, w, gains in paper_runs:
+        err.append(np.linalg.norm(lce_track.slots[0].result.ue_position - TRUTH[:2]))
         long_term.append(long_term_bound(w, fisher=fisher).position_error_bound)
         instantaneous.append(SlabBound.from_fim(
             fisher.instantaneous(w, gains[0]), num_bs=3, num_nlos=1).position_error_bound)
-        assert track.slots[0].result.converged
+        assert lce_track.slots[0].result.converged
     rmse = float(np.sqrt(np.mean(np.square(err))))
     assert max(err) < SLAB_LCE_GROSS_M  # no multi-start failure
     assert rmse <= SLAB_PAPER_RMSE_M

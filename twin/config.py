@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -211,14 +211,22 @@ def format_validation_error(error: ValidationError, source: str,
     return f"{source}: {where}: {message}{suffix}"
 
 
-def parse_config(data: Any, source: str = "config") -> TwinConfig:
-    """Validate a mapping into a :class:`TwinConfig` or raise a one-line TwinInputError."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: Any, source: str = "config") -> M:
+    """Validate a mapping into ``model`` or raise a one-line TwinInputError."""
     if not isinstance(data, dict):
         raise TwinInputError(f"{source}: expected a YAML mapping at the top level")
     try:
-        return TwinConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise TwinInputError(format_validation_error(exc, source)) from None
+        raise TwinInputError(format_validation_error(exc, source, model)) from None
+
+
+def parse_config(data: Any, source: str = "config") -> TwinConfig:
+    """Validate a mapping into a :class:`TwinConfig` or raise a one-line TwinInputError."""
+    return parse_model(TwinConfig, data, source)
 
 
 def load_config(path: str | Path) -> tuple[TwinConfig, Path]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from twin.config import (
     ArrayConfig,
@@ -38,10 +38,9 @@ from twin.config import (
     SceneConfig,
     TracingConfig,
     _Strict,
-    format_validation_error,
+    parse_model,
     read_yaml,
 )
-from twin.errors import TwinInputError
 
 #: The shard layout's version (``manifest.json`` and every shard carry it).
 SCHEMA_VERSION = 1
@@ -180,12 +179,7 @@ class DatasetConfig(_Strict):
 
 def parse_dataset_config(data: Any, source: str = "config") -> DatasetConfig:
     """Validate a mapping into a :class:`DatasetConfig` or raise a one-line TwinInputError."""
-    if not isinstance(data, dict):
-        raise TwinInputError(f"{source}: expected a YAML mapping at the top level")
-    try:
-        return DatasetConfig.model_validate(data)
-    except ValidationError as exc:
-        raise TwinInputError(format_validation_error(exc, source, DatasetConfig)) from None
+    return parse_model(DatasetConfig, data, source)
 
 
 def load_dataset_config(path: str | Path) -> tuple[DatasetConfig, Path]:

@@ -11,6 +11,8 @@ One run, one machine, the same config cut to ``--samples`` samples in shards of
   first, so the Dr.Jit kernels are compiled before any timing.
 * **local, 1 worker**: ``make_dataset(engine="local", workers=1)``: the same work plus
   the engine (atomic shard files, hashes, manifest after every shard).
+* **ray, 1 worker**: one actor: the local 1-worker run plus Ray's own costs (start-up,
+  the actor's scene load, object transfer).
 * **local, N workers** and **ray, N workers**: ``N`` processes / actors, each loading
   the scene.
 
@@ -88,6 +90,7 @@ def main() -> None:
         runs = {"local, 1 worker": {"engine": "local", "workers": 1},
                 f"local, {args.workers} workers": {"engine": "local",
                                                    "workers": args.workers},
+                "ray, 1 worker": {"engine": "ray", "workers": 1},
                 f"ray, {args.workers} workers": {"engine": "ray", "workers": args.workers}}
         for label, options in runs.items():
             out = tmp / label.replace(", ", "-").replace(" ", "")

@@ -353,6 +353,48 @@ def dataset(
                       f"{manifest['num_shards']} shards"))
 
 
+@app.command()
+@user_errors
+def train(
+    model: Annotated[str, typer.Argument(help="What to train: daun.", metavar="MODEL")],
+    directory: Annotated[Path, typer.Argument(help="A `twin dataset` directory.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.pt).")],
+    layers: Annotated[int, typer.Option("--layers", help="Unfolded layers I.")] = 10,
+    loss: Annotated[str, typer.Option(
+        "--loss", help="residual (eq. 18, unsupervised) or position (supervised).")] = "residual",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the training run.")] = 0,
+    validation: Annotated[int, typer.Option(
+        "--validation", help="Samples held out for the early stop.")] = 200,
+    samples_per_layer: Annotated[int, typer.Option(
+        "--samples-per-layer", help="Fresh training samples per new layer.")] = 700,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Mini-batch size.")] = 7,
+    grid_spacing: Annotated[float, typer.Option(
+        "--grid-spacing", help="Grid cell size [m].")] = 40.0 / 30.0,
+    angles: Annotated[int, typer.Option("--angles", help="NLOS angle grid size L.")] = 100,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a model on a dataset: `twin train daun DIR -o model.pt` (DAUN, §III-B:
+    incremental layer-wise training with a validation early stop)."""
+    if model != "daun":
+        raise TwinInputError(f"train: unknown model '{model}' (known: daun)")
+    if loss not in ("residual", "position"):
+        raise TwinInputError(f"train daun: --loss must be residual or position, got '{loss}'")
+    if output.exists() and not overwrite:
+        raise TwinInputError(f"{output} exists (use --overwrite)")
+    from twin.train import train_daun_on_dataset
+
+    with progress_bar("layers", quiet) as update:
+        checkpoint = train_daun_on_dataset(
+            directory, output, num_layers=layers, loss=loss,  # type: ignore[arg-type]
+            seed=seed, validation=validation, samples_per_layer=samples_per_layer,
+            batch_size=batch_size, grid_spacing_m=grid_spacing, num_angles=angles,
+            on_progress=update)
+    log = checkpoint["training"]
+    _out.print(escape(f"{output}: {layers} layers, validation loss "
+                      f"{log['validation_loss'][-1]:.4g}, {log['seconds']:.0f} s"))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

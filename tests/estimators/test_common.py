@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from estimators import ESTIMATORS, Estimate, Estimator
+from estimators.models.daun import DaunScenario
 from estimators.models.locman import LocmanScenario
 from estimators.models.miso import MisoScenario
 from estimators.models.slab import SlabScenario
@@ -20,6 +21,7 @@ SLAB_NAMES = ("slab", "slab-lce", "gd-lce", "ls-lce", "gd-bfr", "lmi-bfr")
 #: without reaching the step tolerance (their documented behaviour, the paper's Fig. 4):
 #: one slot here (they are slow), and ``converged`` is not required of them.
 SLAB_GRADIENT_LCE = ("gd-lce", "ls-lce")
+DAUN_NAMES = ("p-admm", "daun", "daun-r", "dpd", "stansfield", "srl", "cvx-direct")
 
 
 def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
@@ -36,12 +38,17 @@ def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
                                     num_beams=4)
         return small.observation(1 if name in SLAB_GRADIENT_LCE else num_snapshots,
                                  np.random.default_rng(3))
+    if name in DAUN_NAMES:
+        # 8-element ULAs: cvx-direct solves problem (3) exactly, ~15 s per snapshot at 50.
+        small = DaunScenario(num_bs_antennas=8)
+        obs, _ = small.sample(10.0, num_snapshots, np.random.default_rng(3))
+        return obs
     raise AssertionError(f"no paper setting for {name}: add one to this test")
 
 
 def test_registry_is_filled_and_consistent() -> None:
     assert {"miso-ml", "miso-sp-grid", "miso-sp-refine", "locman", "dcs-somp",
-            *SLAB_NAMES} <= set(NAMES)
+            *SLAB_NAMES, *DAUN_NAMES} <= set(NAMES)
     for name, cls in ESTIMATORS.items():
         assert cls.name == name and issubclass(cls, Estimator)
 

@@ -1,0 +1,164 @@
+"""``twin train daun DIR -o model.pt``: train DAUN on a ``twin dataset`` directory.
+
+The dataset's manifest holds the resolved config, so the BS geometry, the carrier and the
+region the positions were drawn in come from it: the grid covers the region's bounding
+box at the positions' height with cells of about ``grid_spacing_m``. The last
+``validation`` samples are held out for the early stop; training cycles through the rest
+(:func:`estimators.daun_admm.train_daun`, the paper's §III-B recipe).
+
+Checkpoint (``torch.save`` of plain types, written atomically; read with
+``weights_only=True``): ``format``, ``parameters {rho, tau1, tau2 [layer], w [bs]}``,
+``setting {area, grid_shape, ue_height, num_angles}`` (the estimators' defaults),
+``geometry`` (BS positions, orientations, array size, carrier: what it was trained for),
+``training`` (loss, seed, epochs and validation loss per layer, seconds, dataset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from estimators.arrays import SPEED_OF_LIGHT
+from estimators.daun import CHECKPOINT_FORMAT
+from estimators.daun_admm import Loss, train_daun
+from estimators.models.daun import DirectLocalizationProblem
+from twin.dataset.config import DatasetConfig, parse_dataset_config
+from twin.dataset.store import read_manifest, shard_name, write_atomic
+from twin.errors import TwinInputError
+from twin.simulate import array_geometry
+
+#: The paper's grid: 30 x 30 cells over 40 x 40 m.
+DEFAULT_GRID_SPACING_M = 40.0 / 30.0
+
+
+def read_samples(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """``y [n, bs, bs_ant]``, ``snr_db [n]``, ``ue_position [n, 3]`` of every shard, in
+    order, and the manifest."""
+    manifest = read_manifest(directory)
+    if not manifest["complete"]:
+        raise TwinInputError(f"{directory}: the dataset is unfinished (twin dataset --resume)")
+    ys, snrs, positions = [], [], []
+    for entry in sorted(manifest["shards"], key=lambda e: e["index"]):
+        with h5py.File(directory / shard_name(entry["index"]), "r") as f:
+            if "observations/y" not in f:
+                raise TwinInputError(f"{directory}: no observations in the shards "
+                                     "(dataset.keep must include observations)")
+            ys.append(f["observations/y"][()])
+            snrs.append(f["observations/snr_db"][()])
+            positions.append(f["ue_position"][()])
+    return np.concatenate(ys), np.concatenate(snrs), np.concatenate(positions), manifest
+
+
+def setting_from(config: DatasetConfig, grid_spacing_m: float, num_angles: int
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The grid setting and BS geometry of a dataset config."""
+    region = config.dataset.positions
+    corners = np.asarray(region.box if region.box is not None else region.polygon, float)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    shape = [max(1, math.ceil(float(s) / grid_spacing_m - 1e-9)) for s in high - low]
+    setting = {"area": [low.tolist(), high.tolist()], "grid_shape": shape,
+               "ue_height": float(region.height), "num_angles": int(num_angles)}
+    geometry = {
+        "bs_position": [list(bs.position) for bs in config.base_stations],
+        "bs_orientation": [list(bs.orientation) for bs in config.base_stations],
+        "bs_array": [config.base_stations[0].array.rows, config.base_stations[0].array.cols],
+        "carrier_frequency": float(config.radio.frequency_hz),
+    }
+    return setting, geometry
+
+
+def problem_from(config: DatasetConfig, setting: dict[str, Any]) -> DirectLocalizationProblem:
+    wavelength = SPEED_OF_LIGHT / config.radio.frequency_hz
+    array = array_geometry(config.base_stations[0].array, wavelength)
+    return DirectLocalizationProblem.build(
+        bs_position=[bs.position for bs in config.base_stations],
+        bs_orientation=[bs.orientation for bs in config.base_stations],
+        element_positions=array.element_positions, wavelength=wavelength,
+        area=setting["area"], grid_shape=tuple(setting["grid_shape"]),
+        ue_height=setting["ue_height"], num_angles=setting["num_angles"])
+
+
+def train_daun_on_dataset(
+    directory: Path,
+    output: Path,
+    *,
+    num_layers: int = 10,
+    loss: Loss = "residual",
+    seed: int = 0,
+    validation: int = 200,
+    samples_per_layer: int = 700,
+    batch_size: int = 7,
+    grid_spacing_m: float = DEFAULT_GRID_SPACING_M,
+    num_angles: int = 100,
+    max_samples: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[int, int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Train DAUN on a dataset directory and write the checkpoint; returns it.
+
+    ``on_progress(layers_done, num_layers)`` after each epoch, ``on_epoch(layer, epoch,
+    validation_loss)`` too. Bad input raises a one-line
+    :class:`TwinInputError` before anything is written.
+    """
+    import torch
+
+    if num_layers < 1 or validation < 1 or samples_per_layer < 1 or batch_size < 1:
+        raise TwinInputError("train daun: --layers, --validation, --samples-per-layer and "
+                             "--batch-size must be >= 1")
+    if not grid_spacing_m > 0 or num_angles < 1:
+        raise TwinInputError("train daun: --grid-spacing must be > 0 and --angles >= 1")
+    if not (directory / "manifest.json").is_file():
+        raise TwinInputError(f"train daun: {directory} is not a dataset directory "
+                             "(no manifest.json)")
+    y, snr_db, position, manifest = read_samples(directory)
+    if max_samples is not None:
+        y, snr_db, position = y[:max_samples], snr_db[:max_samples], position[:max_samples]
+    if len(y) <= validation:
+        raise TwinInputError(f"train daun: {directory} has {len(y)} samples, not more than "
+                             f"the {validation} held out for validation")
+    config = parse_dataset_config(manifest["config"], f"{directory}/manifest.json")
+    setting, geometry = setting_from(config, grid_spacing_m, num_angles)
+    problem = problem_from(config, setting)
+    train = (y[:-validation], snr_db[:-validation], position[:-validation])
+    held_out = (y[-validation:], snr_db[-validation:], position[-validation:])
+    def report(layer: int, epoch: int, value: float) -> None:
+        if on_progress is not None:
+            on_progress(layer - 1, num_layers)
+        if on_epoch is not None:
+            on_epoch(layer, epoch, value)
+
+    parameters, log = train_daun(
+        problem, train, held_out, num_layers=num_layers, loss=loss,
+        rng=np.random.default_rng(seed), samples_per_layer=samples_per_layer,
+        batch_size=batch_size,
+        on_epoch=report)
+    if on_progress is not None:
+        on_progress(num_layers, num_layers)
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "parameters": parameters.as_dict(),
+        "setting": setting,
+        "geometry": geometry,
+        "training": {
+            "loss": log.loss, "seed": seed, "epochs": list(log.epochs),
+            "validation_loss": list(log.validation), "seconds": log.seconds,
+            "num_train": len(train[0]), "num_validation": validation,
+            "samples_per_layer": samples_per_layer, "batch_size": batch_size,
+            "dataset": {"directory": directory.name, "seed": manifest["seed"],
+                        "source": config.dataset.source,
+                        "sha256": hashlib.sha256("".join(
+                            e["sha256"] for e in manifest["shards"]).encode()).hexdigest()},
+        },
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, buffer.getvalue())
+    return checkpoint

@@ -65,8 +65,8 @@ def grid_parameters(setting: Mapping[str, Any]) -> dict[str, Any]:
 
 class GridLocalizer(Estimator):
     """Base of the grid-based direct localizers: builds the problem of eq. (2) once per
-    observation, hands ``_localize`` the normalised-or-raw narrowband ``y`` of the
-    non-degenerate snapshots, and spreads the batch's wall time over them.
+    observation, hands ``_localize`` the narrowband ``y`` (as received, pilot removed) of
+    the non-degenerate snapshots, and spreads the batch's wall time over them.
 
     Hyper-parameters (the paper's §IV setting by default): ``area`` ``[[x0, y0], [x1,
     y1]]`` [m], ``grid_shape`` ``(nx, ny)`` (``K = nx ny``), ``ue_height`` [m],

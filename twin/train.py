@@ -27,7 +27,7 @@ import numpy as np
 
 from estimators.arrays import SPEED_OF_LIGHT
 from estimators.daun import CHECKPOINT_FORMAT
-from estimators.daun_admm import Loss, train_daun
+from estimators.daun_admm import AdmmParameters, Loss, TrainingLog, train_daun
 from estimators.models.daun import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
 from twin.dataset.store import read_manifest, shard_name, write_atomic
@@ -107,8 +107,6 @@ def train_daun_on_dataset(
     validation_loss)`` too. Bad input raises a one-line
     :class:`TwinInputError` before anything is written.
     """
-    import torch
-
     if num_layers < 1 or validation < 1 or samples_per_layer < 1 or batch_size < 1:
         raise TwinInputError("train daun: --layers, --validation, --samples-per-layer and "
                              "--batch-size must be >= 1")
@@ -128,6 +126,7 @@ def train_daun_on_dataset(
     problem = problem_from(config, setting)
     train = (y[:-validation], snr_db[:-validation], position[:-validation])
     held_out = (y[-validation:], snr_db[-validation:], position[-validation:])
+
     def report(layer: int, epoch: int, value: float) -> None:
         if on_progress is not None:
             on_progress(layer - 1, num_layers)
@@ -141,21 +140,29 @@ def train_daun_on_dataset(
         on_epoch=report)
     if on_progress is not None:
         on_progress(num_layers, num_layers)
+    return write_checkpoint(output, parameters, log, setting, geometry, {
+        "seed": seed, "num_train": len(train[0]), "num_validation": validation,
+        "samples_per_layer": samples_per_layer, "batch_size": batch_size,
+        "dataset": {"directory": directory.name, "seed": manifest["seed"],
+                    "source": config.dataset.source,
+                    "sha256": hashlib.sha256("".join(
+                        e["sha256"] for e in manifest["shards"]).encode()).hexdigest()}})
+
+
+def write_checkpoint(output: Path, parameters: AdmmParameters, log: TrainingLog,
+                     setting: dict[str, Any], geometry: dict[str, Any],
+                     training: dict[str, Any]) -> dict[str, Any]:
+    """Write a DAUN checkpoint atomically (the module docstring's layout); returns it."""
+    import torch
+
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "parameters": parameters.as_dict(),
         "setting": setting,
         "geometry": geometry,
-        "training": {
-            "loss": log.loss, "seed": seed, "epochs": list(log.epochs),
-            "validation_loss": list(log.validation), "seconds": log.seconds,
-            "num_train": len(train[0]), "num_validation": validation,
-            "samples_per_layer": samples_per_layer, "batch_size": batch_size,
-            "dataset": {"directory": directory.name, "seed": manifest["seed"],
-                        "source": config.dataset.source,
-                        "sha256": hashlib.sha256("".join(
-                            e["sha256"] for e in manifest["shards"]).encode()).hexdigest()},
-        },
+        "training": {"loss": log.loss, "epochs": list(log.epochs),
+                     "validation_loss": list(log.validation), "seconds": log.seconds,
+                     **training},
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)

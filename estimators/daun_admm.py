@@ -17,8 +17,9 @@ Systems via Deep ADMM Unfolding", eqs. (3)–(18), Algorithm 1.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -176,7 +177,8 @@ def refined_grid_index(X: npt.ArrayLike, *, min_los_bs: int = 3,
     centres the row's maximum and 0; each BS joins the nearer centre and both centres are
     re-averaged after each BS, lines 3–9; passes until no label changes); keep the rows
     with at least ``min_los_bs`` strong BSs (line 11) and pick the one whose strong part
-    has the largest norm (line 12). Rows with no such BS fall back to :func:`grid_index`.
+    has the largest norm (line 12). A sample with no such row falls back to
+    :func:`grid_index`.
 
     The extracted line 5 reads "if |X − χ1| > |X − χ2| then S1 ∪ {i}", the reverse of
     the prose ("cluster the active elements into S1"); the prose is followed.
@@ -218,7 +220,6 @@ class TrainingLog:
     epochs: tuple[int, ...]
     validation: tuple[float, ...]
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_daun(
@@ -259,8 +260,6 @@ def train_daun(
     Parameters are learned in the log domain (they must stay positive). ``on_epoch(layer,
     epoch, validation_loss)`` reports progress.
     """
-    import time
-
     torch = _torch()
     torch.manual_seed(int(rng.integers(2**31)))
     tp = TorchProblem(problem)

@@ -1,0 +1,239 @@
+"""RIS tiles: geometry, phase profiles, the per-element reradiation model and the
+cascade of two hop channels (issue 9, first part: the model; the ray-traced hops, the
+config section and the run-file groups come next).
+
+A tile is a planar array of ``rows × cols`` passive elements, spaced ``spacing``
+[m], laid out as :func:`estimators.arrays.planar_array_positions` (local y–z plane,
+normal = local +x) and posed by ``position`` and ``orientation`` (yaw, pitch, roll).
+
+**Reradiation model** (Tang et al., "Wireless Communications With Reconfigurable
+Intelligent Surface: Path Loss Modeling and Experimental Measurement", IEEE TWC 20(1),
+2021, Theorem 1, eq. (7)): the power received through the tile is
+
+    P_r = P_t G_t G_r G d_x d_y λ² / (64 π³) · |Σ_e sqrt(F(θ_in,e) F(θ_out,e)) Γ_e
+          e^{−j2π(r_in,e + r_out,e)/λ} / (r_in,e r_out,e)|²,
+
+with the element's normalised power pattern ``F(θ) = cos^q θ`` in front of the tile (0
+behind), its gain ``G = 2(q + 1)`` (``4π / ∫F dΩ``; Tang's measured element has
+``q = 3``), element size ``d_x × d_y`` (the spacing), and reflection coefficient
+``Γ_e = A θ_e`` (amplitude ``A``, the configured unit-modulus phase ``θ_e``). Each hop
+traced with isotropic element antennas carries ``λ/(4π r) e^{−j2πr/λ}``, so the element's
+cascade is ``h_out,e · κ · sqrt(F(θ_in,e) F(θ_out,e)) · θ_e · h_in,e`` with the constant
+``κ = A sqrt(4π G d_x d_y) / λ`` (:func:`reradiation_amplitude`): Tang's factor,
+folded into the cascade once, the pattern into each hop's paths.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, rotation_matrix
+from twin.errors import TwinInputError
+from twin.scene import TwinWarning
+
+FloatArray = npt.NDArray[np.float64]
+ComplexArray = npt.NDArray[np.complex128]
+
+#: Tang et al.'s measured element pattern: F(θ) = cos³ θ.
+PATTERN_EXPONENT = 3.0
+
+
+@dataclass(frozen=True)
+class RisTile:
+    """One tile. ``position [3]`` [m] (centre), ``orientation [3]`` (yaw, pitch, roll)
+    [rad], ``rows × cols`` elements ``spacing`` [m] apart, reflection amplitude
+    ``amplitude`` (Tang's ``A``)."""
+
+    name: str
+    position: tuple[float, float, float]
+    orientation: tuple[float, float, float]
+    rows: int
+    cols: int
+    spacing: float
+    amplitude: float = 1.0
+
+    @classmethod
+    def checked(cls, name: str, position: npt.ArrayLike, orientation: npt.ArrayLike,
+                elements: tuple[int, int], spacing_wavelengths: float, wavelength: float,
+                amplitude: float = 1.0) -> RisTile:
+        """A tile from user input: a tile with no element or a non-finite pose is an error
+        (one line, naming the tile); a spacing over one wavelength warns (grating
+        lobes)."""
+        rows, cols = (int(v) for v in elements)
+        p = np.asarray(position, dtype=np.float64)
+        o = np.asarray(orientation, dtype=np.float64)
+        if rows < 1 or cols < 1:
+            raise TwinInputError(f"ris '{name}': elements must be >= 1 x 1, got {rows} x {cols}")
+        if p.shape != (3,) or o.shape != (3,) or not (np.all(np.isfinite(p))
+                                                      and np.all(np.isfinite(o))):
+            raise TwinInputError(f"ris '{name}': position and orientation must be 3 finite "
+                                 f"numbers, got {p.tolist()} and {o.tolist()}")
+        if not spacing_wavelengths > 0 or not 0 < amplitude <= 1:
+            raise TwinInputError(f"ris '{name}': spacing_wavelengths must be > 0 and the "
+                                 f"amplitude in (0, 1], got {spacing_wavelengths}, {amplitude}")
+        if spacing_wavelengths > 1:
+            warnings.warn(f"ris '{name}': element spacing {spacing_wavelengths} wavelengths "
+                          "> 1: grating lobes", TwinWarning, stacklevel=2)
+        return cls(name, (float(p[0]), float(p[1]), float(p[2])),
+                   (float(o[0]), float(o[1]), float(o[2])), rows, cols,
+                   float(spacing_wavelengths * wavelength), float(amplitude))
+
+    @property
+    def num_elements(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def normal(self) -> FloatArray:
+        """``[3]`` the unit normal (local +x in the world)."""
+        return np.asarray(rotation_matrix(self.orientation)[:, 0])
+
+    def element_positions(self) -> FloatArray:
+        """``[element, 3]`` [m], world positions (column by column, as Sionna's arrays)."""
+        local = planar_array_positions(self.rows, self.cols, vertical_spacing_m=self.spacing,
+                                       horizontal_spacing_m=self.spacing)
+        return np.asarray(self.position) + local @ rotation_matrix(self.orientation).T
+
+
+def element_pattern(cos_theta: npt.ArrayLike, exponent: float = PATTERN_EXPONENT
+                    ) -> FloatArray:
+    """Tang's normalised power pattern ``F = cos^q θ`` in front of the tile, 0 behind;
+    ``cos_theta [...]`` = the direction's cosine with the tile normal."""
+    c = np.asarray(cos_theta, dtype=np.float64)
+    return np.where(c > 0, np.clip(c, 0, 1) ** exponent, 0.0)
+
+
+def element_gain(exponent: float = PATTERN_EXPONENT) -> float:
+    """``G = 4π / ∫ F dΩ = 2(q + 1)`` for ``F = cos^q θ`` over the front half-space."""
+    return 2.0 * (exponent + 1.0)
+
+
+def reradiation_amplitude(tile: RisTile, wavelength: float,
+                          exponent: float = PATTERN_EXPONENT) -> float:
+    """``κ = A sqrt(4π G d_x d_y) / λ`` (module docstring): Tang's eq. (7) over the
+    product of two isotropic free-space hops, per element."""
+    gain = element_gain(exponent)
+    return float(tile.amplitude * np.sqrt(4 * np.pi * gain * tile.spacing**2) / wavelength)
+
+
+# ---------------------------------------------------------------------- phase profiles
+
+
+def uniform_profile(tile: RisTile) -> ComplexArray:
+    """``θ_e = 1``: the tile as a plain (specular) reflector."""
+    return np.ones(tile.num_elements, dtype=np.complex128)
+
+
+def focus_profile(tile: RisTile, source: npt.ArrayLike, target: npt.ArrayLike,
+                  wavelength: float) -> ComplexArray:
+    """Phases that align every element's path from ``source [3]`` to ``target [3]`` [m]
+    (spherical distances, so near-field focusing too): ``θ_e = e^{+j2π(r_in,e +
+    r_out,e)/λ}``."""
+    r = tile.element_positions()
+    length = (np.linalg.norm(r - np.asarray(source, float), axis=1)
+              + np.linalg.norm(r - np.asarray(target, float), axis=1))
+    return np.exp(2j * np.pi * length / wavelength)
+
+
+def reflect_profile(tile: RisTile, source: npt.ArrayLike, direction: npt.ArrayLike,
+                    wavelength: float) -> ComplexArray:
+    """Anomalous reflection of the wave from ``source [3]`` [m] into the far-field
+    ``direction [3]`` (unit vector from the tile): a linear phase gradient ``θ_e =
+    e^{−j2π (u_in + u_out)·(r_e − c)/λ}``, ``u_in`` the unit vector from the tile centre
+    ``c`` to the source."""
+    r = tile.element_positions() - np.asarray(tile.position)
+    u_in = np.asarray(source, float) - np.asarray(tile.position)
+    u_in = u_in / np.linalg.norm(u_in)
+    u_out = np.asarray(direction, float) / np.linalg.norm(direction)
+    return np.exp(-2j * np.pi * (r @ (u_in + u_out)) / wavelength)
+
+
+def file_profile(tile: RisTile, path: str | Path) -> ComplexArray:
+    """A ``.npy`` of ``num_elements`` complex values (their phases are used) or real
+    phases [rad]; a file of another length is an error naming both lengths."""
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise TwinInputError(f"ris '{tile.name}': profile file {path}: {exc}") from None
+    values = np.asarray(values).ravel()
+    if values.size != tile.num_elements:
+        raise TwinInputError(f"ris '{tile.name}': profile file {path} has {values.size} "
+                             f"values, the tile has {tile.num_elements} elements")
+    if np.iscomplexobj(values):
+        magnitude = np.abs(values)
+        return np.where(magnitude > 0, values / np.where(magnitude > 0, magnitude, 1), 1.0)
+    return np.exp(1j * values.astype(np.float64))
+
+
+# ------------------------------------------------------------------------------ cascade
+
+
+def free_space_hop(tx_positions: npt.ArrayLike, rx_positions: npt.ArrayLike,
+                   carrier_frequency: float, frequencies: npt.ArrayLike) -> ComplexArray:
+    """Line-of-sight hop between isotropic points, as the twin's CFRs write it: ``[rx,
+    tx, subcarrier]`` ``λ/(4π d) e^{−j2π(f_c + f_k) d/c}``. The reference the traced hops
+    are checked against (and the closed-form tests' hops)."""
+    t = np.asarray(tx_positions, dtype=np.float64).reshape(-1, 3)
+    r = np.asarray(rx_positions, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(frequencies, dtype=np.float64)
+    d = np.linalg.norm(r[:, None, :] - t[None, :, :], axis=-1)
+    wavelength = SPEED_OF_LIGHT / carrier_frequency
+    return (wavelength / (4 * np.pi * d))[..., None] * np.exp(
+        -2j * np.pi * (carrier_frequency + f) * d[..., None] / SPEED_OF_LIGHT)
+
+
+def free_space_tile_hops(
+    tile: RisTile, bs_position: npt.ArrayLike, ue_position: npt.ArrayLike,
+    carrier_frequency: float, frequencies: npt.ArrayLike,
+    exponent: float = PATTERN_EXPONENT,
+) -> tuple[ComplexArray, ComplexArray]:
+    """Both hops of one tile in free space, single-antenna BSs and UEs, the element
+    pattern ``sqrt(F)`` on each: ``bs_to_ris [bs, 1, element, 1, subcarrier]`` and
+    ``ris_to_ue [ue, 1, 1, element, subcarrier]`` (the layouts of :func:`cascade_cfr`).
+    The closed form the ray-traced hops must reproduce in free space."""
+    r = tile.element_positions()
+    bs = np.asarray(bs_position, dtype=np.float64).reshape(-1, 3)
+    ue = np.asarray(ue_position, dtype=np.float64).reshape(-1, 3)
+
+    def pattern(points: FloatArray) -> FloatArray:  # [point, element]
+        d = points[:, None, :] - r[None, :, :]
+        cos = (d @ tile.normal) / np.linalg.norm(d, axis=-1)
+        return np.sqrt(element_pattern(cos, exponent))
+
+    inbound = free_space_hop(bs, r, carrier_frequency, frequencies)  # [element, bs, k]
+    outbound = free_space_hop(r, ue, carrier_frequency, frequencies)  # [ue, element, k]
+    bs_to_ris = np.transpose(inbound, (1, 0, 2)) * pattern(bs)[..., None]
+    ris_to_ue = outbound * pattern(ue)[..., None]
+    return bs_to_ris[:, None, :, None, :], ris_to_ue[:, None, None, :, :]
+
+
+def cascade_cfr(cfr_direct: npt.ArrayLike, bs_to_ris: npt.ArrayLike,
+                ris_to_ue: npt.ArrayLike, profile: npt.ArrayLike,
+                amplitude: npt.ArrayLike) -> ComplexArray:
+    """The total CFR for one phase configuration, without re-tracing:
+
+    ``H = H_direct + Σ_r κ_r Σ_e θ_{r,e} · ris_to_ue[..., r, :, e, k] ·
+    bs_to_ris[b, r, e, :, k]``.
+
+    Parameters
+    ----------
+    cfr_direct : ``[snapshot, bs, ue_ant, bs_ant, subcarrier]``.
+    bs_to_ris : ``[bs, ris, element, bs_ant, subcarrier]`` (the element pattern in it).
+    ris_to_ue : ``[snapshot, ris, ue_ant, element, subcarrier]`` (likewise).
+    profile : ``[ris, element]`` unit-modulus ``θ``.
+    amplitude : ``[ris]`` ``κ`` (:func:`reradiation_amplitude`).
+
+    Returns
+    -------
+    ``[snapshot, bs, ue_ant, bs_ant, subcarrier]`` complex128: one contraction over
+    elements, no Python loop over them.
+    """
+    theta = np.asarray(profile, dtype=np.complex128) * np.asarray(
+        amplitude, dtype=np.float64)[:, None]
+    cascade = np.einsum("truek,bresk,re->tbusk",
+                        np.asarray(ris_to_ue), np.asarray(bs_to_ris), theta, optimize=True)
+    return np.asarray(cfr_direct, dtype=np.complex128) + cascade

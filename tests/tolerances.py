@@ -131,3 +131,4 @@ SLAB_TWIN_SCATTERER_M = 0.1
 # RIS (free-space hops against Tang et al.'s closed forms: the far-field approximation's
 # own error at the tests' distances is ~5e-5 dB; the issue's 0.5 dB is for traced hops).
 RIS_CLOSED_FORM_DB = 0.01
+RIS_TRACED_DB = 0.5  # ray-traced hops against the same closed forms (the issue's bound)

@@ -25,9 +25,12 @@ folded into the cascade once, the pattern into each hop's paths.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -209,6 +212,73 @@ def free_space_tile_hops(
     bs_to_ris = np.transpose(inbound, (1, 0, 2)) * pattern(bs)[..., None]
     ris_to_ue = outbound * pattern(ue)[..., None]
     return bs_to_ris[:, None, :, None, :], ris_to_ue[:, None, None, :, :]
+
+
+#: [m] the traced tile sits this far in front of its plane (along the normal), so a wall it
+#: is mounted on does not occlude its own hops; the tile itself is no scene geometry.
+MOUNT_OFFSET_M = 5e-3
+
+
+def _weighted(pathset: Any, directions: FloatArray, normal: FloatArray,
+              exponent: float) -> Any:
+    """``pathset`` with each path's gain times ``sqrt(F)`` of its direction at the tile
+    (``directions [..., path, 2]`` azimuth, zenith)."""
+    from estimators.arrays import unit_direction
+
+    safe = np.where(np.isfinite(directions), directions, 0.0)
+    cos = unit_direction(safe[..., 0], safe[..., 1]) @ normal
+    weight = np.sqrt(element_pattern(cos, exponent))
+    return dataclasses.replace(pathset, gain=(pathset.gain * weight[..., None, None]
+                                              ).astype(pathset.gain.dtype))
+
+
+def trace_tile_hops(
+    scene: Any,
+    tile: RisTile,
+    base_stations: Sequence[Any],
+    bs_array: Any,
+    drive: Any,
+    ue_array: Any,
+    *,
+    frequency_hz: float,
+    frequencies: npt.ArrayLike,
+    tracing: Any,
+    seed: int,
+    exponent: float = PATTERN_EXPONENT,
+) -> tuple[ComplexArray, ComplexArray]:
+    """Both hops of one tile, ray traced through the scene with the direct channel's
+    solver and settings: BS → tile (the tile a receiving array) and tile → UE (the tile a
+    transmitting array), with synthetic-array (far-field) element phases and the element
+    pattern ``sqrt(F)`` on every traced path. Multi-bounce hops are whatever ``tracing``
+    allows (``max_depth``).
+
+    Returns ``bs_to_ris [bs, 1, element, bs_ant, subcarrier]`` and ``ris_to_ue [snapshot,
+    1, ue_ant, element, subcarrier]`` (:func:`cascade_cfr`'s layouts).
+    """
+    from twin.channel import cfr
+    from twin.config import ArrayConfig
+    from twin.drive import Drive
+    from twin.trace import BaseStation, DriveTracer
+
+    wavelength = SPEED_OF_LIGHT / frequency_hz
+    elements = ArrayConfig(rows=tile.rows, cols=tile.cols,
+                           spacing_wavelengths=tile.spacing / wavelength)
+    centre = np.asarray(tile.position) + MOUNT_OFFSET_M * tile.normal
+    pose = np.asarray(tile.orientation, dtype=np.float64)
+    inbound = DriveTracer(scene, base_stations, frequency_hz=frequency_hz, bs_array=bs_array,
+                          ue_array=elements, tracing=tracing, seed=seed)
+    at_tile = Drive(time=np.zeros(1), position=centre[None], velocity=np.zeros((1, 3)),
+                    orientation=pose[None])
+    paths_in = inbound.trace(at_tile)
+    hop_in = _weighted(paths_in, paths_in.aoa, tile.normal, exponent)
+    bs_to_ris = cfr(hop_in, frequencies)[0][:, None]  # [bs, 1, element, bs_ant, k]
+    outbound = DriveTracer(scene, [BaseStation(tile.name, centre, pose)],
+                           frequency_hz=frequency_hz, bs_array=elements, ue_array=ue_array,
+                           tracing=tracing, seed=seed)
+    paths_out = outbound.trace(drive)
+    hop_out = _weighted(paths_out, paths_out.aod, tile.normal, exponent)
+    ris_to_ue = cfr(hop_out, frequencies)  # [snapshot, 1, ue_ant, element, k]
+    return bs_to_ris.astype(np.complex128), ris_to_ue.astype(np.complex128)
 
 
 def cascade_cfr(cfr_direct: npt.ArrayLike, bs_to_ris: npt.ArrayLike,

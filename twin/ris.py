@@ -299,11 +299,17 @@ def cascade_cfr(cfr_direct: npt.ArrayLike, bs_to_ris: npt.ArrayLike,
 
     Returns
     -------
-    ``[snapshot, bs, ue_ant, bs_ant, subcarrier]`` complex128: one contraction over
-    elements, no Python loop over them.
+    ``[snapshot, bs, ue_ant, bs_ant, subcarrier]`` complex128: one batched matrix
+    product over (tile, element) per subcarrier, no Python loop over elements.
     """
     theta = np.asarray(profile, dtype=np.complex128) * np.asarray(
         amplitude, dtype=np.float64)[:, None]
-    cascade = np.einsum("truek,bresk,re->tbusk",
-                        np.asarray(ris_to_ue), np.asarray(bs_to_ris), theta, optimize=True)
+    outbound = np.asarray(ris_to_ue, dtype=np.complex128)
+    inbound = np.asarray(bs_to_ris, dtype=np.complex128) * theta[None, :, :, None, None]
+    T, R, U, E, K = outbound.shape
+    B, S = inbound.shape[0], inbound.shape[3]
+    # One batched matrix product per subcarrier: [k, (t u), (r e)] @ [k, (r e), (b s)].
+    left = outbound.transpose(4, 0, 2, 1, 3).reshape(K, T * U, R * E)
+    right = inbound.transpose(4, 1, 2, 0, 3).reshape(K, R * E, B * S)
+    cascade = (left @ right).reshape(K, T, U, B, S).transpose(1, 3, 2, 4, 0)
     return np.asarray(cfr_direct, dtype=np.complex128) + cascade

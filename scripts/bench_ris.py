@@ -1,0 +1,87 @@
+"""RIS cascade assembly vs the two hop traces, side by side in one run.
+
+    .venv/bin/python scripts/bench_ris.py [--rows 32] [--cols 32] [--ues 256]
+        [--subcarriers 64] [--depth 2]
+
+The bundled street, one BS, one ``rows × cols`` tile on a building's wall, ``--ues`` UE
+positions along the street, ``--subcarriers`` subcarriers. Times (1) both hops traced
+(:func:`twin.ris.trace_tile_hops`: BS → tile, tile → UEs, CFRs included) and (2) the
+cascade for one phase profile (:func:`twin.ris.cascade_cfr`), and prints the ratio (the
+issue's target: the cascade adds ≤ 1× the hop-trace time). The cascade is timed again
+for 10 random profiles (what an optimiser re-evaluating profiles pays per profile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from estimators.arrays import SPEED_OF_LIGHT, subcarrier_frequencies
+from twin.config import ArrayConfig, SceneConfig, TracingConfig
+from twin.drive import Drive
+from twin.ris import RisTile, cascade_cfr, focus_profile, reradiation_amplitude, trace_tile_hops
+from twin.scene import BUNDLED_DIR, load_twin_scene
+from twin.trace import BaseStation
+
+FC = 28e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--cols", type=int, default=32)
+    parser.add_argument("--ues", type=int, default=256)
+    parser.add_argument("--subcarriers", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=2)
+    args = parser.parse_args()
+    wavelength = SPEED_OF_LIGHT / FC
+    scene = load_twin_scene(SceneConfig(file=str(BUNDLED_DIR / "street" / "street.xml")),
+                            BUNDLED_DIR / "street", FC)
+    # On the north buildings' street face (y = 10), facing -y, 6 m up.
+    tile = RisTile.checked("ris0", (-12.0, 9.99, 6.0), (-np.pi / 2, 0.0, 0.0),
+                           (args.rows, args.cols), 0.5, wavelength)
+    bs = [BaseStation("bs0", np.array([-30.0, -8.0, 10.0]), np.array([0.0, 0.0, 0.0]))]
+    x = np.linspace(-35.0, 35.0, args.ues)
+    position = np.stack([x, np.full_like(x, 4.0), np.full_like(x, 1.5)], axis=-1)
+    drive = Drive(time=np.arange(args.ues) * 0.1, position=position,
+                  velocity=np.zeros_like(position), orientation=np.zeros_like(position))
+    frequencies = subcarrier_frequencies(args.subcarriers, 100e6)
+    tracing = TracingConfig(max_depth=args.depth, batch_size=64)
+    start = time.perf_counter()
+    bs_to_ris, ris_to_ue = trace_tile_hops(
+        scene, tile, bs, ArrayConfig(), drive, ArrayConfig(), frequency_hz=FC,
+        frequencies=frequencies, tracing=tracing, seed=1)
+    hops = time.perf_counter() - start
+    kappa = [reradiation_amplitude(tile, wavelength)]
+    direct = np.zeros((args.ues, 1, 1, 1, args.subcarriers), dtype=np.complex128)
+    profile = focus_profile(tile, bs[0].position, position[args.ues // 2], wavelength)[None]
+    start = time.perf_counter()
+    total = cascade_cfr(direct, bs_to_ris, ris_to_ue, profile, kappa)
+    cascade = time.perf_counter() - start
+    reached = np.mean(np.any(np.abs(total) > 0, axis=(1, 2, 3, 4)))
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(10):
+        random = np.exp(1j * rng.uniform(0, 2 * np.pi, (1, tile.num_elements)))
+        cascade_cfr(direct, bs_to_ris, ris_to_ue, random, kappa)
+    per_profile = (time.perf_counter() - start) / 10
+    print(f"{args.rows}x{args.cols} tile ({tile.num_elements} elements), {args.ues} UEs, "
+          f"{args.subcarriers} subcarriers, depth {args.depth}, {os.cpu_count()} cores; "
+          f"BS -> tile paths: {int(np.sum(np.any(bs_to_ris != 0, axis=(2, 3, 4))))}, UEs "
+          f"reached through the tile: {reached:.0%}")
+    print(f"  hop traces (BS -> tile, tile -> UEs, CFRs): {hops:8.2f} s")
+    print(f"  cascade, one profile:                       {cascade:8.3f} s "
+          f"({cascade / hops:.3f}x the hop traces)")
+    print(f"  cascade, per profile over 10 random ones:   {per_profile:8.3f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -123,6 +123,53 @@ class OutputsConfig(_Strict):
     cir_num_taps: PositiveInt | None = None
 
 
+class RisProfileConfig(_Strict):
+    """A tile's phase profile (docs/RIS.md): ``uniform``; ``reflect`` the wave of BS
+    ``source`` (default: the first BS) towards ``azimuth``/``zenith`` [rad]; ``focus``
+    it on ``target`` [m]; or ``file``, a ``.npy`` of complex values or phases [rad]."""
+
+    kind: Literal["uniform", "reflect", "focus", "file"] = "uniform"
+    source: str | None = None
+    azimuth: float | None = None
+    zenith: float = 1.5707963267948966
+    target: Vec3 | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> RisProfileConfig:
+        needs = {"reflect": ("azimuth", self.azimuth), "focus": ("target", self.target),
+                 "file": ("file", self.file)}
+        if self.kind in needs and needs[self.kind][1] is None:
+            raise ValueError(f"profile kind {self.kind} needs {needs[self.kind][0]}")
+        return self
+
+
+class RisConfig(_Strict):
+    """A RIS tile: ``elements`` ``[rows, cols]`` passive elements ``spacing_wavelengths``
+    apart, centred at ``position`` [m], normal = local +x after ``orientation`` (yaw,
+    pitch, roll) [rad]; reflection amplitude ``amplitude`` (Tang et al.'s A)."""
+
+    name: str
+    position: Vec3
+    orientation: Vec3 = (0.0, 0.0, 0.0)
+    elements: tuple[PositiveInt, PositiveInt]
+    spacing_wavelengths: PositiveFloat = 0.5
+    amplitude: Annotated[float, Field(gt=0, le=1)] = 1.0
+    profile: RisProfileConfig = Field(default_factory=RisProfileConfig)
+    near_field: bool = False
+
+    @model_validator(mode="after")
+    def _finite(self) -> RisConfig:
+        import math
+
+        if not all(math.isfinite(v) for v in (*self.position, *self.orientation)):
+            raise ValueError("position and orientation must be finite")
+        if self.near_field:
+            raise ValueError("near_field: per-element tracing is not implemented yet "
+                             "(docs/RIS.md); use near_field: false")
+        return self
+
+
 class TwinConfig(_Strict):
     """A whole run. Paths in it are relative to the YAML file's directory."""
 
@@ -133,12 +180,21 @@ class TwinConfig(_Strict):
     ue: UEConfig
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    ris: list[RisConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _bs_consistent(self) -> TwinConfig:
         names = [bs.name for bs in self.base_stations]
         if len(set(names)) != len(names):
             raise ValueError(f"base station names must be unique, got {names}")
+        tiles = [tile.name for tile in self.ris]
+        if len(set(tiles)) != len(tiles):
+            raise ValueError(f"ris names must be unique, got {tiles}")
+        for tile in self.ris:
+            source = tile.profile.source
+            if source is not None and source not in names:
+                raise ValueError(f"ris '{tile.name}': profile source '{source}' is not a "
+                                 f"base station ({', '.join(names)})")
         arrays = {bs.array for bs in self.base_stations}
         if len(arrays) > 1:
             # Sionna RT has a single transmit array shared by every transmitter.

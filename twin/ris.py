@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, rotation_matrix
 from twin.errors import TwinInputError
+from twin.runfile import RisData
 from twin.scene import TwinWarning
 
 FloatArray = npt.NDArray[np.float64]
@@ -279,6 +280,70 @@ def trace_tile_hops(
     hop_out = _weighted(paths_out, paths_out.aod, tile.normal, exponent)
     ris_to_ue = cfr(hop_out, frequencies)  # [snapshot, 1, ue_ant, element, k]
     return bs_to_ris.astype(np.complex128), ris_to_ue.astype(np.complex128)
+
+
+def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[Any],
+              drive: Any, frequencies: npt.ArrayLike) -> RisData:
+    """Every tile of a run config: poses checked, hops traced, profiles resolved; the
+    returned :class:`RisData` has an empty ``cfr_direct`` (the caller fills it in). Run
+    before the direct channel's tracer is made (the hop tracers reconfigure the scene)."""
+    frequency = config.radio.frequency_hz
+    wavelength = SPEED_OF_LIGHT / frequency
+    bs_names = [bs.name for bs in base_stations]
+    tiles, inbound, outbound, profiles = [], [], [], []
+    for spec in config.ris:
+        tile = RisTile.checked(spec.name, spec.position, spec.orientation,
+                               spec.elements, spec.spacing_wavelengths, wavelength,
+                               spec.amplitude)
+        inside = scene.objects_containing(np.asarray([tile.position]))[0]
+        if inside:
+            warnings.warn(f"ris '{tile.name}': its centre lies inside the closed object "
+                          f"'{inside}'", TwinWarning, stacklevel=2)
+        source = base_stations[bs_names.index(spec.profile.source or bs_names[0])].position
+        kind = spec.profile.kind
+        if kind == "uniform":
+            profile = uniform_profile(tile)
+        elif kind == "focus":
+            profile = focus_profile(tile, source, spec.profile.target, wavelength)
+        elif kind == "reflect":
+            from estimators.arrays import unit_direction
+
+            direction = unit_direction(spec.profile.azimuth, spec.profile.zenith)
+            profile = reflect_profile(tile, source, direction, wavelength)
+        else:
+            path = Path(spec.profile.file)
+            profile = file_profile(tile, path if path.is_absolute() else base_dir / path)
+        hop_in, hop_out = trace_tile_hops(
+            scene, tile, base_stations, config.base_stations[0].array, drive, config.ue.array,
+            frequency_hz=frequency, frequencies=frequencies, tracing=config.tracing,
+            seed=config.seed)
+        tiles.append(tile)
+        inbound.append(hop_in[:, 0])
+        outbound.append(hop_out[:, 0])
+        profiles.append(profile)
+    size = max(t.num_elements for t in tiles)
+
+    def pad(a: np.ndarray, axis: int, fill: complex | float = 0) -> np.ndarray:
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, size - a.shape[axis])
+        return np.pad(a, widths, constant_values=fill)
+
+    return RisData(
+        name=tuple(t.name for t in tiles),
+        position=np.array([t.position for t in tiles]),
+        orientation=np.array([t.orientation for t in tiles]),
+        element_positions=np.stack([pad(t.element_positions(), 0, np.nan) for t in tiles]),
+        profile=np.stack([pad(p, 0) for p in profiles]),
+        amplitude=np.array([reradiation_amplitude(t, wavelength) for t in tiles]),
+        bs_to_ris=np.stack([pad(h, 1) for h in inbound], axis=1).astype(np.complex64),
+        ris_to_ue=np.stack([pad(h, 2) for h in outbound], axis=1).astype(np.complex64),
+        cfr_direct=np.zeros((0,), dtype=np.complex64))
+
+
+def recompute_cfr(ris: RisData, profile: npt.ArrayLike) -> ComplexArray:
+    """A run's total CFR for another phase configuration ``profile [ris, element]``
+    (unit modulus; e.g. an optimiser's), without re-tracing."""
+    return cascade_cfr(ris.cfr_direct, ris.bs_to_ris, ris.ris_to_ue, profile, ris.amplitude)
 
 
 def cascade_cfr(cfr_direct: npt.ArrayLike, bs_to_ris: npt.ArrayLike,

@@ -8,6 +8,10 @@ Layout (group/dataset names are the contract, see README "Data files")::
     /ue       time[T], position[T,3], velocity[T,3], orientation[T,3], inside[T],
               inside_object[T], no_path[T], array/{element_positions[N,3]}
     /channel  frequencies[K], cfr[T,B,Nr,Nt,K] (+ cir[T,B,Nr,Nt,L] on request)
+              with RIS tiles: cfr = the total, cfr_direct[T,B,Nr,Nt,K],
+              ris/{bs_to_ris[B,R,E,Nt,K], ris_to_ue[T,R,Nr,E,K]}
+    /ris      (with RIS tiles) name[R], position[R,3], orientation[R,3],
+              element_positions[R,E,3], profile[R,E], amplitude[R]
     /paths    valid, tau, gain, aod, aoa, doppler, depth, interaction_types,
               interaction_points, object_ids, primitive_ids, virtual_anchor
 """
@@ -104,6 +108,28 @@ def _write_array_geometry(group: h5py.Group, array: ArrayGeometry) -> None:
 
 
 @dataclass(frozen=True)
+class RisData:
+    """The RIS tiles of a run (docs/RIS.md); ``R`` tiles, ``E`` elements (the largest
+    tile's; smaller tiles are zero-padded, their padded profile entries 0).
+
+    ``name [R]``, ``position``/``orientation [R, 3]``, ``element_positions [R, E, 3]`` [m]
+    (NaN padding), ``profile [R, E]`` complex (the configured θ), ``amplitude [R]`` (κ),
+    ``cfr_direct [T, B, Nr, Nt, K]``, ``bs_to_ris [B, R, E, Nt, K]``, ``ris_to_ue [T, R, Nr,
+    E, K]``.
+    """
+
+    name: tuple[str, ...]
+    position: npt.NDArray[np.float64]
+    orientation: npt.NDArray[np.float64]
+    element_positions: npt.NDArray[np.float64]
+    profile: npt.NDArray[np.complex128]
+    amplitude: npt.NDArray[np.float64]
+    bs_to_ris: npt.NDArray[np.complex64]
+    ris_to_ue: npt.NDArray[np.complex64]
+    cfr_direct: npt.NDArray[np.complex64]
+
+
+@dataclass(frozen=True)
 class RunData:
     """Everything in a run file, as numpy arrays (see the module docstring)."""
 
@@ -126,6 +152,7 @@ class RunData:
     cfr: npt.NDArray[np.complex64]
     paths: PathSet
     cir: npt.NDArray[np.complex64] | None = None
+    ris: RisData | None = None
 
 
 def write_run(path: Path, run: RunData) -> None:
@@ -162,12 +189,44 @@ def write_run(path: Path, run: RunData) -> None:
         if run.cir is not None:
             _write_array(ch, "cir", run.cir, dims="snapshot, bs, ue_ant, bs_ant, tap",
                          sample_rate_hz=run.bandwidth)
+        if run.ris is not None:
+            _write_ris(f, ch, run.ris)
         p = f.create_group("paths")
         p.attrs["interaction_types"] = json.dumps({t.name: int(t) for t in InteractionType})
         p.attrs["direction"] = "BS (transmitter) -> UE (receiver); vertex 0 nearest the BS"
         for field_ in fields(PathSet):
             if field_.name != "object_names":
                 _write_array(p, field_.name, getattr(run.paths, field_.name))
+
+
+def _write_ris(f: h5py.File, channel: h5py.Group, ris: RisData) -> None:
+    g = f.create_group("ris")
+    _write_strings(g, "name", ris.name)
+    _write_array(g, "position", ris.position, units="m")
+    _write_array(g, "orientation", ris.orientation, units="rad (yaw, pitch, roll)")
+    _write_array(g, "element_positions", ris.element_positions, units="m",
+                 dims="ris, element, xyz")
+    _write_array(g, "profile", ris.profile, dims="ris, element")
+    _write_array(g, "amplitude", ris.amplitude,
+                 meaning="Tang et al.'s reradiation factor per element (docs/RIS.md)")
+    _write_array(channel, "cfr_direct", ris.cfr_direct,
+                 dims="snapshot, bs, ue_ant, bs_ant, subcarrier")
+    hops = channel.create_group("ris")
+    _write_array(hops, "bs_to_ris", ris.bs_to_ris, dims="bs, ris, element, bs_ant, subcarrier")
+    _write_array(hops, "ris_to_ue", ris.ris_to_ue,
+                 dims="snapshot, ris, ue_ant, element, subcarrier")
+
+
+def _read_ris(f: h5py.File) -> RisData | None:
+    if "ris" not in f:
+        return None
+    g = f["ris"]
+    return RisData(
+        name=_strings(g["name"]), position=g["position"][()],
+        orientation=g["orientation"][()], element_positions=g["element_positions"][()],
+        profile=g["profile"][()], amplitude=g["amplitude"][()],
+        bs_to_ris=f["channel/ris/bs_to_ris"][()], ris_to_ue=f["channel/ris/ris_to_ue"][()],
+        cfr_direct=f["channel/cfr_direct"][()])
 
 
 def _open(path: Path) -> h5py.File:
@@ -229,4 +288,5 @@ def _read_open_run(f: h5py.File) -> RunData:
         bandwidth=float(f["channel"].attrs["bandwidth_hz"]),
         frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
         paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
+        ris=_read_ris(f),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from twin.channel import cfr as compute_cfr
 from twin.channel import cir_taps
 from twin.config import ArrayConfig, TwinConfig, load_config
 from twin.drive import Drive, build_drive
+from twin.ris import build_ris, recompute_cfr
 from twin.runfile import RunData, check_output_path, package_versions, write_run
 from twin.scene import TwinScene, TwinWarning, load_twin_scene
 from twin.trace import BaseStation, DriveTracer
@@ -68,6 +70,10 @@ def simulate(
     inside_object = scene.objects_containing(drive.position)
     _warn_inside(inside_object)
     bs_array_cfg = config.base_stations[0].array
+    frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
+    # The tiles' hop tracers reconfigure the scene: before the direct channel's tracer.
+    ris = build_ris(config, base_dir, scene, base_stations, drive, frequencies) \
+        if config.ris else None
     tracer = DriveTracer(
         scene, base_stations, frequency_hz=radio.frequency_hz, bs_array=bs_array_cfg,
         ue_array=config.ue.array, tracing=config.tracing, seed=config.seed,
@@ -77,7 +83,10 @@ def simulate(
         drive, on_batch=(lambda done: on_progress(done, total)) if on_progress else None
     )
     _warn_no_path(paths.valid, drive)
-    frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
+    cfr = compute_cfr(paths, frequencies)
+    if ris is not None:
+        ris = dataclasses.replace(ris, cfr_direct=cfr)
+        cfr = recompute_cfr(ris, ris.profile).astype(np.complex64)
     cir = None
     if config.outputs.cir:
         num_taps = config.outputs.cir_num_taps or radio.num_subcarriers
@@ -93,7 +102,7 @@ def simulate(
         drive=drive, ue_inside=np.array([bool(n) for n in inside_object]),
         ue_inside_object=tuple(inside_object), carrier_frequency=radio.frequency_hz,
         bandwidth=radio.bandwidth_hz, frequencies=frequencies,
-        cfr=compute_cfr(paths, frequencies), paths=paths, cir=cir,
+        cfr=cfr, paths=paths, cir=cir, ris=ris,
     )
     return Simulation(run=run, scene=scene, tracer=tracer, config=config)
 

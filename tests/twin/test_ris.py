@@ -202,3 +202,68 @@ def test_a_wall_on_either_hop_removes_the_cascade(tmp_path: Path, blocked: str) 
     clear = traced_power_db(tmp_path, FAR_WALL, bs, ue, t)
     assert np.isfinite(clear)
     assert traced_power_db(tmp_path, {**FAR_WALL, **wall}, bs, ue, t) == -np.inf
+
+
+# ---------------------------------------------------------------- config and run file
+
+
+def corner_config(tmp_path: Path, **tile: object) -> dict:
+    """BS and UEs on either side of a wall (no direct path, LOS-only tracing); a tile off
+    to the side, facing them, focused on the first UE."""
+    from tests.conftest import make_config, write_obj
+
+    wall = {"wall": ((-5.0, 0.0, -5.0), (10.0, 0.0, 0.0), (0.0, 0.0, 15.0))}
+    scene = write_obj(tmp_path / "corner.obj", {**FAR_WALL, **wall})
+    config = make_config(scene, bs_position=(0.0, 10.0, 2.0),
+                         ue_positions=[(0.0, -10.0, 1.5), (8.0, -12.0, 1.5)],
+                         tracing={"max_depth": 0},
+                         radio={"frequency_hz": FC, "bandwidth_hz": 100e6,
+                                "num_subcarriers": 4})
+    config["ris"] = [{"name": "ris0", "position": [20.0, 0.0, 2.0],
+                      "orientation": [float(np.pi), 0.0, 0.0], "elements": [8, 8],
+                      "profile": {"kind": "focus", "target": [0.0, -10.0, 1.5]}, **tile}]
+    return config
+
+
+def test_simulate_with_a_tile_writes_the_cascade(tmp_path: Path) -> None:
+    """A UE behind a wall gets its power from the tile; /channel/cfr = cfr_direct + the
+    cascade; the run file round-trips; another profile is recomputed without tracing."""
+    from tests.conftest import run_config
+    from twin.ris import recompute_cfr
+    from twin.runfile import read_run, write_run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TwinWarning)  # "no path to any BS": by design
+        run = run_config(corner_config(tmp_path), tmp_path).run
+    ris = run.ris
+    assert ris is not None and ris.name == ("ris0",)
+    assert ris.bs_to_ris.shape == (1, 1, 64, 1, 4) and ris.ris_to_ue.shape == (2, 1, 1, 64, 4)
+    assert not np.any(ris.cfr_direct)  # the wall blocks the direct path
+    assert np.all(np.abs(run.cfr) > 0)  # the tile reaches both UEs
+    np.testing.assert_allclose(run.cfr, recompute_cfr(ris, ris.profile), rtol=1e-5)
+    # Focused on UE 0: more power there than at UE 1 through the same tile.
+    power = np.mean(np.abs(run.cfr[:, 0, 0, 0]) ** 2, axis=-1)
+    assert power[0] > 4 * power[1]
+    write_run(tmp_path / "run.h5", run)
+    back = read_run(tmp_path / "run.h5")
+    assert back.ris is not None
+    np.testing.assert_array_equal(back.ris.ris_to_ue, ris.ris_to_ue)
+    np.testing.assert_array_equal(back.cfr, run.cfr)
+    other = np.exp(1j * np.random.default_rng(0).uniform(0, 2 * np.pi, (1, 64)))
+    expected = cascade_cfr(ris.cfr_direct, ris.bs_to_ris, ris.ris_to_ue, other, ris.amplitude)
+    np.testing.assert_allclose(recompute_cfr(back.ris, other), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"elements": [0, 16]}, "elements"),
+    ({"near_field": True}, "near_field"),
+    ({"profile": {"kind": "focus"}}, "needs target"),
+    ({"profile": {"kind": "uniform", "source": "bs9"}}, "bs9"),
+    ({"position": [0.0, float("nan"), 0.0]}, "finite"),
+])
+def test_bad_tile_config_is_one_line(tmp_path: Path, change: dict, needle: str) -> None:
+    from twin.config import parse_config
+
+    with pytest.raises(TwinInputError, match=needle) as info:
+        parse_config(corner_config(tmp_path, **change), "test")
+    assert "\n" not in str(info.value)

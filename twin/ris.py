@@ -1,6 +1,6 @@
-"""RIS tiles: geometry, phase profiles, the per-element reradiation model and the
-cascade of two hop channels (issue 9, first part: the model; the ray-traced hops, the
-config section and the run-file groups come next).
+"""RIS tiles: geometry, phase profiles, the per-element reradiation model, both hops ray
+traced, and the cascade of the two (docs/RIS.md; RIS paths in ``/paths`` and
+``near_field`` tracing are not in yet).
 
 A tile is a planar array of ``rows × cols`` passive elements, spaced ``spacing``
 [m], laid out as :func:`estimators.arrays.planar_array_positions` (local y–z plane,

@@ -267,3 +267,16 @@ def test_bad_tile_config_is_one_line(tmp_path: Path, change: dict, needle: str) 
     with pytest.raises(TwinInputError, match=needle) as info:
         parse_config(corner_config(tmp_path, **change), "test")
     assert "\n" not in str(info.value)
+
+
+def test_a_tile_inside_a_building_warns(tmp_path: Path) -> None:
+    from tests.conftest import make_config, run_config
+    from twin.scene import BUNDLED_DIR
+
+    config = make_config(BUNDLED_DIR / "street" / "street.xml", bs_position=(0.0, -8.0, 10.0),
+                         ue_positions=[(0.0, 4.0, 1.5)], tracing={"max_depth": 0},
+                         radio={"frequency_hz": FC, "bandwidth_hz": 100e6,
+                                "num_subcarriers": 1})
+    config["ris"] = [{"name": "buried", "position": [-12.0, 15.0, 6.0], "elements": [2, 2]}]
+    with pytest.warns(TwinWarning, match="ris 'buried'.*inside the closed object"):
+        run_config(config, tmp_path)

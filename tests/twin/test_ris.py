@@ -150,9 +150,10 @@ def test_tile_geometry_follows_its_pose() -> None:
 
 
 def traced_power_db(tmp_path: Path, quads: dict, bs: list[float], ue: list[float],
-                    t: RisTile) -> float:
+                    t: RisTile, profile: np.ndarray | None = None) -> np.ndarray:
     """|H|² [dB] through the tile alone with both hops ray traced (LOS only, depth 0)
-    in a scene of ``quads`` (single-antenna BS and UE, uniform phases)."""
+    in a scene of ``quads`` (single-antenna BS; UEs ``ue [3]`` or ``[n, 3]``; uniform
+    phases by default)."""
     from tests.conftest import make_config, write_obj
     from twin.config import ArrayConfig, TracingConfig, parse_config
     from twin.drive import Drive
@@ -163,17 +164,21 @@ def traced_power_db(tmp_path: Path, quads: dict, bs: list[float], ue: list[float
     scene_file = write_obj(tmp_path / "scene.obj", quads)
     config = parse_config(make_config(scene_file), "test")
     scene = load_twin_scene(config.scene, tmp_path, FC)
-    drive = Drive(time=np.zeros(1), position=np.array([ue]), velocity=np.zeros((1, 3)),
-                  orientation=np.zeros((1, 3)))
+    position = np.atleast_2d(np.asarray(ue, dtype=np.float64))
+    n = len(position)
+    drive = Drive(time=np.zeros(n), position=position, velocity=np.zeros((n, 3)),
+                  orientation=np.zeros((n, 3)))
     bs_to_ris, ris_to_ue = trace_tile_hops(
         scene, t, [BaseStation("bs0", np.array(bs), np.zeros(3))], ArrayConfig(), drive,
         ArrayConfig(), frequency_hz=FC, frequencies=np.zeros(1),
         tracing=TracingConfig(max_depth=0), seed=1)
-    direct = np.zeros((1, 1, 1, 1, 1), dtype=np.complex128)
-    h = cascade_cfr(direct, bs_to_ris, ris_to_ue, uniform_profile(t)[None],
+    direct = np.zeros((n, 1, 1, 1, 1), dtype=np.complex128)
+    theta = uniform_profile(t) if profile is None else profile
+    h = cascade_cfr(direct, bs_to_ris, ris_to_ue, theta[None],
                     [reradiation_amplitude(t, WAVELENGTH)])
-    power = float(np.abs(h[0, 0, 0, 0, 0]) ** 2)
-    return 10 * np.log10(power) if power > 0 else -np.inf
+    power = np.abs(h[:, 0, 0, 0, 0]) ** 2
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(power)
 
 
 FAR_WALL = {"far": ((-300.0, 300.0, -300.0), (600.0, 0.0, 0.0), (0.0, 0.0, 600.0))}
@@ -184,7 +189,7 @@ def test_traced_hops_match_tang_closed_form(tmp_path: Path) -> None:
     both hops traced by Sionna RT: the closed form within 0.5 dB."""
     t = tile(8, 8)
     d1, d2 = 50.0, 30.0
-    found = traced_power_db(tmp_path, FAR_WALL, [d1, 0.0, 0.0], [d2, 0.0, 0.0], t)
+    found = traced_power_db(tmp_path, FAR_WALL, [d1, 0.0, 0.0], [d2, 0.0, 0.0], t)[0]
     closed = (element_gain() * t.num_elements**2 * t.spacing**2 * WAVELENGTH**2
               / (64 * np.pi**3 * d1**2 * d2**2))
     assert found == pytest.approx(10 * np.log10(closed), abs=RIS_TRACED_DB)
@@ -199,9 +204,30 @@ def test_a_wall_on_either_hop_removes_the_cascade(tmp_path: Path, blocked: str) 
     ue = [26.0, -15.0, 0.0]
     y = 5.0 if blocked == "bs-tile" else -5.0
     wall = {"wall": ((10.0, y - 4.0, -5.0), (0.0, 8.0, 0.0), (0.0, 0.0, 10.0))}
-    clear = traced_power_db(tmp_path, FAR_WALL, bs, ue, t)
+    clear = traced_power_db(tmp_path, FAR_WALL, bs, ue, t)[0]
     assert np.isfinite(clear)
-    assert traced_power_db(tmp_path, {**FAR_WALL, **wall}, bs, ue, t) == -np.inf
+    assert traced_power_db(tmp_path, {**FAR_WALL, **wall}, bs, ue, t)[0] == -np.inf
+
+
+def test_traced_focusing_gain_and_anomalous_reflection(tmp_path: Path) -> None:
+    """The free-space checks above, with both hops ray traced."""
+    bs, ue = [20.0, 8.0, 3.0], [15.0, -6.0, 1.5]
+    powers = [traced_power_db(tmp_path, FAR_WALL, bs, ue, tile(n, n),
+                              focus_profile(tile(n, n), bs, ue, WAVELENGTH))[0]
+              for n in (4, 8, 16)]
+    np.testing.assert_allclose(np.array(powers) - powers[0], 20 * np.log10([1.0, 4.0, 16.0]),
+                               atol=RIS_TRACED_DB)
+    t = tile(4, 16)
+    radius = 200.0
+    source = radius * np.array([np.cos(np.radians(30)), np.sin(np.radians(30)), 0.0])
+    design = np.radians(-10.0)
+    profile = reflect_profile(t, source, [np.cos(design), np.sin(design), 0.0], WAVELENGTH)
+    azimuth = np.radians(np.arange(-40.0, 20.0, 0.25))
+    arc = radius * np.stack([np.cos(azimuth), np.sin(azimuth), np.zeros_like(azimuth)], -1)
+    power = traced_power_db(tmp_path, FAR_WALL, list(source), arc, t, profile)
+    peak = int(np.argmax(power))
+    lobe = np.flatnonzero(power >= power[peak] - 3.0)
+    assert abs(azimuth[peak] - design) <= azimuth[lobe.max()] - azimuth[lobe.min()]
 
 
 # ---------------------------------------------------------------- config and run file

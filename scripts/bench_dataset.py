@@ -38,26 +38,14 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml
 
-from twin.dataset.config import load_dataset_config
+from twin.dataset.config import load_dataset_config, write_derived_config
 from twin.dataset.engine import make_dataset
 from twin.dataset.generate import ShardGenerator, sha256_of
 from twin.dataset.store import verify
 
 ROOT = Path(__file__).resolve().parents[1]
 TWIN = Path(sys.executable).with_name("twin")
-
-
-def cut_config(source: Path, samples: int, shard: int, target: Path) -> Path:
-    data = yaml.safe_load(source.read_text())
-    data["dataset"]["num_samples"] = samples
-    data["dataset"]["samples_per_shard"] = shard
-    scene = data.get("scene")
-    if scene is not None and not Path(scene["file"]).is_absolute():
-        scene["file"] = str((source.parent / scene["file"]).resolve())
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    return target
 
 
 def hashes(directory: Path) -> list[str]:
@@ -76,7 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dataset-"))
     try:
-        config_path = cut_config(args.config, args.samples, args.shard, tmp / "cut.yaml")
+        config_path = write_derived_config(args.config, tmp / "cut.yaml",
+                                           num_samples=args.samples,
+                                           samples_per_shard=args.shard)
         config, base = load_dataset_config(config_path)
         print(f"{args.config.name}: {args.samples} samples in shards of {args.shard}, "
               f"{os.cpu_count()} cores")
@@ -95,7 +85,7 @@ def main() -> None:
         for label, options in runs.items():
             out = tmp / label.replace(", ", "-").replace(" ", "")
             start = time.perf_counter()
-            make_dataset(config_path, out, **options)  # type: ignore[arg-type]
+            make_dataset(config_path, out, **options)
             times[label] = time.perf_counter() - start
             assert hashes(out) == direct, f"{label}: shards differ from direct generation"
         # Direct again, last: whichever in-process run comes first also pays the Dr.Jit

@@ -75,7 +75,7 @@ def main() -> None:
     per_profile = (time.perf_counter() - start) / 10
     print(f"{args.rows}x{args.cols} tile ({tile.num_elements} elements), {args.ues} UEs, "
           f"{args.subcarriers} subcarriers, depth {args.depth}, {os.cpu_count()} cores; "
-          f"BS -> tile paths: {int(np.sum(np.any(bs_to_ris != 0, axis=(2, 3, 4))))}, UEs "
+          f"BS-tile links with a path: {int(np.sum(np.any(bs_to_ris != 0, axis=(2, 3, 4))))}, UEs "
           f"reached through the tile: {reached:.0%}")
     print(f"  hop traces (BS -> tile, tile -> UEs, CFRs): {hops:8.2f} s")
     print(f"  cascade, one profile:                       {cascade:8.3f} s "

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
 
+from twin.dataset.config import write_derived_config
 from twin.dataset.engine import make_dataset
 from twin.train import train_daun_on_dataset
 
@@ -48,20 +49,6 @@ CHECKPOINTS = {"street": ("street-twin", "residual"),
 TEST_SAMPLES, TEST_SEED_OFFSET = 1000, 1000
 
 
-def test_config(source: Path, target: Path) -> Path:
-    """``source`` with ``seed + TEST_SEED_OFFSET`` and ``TEST_SAMPLES`` samples, keeping
-    the noiseless channels (``observations/h``) and, for the twin, the paths."""
-    data = yaml.safe_load(source.read_text())
-    data["seed"] = int(data["seed"]) + TEST_SEED_OFFSET
-    data["dataset"]["num_samples"] = TEST_SAMPLES
-    data["dataset"]["samples_per_shard"] = 250
-    scene = data.get("scene")
-    if scene is not None:
-        scene["file"] = str((source.parent / scene["file"]).resolve())
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    return target
-
-
 def ensure_dataset(name: str, data: Path) -> None:
     source = ROOT / "configs" / "datasets" / CONFIGS[name.removesuffix("-test")]
     out = data / name
@@ -71,7 +58,11 @@ def ensure_dataset(name: str, data: Path) -> None:
             return
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        config = test_config(source, Path(tmp) / "test.yaml") if name.endswith(
+        # Held out: seed + TEST_SEED_OFFSET, TEST_SAMPLES samples.
+        config = write_derived_config(
+            source, Path(tmp) / "test.yaml",
+            seed=int(yaml.safe_load(source.read_text())["seed"]) + TEST_SEED_OFFSET,
+            num_samples=TEST_SAMPLES, samples_per_shard=250) if name.endswith(
             "-test") else source
         make_dataset(config, out, engine="local", workers=1, resume=out.exists())
     print(f"{name}: made in {time.perf_counter() - start:.0f} s", flush=True)

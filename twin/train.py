@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from estimators.arrays import SPEED_OF_LIGHT
@@ -30,30 +29,13 @@ from estimators.daun import CHECKPOINT_FORMAT
 from estimators.daun_admm import AdmmParameters, Loss, TrainingLog, train_daun
 from estimators.models.daun import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
-from twin.dataset.store import read_manifest, shard_name, write_atomic
+from twin.dataset.loader import read_fields
+from twin.dataset.store import read_manifest, write_atomic
 from twin.errors import TwinInputError
 from twin.simulate import array_geometry
 
 #: The paper's grid: 30 x 30 cells over 40 x 40 m.
 DEFAULT_GRID_SPACING_M = 40.0 / 30.0
-
-
-def read_samples(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """``y [n, bs, bs_ant]``, ``snr_db [n]``, ``ue_position [n, 3]`` of every shard, in
-    order, and the manifest."""
-    manifest = read_manifest(directory)
-    if not manifest["complete"]:
-        raise TwinInputError(f"{directory}: the dataset is unfinished (twin dataset --resume)")
-    ys, snrs, positions = [], [], []
-    for entry in sorted(manifest["shards"], key=lambda e: e["index"]):
-        with h5py.File(directory / shard_name(entry["index"]), "r") as f:
-            if "observations/y" not in f:
-                raise TwinInputError(f"{directory}: no observations in the shards "
-                                     "(dataset.keep must include observations)")
-            ys.append(f["observations/y"][()])
-            snrs.append(f["observations/snr_db"][()])
-            positions.append(f["ue_position"][()])
-    return np.concatenate(ys), np.concatenate(snrs), np.concatenate(positions), manifest
 
 
 def setting_from(config: DatasetConfig, grid_spacing_m: float, num_angles: int
@@ -115,7 +97,10 @@ def train_daun_on_dataset(
     if not (directory / "manifest.json").is_file():
         raise TwinInputError(f"train daun: {directory} is not a dataset directory "
                              "(no manifest.json)")
-    y, snr_db, position, manifest = read_samples(directory)
+    manifest = read_manifest(directory)
+    fields = read_fields(directory, ("observations/y", "observations/snr_db", "ue_position"))
+    y, snr_db, position = (fields[k] for k in ("observations/y", "observations/snr_db",
+                                              "ue_position"))
     if max_samples is not None:
         y, snr_db, position = y[:max_samples], snr_db[:max_samples], position[:max_samples]
     if len(y) <= validation:

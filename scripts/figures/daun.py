@@ -46,7 +46,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import matplotlib
 
 matplotlib.use("Agg")
-import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -58,7 +57,8 @@ from estimators.direct_baselines import Dpd, Srl, Stansfield
 from estimators.models.daun import DaunScenario, DirectLocalizationProblem, los_position_error_bound
 from twin.config import load_config
 from twin.dataset.config import parse_dataset_config
-from twin.dataset.store import read_manifest, shard_name
+from twin.dataset.loader import read_fields
+from twin.dataset.store import read_manifest
 from twin.scene import BUNDLED_DIR
 from twin.simulate import simulate
 from twin.train import problem_from
@@ -69,14 +69,9 @@ OUT = ROOT / "docs" / "figures"
 
 def test_set(directory: Path, count: int) -> tuple[np.ndarray, np.ndarray, Any]:
     """Noiseless ``h [n, bs, bs_ant]``, positions ``[n, 3]`` and the config of a dataset."""
-    manifest = read_manifest(directory)
-    hs, ps = [], []
-    for entry in sorted(manifest["shards"], key=lambda e: e["index"]):
-        with h5py.File(directory / shard_name(entry["index"]), "r") as f:
-            hs.append(f["observations/h"][()])
-            ps.append(f["ue_position"][()])
-    config = parse_dataset_config(manifest["config"])
-    return np.concatenate(hs)[:count], np.concatenate(ps)[:count], config
+    fields = read_fields(directory, ("observations/h", "ue_position"))
+    config = parse_dataset_config(read_manifest(directory)["config"])
+    return fields["observations/h"][:count], fields["ue_position"][:count], config
 
 
 def with_noise(h: np.ndarray, snr_db: float, rng: np.random.Generator

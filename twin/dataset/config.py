@@ -186,3 +186,21 @@ def load_dataset_config(path: str | Path) -> tuple[DatasetConfig, Path]:
     """Read and validate a dataset YAML config; returns it and its base directory."""
     p = Path(path)
     return parse_dataset_config(read_yaml(p), str(p)), p.resolve().parent
+
+
+def write_derived_config(source: Path, target: Path, *, seed: int | None = None,
+                         **dataset: Any) -> Path:
+    """``source`` (a dataset YAML) with ``dataset:`` entries replaced (and ``seed``),
+    its scene path made absolute so the copy works from anywhere, written to ``target``
+    (benchmarks' cut-down and held-out variants of a config)."""
+    import yaml
+
+    data = read_yaml(source)
+    if seed is not None:
+        data["seed"] = seed
+    data["dataset"].update(dataset)
+    scene = data.get("scene")
+    if scene is not None and not Path(scene["file"]).is_absolute():
+        scene["file"] = str((source.parent / scene["file"]).resolve())
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target

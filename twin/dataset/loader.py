@@ -25,6 +25,26 @@ from twin.errors import TwinInputError
 DEFAULT_FIELDS = ("observations/y", "observations/snr_db", "ue_position")
 
 
+def read_fields(directory: str | Path, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    """Whole fields of every shard of a finished dataset, concatenated in shard order
+    (for sets that fit in memory; :class:`ShardDataset` streams instead). A field the
+    shards lack is a one-line :class:`TwinInputError`."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if not manifest["complete"]:
+        raise TwinInputError(f"{directory}: the dataset is unfinished (twin dataset --resume)")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
+    for entry in sorted(manifest["shards"], key=lambda e: e["index"]):
+        with h5py.File(directory / shard_name(entry["index"]), "r") as f:
+            missing = [name for name in fields if name not in f]
+            if missing:
+                raise TwinInputError(f"{directory}: no field(s) {', '.join(missing)} in the "
+                                     "shards (see dataset.keep)")
+            for name in fields:
+                parts[name].append(f[name][()])
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
 class ShardDataset(Dataset[dict[str, torch.Tensor]]):
     """Samples of a ``twin dataset`` directory as dicts of tensors.
 

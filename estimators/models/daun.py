@@ -87,10 +87,6 @@ class DirectLocalizationProblem:
         return int(self.A.shape[0])
 
     @property
-    def num_grid(self) -> int:
-        return int(self.A.shape[2])
-
-    @property
     def centre(self) -> FloatArray:
         """``[2]`` [m], the centre of the grid's area (horizontal)."""
         return np.asarray((self.grid_points[:, :2].min(0) + self.grid_points[:, :2].max(0)) / 2)

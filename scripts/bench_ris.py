@@ -1,14 +1,17 @@
-"""RIS cascade assembly vs the two hop traces, side by side in one run.
+"""RIS cascade assembly vs the two hop traces, side by side in one run; near-field
+(per-sub-tile) tracing vs far-field tracing; the path pairs for ``/paths``.
 
     .venv/bin/python scripts/bench_ris.py [--rows 32] [--cols 32] [--ues 256]
-        [--subcarriers 64] [--depth 2]
+        [--subcarriers 64] [--depth 2] [--sub-tiles 4]
 
 The bundled street, one BS, one ``rows × cols`` tile on a building's wall, ``--ues`` UE
 positions along the street, ``--subcarriers`` subcarriers. Times (1) both hops traced
 (:func:`twin.ris.trace_tile_hops`: BS → tile, tile → UEs, CFRs included) and (2) the
 cascade for one phase profile (:func:`twin.ris.cascade_cfr`), and prints the ratio (the
 issue's target: the cascade adds ≤ 1× the hop-trace time). The cascade is timed again
-for 10 random profiles (what an optimiser re-evaluating profiles pays per profile).
+for 10 random profiles (what an optimiser re-evaluating profiles pays per profile). Then
+(3) the hops traced as ``--sub-tiles`` × ``--sub-tiles`` sub-tiles (``near_field``), and
+(4) the cascade split into path pairs (:func:`twin.ris.tile_pairs`), both against (1).
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ import numpy as np
 from estimators.arrays import SPEED_OF_LIGHT, subcarrier_frequencies
 from twin.config import ArrayConfig, SceneConfig, TracingConfig
 from twin.drive import Drive
-from twin.ris import RisTile, cascade_cfr, focus_profile, reradiation_amplitude, trace_tile_hops
+from twin.ris import (
+    RisTile,
+    TileHops,
+    cascade_cfr,
+    focus_profile,
+    reradiation_amplitude,
+    tile_pairs,
+    trace_tile_hops,
+)
 from twin.scene import BUNDLED_DIR, load_twin_scene
 from twin.trace import BaseStation
 
@@ -41,6 +52,7 @@ def main() -> None:
     parser.add_argument("--ues", type=int, default=256)
     parser.add_argument("--subcarriers", type=int, default=64)
     parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--sub-tiles", type=int, default=4)
     args = parser.parse_args()
     wavelength = SPEED_OF_LIGHT / FC
     scene = load_twin_scene(SceneConfig(file=str(BUNDLED_DIR / "street" / "street.xml")),
@@ -55,11 +67,15 @@ def main() -> None:
                   velocity=np.zeros_like(position), orientation=np.zeros_like(position))
     frequencies = subcarrier_frequencies(args.subcarriers, 100e6)
     tracing = TracingConfig(max_depth=args.depth, batch_size=64)
-    start = time.perf_counter()
-    bs_to_ris, ris_to_ue = trace_tile_hops(
-        scene, tile, bs, ArrayConfig(), drive, ArrayConfig(), frequency_hz=FC,
-        frequencies=frequencies, tracing=tracing, seed=1)
-    hops = time.perf_counter() - start
+    def traced(sub_tiles: int) -> tuple[float, TileHops, np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        hops = trace_tile_hops(scene, tile, bs, ArrayConfig(), drive, ArrayConfig(),
+                               frequency_hz=FC, tracing=tracing, seed=1,
+                               sub_tiles=(sub_tiles, sub_tiles))
+        inbound, outbound = hops.channels(frequencies, tile.num_elements)
+        return time.perf_counter() - start, hops, inbound[:, None], outbound[:, None]
+
+    hops, far_hops, bs_to_ris, ris_to_ue = traced(1)
     kappa = [reradiation_amplitude(tile, wavelength)]
     direct = np.zeros((args.ues, 1, 1, 1, args.subcarriers), dtype=np.complex128)
     profile = focus_profile(tile, bs[0].position, position[args.ues // 2], wavelength)[None]
@@ -81,6 +97,19 @@ def main() -> None:
     print(f"  cascade, one profile:                       {cascade:8.3f} s "
           f"({cascade / hops:.3f}x the hop traces)")
     print(f"  cascade, per profile over 10 random ones:   {per_profile:8.3f} s")
+    near, near_hops, near_in, near_out = traced(args.sub_tiles)
+    near_total = cascade_cfr(direct, near_in, near_out, profile, kappa)
+    gap = np.linalg.norm(near_total - total) / np.linalg.norm(total)
+    print(f"  hop traces as {args.sub_tiles}x{args.sub_tiles} sub-tiles (near field):   "
+          f"{near:8.2f} s ({near / hops:.2f}x the far-field traces; cascade differs by "
+          f"{gap:.1e} relative)")
+    split = f"{args.sub_tiles}x{args.sub_tiles} sub-tiles"
+    for label, h in (("far field", far_hops), (split, near_hops)):
+        start = time.perf_counter()
+        pairs = tile_pairs(h, kappa[0] * profile[0])
+        took = time.perf_counter() - start
+        print(f"  path pairs, {label + ':':<24}        {took:8.3f} s "
+              f"({took / hops:.3f}x the far-field traces; {pairs.gain.shape[0]} pairs)")
 
 
 if __name__ == "__main__":

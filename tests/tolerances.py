@@ -132,3 +132,7 @@ SLAB_TWIN_SCATTERER_M = 0.1
 # own error at the tests' distances is ~5e-5 dB; the issue's 0.5 dB is for traced hops).
 RIS_CLOSED_FORM_DB = 0.01
 RIS_TRACED_DB = 0.5  # ray-traced hops against the same closed forms (the issue's bound)
+# Near-field focusing, 32 x 32 tile, UE at 1 m, traced as 4 x 4 sub-tiles vs the exact
+# per-element closed form: measured 0.017 dB (the element pattern is evaluated 5 mm in
+# front of the tile); one plane-wave array for the whole tile: 3.2 dB off.
+RIS_NEAR_FIELD_DB = 0.1

@@ -117,10 +117,14 @@ class TracingConfig(_Strict):
 
 
 class OutputsConfig(_Strict):
-    """Optional outputs: ``cir`` writes sinc-sampled taps next to the CFR."""
+    """Optional outputs: ``cir`` writes sinc-sampled taps next to the CFR.
+    ``ris_paths_range_db``: ``/paths`` leaves out the cascaded path pairs of RIS tiles more
+    than this below the strongest path of their snapshot and BS (``null``: every pair;
+    ``/channel/cfr`` always has them all)."""
 
     cir: bool = False
     cir_num_taps: PositiveInt | None = None
+    ris_paths_range_db: PositiveFloat | None = 60.0
 
 
 class RisProfileConfig(_Strict):
@@ -147,7 +151,10 @@ class RisProfileConfig(_Strict):
 class RisConfig(_Strict):
     """A RIS tile: ``elements`` ``[rows, cols]`` passive elements ``spacing_wavelengths``
     apart, centred at ``position`` [m], normal = local +x after ``orientation`` (yaw,
-    pitch, roll) [rad]; reflection amplitude ``amplitude`` (Tang et al.'s A)."""
+    pitch, roll) [rad]; reflection amplitude ``amplitude`` (Tang et al.'s A).
+    ``near_field: true`` traces the tile as ``sub_tiles`` ``[rows, cols]`` sub-tiles (they
+    must divide ``elements``; ``elements`` itself traces every element; default: the
+    largest divisors up to 4)."""
 
     name: str
     position: Vec3
@@ -157,6 +164,7 @@ class RisConfig(_Strict):
     amplitude: Annotated[float, Field(gt=0, le=1)] = 1.0
     profile: RisProfileConfig = Field(default_factory=RisProfileConfig)
     near_field: bool = False
+    sub_tiles: tuple[PositiveInt, PositiveInt] | None = None
 
     @model_validator(mode="after")
     def _finite(self) -> RisConfig:
@@ -164,10 +172,23 @@ class RisConfig(_Strict):
 
         if not all(math.isfinite(v) for v in (*self.position, *self.orientation)):
             raise ValueError("position and orientation must be finite")
-        if self.near_field:
-            raise ValueError("near_field: per-element tracing is not implemented yet "
-                             "(docs/RIS.md); use near_field: false")
+        if self.sub_tiles is not None:
+            if not self.near_field:
+                raise ValueError("sub_tiles needs near_field: true")
+            if any(e % s for e, s in zip(self.elements, self.sub_tiles, strict=True)):
+                raise ValueError(f"sub_tiles {list(self.sub_tiles)} must divide elements "
+                                 f"{list(self.elements)}")
         return self
+
+    @property
+    def traced_sub_tiles(self) -> tuple[int, int]:
+        """The sub-tiles the hops are traced for: ``(1, 1)`` in the far field."""
+        if not self.near_field:
+            return (1, 1)
+        if self.sub_tiles is not None:
+            return self.sub_tiles
+        rows, cols = (max(d for d in range(1, 5) if n % d == 0) for n in self.elements)
+        return (rows, cols)
 
 
 class TwinConfig(_Strict):

@@ -4,7 +4,9 @@ simulate (``run.h5``, ``scene.png``: Sionna's render with the traced paths) → 
 registered estimator that fits the drive (``est.h5``; the drive's UE has one antenna, so
 estimators that need a UE array are skipped, with the reason) → evaluation against the
 ray-traced truth (``report/``, with the estimated vs true map in 3D: ``map.png``,
-``map.html``).
+``map.html``) → a second walk with a RIS tile on a wall, around a corner
+(``ris_run.h5``, ``ris_scene.png``: the tile and the paths through it drawn at the walk's
+last, hidden position, where the tile is focused; docs/RIS.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twin.scene import BUNDLED_DIR
 from twin.simulate import simulate_to_file
 
 DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "drive.yaml"
+RIS_DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "ris_drive.yaml"
 #: Estimator settings of the demo: the office channel is rich, so model 4 paths.
 DEMO_SETTINGS = ("num_paths=4",)
 
@@ -47,6 +50,13 @@ def run_demo(
     task("evaluate, draw maps", 0, 1)
     evaluate_to_dir(run_path, [est_path], report, overwrite=True)
     task("evaluate, draw maps", 1, 1)
+    ris_run_path, ris_png_path = out_dir / "ris_run.h5", out_dir / "ris_scene.png"
+    task("RIS walk", 0, 1)
+    ris_sim = simulate_to_file(RIS_DEMO_CONFIG, ris_run_path, overwrite=True)
+    render_scene_png(ris_sim, ris_png_path, snapshots=[ris_sim.run.drive.num_snapshots - 1])
+    task("RIS walk", 1, 1)
     return {"run file": run_path, "scene render": png_path, "estimates": est_path,
             "report": report / "report.md", "map (PNG)": report / "map.png",
-            "map (interactive, open in a browser)": report / "map.html"}
+            "map (interactive, open in a browser)": report / "map.html",
+            "RIS walk (run file)": ris_run_path,
+            "RIS walk render (the tile, the paths through it)": ris_png_path}

@@ -125,7 +125,10 @@ def _landmark(obj: str, normal: npt.NDArray[np.float64], point: npt.NDArray[np.f
     """Persistent identity of a reflecting surface: object + plane (unit normal, offset).
 
     The reflection point moves along a wall as the UE moves; the wall's plane does not.
+    A point with no plane (a RIS tile's: no virtual anchor) is its object alone.
     """
+    if not np.all(np.isfinite(normal)):
+        return obj
     n = normal / np.linalg.norm(normal)
     n = n if (n[np.argmax(np.abs(n))] > 0) else -n  # one sign per plane
     offset = float(n @ point)

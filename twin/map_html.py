@@ -2,6 +2,7 @@
 
 plotly.js is embedded (nothing is fetched when the page is viewed; ``file://`` works
 offline). The scene is a ``Mesh3d`` (the hidden ceiling a legend entry, off at first),
+each RIS tile an opaque ``Mesh3d`` named in the legend,
 every layer toggles in the legend, a true point's hover says its object, snapshot and
 what each algorithm made of it, the objects holding true points are named at them, and
 a table beside the view says which walls were mapped. A slider (▶ plays it) steps
@@ -21,6 +22,7 @@ from twin.maps import (
     BS_RGB,
     EDGE_RGB,
     MESH_RGBA,
+    RIS_RGB,
     STATUS_STYLE,
     TRUE_UE_RGB,
     Camera,
@@ -33,6 +35,7 @@ from twin.maps import (
     auto_camera,
     drawn_statuses,
     layers,
+    ris_quads,
     title,
     wall_cell,
 )
@@ -188,6 +191,14 @@ def write_html(
         ))
     if data.ceiling is not None:
         static.append(_mesh_trace(data.ceiling, "ceiling (hidden)", visible="legendonly"))
+    for name, quad in ris_quads(data):
+        v, f = quad.vertices, quad.faces
+        static.append(go.Mesh3d(
+            name=f"RIS tile {name}", x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1],
+            k=f[:, 2], color=_hex(RIS_RGB), flatshading=True, showlegend=True,
+            hovertemplate=f"RIS tile {name}<extra></extra>",
+            lighting={"ambient": 0.8, "diffuse": 0.4},
+        ))
     static.append(go.Scatter3d(
         name="base stations", mode="markers+text", **_xyz(data.bs_position),
         marker={"size": 8, "color": _hex(BS_RGB), "symbol": "diamond"},

@@ -3,7 +3,7 @@
 The image is the 3D view on the left and a panel on the right with the legend and the
 "which walls were mapped" table (matched / modelled true points per object and
 algorithm, cells tinted by recall); every object holding true points is named at them
-in the view.
+in the view. RIS tiles are opaque quads in their exact colour (unlit, both sides).
 
 Open3D (Filament) runs on a CPU through Mesa's software rasteriser, in a child process
 (a renderer that cannot start aborts its process; the child also keeps Filament's
@@ -50,6 +50,7 @@ from twin.maps import (
     EDGE_RGB,
     FIELD_OF_VIEW_DEG,
     MESH_RGBA,
+    RIS_RGB,
     STATUS_STYLE,
     TRUE_UE_RGB,
     Camera,
@@ -63,6 +64,7 @@ from twin.maps import (
     drawn_statuses,
     finite_rows,
     layers,
+    ris_quads,
     title,
     wall_cell,
 )
@@ -89,9 +91,11 @@ DPI = 100
 
 @dataclass
 class _DrawList:
-    """Backend-neutral drawables: meshes, spheres (points) and line segments."""
+    """Backend-neutral drawables: meshes (lit, RGBA), flat meshes (opaque, unlit: their
+    exact RGB), spheres (points) and line segments."""
 
     meshes: list[tuple[Triangles, tuple[float, ...]]] = field(default_factory=list)
+    flat: list[tuple[Triangles, tuple[float, ...]]] = field(default_factory=list)
     spheres: list[tuple[FloatArray, float, tuple[float, ...]]] = field(default_factory=list)
     lines: list[tuple[FloatArray, float, tuple[float, ...]]] = field(default_factory=list)
 
@@ -141,6 +145,10 @@ def _draw_list(data: MapData, view: Layers) -> tuple[_DrawList, list[tuple[str, 
         draw.meshes.append((data.scene, MESH_RGBA))
         draw.lines.append((data.scene_edges, 1.0, EDGE_RGB))
         legend.append(("mesh", "scene", MESH_RGBA))
+    for name, quad in ris_quads(data):
+        both_sides = np.concatenate([quad.faces, quad.faces[:, ::-1]])
+        draw.flat.append((Triangles(quad.vertices, both_sides), RIS_RGB))
+        legend.append(("tile", f"RIS tile {name}", RIS_RGB))
     draw.spheres.append((data.bs_position, 2.5 * r, BS_RGB))
     legend.append(("point", "base stations", BS_RGB))
     draw.lines.append((_polyline(view.ue_track), 3.0, TRUE_UE_RGB))
@@ -266,6 +274,9 @@ def _save_draw_list(draw: _DrawList, intrinsic: FloatArray, extrinsic: FloatArra
     for i, (tri, rgba) in enumerate(draw.meshes):
         arrays[f"mesh{i}_v"], arrays[f"mesh{i}_f"] = tri.vertices, tri.faces
         items.append({"kind": "mesh", "key": f"mesh{i}", "rgba": list(rgba)})
+    for i, (tri, rgb) in enumerate(draw.flat):
+        arrays[f"flat{i}_v"], arrays[f"flat{i}_f"] = tri.vertices, tri.faces
+        items.append({"kind": "flat", "key": f"flat{i}", "rgb": list(rgb)})
     for i, (centres, radius, rgb) in enumerate(draw.spheres):
         if len(centres):
             arrays[f"sph{i}"] = centres
@@ -400,7 +411,7 @@ def _open3d_worker(spec: Path, out: Path, progress_fd: int) -> None:
     spheres: list[tuple[FloatArray, npt.NDArray[np.int64], FloatArray]] = []
     lines: dict[float, list[tuple[FloatArray, FloatArray]]] = {}
     for n, item in enumerate(manifest["items"]):
-        if item["kind"] == "mesh":
+        if item["kind"] in ("mesh", "flat"):
             soup = arrays[item["key"] + "_v"][arrays[item["key"] + "_f"]].reshape(-1, 3)
             mesh = o3d.geometry.TriangleMesh(
                 o3d.utility.Vector3dVector(soup),
@@ -408,9 +419,14 @@ def _open3d_worker(spec: Path, out: Path, progress_fd: int) -> None:
             )
             mesh.compute_vertex_normals()
             material = rendering.MaterialRecord()
-            material.shader = "defaultLitTransparency"
-            material.base_color = item["rgba"]
-            material.base_roughness = 0.9
+            if item["kind"] == "flat":  # vertex colours come out exactly, a base colour not
+                mesh.vertex_colors = o3d.utility.Vector3dVector(
+                    np.tile(item["rgb"], (len(soup), 1)))
+                material.shader = "defaultUnlit"
+            else:
+                material.shader = "defaultLitTransparency"
+                material.base_color = item["rgba"]
+                material.base_roughness = 0.9
             scene.add_geometry(f"mesh{n}", mesh, material)
         elif item["kind"] == "spheres":
             spheres.append(_shaded_spheres(arrays[item["key"]], item["radius"], item["rgb"],
@@ -461,6 +477,9 @@ def _draw_matplotlib(fig: Any, rect: tuple[float, float, float, float], draw: _D
         ax.add_collection3d(Poly3DCollection(
             tri.vertices[tri.faces], facecolor=rgba[:3], alpha=rgba[3] * 0.6,
             edgecolor=(*rgba[:3], 0.3), linewidth=0.2))
+    for tri, rgb in draw.flat:
+        ax.add_collection3d(Poly3DCollection(tri.vertices[tri.faces], facecolor=rgb,
+                                             edgecolor="none", shade=False))
     width_px = fig.get_figwidth() * fig.dpi * rect[2]
     scale = min(width_px, fig.get_figheight() * fig.dpi) / 800
     for segments, lw, rgb in draw.lines:
@@ -495,6 +514,8 @@ def _legend_handles(legend: Sequence[tuple[str, str, Any]]) -> list[Any]:
     for kind, label, rgb in legend:
         if kind == "mesh":
             handles.append(Patch(facecolor=rgb[:3], alpha=0.5, edgecolor="none", label=label))
+        elif kind == "tile":
+            handles.append(Patch(facecolor=rgb[:3], edgecolor="none", label=label))
         elif kind == "track":
             handles.append(Line2D([], [], color=rgb, lw=2, marker="o", ms=3, label=label))
         else:  # a point, or scatterers with the segment to their match

@@ -5,6 +5,8 @@ A map shows, in the world frame [m]:
 * the scene mesh, semi-transparent (indoors, the ceiling and whatever lies wholly above
   the highest device + :data:`CLIP_ABOVE_DEVICES_M` is hidden: :func:`split_ceiling`);
 * the base stations, the true UE track and each algorithm's estimated UE track;
+* the run's RIS tiles (if any), each a filled rectangle of its true extent
+  (:func:`ris_tile_corners`), drawn :data:`DRAWN_TILE_OFFSET_M` in front of its plane;
 * the true interaction points: the single-bounce truth set of ``twin evaluate``
   (:func:`twin.evaluate.truth_sets`), coloured by what the drawn algorithms made of them
   (:class:`PointStatus`: mapped by at least one, missed by all that can represent them,
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 
     from twin.estimate import EstimateFile
     from twin.metrics import Matching
-    from twin.runfile import RunData
+    from twin.runfile import RisData, RunData
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,12 +71,19 @@ FOCUS_PAD_M = 2.0
 MIN_MARGIN_M = 10.0
 """The map's region: devices and true points plus max(this, half the drive's width)."""
 
+DRAWN_TILE_OFFSET_M = 0.02
+"""A RIS tile is drawn this far [m] in front of its plane (along its normal), so that the
+wall it is mounted on does not hide it."""
+SAME_COORDINATE_M = 1e-6
+"""Element coordinates closer than this [m] along a tile axis lie in one row or column."""
+
 # Colours: the scene in pale grey-blue, truth in green / red / grey by status, the BSs in
-# gold, the true UE in black, one colour per algorithm.
+# gold, the true UE in black, RIS tiles in magenta, one colour per algorithm.
 MESH_RGBA = (0.80, 0.83, 0.90, 0.25)
 EDGE_RGB = (0.45, 0.48, 0.55)
 BS_RGB = (0.93, 0.68, 0.05)
 TRUE_UE_RGB = (0.10, 0.10, 0.10)
+RIS_RGB = (0.90, 0.00, 0.50)
 ALGORITHM_RGB = (
     (0.12, 0.47, 0.71), (1.00, 0.50, 0.05), (0.58, 0.40, 0.74), (0.55, 0.34, 0.29),
     (0.89, 0.47, 0.76), (0.09, 0.75, 0.81), (0.74, 0.74, 0.13), (0.50, 0.50, 0.50),
@@ -165,9 +174,12 @@ class MapData:
     region : ``[2, 3]`` [m] (min, max) corners of the drive's area; estimated positions
         outside it are not drawn.
     box : ``[2, 3]`` [m] (min, max) corners of what is drawn.
-    focus : ``[2, 3]`` [m] (min, max) corners of what matters (devices, true and
-        estimated points in the region, :data:`FOCUS_PAD_M` around them horizontally,
+    focus : ``[2, 3]`` [m] (min, max) corners of what matters (devices, RIS tiles, true
+        and estimated points in the region, :data:`FOCUS_PAD_M` around them horizontally,
         the box's full height): what the default PNG camera frames.
+    ris_name : the run's RIS tiles (empty without tiles).
+    ris_corners : ``[R, 4, 3]`` [m] the tiles' rectangles, ``ris_normal [R, 3]`` their
+        unit normals (:func:`ris_tile_corners`).
     """
 
     run_name: str
@@ -191,6 +203,9 @@ class MapData:
     region: FloatArray
     box: FloatArray
     focus: FloatArray
+    ris_name: tuple[str, ...] = ()
+    ris_corners: FloatArray = field(default_factory=lambda: np.zeros((0, 4, 3)))
+    ris_normal: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
 
     @property
     def num_snapshots(self) -> int:
@@ -452,6 +467,64 @@ def _inside(points: FloatArray, region: FloatArray) -> npt.NDArray[np.bool_]:
     return np.all((points >= region[0]) & (points <= region[1]), axis=-1)
 
 
+# ---------------------------------------------------------------------------- RIS tiles
+
+
+def _grid_spacing(coords: FloatArray) -> float:
+    """The smallest gap [m] between the distinct values of ``coords [E]`` [m] (NaN when
+    there is one value)."""
+    gaps = np.diff(np.sort(coords))
+    gaps = gaps[gaps > SAME_COORDINATE_M]
+    return float(gaps.min()) if gaps.size else float("nan")
+
+
+def ris_tile_corners(ris: RisData, wavelength: float) -> tuple[FloatArray, FloatArray]:
+    """The RIS tiles as rectangles.
+
+    A tile lies in the plane through its centre orthogonal to its normal (local +x); its
+    rectangle spans its elements' extent along local y and z plus half an element spacing
+    on each side. The spacing along an axis is the smallest gap between the elements'
+    coordinates along it; for a single row or column, the other axis' spacing; for a
+    single element, half a wavelength (the config's default spacing).
+
+    Parameters
+    ----------
+    ris : the run's tiles (``element_positions [R, E, 3]`` [m], NaN-padded).
+    wavelength : carrier wavelength [m].
+
+    Returns
+    -------
+    corners : ``[R, 4, 3]`` [m], in local (y, z) order (−, −), (+, −), (+, +), (−, +):
+        counter-clockwise seen from the front.
+    normals : ``[R, 3]``, the unit normals (the side the tile reradiates into).
+    """
+    from estimators.arrays import rotation_matrix
+
+    rotation = rotation_matrix(np.asarray(ris.orientation, dtype=np.float64))
+    centres = np.asarray(ris.position, dtype=np.float64)
+    corners = np.zeros((len(centres), 4, 3))
+    for r, (centre, rot) in enumerate(zip(centres, rotation, strict=True)):
+        local = (finite_rows(ris.element_positions[r]) - centre) @ rot[:, 1:]
+        spacing = np.array([_grid_spacing(local[:, 0]), _grid_spacing(local[:, 1])])
+        spacing = np.where(np.isnan(spacing), spacing[::-1], spacing)
+        spacing = np.where(np.isnan(spacing), 0.5 * wavelength, spacing)
+        lo, hi = local.min(axis=0) - spacing / 2, local.max(axis=0) + spacing / 2
+        yz = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+        corners[r] = centre + yz @ rot[:, 1:].T
+    return corners, np.array(rotation[..., :, 0]).reshape(-1, 3)
+
+
+def ris_quads(data: MapData) -> list[tuple[str, Triangles]]:
+    """Each RIS tile's name and rectangle as two triangles (front side counter-clockwise),
+    :data:`DRAWN_TILE_OFFSET_M` in front of its plane."""
+    faces = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64)
+    return [
+        (name, Triangles(vertices=corners + DRAWN_TILE_OFFSET_M * normal, faces=faces))
+        for name, corners, normal in zip(data.ris_name, data.ris_corners, data.ris_normal,
+                                         strict=True)
+    ]
+
+
 # ---------------------------------------------------------------------------- loading
 
 
@@ -500,6 +573,7 @@ def map_data(
 ) -> MapData:
     """:func:`load_map` on a run and its estimates already read and checked
     (:func:`twin.estimate.gather_estimates`)."""
+    from estimators.arrays import SPEED_OF_LIGHT
     from twin.evaluate import algorithm_dimensions, match_snapshot, snapshot_scatterers, truth_sets
 
     names = tuple(selected)
@@ -513,7 +587,10 @@ def map_data(
                     for t in range(run.drive.num_snapshots))
 
     devices = np.concatenate([run.bs_position, finite_rows(run.drive.position)])
-    focus = np.concatenate([devices, *points])
+    ris_corners, ris_normal = (
+        ris_tile_corners(run.ris, SPEED_OF_LIGHT / run.carrier_frequency)
+        if run.ris is not None else (np.zeros((0, 4, 3)), np.zeros((0, 3))))
+    focus = np.concatenate([devices, ris_corners.reshape(-1, 3), *points])
     extent = float(np.max(np.ptp(focus, axis=0)[:2]))
     margin = max(MIN_MARGIN_M, 0.5 * extent)
     region = np.stack([focus.min(axis=0) - margin, focus.max(axis=0) + margin])
@@ -572,6 +649,8 @@ def map_data(
         dimensions=dimensions, est_ue=est_ue, est_points=est_points, modelled=modelled,
         matches=matches, cutoff=float(cutoff), scene=scene, ceiling=ceiling,
         scene_edges=outline(shown), region=region, box=box, focus=focus_box,
+        ris_name=run.ris.name if run.ris is not None else (), ris_corners=ris_corners,
+        ris_normal=ris_normal,
     )
 
 

@@ -47,12 +47,15 @@ class PathSet:
     interaction_points : ``[T, B, P, D, 3]`` float64 [m].
     object_ids : ``[T, B, P, D]`` int32, index into ``object_names`` (sorted names:
         stable across runs, unlike Sionna's own ids).
-    primitive_ids : ``[T, B, P, D]`` int64, triangle index within the object.
+    primitive_ids : ``[T, B, P, D]`` int64, triangle index within the object (at a RIS
+        vertex: the sub-tile index, docs/RIS.md).
     virtual_anchor : ``[T, B, P, 3]`` float64 [m]: the BS mirrored through the
         reflecting planes of a path made only of specular reflections and (thin-slab,
         undeflected) refractions, so that ``c τ = |virtual_anchor - UE|``; the BS
-        itself for LOS; NaN for paths with diffuse or diffracted vertices.
-    object_names : the scene's object names, sorted; ``object_names[id]``.
+        itself for LOS; NaN for paths with diffuse or diffracted vertices, or through a
+        RIS tile.
+    object_names : the scene's object names, sorted, then the run's RIS tiles (in
+        ``/ris/name`` order); ``object_names[id]``.
     """
 
     valid: npt.NDArray[np.bool_]

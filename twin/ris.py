@@ -1,6 +1,6 @@
 """RIS tiles: geometry, phase profiles, the per-element reradiation model, both hops ray
-traced, and the cascade of the two (docs/RIS.md; RIS paths in ``/paths`` and
-``near_field`` tracing are not in yet).
+traced (per sub-tile for ``near_field`` tiles), the cascade of the two, and the cascaded
+paths (docs/RIS.md).
 
 A tile is a planar array of ``rows × cols`` passive elements, spaced ``spacing``
 [m], laid out as :func:`estimators.arrays.planar_array_positions` (local y–z plane,
@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, rotation_matrix
 from twin.errors import TwinInputError
+from twin.paths import InteractionType, PathSet
 from twin.runfile import RisData
 from twin.scene import TwinWarning
 
@@ -217,20 +218,120 @@ def free_space_tile_hops(
 
 #: [m] the traced tile sits this far in front of its plane (along the normal), so a wall it
 #: is mounted on does not occlude its own hops; the tile itself is no scene geometry.
+#: :func:`_at_tile_plane` takes the offset back out of every traced path.
 MOUNT_OFFSET_M = 5e-3
 
 
-def _weighted(pathset: Any, directions: FloatArray, normal: FloatArray,
-              exponent: float) -> Any:
-    """``pathset`` with each path's gain times ``sqrt(F)`` of its direction at the tile
-    (``directions [..., path, 2]`` azimuth, zenith)."""
+def _at_tile_plane(pathset: PathSet, directions: FloatArray, normal: FloatArray,
+                   frequency_hz: float, exponent: float) -> PathSet:
+    """A hop traced at the mounted (offset) tile, brought back to the tile's plane: each
+    path's gain times ``sqrt(F)`` of its direction at the tile (``directions [..., path,
+    2]`` azimuth, zenith), and lengthened by the offset along that direction, ``Δ =
+    MOUNT_OFFSET_M cos θ``: delay ``+ Δ/c``, carrier phase, and spherical spreading ``τ /
+    (τ + Δ/c)`` (exact for LOS and specular chains; plane-wave over 5 mm: the spherical
+    correction is below ``offset² / 2r``, 13 µm at 1 m)."""
     from estimators.arrays import unit_direction
 
     safe = np.where(np.isfinite(directions), directions, 0.0)
     cos = unit_direction(safe[..., 0], safe[..., 1]) @ normal
     weight = np.sqrt(element_pattern(cos, exponent))
-    return dataclasses.replace(pathset, gain=(pathset.gain * weight[..., None, None]
-                                              ).astype(pathset.gain.dtype))
+    extra_s = MOUNT_OFFSET_M * np.clip(cos, 0, 1) / SPEED_OF_LIGHT
+    with np.errstate(invalid="ignore"):
+        spreading = np.where(pathset.valid, pathset.tau / (pathset.tau + extra_s), 0.0)
+    factor = weight * spreading * np.exp(-2j * np.pi * frequency_hz * extra_s)
+    return dataclasses.replace(
+        pathset, tau=pathset.tau + extra_s,
+        gain=(pathset.gain * factor[..., None, None]).astype(pathset.gain.dtype))
+
+
+def sub_tile_layout(tile: RisTile, sub_tiles: tuple[int, int] = (1, 1)
+                    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """A tile split into ``sub_tiles = (rows, cols)`` equal sub-tiles (``(1, 1)``: the
+    whole tile; ``(tile.rows, tile.cols)``: every element).
+
+    Returns ``elements [sub_tile, sub_element]``, the tile's element indices of each
+    sub-tile in the order of a sub-tile-sized planar array (column by column), and
+    ``centres [sub_tile, 3]`` [m], the sub-tiles' centres (in the tile's plane). Sub-tiles
+    are numbered column by column too.
+    """
+    split_rows, split_cols = (int(v) for v in sub_tiles)
+    if tile.rows % split_rows or tile.cols % split_cols:
+        raise TwinInputError(f"ris '{tile.name}': sub_tiles {split_rows} x {split_cols} must "
+                             f"divide its {tile.rows} x {tile.cols} elements")
+    rows, cols = tile.rows // split_rows, tile.cols // split_cols
+    local_row, local_col = np.meshgrid(np.arange(rows), np.arange(cols), indexing="xy")
+    tile_row, tile_col = np.meshgrid(np.arange(split_rows), np.arange(split_cols),
+                                     indexing="xy")
+    row = tile_row.reshape(-1, 1) * rows + local_row.reshape(1, -1)
+    col = tile_col.reshape(-1, 1) * cols + local_col.reshape(1, -1)
+    elements = (col * tile.rows + row).astype(np.int64)
+    return elements, tile.element_positions()[elements].mean(axis=1)
+
+
+def far_field_distance(tile: RisTile, wavelength: float,
+                       sub_tiles: tuple[int, int] = (1, 1)) -> float:
+    """Fraunhofer distance ``2 D² / λ`` [m] of one (sub-)tile, ``D`` the diagonal of its
+    aperture (``rows × cols`` elements ``spacing`` apart, each ``spacing`` wide)."""
+    rows, cols = tile.rows / sub_tiles[0], tile.cols / sub_tiles[1]
+    return float(2 * tile.spacing**2 * (rows**2 + cols**2) / wavelength)
+
+
+def _warn_near_field(tile: RisTile, sub_tiles: tuple[int, int], wavelength: float,
+                     points: FloatArray) -> None:
+    """Warn when BSs or UE positions ``points [n, 3]`` lie closer to a (sub-)tile than its
+    far-field distance: its synthetic-array (plane-wave) phases are approximate there."""
+    limit = far_field_distance(tile, wavelength, sub_tiles)
+    _, centres = sub_tile_layout(tile, sub_tiles)
+    distance = np.linalg.norm(points[:, None, :] - centres[None], axis=-1).min(axis=1)
+    close = int(np.count_nonzero(distance < limit))
+    if close:
+        what = "tile" if tuple(sub_tiles) == (1, 1) else f"{sub_tiles[0]} x {sub_tiles[1]} " \
+                                                         "sub-tiles"
+        warnings.warn(f"ris '{tile.name}': {close} BS/UE position(s) lie within the far-field "
+                      f"distance {limit:.2f} m of its {what} (nearest {distance.min():.2f} m); "
+                      "the plane-wave phases over it are approximate there: use near_field: "
+                      "true, or finer sub_tiles", TwinWarning, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class TileHops:
+    """Both ray-traced hops of one tile, per sub-tile (one sub-tile, the whole tile, in
+    the far field).
+
+    Attributes
+    ----------
+    inbound : BS → sub-tile paths ``[sub_tile, bs, path, sub_element, bs_ant]`` (a
+        :class:`~twin.paths.PathSet` whose snapshot axis is the sub-tile), the element
+        pattern ``sqrt(F)`` in the gains.
+    outbound : sub-tile → UE paths ``[snapshot, sub_tile, path, ue_ant, sub_element]``
+        (its BS axis is the sub-tile), likewise.
+    elements : ``[sub_tile, sub_element]`` the tile's element indices
+        (:func:`sub_tile_layout`).
+    centres : ``[sub_tile, 3]`` [m] sub-tile centres in the tile's plane.
+    """
+
+    inbound: PathSet
+    outbound: PathSet
+    elements: npt.NDArray[np.int64]
+    centres: FloatArray
+
+    def channels(self, frequencies: npt.ArrayLike, num_elements: int
+                 ) -> tuple[ComplexArray, ComplexArray]:
+        """Per-element hop CFRs: ``bs_to_ris [bs, element, bs_ant, subcarrier]`` and
+        ``ris_to_ue [snapshot, ue_ant, element, subcarrier]`` (``num_elements`` ≥ the
+        tile's; the rest zero)."""
+        from twin.channel import cfr
+
+        inbound = cfr(self.inbound, frequencies)  # [sub, B, sub_el, Nt, K]
+        outbound = cfr(self.outbound, frequencies)  # [T, sub, Nr, sub_el, K]
+        _, B, _, Nt, K = inbound.shape
+        T, Nr = outbound.shape[0], outbound.shape[2]
+        order = self.elements.ravel()
+        bs_to_ris = np.zeros((B, num_elements, Nt, K), dtype=np.complex128)
+        bs_to_ris[:, order] = inbound.transpose(1, 0, 2, 3, 4).reshape(B, -1, Nt, K)
+        ris_to_ue = np.zeros((T, Nr, num_elements, K), dtype=np.complex128)
+        ris_to_ue[:, :, order] = outbound.transpose(0, 2, 1, 3, 4).reshape(T, Nr, -1, K)
+        return bs_to_ris, ris_to_ue
 
 
 def trace_tile_hops(
@@ -242,55 +343,197 @@ def trace_tile_hops(
     ue_array: Any,
     *,
     frequency_hz: float,
-    frequencies: npt.ArrayLike,
     tracing: Any,
     seed: int,
+    sub_tiles: tuple[int, int] = (1, 1),
     exponent: float = PATTERN_EXPONENT,
-) -> tuple[ComplexArray, ComplexArray]:
+) -> TileHops:
     """Both hops of one tile, ray traced through the scene with the direct channel's
     solver and settings: BS → tile (the tile a receiving array) and tile → UE (the tile a
-    transmitting array), with synthetic-array (far-field) element phases and the element
-    pattern ``sqrt(F)`` on every traced path. Multi-bounce hops are whatever ``tracing``
-    allows (``max_depth``).
+    transmitting array), the element pattern ``sqrt(F)`` on every traced path.
+    Multi-bounce hops are whatever ``tracing`` allows (``max_depth``).
 
-    Returns ``bs_to_ris [bs, 1, element, bs_ant, subcarrier]`` and ``ris_to_ue [snapshot,
-    1, ue_ant, element, subcarrier]`` (:func:`cascade_cfr`'s layouts).
+    In the far field (``sub_tiles = (1, 1)``) the tile is one synthetic array: plane-wave
+    element phases. ``near_field`` tiles are split into ``sub_tiles`` (up to one per
+    element), each traced from its own centre, so the wavefront over the tile is the
+    sub-tiles' spherical one and blockage can differ across the tile.
     """
-    from twin.channel import cfr
     from twin.config import ArrayConfig
     from twin.drive import Drive
-    from twin.trace import BaseStation, DriveTracer
+    from twin.trace import BaseStation, DriveTracer, concat_base_stations
 
     wavelength = SPEED_OF_LIGHT / frequency_hz
-    elements = ArrayConfig(rows=tile.rows, cols=tile.cols,
-                           spacing_wavelengths=tile.spacing / wavelength)
-    centre = np.asarray(tile.position) + MOUNT_OFFSET_M * tile.normal
+    elements, centres = sub_tile_layout(tile, sub_tiles)
+    sub_array = ArrayConfig(rows=tile.rows // sub_tiles[0], cols=tile.cols // sub_tiles[1],
+                            spacing_wavelengths=tile.spacing / wavelength)
+    mounted = centres + MOUNT_OFFSET_M * tile.normal
     pose = np.asarray(tile.orientation, dtype=np.float64)
     inbound = DriveTracer(scene, base_stations, frequency_hz=frequency_hz, bs_array=bs_array,
-                          ue_array=elements, tracing=tracing, seed=seed)
-    at_tile = Drive(time=np.zeros(1), position=centre[None], velocity=np.zeros((1, 3)),
-                    orientation=pose[None])
+                          ue_array=sub_array, tracing=tracing, seed=seed)
+    count = len(mounted)
+    at_tile = Drive(time=np.zeros(count), position=mounted, velocity=np.zeros((count, 3)),
+                    orientation=np.broadcast_to(pose, (count, 3)).copy())
     paths_in = inbound.trace(at_tile)
-    hop_in = _weighted(paths_in, paths_in.aoa, tile.normal, exponent)
-    bs_to_ris = cfr(hop_in, frequencies)[0][:, None]  # [bs, 1, element, bs_ant, k]
-    outbound = DriveTracer(scene, [BaseStation(tile.name, centre, pose)],
-                           frequency_hz=frequency_hz, bs_array=elements, ue_array=ue_array,
-                           tracing=tracing, seed=seed)
-    paths_out = outbound.trace(drive)
-    hop_out = _weighted(paths_out, paths_out.aod, tile.normal, exponent)
-    ris_to_ue = cfr(hop_out, frequencies)  # [snapshot, 1, ue_ant, element, k]
-    return bs_to_ris.astype(np.complex128), ris_to_ue.astype(np.complex128)
+    # The sub-tiles transmit; Sionna's memory grows with its sources: a few per trace.
+    groups = range(0, count, SOURCES_PER_TRACE)
+    paths_out = concat_base_stations([
+        DriveTracer(scene, [BaseStation(f"{tile.name}-{j}", mounted[j], pose)
+                            for j in range(lo, min(lo + SOURCES_PER_TRACE, count))],
+                    frequency_hz=frequency_hz, bs_array=sub_array, ue_array=ue_array,
+                    tracing=tracing, seed=seed).trace(drive)
+        for lo in groups])
+    return TileHops(inbound=_at_tile_plane(paths_in, paths_in.aoa, tile.normal, frequency_hz,
+                                           exponent),
+                    outbound=_at_tile_plane(paths_out, paths_out.aod, tile.normal,
+                                            frequency_hz, exponent),
+                    elements=elements, centres=centres)
+
+
+#: Sub-tiles traced as transmitters per ``PathSolver`` call (near-field tiles): the solver's
+#: memory grows with its sources (36 at once: 13.7 GB for the office walk).
+SOURCES_PER_TRACE = 4
+
+#: Bound on the complex entries of one gather in :func:`tile_pairs`.
+_PAIR_CHUNK_ENTRIES = 1 << 23
+
+
+@dataclass(frozen=True)
+class TilePairs:
+    """Every BS → sub-tile path paired with every sub-tile → UE path of the same sub-tile
+    where both carry power: indices ``snapshot, bs, sub_tile, inbound, outbound [pair]``
+    into :class:`TileHops` (sorted by snapshot, then BS) and the pair's ``gain [pair,
+    ue_ant, bs_ant]``."""
+
+    snapshot: npt.NDArray[np.int64]
+    bs: npt.NDArray[np.int64]
+    sub_tile: npt.NDArray[np.int64]
+    inbound: npt.NDArray[np.int64]
+    outbound: npt.NDArray[np.int64]
+    gain: ComplexArray
+
+    @property
+    def power(self) -> FloatArray:
+        """``[pair]`` mean ``|gain|²`` over the antenna pairs."""
+        return np.mean(np.abs(self.gain) ** 2, axis=(1, 2))
+
+
+def tile_pairs(hops: TileHops, weights: npt.ArrayLike) -> TilePairs:
+    """The cascade of one tile split into path pairs: a pair's gain ``[ue_ant, bs_ant]`` is
+    ``Σ_e out[.., e] w_e in[e, ..]`` over its sub-tile's elements, ``weights [element] =
+    κ θ``, so that the pairs, each with the sum of its two delays, make up
+    :func:`cascade_cfr`'s cascade exactly."""
+    w = np.asarray(weights, dtype=np.complex128)[hops.elements]  # [sub, sub_el]
+    pin, pout = hops.inbound, hops.outbound
+    gain_in = pin.gain.astype(np.complex128) * w[:, None, None, :, None]  # [S, B, Pi, e, Nt]
+    gain_out = pout.gain.astype(np.complex128)  # [T, S, Po, Nr, e]
+    live_in = pin.valid & np.any(gain_in != 0, axis=(-2, -1))  # [S, B, Pi]
+    live_out = pout.valid & np.any(gain_out != 0, axis=(-2, -1))  # [T, S, Po]
+    pair = live_out[:, None, :, None, :] & live_in.transpose(1, 0, 2)[None, :, :, :, None]
+    t, b, s, p, q = np.nonzero(pair)
+    Nr, E, Nt = gain_out.shape[3], gain_in.shape[3], gain_in.shape[4]
+    gain = np.empty((t.size, Nr, Nt), dtype=np.complex128)
+    step = max(1, _PAIR_CHUNK_ENTRIES // (E * (Nr + Nt)))
+    for lo in range(0, t.size, step):
+        sl = slice(lo, lo + step)
+        gain[sl] = gain_out[t[sl], s[sl], q[sl]] @ gain_in[s[sl], b[sl], p[sl]]
+    return TilePairs(t, b, s, p, q, gain)
+
+
+def pair_paths(hops: TileHops, pairs: TilePairs, keep: npt.ArrayLike, object_id: int,
+               num_snapshots: int, num_bs: int) -> PathSet:
+    """The kept pairs (``keep [pair]`` bool) as paths ``[snapshot, bs, path, ...]``.
+
+    A pair's delay, Doppler and depth add up (depth ``d_in + 1 + d_out``); its AoD is the
+    inbound path's, its AoA the outbound's; its vertices are the inbound path's, then the
+    sub-tile centre (type ``RIS``, ``object_id``, primitive = the sub-tile index), then the
+    outbound path's; it has no virtual anchor (NaN). ``object_names`` is left empty (the
+    caller's :func:`twin.trace.merge_paths` names them).
+    """
+    from twin.trace import PAD
+
+    sel = np.flatnonzero(np.asarray(keep, dtype=bool))
+    t, b, s = pairs.snapshot[sel], pairs.bs[sel], pairs.sub_tile[sel]
+    p, q = pairs.inbound[sel], pairs.outbound[sel]
+    n = sel.size
+    group = t * num_bs + b
+    rank = np.arange(n) - np.searchsorted(group, group)  # pairs come sorted by (t, b)
+    num_paths = int(rank.max(initial=-1)) + 1
+    pin, pout = hops.inbound, hops.outbound
+    d_in = pin.depth[s, b, p].astype(np.int64)
+    depth = pin.max_depth + 1 + pout.max_depth
+    rows = np.arange(n)
+
+    def vertices(key: str, ris_value: Any) -> np.ndarray:
+        a_in, a_out = getattr(pin, key)[s, b, p], getattr(pout, key)[t, s, q]
+        out = np.full((n, depth, *a_in.shape[2:]), PAD[key], dtype=a_in.dtype)
+        out[:, :pin.max_depth] = a_in
+        out[rows, d_in] = ris_value
+        for k in range(pout.max_depth):
+            out[rows, d_in + 1 + k] = a_out[:, k]
+        return out
+
+    flat = {
+        "valid": np.ones(n, dtype=bool),
+        "tau": pin.tau[s, b, p] + pout.tau[t, s, q],
+        "gain": pairs.gain[sel].astype(np.complex64),
+        "aod": pin.aod[s, b, p],
+        "aoa": pout.aoa[t, s, q],
+        "doppler": pin.doppler[s, b, p] + pout.doppler[t, s, q],
+        "depth": (d_in + 1 + pout.depth[t, s, q]).astype(np.int16),
+        "interaction_types": vertices("interaction_types", InteractionType.RIS),
+        "interaction_points": vertices("interaction_points", hops.centres[s]),
+        "object_ids": vertices("object_ids", object_id),
+        "primitive_ids": vertices("primitive_ids", s),
+        "virtual_anchor": np.full((n, 3), np.nan),
+    }
+    out = {}
+    for key, value in flat.items():
+        full = np.full((num_snapshots, num_bs, num_paths, *value.shape[1:]), PAD[key],
+                       dtype=value.dtype)
+        full[t, b, rank] = value
+        out[key] = full
+    return PathSet(**out, object_names=())
+
+
+def cascaded_paths(ris: RisData, hops: Sequence[TileHops], direct: PathSet,
+                   dynamic_range_db: float | None) -> PathSet:
+    """The direct paths and the cascaded pairs of every tile (:func:`tile_pairs`) as one
+    :class:`~twin.paths.PathSet`, ``object_names`` the direct set's then the tiles' (a
+    tile vertex's object id).
+
+    Pairs more than ``dynamic_range_db`` below the strongest path (direct or cascaded) of
+    their (snapshot, BS) are left out (the CFR keeps them; ``None`` keeps every pair): a
+    tile multiplies the paths of its two hops, and sub-tiles split each into many.
+    """
+    from twin.trace import merge_paths
+
+    T, B = direct.valid.shape[:2]
+    pairs = [tile_pairs(h, a * p) for h, a, p in zip(hops, ris.amplitude, ris.profile,
+                                                     strict=True)]
+    strongest = np.where(direct.valid, np.mean(np.abs(direct.gain) ** 2, axis=(3, 4)),
+                         0.0).max(axis=2, initial=0.0)
+    for pr in pairs:
+        np.maximum.at(strongest, (pr.snapshot, pr.bs), pr.power)
+    names = (*direct.object_names, *ris.name)
+    cascaded = []
+    for r, (h, pr) in enumerate(zip(hops, pairs, strict=True)):
+        keep = np.ones(pr.power.shape, dtype=bool) if dynamic_range_db is None else \
+            pr.power >= strongest[pr.snapshot, pr.bs] * 10 ** (-dynamic_range_db / 10)
+        cascaded.append(pair_paths(h, pr, keep, len(direct.object_names) + r, T, B))
+    return merge_paths([direct, *cascaded], names)
 
 
 def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[Any],
-              drive: Any, frequencies: npt.ArrayLike) -> RisData:
-    """Every tile of a run config: poses checked, hops traced, profiles resolved; the
-    returned :class:`RisData` has an empty ``cfr_direct`` (the caller fills it in). Run
-    before the direct channel's tracer is made (the hop tracers reconfigure the scene)."""
+              drive: Any, frequencies: npt.ArrayLike) -> tuple[RisData, list[TileHops]]:
+    """Every tile of a run config: poses checked, hops traced, profiles resolved.
+
+    Returns the :class:`RisData` (with an empty ``cfr_direct``, which the caller fills in)
+    and each tile's :class:`TileHops` (for :func:`cascaded_paths`). Run before the direct
+    channel's tracer is made (the hop tracers reconfigure the scene)."""
     frequency = config.radio.frequency_hz
     wavelength = SPEED_OF_LIGHT / frequency
     bs_names = [bs.name for bs in base_stations]
-    tiles, inbound, outbound, profiles = [], [], [], []
+    tiles, hops, profiles = [], [], []
     for spec in config.ris:
         tile = RisTile.checked(spec.name, spec.position, spec.orientation,
                                spec.elements, spec.spacing_wavelengths, wavelength,
@@ -299,6 +542,9 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
         if inside:
             warnings.warn(f"ris '{tile.name}': its centre lies inside the closed object "
                           f"'{inside}'", TwinWarning, stacklevel=2)
+        sub_tiles = spec.traced_sub_tiles
+        _warn_near_field(tile, sub_tiles, wavelength, np.concatenate(
+            [np.stack([bs.position for bs in base_stations]), drive.position]))
         source = base_stations[bs_names.index(spec.profile.source or bs_names[0])].position
         kind = spec.profile.kind
         if kind == "uniform":
@@ -313,31 +559,31 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
         else:
             path = Path(spec.profile.file)
             profile = file_profile(tile, path if path.is_absolute() else base_dir / path)
-        hop_in, hop_out = trace_tile_hops(
+        hops.append(trace_tile_hops(
             scene, tile, base_stations, config.base_stations[0].array, drive, config.ue.array,
-            frequency_hz=frequency, frequencies=frequencies, tracing=config.tracing,
-            seed=config.seed)
+            frequency_hz=frequency, tracing=config.tracing, seed=config.seed,
+            sub_tiles=sub_tiles))
         tiles.append(tile)
-        inbound.append(hop_in[:, 0])
-        outbound.append(hop_out[:, 0])
         profiles.append(profile)
     size = max(t.num_elements for t in tiles)
+    channels = [h.channels(frequencies, size) for h in hops]
 
     def pad(a: np.ndarray, axis: int, fill: complex | float = 0) -> np.ndarray:
         widths = [(0, 0)] * a.ndim
         widths[axis] = (0, size - a.shape[axis])
         return np.pad(a, widths, constant_values=fill)
 
-    return RisData(
+    ris = RisData(
         name=tuple(t.name for t in tiles),
         position=np.array([t.position for t in tiles]),
         orientation=np.array([t.orientation for t in tiles]),
         element_positions=np.stack([pad(t.element_positions(), 0, np.nan) for t in tiles]),
         profile=np.stack([pad(p, 0) for p in profiles]),
         amplitude=np.array([reradiation_amplitude(t, wavelength) for t in tiles]),
-        bs_to_ris=np.stack([pad(h, 1) for h in inbound], axis=1).astype(np.complex64),
-        ris_to_ue=np.stack([pad(h, 2) for h in outbound], axis=1).astype(np.complex64),
+        bs_to_ris=np.stack([c[0] for c in channels], axis=1).astype(np.complex64),
+        ris_to_ue=np.stack([c[1] for c in channels], axis=1).astype(np.complex64),
         cfr_direct=np.zeros((0,), dtype=np.complex64))
+    return ris, hops
 
 
 def recompute_cfr(ris: RisData, profile: npt.ArrayLike) -> ComplexArray:

@@ -16,7 +16,7 @@ from twin.channel import cfr as compute_cfr
 from twin.channel import cir_taps
 from twin.config import ArrayConfig, TwinConfig, load_config
 from twin.drive import Drive, build_drive
-from twin.ris import build_ris, recompute_cfr
+from twin.ris import build_ris, cascaded_paths, recompute_cfr
 from twin.runfile import RunData, check_output_path, package_versions, write_run
 from twin.scene import TwinScene, TwinWarning, load_twin_scene
 from twin.trace import BaseStation, DriveTracer
@@ -72,8 +72,8 @@ def simulate(
     bs_array_cfg = config.base_stations[0].array
     frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
     # The tiles' hop tracers reconfigure the scene: before the direct channel's tracer.
-    ris = build_ris(config, base_dir, scene, base_stations, drive, frequencies) \
-        if config.ris else None
+    ris, hops = build_ris(config, base_dir, scene, base_stations, drive, frequencies) \
+        if config.ris else (None, [])
     tracer = DriveTracer(
         scene, base_stations, frequency_hz=radio.frequency_hz, bs_array=bs_array_cfg,
         ue_array=config.ue.array, tracing=config.tracing, seed=config.seed,
@@ -82,11 +82,12 @@ def simulate(
     paths = tracer.trace(
         drive, on_batch=(lambda done: on_progress(done, total)) if on_progress else None
     )
-    _warn_no_path(paths.valid, drive)
     cfr = compute_cfr(paths, frequencies)
     if ris is not None:
         ris = dataclasses.replace(ris, cfr_direct=cfr)
         cfr = recompute_cfr(ris, ris.profile).astype(np.complex64)
+        paths = cascaded_paths(ris, hops, paths, config.outputs.ris_paths_range_db)
+    _warn_no_path(paths.valid, drive)
     cir = None
     if config.outputs.cir:
         num_taps = config.outputs.cir_num_taps or radio.num_subcarriers

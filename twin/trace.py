@@ -255,30 +255,67 @@ def _in_canonical_order(truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+#: Padding of each truth field (invalid paths, unused vertices).
+PAD = {
+    "valid": False,
+    "tau": np.nan,
+    "gain": 0,
+    "aod": np.nan,
+    "aoa": np.nan,
+    "doppler": np.nan,
+    "depth": -1,
+    "interaction_types": 0,
+    "interaction_points": np.nan,
+    "object_ids": -1,
+    "primitive_ids": -1,
+    "virtual_anchor": np.nan,
+}
+_VERTEX_FIELDS = ("interaction_types", "interaction_points", "object_ids", "primitive_ids")
+
+
+def _padded(truth: dict[str, np.ndarray], num_paths: int, depth: int) -> dict[str, np.ndarray]:
+    """Truth arrays padded along the path axis to ``num_paths`` and the vertex axis to
+    ``depth``."""
+    out = {}
+    for key, value in PAD.items():
+        arr = truth[key]
+        pad = [(0, 0)] * arr.ndim
+        pad[2] = (0, num_paths - arr.shape[2])
+        if key in _VERTEX_FIELDS:
+            pad[3] = (0, depth - arr.shape[3])
+        out[key] = np.pad(arr, pad, constant_values=value)
+    return out
+
+
 def _concat_snapshots(batches: list[dict[str, np.ndarray]], names: Sequence[str]) -> PathSet:
     """Concatenate batches along snapshots, padding the path axis to the max."""
     num_paths = max(b["valid"].shape[2] for b in batches)
-    fill = {
-        "valid": False,
-        "tau": np.nan,
-        "gain": 0,
-        "aod": np.nan,
-        "aoa": np.nan,
-        "doppler": np.nan,
-        "depth": -1,
-        "interaction_types": 0,
-        "interaction_points": np.nan,
-        "object_ids": -1,
-        "primitive_ids": -1,
-        "virtual_anchor": np.nan,
-    }
-    out = {}
-    for key, value in fill.items():
-        parts = []
-        for b in batches:
-            arr = b[key]
-            pad = [(0, 0)] * arr.ndim
-            pad[2] = (0, num_paths - arr.shape[2])
-            parts.append(np.pad(arr, pad, constant_values=value))
-        out[key] = np.concatenate(parts, axis=0)
-    return PathSet(**out, object_names=tuple(names))
+    depth = batches[0]["interaction_types"].shape[3]
+    padded = [_padded(b, num_paths, depth) for b in batches]
+    return PathSet(**{key: np.concatenate([b[key] for b in padded], axis=0) for key in PAD},
+                   object_names=tuple(names))
+
+
+def concat_base_stations(pathsets: Sequence[PathSet]) -> PathSet:
+    """Path sets of the same snapshots for different BSs as one set, the BSs in order
+    (the path axis padded to the largest)."""
+    num_paths = max(p.num_paths for p in pathsets)
+    depth = max(p.max_depth for p in pathsets)
+    parts = [_padded({k: getattr(p, k) for k in PAD}, num_paths, depth) for p in pathsets]
+    return PathSet(**{k: np.concatenate([p[k] for p in parts], axis=1) for k in PAD},
+                   object_names=pathsets[0].object_names)
+
+
+def merge_paths(pathsets: Sequence[PathSet], object_names: Sequence[str]) -> PathSet:
+    """The paths of several sets of the same snapshots and BSs as one set, in canonical
+    order (valid first, by delay), the vertex axis padded to the deepest set's and the
+    path axis to the most valid paths of any (snapshot, BS). Object ids must already
+    index ``object_names``."""
+    depth = max(p.max_depth for p in pathsets)
+    num_paths = sum(p.num_paths for p in pathsets)
+    parts = [_padded({k: getattr(p, k) for k in PAD}, p.num_paths, depth) for p in pathsets]
+    merged = _in_canonical_order({k: np.concatenate([p[k] for p in parts], axis=2)
+                                  for k in PAD})
+    keep = int(merged["valid"].sum(axis=2).max(initial=0)) if num_paths else 0
+    return PathSet(**{k: v[:, :, :keep] for k, v in merged.items()},
+                   object_names=tuple(object_names))

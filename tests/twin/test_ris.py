@@ -1,6 +1,6 @@
-"""RIS tiles (issue 9, the model): Tang et al.'s closed form, focusing gain, anomalous
-reflection, the cascade's composition, bad input. Free-space hops (the ray-traced hops
-are the next part of the issue)."""
+"""RIS tiles (issue 9): Tang et al.'s closed form, focusing gain, anomalous reflection,
+the cascade's composition, with free-space and with ray-traced hops; near-field sub-tiles;
+the cascaded paths in ``/paths``; bad input."""
 
 from __future__ import annotations
 
@@ -11,9 +11,18 @@ import numpy as np
 import pytest
 
 from estimators.arrays import SPEED_OF_LIGHT
-from tests.tolerances import RIS_CLOSED_FORM_DB, RIS_TRACED_DB
+from tests.tolerances import (
+    ANGLE_FLOAT32_ABS,
+    DELAY_ABS_S,
+    FLOAT32_REL,
+    FLOAT64_ABS,
+    RIS_CLOSED_FORM_DB,
+    RIS_NEAR_FIELD_DB,
+    RIS_TRACED_DB,
+)
 from twin.errors import TwinInputError
 from twin.ris import (
+    MOUNT_OFFSET_M,
     RisTile,
     cascade_cfr,
     element_gain,
@@ -22,6 +31,7 @@ from twin.ris import (
     free_space_tile_hops,
     reflect_profile,
     reradiation_amplitude,
+    sub_tile_layout,
     uniform_profile,
 )
 from twin.scene import TwinWarning
@@ -150,10 +160,11 @@ def test_tile_geometry_follows_its_pose() -> None:
 
 
 def traced_power_db(tmp_path: Path, quads: dict, bs: list[float], ue: list[float],
-                    t: RisTile, profile: np.ndarray | None = None) -> np.ndarray:
+                    t: RisTile, profile: np.ndarray | None = None,
+                    sub_tiles: tuple[int, int] = (1, 1)) -> np.ndarray:
     """|H|² [dB] through the tile alone with both hops ray traced (LOS only, depth 0)
     in a scene of ``quads`` (single-antenna BS; UEs ``ue [3]`` or ``[n, 3]``; uniform
-    phases by default)."""
+    phases by default; the tile traced as ``sub_tiles``)."""
     from tests.conftest import make_config, write_obj
     from twin.config import ArrayConfig, TracingConfig, parse_config
     from twin.drive import Drive
@@ -168,10 +179,12 @@ def traced_power_db(tmp_path: Path, quads: dict, bs: list[float], ue: list[float
     n = len(position)
     drive = Drive(time=np.zeros(n), position=position, velocity=np.zeros((n, 3)),
                   orientation=np.zeros((n, 3)))
-    bs_to_ris, ris_to_ue = trace_tile_hops(
+    hops = trace_tile_hops(
         scene, t, [BaseStation("bs0", np.array(bs), np.zeros(3))], ArrayConfig(), drive,
-        ArrayConfig(), frequency_hz=FC, frequencies=np.zeros(1),
-        tracing=TracingConfig(max_depth=0), seed=1)
+        ArrayConfig(), frequency_hz=FC, tracing=TracingConfig(max_depth=0), seed=1,
+        sub_tiles=sub_tiles)
+    bs_to_ris, ris_to_ue = hops.channels(np.zeros(1), t.num_elements)
+    bs_to_ris, ris_to_ue = bs_to_ris[:, None], ris_to_ue[:, None]
     direct = np.zeros((n, 1, 1, 1, 1), dtype=np.complex128)
     theta = uniform_profile(t) if profile is None else profile
     h = cascade_cfr(direct, bs_to_ris, ris_to_ue, theta[None],
@@ -230,6 +243,39 @@ def test_traced_focusing_gain_and_anomalous_reflection(tmp_path: Path) -> None:
     assert abs(azimuth[peak] - design) <= azimuth[lobe.max()] - azimuth[lobe.min()]
 
 
+def test_sub_tiles_partition_the_tile() -> None:
+    """Each sub-tile's elements, in sub-array order, sit where a sub-tile-sized planar
+    array centred on the sub-tile puts them; together they are every element once."""
+    from estimators.arrays import planar_array_positions, rotation_matrix
+
+    t = tile(4, 6, position=(1.0, 2.0, 3.0), orientation=(0.3, -0.2, 0.1))
+    elements, centres = sub_tile_layout(t, (2, 3))
+    assert sorted(elements.ravel().tolist()) == list(range(t.num_elements))
+    local = planar_array_positions(2, 2, vertical_spacing_m=t.spacing,
+                                   horizontal_spacing_m=t.spacing)
+    rotated = local @ rotation_matrix(t.orientation).T
+    np.testing.assert_allclose(t.element_positions()[elements],
+                               centres[:, None, :] + rotated[None], atol=FLOAT64_ABS)
+    every, _ = sub_tile_layout(t, (4, 6))
+    np.testing.assert_array_equal(every.ravel(), np.arange(t.num_elements))
+    with pytest.raises(TwinInputError, match="must divide"):
+        sub_tile_layout(t, (3, 3))
+
+
+def test_near_field_sub_tiles_follow_the_spherical_closed_form(tmp_path: Path) -> None:
+    """A 32 x 32 tile (17 cm; far-field distance 11 m) focused on a UE 1 m away. The
+    exact per-element (spherical) closed form is what per-sub-tile tracing gives; one
+    plane-wave synthetic array for the whole tile misses it by dB."""
+    t = tile(32, 32)
+    bs, ue = [20.0, 3.0, 1.0], [1.0, -0.3, 0.2]
+    profile = focus_profile(t, bs, ue, WAVELENGTH)
+    closed = received_power_db(t, np.array(bs), np.array([ue]), profile)[0]
+    far = traced_power_db(tmp_path, FAR_WALL, bs, ue, t, profile)[0]
+    near = traced_power_db(tmp_path, FAR_WALL, bs, ue, t, profile, sub_tiles=(4, 4))[0]
+    assert near == pytest.approx(closed, abs=RIS_NEAR_FIELD_DB)
+    assert far < closed - 2.0
+
+
 # ---------------------------------------------------------------- config and run file
 
 
@@ -280,9 +326,101 @@ def test_simulate_with_a_tile_writes_the_cascade(tmp_path: Path) -> None:
     np.testing.assert_allclose(recompute_cfr(back.ris, other), expected, rtol=1e-12)
 
 
+def test_cascaded_paths_are_in_the_path_truth(tmp_path: Path) -> None:
+    """``/paths`` lists every BS → tile → UE pair of traced hop paths: its delay is the
+    image method's over both hops, its vertices those of both hops around the tile centre
+    (type RIS, object ``ris0``), its AoD the inbound and its AoA the outbound direction;
+    and the CFR of all the paths is the run's total CFR (``cfr_direct`` + cascade). By
+    default pairs 60 dB below the strongest path are left out of ``/paths`` only."""
+    from tests.conftest import run_config, write_obj
+    from twin.channel import cfr
+    from twin.evaluate import truth_sets
+    from twin.paths import InteractionType
+    from twin.runfile import read_run, write_run
+
+    config = corner_config(tmp_path)
+    floor = {"floor": ((-50.0, -50.0, 0.0), (100.0, 0.0, 0.0), (0.0, 100.0, 0.0))}
+    wall = {"wall": ((-5.0, 0.0, -5.0), (10.0, 0.0, 0.0), (0.0, 0.0, 15.0))}
+    config["scene"]["file"] = str(write_obj(tmp_path / "floor.obj",
+                                            {**FAR_WALL, **wall, **floor}))
+    config["tracing"]["max_depth"] = 1
+    config["base_stations"][0]["array"] = {"rows": 1, "cols": 4}
+    pruned = run_config(config, tmp_path).run  # pairs 60 dB below the strongest left out
+    config["outputs"] = {"ris_paths_range_db": None}
+    run = run_config(config, tmp_path).run
+    paths, ris = run.paths, run.ris
+    assert ris is not None and paths.object_names[-1] == "ris0"
+    np.testing.assert_allclose(cfr(paths, run.frequencies), run.cfr,
+                               atol=10 * FLOAT32_REL * np.abs(run.cfr).max())
+    assert pruned.paths.valid.sum() < paths.valid.sum()
+    np.testing.assert_array_equal(pruned.cfr, run.cfr)
+    np.testing.assert_allclose(cfr(pruned.paths, run.frequencies), run.cfr,
+                               atol=np.sqrt(paths.valid.sum()) * 1e-3 * np.abs(run.cfr).max())
+
+    bs, centre = run.bs_position[0], ris.position[0]
+    mounted = centre + MOUNT_OFFSET_M * np.array([-1.0, 0.0, 0.0])  # facing -x
+    image = np.array([1.0, 1.0, -1.0])  # through the floor, z = 0
+    through = paths.interaction_types == InteractionType.RIS
+    on_tile = through.any(axis=-1) & paths.valid
+    names = paths.interaction_object_names()
+    assert np.all(names[through] == "ris0")
+    np.testing.assert_allclose(paths.interaction_points[through],
+                               np.broadcast_to(centre, (int(through.sum()), 3)), atol=FLOAT64_ABS)
+    for t, ue in enumerate(run.drive.position):
+        tau = paths.tau[t, 0][on_tile[t, 0]]
+        for source, target in ((bs, ue), (bs * image, ue), (bs, ue * image),
+                               (bs * image, ue * image)):
+            length = np.linalg.norm(centre - source) + np.linalg.norm(target - centre)
+            assert np.min(np.abs(tau - length / SPEED_OF_LIGHT)) < DELAY_ABS_S
+        los = np.flatnonzero(on_tile[t, 0] & (paths.depth[t, 0] == 1))
+        assert los.size == 1  # LOS on both hops: one vertex, the tile
+        p = int(los[0])
+        # The angles are those of the traced point, MOUNT_OFFSET_M in front of the tile.
+        np.testing.assert_allclose(paths.aod[t, 0, p], _angles(mounted - bs),
+                                   atol=ANGLE_FLOAT32_ABS)
+        np.testing.assert_allclose(paths.aoa[t, 0, p], _angles(mounted - ue),
+                                   atol=ANGLE_FLOAT32_ABS)
+        assert np.all(np.isnan(paths.virtual_anchor[t, 0, p]))
+    # The tile is a single-bounce truth point of the maps, its landmark the tile itself.
+    assert "ris0" in truth_sets(run)["single_bounce"][0].landmarks
+    write_run(tmp_path / "run.h5", run)
+    back = read_run(tmp_path / "run.h5")
+    assert back.paths.object_names == paths.object_names
+    np.testing.assert_array_equal(back.paths.interaction_types, paths.interaction_types)
+
+
+def _angles(direction: np.ndarray) -> np.ndarray:
+    """(azimuth, zenith) [rad] of a direction."""
+    x, y, z = direction / np.linalg.norm(direction)
+    return np.array([np.arctan2(y, x), np.arccos(z)])
+
+
+def test_near_field_tile_in_a_run(tmp_path: Path) -> None:
+    """A 64 x 64 tile (far-field distance 44 m) 20 m from the UEs: as one plane-wave array
+    it warns; ``near_field: true`` traces 4 x 4 sub-tiles (far-field distance 2.7 m, no
+    warning), lists one cascaded path per sub-tile, and still sums to the run's CFR."""
+    from tests.conftest import run_config
+    from twin.channel import cfr
+    from twin.paths import InteractionType
+
+    with pytest.warns(TwinWarning, match="ris 'ris0': 3 BS/UE position.*far-field distance"):
+        run_config(corner_config(tmp_path, elements=[64, 64]), tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TwinWarning)
+        run = run_config(corner_config(tmp_path, elements=[64, 64], near_field=True),
+                         tmp_path).run
+    paths = run.paths
+    through = paths.interaction_types == InteractionType.RIS
+    assert np.all(through.sum(axis=(2, 3)) == 16)  # LOS hops: one path per sub-tile
+    assert sorted(set(paths.primitive_ids[through].tolist())) == list(range(16))
+    np.testing.assert_allclose(cfr(paths, run.frequencies), run.cfr,
+                               atol=10 * FLOAT32_REL * np.abs(run.cfr).max())
+
+
 @pytest.mark.parametrize("change, needle", [
     ({"elements": [0, 16]}, "elements"),
-    ({"near_field": True}, "near_field"),
+    ({"sub_tiles": [2, 2]}, "sub_tiles needs near_field"),
+    ({"near_field": True, "sub_tiles": [3, 2]}, r"sub_tiles \[3, 2\] must divide elements"),
     ({"profile": {"kind": "focus"}}, "needs target"),
     ({"profile": {"kind": "uniform", "source": "bs9"}}, "bs9"),
     ({"position": [0.0, float("nan"), 0.0]}, "finite"),

@@ -6,7 +6,7 @@ model and on twin channels alike. Importing it fills :data:`ESTIMATORS`.
 """
 
 # Each module registers its estimators on import.
-from estimators import daun, direct_baselines, locman, miso, slab_estimators  # noqa: F401
+from estimators import daun, direct_baselines, locman, miso, ris_cd, slab_estimators  # noqa: F401
 from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
 
 __all__ = ["ESTIMATORS", "Bound", "Estimate", "Estimator", "register"]

@@ -48,6 +48,35 @@ class ArrayGeometry:
 
 
 @dataclass(frozen=True)
+class FingerprintMap:
+    """A radio map for fingerprint positioning: the channel at the centre of every block
+    of an area (Sang et al., §II-B: the blocks' CFR vectors are their "virtual
+    coordinates"), on the observation's subcarriers, for the RIS configuration in use.
+
+    Attributes
+    ----------
+    block_positions : ``[block, 3]`` [m], the blocks' centres.
+    cfr : ``[block, bs, ue_ant, bs_ant, subcarrier]`` complex128, the downlink channel at
+        each centre as the database knows it (an estimate: it may differ from the true
+        channel there).
+    block_size : ``[2]`` [m], the blocks' extent along x and y.
+    """
+
+    block_positions: npt.NDArray[np.float64]
+    cfr: npt.NDArray[np.complex128]
+    block_size: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class PositionPrior:
+    """A Gaussian prior on the UE position per snapshot (e.g. GNSS), Sang et al. eq. (39):
+    ``mean [snapshot, 3]`` [m] and ``covariance [snapshot, 3, 3]`` [m²]."""
+
+    mean: npt.NDArray[np.float64]
+    covariance: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class Observation:
     """What an estimator sees: received pilots plus the known geometry.
 
@@ -73,6 +102,8 @@ class Observation:
     sounder : for closed-loop estimators (``sounding = {"closed_loop": True, ...}``): the
         same channel, re-sounded with beams the estimator chooses
         (:class:`estimators.observe.Sounder`); ``None`` otherwise.
+    fingerprints : the area's radio map, for fingerprint positioning; ``None`` otherwise.
+    prior : a prior on the UE position (e.g. GNSS); ``None`` otherwise.
     """
 
     y: npt.NDArray[np.complex128]
@@ -92,6 +123,8 @@ class Observation:
     )
     seed: int | None = None
     sounder: Sounder | None = None
+    fingerprints: FingerprintMap | None = None
+    prior: PositionPrior | None = None
 
     @property
     def wavelength(self) -> float:

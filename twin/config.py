@@ -191,6 +191,36 @@ class RisConfig(_Strict):
         return (rows, cols)
 
 
+class FingerprintsConfig(_Strict):
+    """A radio map for fingerprint positioning (docs/RIS.md): the channel at the centre of
+    every ``block_size`` [m] square block of ``area`` ``[[x0, y0], [x1, y1]]`` [m], at
+    ``height`` [m], traced with the run (the same scene, BSs, tiles and settings)."""
+
+    area: tuple[tuple[float, float], tuple[float, float]]
+    block_size: PositiveFloat = 0.5
+    height: float = 1.2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FingerprintsConfig:
+        (x0, y0), (x1, y1) = self.area
+        if not (x1 - x0 >= self.block_size and y1 - y0 >= self.block_size):
+            raise ValueError(f"area {[list(c) for c in self.area]} must be [[x0, y0], [x1, "
+                             f"y1]] with room for a {self.block_size} m block")
+        return self
+
+    def block_positions(self) -> Any:
+        """``[block, 3]`` [m] the blocks' centres, x fastest."""
+        import numpy as np
+
+        (x0, y0), (x1, y1) = self.area
+        nx = int(np.floor((x1 - x0) / self.block_size + 1e-9))
+        ny = int(np.floor((y1 - y0) / self.block_size + 1e-9))
+        xs = x0 + (np.arange(nx) + 0.5) * self.block_size
+        ys = y0 + (np.arange(ny) + 0.5) * self.block_size
+        gx, gy = np.meshgrid(xs, ys, indexing="xy")
+        return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, self.height)], axis=-1)
+
+
 class TwinConfig(_Strict):
     """A whole run. Paths in it are relative to the YAML file's directory."""
 
@@ -202,6 +232,7 @@ class TwinConfig(_Strict):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     ris: list[RisConfig] = Field(default_factory=list)
+    fingerprints: FingerprintsConfig | None = None
 
     @model_validator(mode="after")
     def _bs_consistent(self) -> TwinConfig:

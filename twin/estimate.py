@@ -341,6 +341,8 @@ def _observe(
     options = {**cls.sounding, **noise}
     try:
         return observation_from_run(run, rng=rng, seed=seed, **options)
+    except EstimatorInputError:
+        raise
     except ValueError as exc:
         shown = ", ".join(
             f"{k}=array{np.shape(v)}" if isinstance(v, np.ndarray) else f"{k}={v}"
@@ -449,8 +451,8 @@ def estimate_run(
     jobs: list[tuple[str, Estimator, np.random.Generator, Observation]] = []
     for name, estimator in built.items():
         rng = algorithm_rng(seed, name)
-        obs = _observe(run, run_path, name, type(estimator), rng, seed, noise)
         try:
+            obs = _observe(run, run_path, name, type(estimator), rng, seed, noise)
             estimator.check(obs)
         except EstimatorInputError as exc:
             if on_skip is None:

@@ -84,6 +84,17 @@ class PathSet:
     def max_depth(self) -> int:
         return int(self.interaction_types.shape[3])
 
+    def snapshots(self, selection: slice) -> PathSet:
+        """The paths of some snapshots, the path axis trimmed to their most valid paths
+        (valid paths come first)."""
+        from dataclasses import fields, replace
+
+        valid = self.valid[selection]
+        keep = int(valid.sum(axis=2).max(initial=0)) if valid.size else 0
+        return replace(self, **{
+            f.name: getattr(self, f.name)[selection][:, :, :keep]
+            for f in fields(self) if f.name != "object_names"})
+
     def interaction_object_names(self) -> npt.NDArray[np.str_]:
         """``[T, B, P, D]`` names of the objects hit (``""`` where none)."""
         table = np.array([*self.object_names, ""], dtype=object)

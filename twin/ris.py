@@ -315,6 +315,10 @@ class TileHops:
     elements: npt.NDArray[np.int64]
     centres: FloatArray
 
+    def snapshots(self, selection: slice) -> TileHops:
+        """The hops to some of the UE snapshots (the BS → tile hop is shared)."""
+        return dataclasses.replace(self, outbound=self.outbound.snapshots(selection))
+
     def channels(self, frequencies: npt.ArrayLike, num_elements: int
                  ) -> tuple[ComplexArray, ComplexArray]:
         """Per-element hop CFRs: ``bs_to_ris [bs, element, bs_ant, subcarrier]`` and

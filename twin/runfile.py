@@ -14,6 +14,8 @@ Layout (group/dataset names are the contract, see README "Data files")::
               element_positions[R,E,3], profile[R,E], amplitude[R]
     /paths    valid, tau, gain, aod, aoa, doppler, depth, interaction_types,
               interaction_points, object_ids, primitive_ids, virtual_anchor
+    /fingerprints  (with a radio map) block_positions[I,3], block_size[2],
+              cfr_direct[I,B,Nr,Nt,K], with RIS tiles ris_to_ue[I,R,Nr,E,K]
 """
 
 from __future__ import annotations
@@ -130,6 +132,19 @@ class RisData:
 
 
 @dataclass(frozen=True)
+class FingerprintData:
+    """A run's radio map (docs/RIS.md): ``block_positions [I, 3]`` [m] (the centres),
+    ``block_size [2]`` [m], ``cfr_direct [I, B, Nr, Nt, K]`` (the channel there without
+    the tiles) and, with tiles, ``ris_to_ue [I, R, Nr, E, K]`` (the tiles' second hop to
+    each centre; the first is the run's ``bs_to_ris``)."""
+
+    block_positions: npt.NDArray[np.float64]
+    block_size: npt.NDArray[np.float64]
+    cfr_direct: npt.NDArray[np.complex64]
+    ris_to_ue: npt.NDArray[np.complex64] | None = None
+
+
+@dataclass(frozen=True)
 class RunData:
     """Everything in a run file, as numpy arrays (see the module docstring)."""
 
@@ -153,6 +168,7 @@ class RunData:
     paths: PathSet
     cir: npt.NDArray[np.complex64] | None = None
     ris: RisData | None = None
+    fingerprints: FingerprintData | None = None
 
 
 def write_run(path: Path, run: RunData) -> None:
@@ -191,6 +207,8 @@ def write_run(path: Path, run: RunData) -> None:
                          sample_rate_hz=run.bandwidth)
         if run.ris is not None:
             _write_ris(f, ch, run.ris)
+        if run.fingerprints is not None:
+            _write_fingerprints(f, run.fingerprints)
         p = f.create_group("paths")
         p.attrs["interaction_types"] = json.dumps({t.name: int(t) for t in InteractionType})
         p.attrs["direction"] = "BS (transmitter) -> UE (receiver); vertex 0 nearest the BS"
@@ -215,6 +233,27 @@ def _write_ris(f: h5py.File, channel: h5py.Group, ris: RisData) -> None:
     _write_array(hops, "bs_to_ris", ris.bs_to_ris, dims="bs, ris, element, bs_ant, subcarrier")
     _write_array(hops, "ris_to_ue", ris.ris_to_ue,
                  dims="snapshot, ris, ue_ant, element, subcarrier")
+
+
+def _write_fingerprints(f: h5py.File, fingerprints: FingerprintData) -> None:
+    g = f.create_group("fingerprints")
+    _write_array(g, "block_positions", fingerprints.block_positions, units="m")
+    _write_array(g, "block_size", fingerprints.block_size, units="m")
+    _write_array(g, "cfr_direct", fingerprints.cfr_direct,
+                 dims="block, bs, ue_ant, bs_ant, subcarrier")
+    if fingerprints.ris_to_ue is not None:
+        _write_array(g, "ris_to_ue", fingerprints.ris_to_ue,
+                     dims="block, ris, ue_ant, element, subcarrier")
+
+
+def _read_fingerprints(f: h5py.File) -> FingerprintData | None:
+    if "fingerprints" not in f:
+        return None
+    g = f["fingerprints"]
+    return FingerprintData(
+        block_positions=g["block_positions"][()], block_size=g["block_size"][()],
+        cfr_direct=g["cfr_direct"][()],
+        ris_to_ue=g["ris_to_ue"][()] if "ris_to_ue" in g else None)
 
 
 def _read_ris(f: h5py.File) -> RisData | None:
@@ -288,5 +327,5 @@ def _read_open_run(f: h5py.File) -> RunData:
         bandwidth=float(f["channel"].attrs["bandwidth_hz"]),
         frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
         paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
-        ris=_read_ris(f),
+        ris=_read_ris(f), fingerprints=_read_fingerprints(f),
     )

@@ -17,7 +17,13 @@ from twin.channel import cir_taps
 from twin.config import ArrayConfig, TwinConfig, load_config
 from twin.drive import Drive, build_drive
 from twin.ris import build_ris, cascaded_paths, recompute_cfr
-from twin.runfile import RunData, check_output_path, package_versions, write_run
+from twin.runfile import (
+    FingerprintData,
+    RunData,
+    check_output_path,
+    package_versions,
+    write_run,
+)
 from twin.scene import TwinScene, TwinWarning, load_twin_scene
 from twin.trace import BaseStation, DriveTracer
 
@@ -71,21 +77,33 @@ def simulate(
     _warn_inside(inside_object)
     bs_array_cfg = config.base_stations[0].array
     frequencies = subcarrier_frequencies(radio.num_subcarriers, radio.bandwidth_hz)
+    # The radio map's block centres are traced with the drive, as extra snapshots.
+    blocks = config.fingerprints.block_positions() if config.fingerprints else np.zeros((0, 3))
+    traced = _with_blocks(drive, blocks, config.ue.orientation)
+    T = drive.num_snapshots
     # The tiles' hop tracers reconfigure the scene: before the direct channel's tracer.
-    ris, hops = build_ris(config, base_dir, scene, base_stations, drive, frequencies) \
+    ris, hops = build_ris(config, base_dir, scene, base_stations, traced, frequencies) \
         if config.ris else (None, [])
     tracer = DriveTracer(
         scene, base_stations, frequency_hz=radio.frequency_hz, bs_array=bs_array_cfg,
         ue_array=config.ue.array, tracing=config.tracing, seed=config.seed,
     )
-    total = drive.num_snapshots
-    paths = tracer.trace(
-        drive, on_batch=(lambda done: on_progress(done, total)) if on_progress else None
+    total = traced.num_snapshots
+    traced_paths = tracer.trace(
+        traced, on_batch=(lambda done: on_progress(done, total)) if on_progress else None
     )
-    cfr = compute_cfr(paths, frequencies)
+    traced_cfr = compute_cfr(traced_paths, frequencies)
+    paths, cfr = traced_paths.snapshots(slice(0, T)), traced_cfr[:T]
+    fingerprints = None
+    if config.fingerprints is not None:
+        fingerprints = FingerprintData(
+            block_positions=blocks, block_size=np.full(2, config.fingerprints.block_size),
+            cfr_direct=traced_cfr[T:],
+            ris_to_ue=ris.ris_to_ue[T:] if ris is not None else None)
     if ris is not None:
-        ris = dataclasses.replace(ris, cfr_direct=cfr)
+        ris = dataclasses.replace(ris, cfr_direct=cfr, ris_to_ue=ris.ris_to_ue[:T])
         cfr = recompute_cfr(ris, ris.profile).astype(np.complex64)
+        hops = [h.snapshots(slice(0, T)) for h in hops]
         paths = cascaded_paths(ris, hops, paths, config.outputs.ris_paths_range_db)
     _warn_no_path(paths.valid, drive)
     cir = None
@@ -103,9 +121,21 @@ def simulate(
         drive=drive, ue_inside=np.array([bool(n) for n in inside_object]),
         ue_inside_object=tuple(inside_object), carrier_frequency=radio.frequency_hz,
         bandwidth=radio.bandwidth_hz, frequencies=frequencies,
-        cfr=cfr, paths=paths, cir=cir, ris=ris,
+        cfr=cfr, paths=paths, cir=cir, ris=ris, fingerprints=fingerprints,
     )
     return Simulation(run=run, scene=scene, tracer=tracer, config=config)
+
+
+def _with_blocks(drive: Drive, blocks: np.ndarray, orientation: object) -> Drive:
+    """The drive followed by static snapshots at the radio map's block centres."""
+    if not len(blocks):
+        return drive
+    n = len(blocks)
+    pose = np.broadcast_to(np.asarray(orientation, dtype=np.float64), (n, 3))
+    return Drive(time=np.concatenate([drive.time, np.zeros(n)]),
+                 position=np.concatenate([drive.position, blocks]),
+                 velocity=np.concatenate([drive.velocity, np.zeros((n, 3))]),
+                 orientation=np.concatenate([drive.orientation, pose]))
 
 
 def _warn_inside(inside_object: list[str]) -> None:

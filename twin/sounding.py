@@ -6,24 +6,30 @@ The observation machinery itself (pilots, beams, noise) lives in
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, steering_vector
+from estimators.base import EstimatorInputError
 from estimators.observe import (
     BOLTZMANN_DBM_PER_HZ,
     build_observation,
     thermal_noise_variance,
 )
-from estimators.types import ChannelTruth, Observation
+from estimators.types import ChannelTruth, FingerprintMap, Observation, PositionPrior
 from twin.paths import InteractionType
+from twin.ris import cascade_cfr
 from twin.runfile import RunData
 
 __all__ = [
     "BOLTZMANN_DBM_PER_HZ",
     "build_observation",
     "channel_truth",
+    "fingerprint_map",
+    "mrt_precoder",
     "observation_from_run",
     "thermal_noise_variance",
 ]
@@ -32,17 +38,68 @@ __all__ = [
 def observation_from_run(
     run: RunData, *, rng: np.random.Generator, seed: int | None = None, **options: Any
 ) -> Observation:
-    """:func:`build_observation` on a run's CFR, with its geometry filled in.
+    """:func:`build_observation` on a run's CFR, with its geometry filled in, and the
+    run's radio map (:func:`fingerprint_map`) when it has one.
 
     ``options`` are the keyword arguments of :func:`build_observation` (``snr_db`` or
-    ``tx_power_dbm``, ``link``, ``precoder``, ``num_beams``, ...).
+    ``tx_power_dbm``, ``link``, ``precoder``, ``num_beams``, ...), plus:
+
+    * ``precoder="mrt"``: one fixed wideband MRT precoder towards the radio map's block
+      nearest its area's centre (:func:`mrt_precoder`; Sang et al.'s fixed beamformer);
+      a run without a radio map raises :class:`estimators.base.EstimatorInputError` (the
+      estimator does not fit the run);
+    * ``prior_std_m``: a horizontal Gaussian prior on the UE position, its mean the true
+      position plus ``N(0, prior_std_m² I₂)`` (a GNSS-like fix; Sang et al. eq. 39), drawn
+      from ``rng`` after the noise.
     """
-    return build_observation(
+    fingerprints = fingerprint_map(run)
+    prior_std = options.pop("prior_std_m", None)
+    if isinstance(options.get("precoder"), str) and options["precoder"] == "mrt":
+        if fingerprints is None:  # the estimator does not fit this run (skipped by demo)
+            raise EstimatorInputError("its MRT precoder needs the run's radio map (config: "
+                                      "fingerprints)")
+        options["precoder"] = mrt_precoder(fingerprints)[:, None]
+    obs = build_observation(
         run.cfr, frequencies=run.frequencies, carrier_frequency=run.carrier_frequency,
         bs_position=run.bs_position, bs_orientation=run.bs_orientation, bs_array=run.bs_array,
         ue_array=run.ue_array, rng=rng, bandwidth_hz=options.pop("bandwidth_hz", run.bandwidth),
         snapshot_time=run.drive.time, seed=seed, **options,
     )
+    prior = None
+    if prior_std is not None:
+        T = run.drive.num_snapshots
+        mean = run.drive.position.copy()
+        mean[:, :2] += float(prior_std) * rng.standard_normal((T, 2))
+        covariance = np.zeros((T, 3, 3))
+        covariance[:, 0, 0] = covariance[:, 1, 1] = float(prior_std) ** 2
+        prior = PositionPrior(mean=mean, covariance=covariance)
+    return dataclasses.replace(obs, fingerprints=fingerprints, prior=prior)
+
+
+def fingerprint_map(run: RunData) -> FingerprintMap | None:
+    """The run's radio map (``/fingerprints``) for its tiles' configured profiles: each
+    block's direct channel plus the cascade through every tile; ``None`` without one."""
+    fp = run.fingerprints
+    if fp is None:
+        return None
+    cfr = np.asarray(fp.cfr_direct, dtype=np.complex128)
+    if run.ris is not None and fp.ris_to_ue is not None:
+        cfr = cascade_cfr(cfr, run.ris.bs_to_ris, fp.ris_to_ue, run.ris.profile,
+                          run.ris.amplitude)
+    return FingerprintMap(block_positions=fp.block_positions, cfr=cfr,
+                          block_size=fp.block_size)
+
+
+def mrt_precoder(fingerprints: FingerprintMap, bs: int = 0) -> npt.NDArray[np.complex128]:
+    """``[bs_ant]`` unit-norm wideband MRT towards the block nearest the map's centre: the
+    principal eigenvector of ``Σ_k H_k^H H_k`` over its subcarriers."""
+    blocks = fingerprints.block_positions
+    centre = 0.5 * (blocks.min(axis=0) + blocks.max(axis=0))
+    nearest = int(np.argmin(np.sum((blocks - centre) ** 2, axis=1)))
+    h = fingerprints.cfr[nearest, bs]  # [ue_ant, bs_ant, k]
+    gram = np.einsum("rsk,rtk->st", h.conj(), h)
+    _, vectors = np.linalg.eigh(gram)
+    return np.asarray(vectors[:, -1])
 
 
 def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:

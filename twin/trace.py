@@ -163,13 +163,17 @@ class DriveTracer:
     def extract(self, paths: Any) -> dict[str, np.ndarray]:
         """Numpy truth arrays ``[N, B, P, ...]`` of one batch of Sionna ``Paths``."""
         valid = np.asarray(paths.valid, dtype=bool)
+        a_re, a_im = (np.asarray(c, dtype=np.float64) for c in paths.a)
+        # Sionna RT 2.x, with several transmitters and large synthetic arrays, sometimes
+        # repeats a valid path with NaN coefficients (seen: the LOS 30 times, 29 NaN);
+        # the repeats are dropped, the path stays once.
+        valid &= np.all(np.isfinite(a_re) & np.isfinite(a_im), axis=(1, 3))  # [rx, tx, P]
         nan = np.float64(np.nan)
 
         def per_path(x: Any) -> np.ndarray:
             return np.where(valid, np.asarray(x, dtype=np.float64), nan)
 
         tau = per_path(paths.tau)
-        a_re, a_im = (np.asarray(c, dtype=np.float64) for c in paths.a)
         # Sionna's `a` is the passband coefficient; the baseband-equivalent gain carries
         # the carrier phase exp(-j 2π f_c τ) (Sionna applies it only inside cir()/cfr()).
         carrier = np.exp(-2j * np.pi * self.frequency_hz * np.where(valid, tau, 0.0))

@@ -12,6 +12,7 @@ from estimators import ESTIMATORS, Estimate, Estimator
 from estimators.models.daun import DaunScenario
 from estimators.models.locman import LocmanScenario
 from estimators.models.miso import MisoScenario
+from estimators.models.ris_cd import RisCdScenario
 from estimators.models.slab import SlabScenario
 from estimators.types import Observation
 
@@ -22,6 +23,7 @@ SLAB_NAMES = ("slab", "slab-lce", "gd-lce", "ls-lce", "gd-bfr", "lmi-bfr")
 #: one slot here (they are slow), and ``converged`` is not required of them.
 SLAB_GRADIENT_LCE = ("gd-lce", "ls-lce")
 DAUN_NAMES = ("p-admm", "daun", "daun-r", "dpd", "stansfield", "srl", "cvx-direct")
+RIS_CD_NAMES = ("ris-cd", "ris-rss")
 
 
 def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
@@ -43,12 +45,18 @@ def paper_observation(name: str, num_snapshots: int = 2) -> Observation:
         small = DaunScenario(num_bs_antennas=8)
         obs, _ = small.sample(10.0, num_snapshots, np.random.default_rng(3))
         return obs
+    if name in RIS_CD_NAMES:
+        scenario = RisCdScenario()
+        realization = scenario.realize(np.random.default_rng(3))
+        obs, _ = scenario.sample(realization, np.ones(scenario.num_elements), 10.0,
+                                 num_snapshots, np.random.default_rng(4))
+        return obs
     raise AssertionError(f"no paper setting for {name}: add one to this test")
 
 
 def test_registry_is_filled_and_consistent() -> None:
     assert {"miso-ml", "miso-sp-grid", "miso-sp-refine", "locman", "dcs-somp",
-            *SLAB_NAMES, *DAUN_NAMES} <= set(NAMES)
+            *SLAB_NAMES, *DAUN_NAMES, *RIS_CD_NAMES} <= set(NAMES)
     for name, cls in ESTIMATORS.items():
         assert cls.name == name and issubclass(cls, Estimator)
 

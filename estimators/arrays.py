@@ -129,6 +129,28 @@ def direction_angles(vector: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     return azimuth, zenith
 
 
+def area_grid(area: npt.ArrayLike, shape: tuple[int, int], height: float) -> FloatArray:
+    """Cell centres of a ``shape = (nx, ny)`` grid over ``area = [[x0, y0], [x1, y1]]``
+    [m] at ``height`` [m]: ``[K, 3]``, ``K = nx * ny``, x fastest."""
+    (x0, y0), (x1, y1) = np.asarray(area, dtype=np.float64)
+    nx, ny = shape
+    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
+    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")
+    return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, float(height))], axis=-1)
+
+
+def block_grid(area: npt.ArrayLike, block_size: float, height: float) -> FloatArray:
+    """Centres of the whole ``block_size`` [m] square blocks that fit in ``area = [[x0,
+    y0], [x1, y1]]`` [m] from its ``(x0, y0)`` corner, at ``height`` [m]: ``[block, 3]``,
+    x fastest (:func:`area_grid` of the blocks' extent)."""
+    (x0, y0), (x1, y1) = np.asarray(area, dtype=np.float64)
+    nx = int(np.floor((x1 - x0) / block_size + 1e-9))
+    ny = int(np.floor((y1 - y0) / block_size + 1e-9))
+    extent = ((x0, y0), (x0 + nx * block_size, y0 + ny * block_size))
+    return area_grid(extent, (nx, ny), height)
+
+
 def steering_vector(
     element_positions: npt.ArrayLike,
     azimuth: npt.ArrayLike,

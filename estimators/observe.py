@@ -50,6 +50,15 @@ def _beams(
     return given
 
 
+def mrt_beam(channel: npt.ArrayLike) -> npt.NDArray[np.complex128]:
+    """``[tx_ant]`` one unit-norm wideband maximum-ratio beam for ``channel [rx_ant, tx_ant,
+    subcarrier]``: the principal eigenvector of ``Σ_k H_k^H H_k`` (the most power summed
+    over the subcarriers)."""
+    h = np.asarray(channel, dtype=np.complex128)
+    _, vectors = np.linalg.eigh(np.einsum("rsk,rtk->st", h.conj(), h))
+    return np.asarray(vectors[:, -1])
+
+
 @dataclass(frozen=True)
 class ChannelSounder:
     """:class:`estimators.types.Sounder` of a known channel (the twin's ray-traced CFR or a

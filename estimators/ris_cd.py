@@ -30,6 +30,7 @@ outdoor localization using reconfigurable intelligent surfaces", ISMICT 2021 ([2
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -37,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.base import Estimator, EstimatorInputError, SnapshotEstimate, register
+from estimators.ris_cd_design import confidence_radius
 from estimators.types import Observation
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,14 +48,13 @@ ComplexArray = npt.NDArray[np.complex128]
 def confidence_region(points: npt.ArrayLike, mean: npt.ArrayLike, covariance: npt.ArrayLike,
                       confidence: float) -> npt.NDArray[np.bool_]:
     """``[point]`` whether each of ``points [point, 3]`` lies in the horizontal prior's
-    region of probability ``confidence`` (eq. 14): ``d² ≤ −2 ln(1 − confidence)``, ``d``
-    the Mahalanobis distance in (x, y) under ``mean [3]``, ``covariance [3, 3]`` (the 2-D
-    Gaussian's ``χ²₂`` quantile; for ``σ² I`` the circle of radius ``σ sqrt(−2 ln(1 −
-    p))``)."""
+    region of probability ``confidence`` (eq. 14): the Mahalanobis distance in (x, y)
+    under ``mean [3]``, ``covariance [3, 3]`` within :func:`confidence_radius` of a unit
+    prior (``sqrt(−2 ln(1 − p))``; for ``σ² I`` the circle of that radius times ``σ``)."""
     p = np.asarray(points, dtype=np.float64)[:, :2] - np.asarray(mean, dtype=np.float64)[:2]
     inverse = np.linalg.inv(np.asarray(covariance, dtype=np.float64)[:2, :2])
     distance_sq = np.einsum("ni,ij,nj->n", p, inverse, p)
-    return np.asarray(distance_sq <= -2.0 * np.log1p(-confidence))
+    return np.asarray(distance_sq <= confidence_radius(1.0, confidence) ** 2)
 
 
 def predicted_pilots(obs: Observation, t: int) -> ComplexArray:
@@ -68,11 +69,11 @@ class FingerprintLocalizer(Estimator):
     """Base of the two-stage fingerprint localizers: prior → candidate blocks → the
     subclass's score (:meth:`_scores`, lower is better) → the best block's centre."""
 
-    #: The twin sounds with the fixed MRT precoder and a 2 m GNSS-like prior
-    #: (:func:`twin.sounding.observation_from_run`).
+    #: The twin sounds with its radio map, the fixed MRT precoder and a 2 m GNSS-like
+    #: prior (:func:`twin.sounding.observation_from_run`).
     sounding: ClassVar[Mapping[str, Any]] = {
-        "link": "downlink", "precoder": "mrt", "combiner": "identity", "pilots": "ones",
-        "prior_std_m": 2.0}
+        "link": "downlink", "radio_map": True, "precoder": "mrt", "combiner": "identity",
+        "pilots": "ones", "prior_std_m": 2.0}
 
     def __init__(self, *, confidence: float = 0.95, prior_weighted: bool = False) -> None:
         self.confidence = confidence
@@ -127,11 +128,11 @@ class FingerprintLocalizer(Estimator):
             diagnostics={"candidates": float(candidates.size), "block": float(best),
                          "score": float(np.min(scores))})
 
+    @abc.abstractmethod
     def _scores(self, y: ComplexArray, predicted: ComplexArray, noise_variance: float
                 ) -> FloatArray:
         """``[candidate]`` the stage-2 score of ``y [bs, stream, beam, subcarrier]``
         against ``predicted [candidate, ...]`` (lower is better)."""
-        raise NotImplementedError
 
 
 @register

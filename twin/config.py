@@ -210,15 +210,9 @@ class FingerprintsConfig(_Strict):
 
     def block_positions(self) -> Any:
         """``[block, 3]`` [m] the blocks' centres, x fastest."""
-        import numpy as np
+        from estimators.arrays import block_grid
 
-        (x0, y0), (x1, y1) = self.area
-        nx = int(np.floor((x1 - x0) / self.block_size + 1e-9))
-        ny = int(np.floor((y1 - y0) / self.block_size + 1e-9))
-        xs = x0 + (np.arange(nx) + 0.5) * self.block_size
-        ys = y0 + (np.arange(ny) + 0.5) * self.block_size
-        gx, gy = np.meshgrid(xs, ys, indexing="xy")
-        return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, self.height)], axis=-1)
+        return block_grid(self.area, self.block_size, self.height)
 
 
 class TwinConfig(_Strict):

@@ -17,6 +17,7 @@ from estimators.base import EstimatorInputError
 from estimators.observe import (
     BOLTZMANN_DBM_PER_HZ,
     build_observation,
+    mrt_beam,
     thermal_noise_variance,
 )
 from estimators.types import ChannelTruth, FingerprintMap, Observation, PositionPrior
@@ -38,26 +39,30 @@ __all__ = [
 def observation_from_run(
     run: RunData, *, rng: np.random.Generator, seed: int | None = None, **options: Any
 ) -> Observation:
-    """:func:`build_observation` on a run's CFR, with its geometry filled in, and the
-    run's radio map (:func:`fingerprint_map`) when it has one.
+    """:func:`build_observation` on a run's CFR, with its geometry filled in.
 
     ``options`` are the keyword arguments of :func:`build_observation` (``snr_db`` or
     ``tx_power_dbm``, ``link``, ``precoder``, ``num_beams``, ...), plus:
 
-    * ``precoder="mrt"``: one fixed wideband MRT precoder towards the radio map's block
-      nearest its area's centre (:func:`mrt_precoder`; Sang et al.'s fixed beamformer);
-      a run without a radio map raises :class:`estimators.base.EstimatorInputError` (the
-      estimator does not fit the run);
+    * ``radio_map=True``: attach the run's radio map (:func:`fingerprint_map`); a run
+      without one raises :class:`estimators.base.EstimatorInputError` (the estimator does
+      not fit the run);
+    * ``precoder="mrt"`` (with ``radio_map``): one fixed wideband MRT precoder towards the
+      radio map's block nearest its area's centre (:func:`mrt_precoder`; Sang et al.'s
+      fixed beamformer);
     * ``prior_std_m``: a horizontal Gaussian prior on the UE position, its mean the true
       position plus ``N(0, prior_std_m² I₂)`` (a GNSS-like fix; Sang et al. eq. 39), drawn
       from ``rng`` after the noise.
     """
-    fingerprints = fingerprint_map(run)
+    fingerprints = None
+    if options.pop("radio_map", False):
+        fingerprints = fingerprint_map(run)
+        if fingerprints is None:  # the estimator does not fit this run (skipped by demo)
+            raise EstimatorInputError("needs the run's radio map (config: fingerprints)")
     prior_std = options.pop("prior_std_m", None)
     if isinstance(options.get("precoder"), str) and options["precoder"] == "mrt":
-        if fingerprints is None:  # the estimator does not fit this run (skipped by demo)
-            raise EstimatorInputError("its MRT precoder needs the run's radio map (config: "
-                                      "fingerprints)")
+        if fingerprints is None:
+            raise ValueError("precoder 'mrt' needs radio_map=True")
         options["precoder"] = mrt_precoder(fingerprints)[:, None]
     obs = build_observation(
         run.cfr, frequencies=run.frequencies, carrier_frequency=run.carrier_frequency,
@@ -91,15 +96,12 @@ def fingerprint_map(run: RunData) -> FingerprintMap | None:
 
 
 def mrt_precoder(fingerprints: FingerprintMap, bs: int = 0) -> npt.NDArray[np.complex128]:
-    """``[bs_ant]`` unit-norm wideband MRT towards the block nearest the map's centre: the
-    principal eigenvector of ``Σ_k H_k^H H_k`` over its subcarriers."""
+    """``[bs_ant]`` unit-norm wideband MRT (:func:`estimators.observe.mrt_beam`) towards
+    the block nearest the map's centre."""
     blocks = fingerprints.block_positions
     centre = 0.5 * (blocks.min(axis=0) + blocks.max(axis=0))
     nearest = int(np.argmin(np.sum((blocks - centre) ** 2, axis=1)))
-    h = fingerprints.cfr[nearest, bs]  # [ue_ant, bs_ant, k]
-    gram = np.einsum("rsk,rtk->st", h.conj(), h)
-    _, vectors = np.linalg.eigh(gram)
-    return np.asarray(vectors[:, -1])
+    return mrt_beam(fingerprints.cfr[nearest, bs])
 
 
 def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from estimators.arrays import (
     SPEED_OF_LIGHT,
+    area_grid,
     planar_array_positions,
     rotation_matrix,
     steering_vector,
@@ -39,17 +40,6 @@ from estimators.types import ArrayGeometry, Observation
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
-
-
-def area_grid(area: npt.ArrayLike, shape: tuple[int, int], height: float) -> FloatArray:
-    """Cell centres of a ``shape = (nx, ny)`` grid over ``area = [[x0, y0], [x1, y1]]``
-    [m] at ``height`` [m]: ``[K, 3]``, ``K = nx * ny``, x fastest."""
-    (x0, y0), (x1, y1) = np.asarray(area, dtype=np.float64)
-    nx, ny = shape
-    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
-    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
-    gx, gy = np.meshgrid(xs, ys, indexing="xy")
-    return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, float(height))], axis=-1)
 
 
 @dataclass(frozen=True)

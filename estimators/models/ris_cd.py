@@ -47,7 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions
+from estimators.arrays import SPEED_OF_LIGHT, block_grid, planar_array_positions
+from estimators.observe import mrt_beam
 from estimators.types import ArrayGeometry, FingerprintMap, Observation, PositionPrior
 
 FloatArray = npt.NDArray[np.float64]
@@ -129,10 +130,14 @@ class RisCdRealization:
     def cfr(self, positions: npt.ArrayLike, theta: npt.ArrayLike) -> ComplexArray:
         """``[position, 1, 1, bs_ant, pilot]`` the downlink CFR at ``positions`` for RIS
         phases ``θ [element]`` (before precoding; the layout of ``Observation`` users)."""
-        r = self.ris_to_user(positions)  # [n, k, e]
-        h = np.einsum("nke,e,kes->nsk", r, np.asarray(theta, dtype=np.complex128),
-                      self.bs_to_ris)
-        return h[:, None, None]
+        return self.cascade(self.ris_to_user(positions), theta)
+
+    def cascade(self, ris_to_user: npt.ArrayLike, theta: npt.ArrayLike) -> ComplexArray:
+        """``[position, 1, 1, bs_ant, pilot]`` the CFR through the RIS for a RIS → user
+        channel ``ris_to_user [position, pilot, element]`` and phases ``θ [element]``."""
+        h = np.einsum("nke,e,kes->nsk", np.asarray(ris_to_user),
+                      np.asarray(theta, dtype=np.complex128), self.bs_to_ris)
+        return np.asarray(h[:, None, None])
 
 
 @dataclass(frozen=True)
@@ -186,11 +191,7 @@ class RisCdScenario:
 
     def block_positions(self) -> FloatArray:
         """``[block, 3]`` [m] the blocks' centres (x fastest)."""
-        (x0, y0), (x1, y1) = self.area
-        xs = np.arange(x0 + self.block_size / 2, x1, self.block_size)
-        ys = np.arange(y0 + self.block_size / 2, y1, self.block_size)
-        gx, gy = np.meshgrid(xs, ys, indexing="xy")
-        return np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, self.user_height)], -1)
+        return block_grid(self.area, self.block_size, self.user_height)
 
     def realize(self, rng: np.random.Generator) -> RisCdRealization:
         """Draw the channels: ``G`` (BS → RIS) and the RIS → user taps on the correlation
@@ -211,9 +212,8 @@ class RisCdScenario:
         anchor_taps = rayleigh(nx * ny, n, pdp.size) * amplitude
         draft = RisCdRealization(self, bs_to_ris, anchor_taps, np.zeros(m, np.complex128))
         centre = np.array([*np.mean(self.area, axis=0), self.user_height])
-        h = draft.cfr(centre, np.ones(n))[0, 0, 0]  # [bs_ant, pilot]
-        _, vectors = np.linalg.eigh(h.conj() @ h.T)
-        return RisCdRealization(self, bs_to_ris, anchor_taps, vectors[:, -1])
+        precoder = mrt_beam(draft.cfr(centre, np.ones(n))[0, 0])  # [ue_ant, bs_ant, pilot]
+        return RisCdRealization(self, bs_to_ris, anchor_taps, precoder)
 
     def map_errors(self, realization: RisCdRealization, rng: np.random.Generator
                    ) -> ComplexArray:
@@ -242,9 +242,7 @@ class RisCdScenario:
         block part off by ``errors`` (:meth:`map_errors`)."""
         blocks = self.block_positions()
         r = realization.ris_to_user(blocks) + np.asarray(errors)
-        h = np.einsum("nke,e,kes->nsk", r, np.asarray(theta, dtype=np.complex128),
-                      realization.bs_to_ris)
-        return FingerprintMap(block_positions=blocks, cfr=h[:, None, None],
+        return FingerprintMap(block_positions=blocks, cfr=realization.cascade(r, theta),
                               block_size=np.array([self.block_size, self.block_size]))
 
     def noise_variance(self, realization: RisCdRealization, snr_db: float) -> float:

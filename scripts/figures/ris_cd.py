@@ -67,8 +67,13 @@ NAMES = ("ris-cd", "ris-rss")
 PRIOR = "prior mean (GNSS)"
 
 
-def rmse(errors: list[float]) -> float:
-    return float(np.sqrt(np.mean(np.square(errors)))) if errors else float("nan")
+def curve(rows: list[dict[str, Any]], part: str, phases: str, method: str) -> list[float]:
+    """RMSE [m] per SNR of one (part, phases, method) over its rows."""
+    sel = [r for r in rows if r["part"] == part and r["phases"] == phases
+           and r["method"] == method]
+    return [float(np.sqrt(sum(r["squared_error_sum"] for r in sel if r["snr_db"] == s)
+                          / max(1, sum(r["count"] for r in sel if r["snr_db"] == s))))
+            for s in SNRS_DB]
 
 
 def jacobian(realization: Any, theta: np.ndarray, at: np.ndarray, step: float = 1e-3
@@ -206,14 +211,10 @@ def plot(rows: list[dict[str, Any]], parts: list[str]) -> None:
     for ax, part in zip(axes[0], parts, strict=True):
         keys = sorted({(r["phases"], r["method"]) for r in rows if r["part"] == part})
         for phases, method in keys:
-            sel = [r for r in rows if r["part"] == part and r["phases"] == phases
-                   and r["method"] == method]
-            curve = [np.sqrt(sum(r["squared_error_sum"] for r in sel if r["snr_db"] == s)
-                             / max(1, sum(r["count"] for r in sel if r["snr_db"] == s)))
-                     for s in SNRS_DB]
             style = ("--" if method.startswith("bound") else ":" if method == PRIOR
                      else "-o" if method == "ris-cd" else "-s")
-            ax.plot(SNRS_DB, curve, style, ms=4, label=f"{method} ({phases})")
+            ax.plot(SNRS_DB, curve(rows, part, phases, method), style, ms=4,
+                    label=f"{method} ({phases})")
         ax.set_xlabel("SNR at the area's centre [dB]" if part == "synthetic"
                       else "SNR per snapshot [dB]")
         ax.set_ylabel("horizontal RMSE [m]")
@@ -250,11 +251,7 @@ def main() -> None:
     for part in parts:
         for phases, method in sorted({(r["phases"], r["method"]) for r in rows
                                       if r["part"] == part}):
-            sel = [r for r in rows if r["part"] == part and r["phases"] == phases
-                   and r["method"] == method]
-            values = [np.sqrt(sum(r["squared_error_sum"] for r in sel if r["snr_db"] == s)
-                              / max(1, sum(r["count"] for r in sel if r["snr_db"] == s)))
-                      for s in SNRS_DB]
+            values = curve(rows, part, phases, method)
             print(f"{part:9s} {phases:18s} {method:28s} "
                   + " ".join(f"{v:6.2f}" for v in values))
     print(f"wrote {FIGURES / 'ris_cd_snr.png'}, {FIGURES / 'ris_cd.csv'}")

@@ -268,6 +268,17 @@ def sub_tile_layout(tile: RisTile, sub_tiles: tuple[int, int] = (1, 1)
     return elements, tile.element_positions()[elements].mean(axis=1)
 
 
+def element_groups(rows: int, cols: int, groups: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """``[element]`` the group of each element of a ``rows × cols`` tile split into
+    ``groups = (rows, cols)`` equal rectangles, numbered as :func:`sub_tile_layout`'s
+    sub-tiles (elements column by column, as Sionna's arrays)."""
+    elements, _ = sub_tile_layout(RisTile("groups", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0),
+                                          int(rows), int(cols), 1.0), groups)
+    group = np.empty(elements.size, dtype=np.int64)
+    group[elements] = np.arange(elements.shape[0])[:, None]
+    return group
+
+
 def far_field_distance(tile: RisTile, wavelength: float,
                        sub_tiles: tuple[int, int] = (1, 1)) -> float:
     """Fraunhofer distance ``2 D² / λ`` [m] of one (sub-)tile, ``D`` the diagonal of its

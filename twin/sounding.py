@@ -22,14 +22,16 @@ from estimators.observe import (
 )
 from estimators.types import ChannelTruth, FingerprintMap, Observation, PositionPrior
 from twin.paths import InteractionType
-from twin.ris import cascade_cfr
+from twin.ris import cascade_cfr, element_groups
 from twin.runfile import RunData
 
 __all__ = [
     "BOLTZMANN_DBM_PER_HZ",
     "build_observation",
     "channel_truth",
+    "design_matrices",
     "fingerprint_map",
+    "grouped_profile",
     "mrt_precoder",
     "observation_from_run",
     "thermal_noise_variance",
@@ -93,6 +95,83 @@ def fingerprint_map(run: RunData) -> FingerprintMap | None:
                           run.ris.amplitude)
     return FingerprintMap(block_positions=fp.block_positions, cfr=cfr,
                           block_size=fp.block_size)
+
+
+def design_matrices(run: RunData, precoder: npt.ArrayLike, *, groups: tuple[int, int],
+                    tile: int = 0, bs: int = 0
+                    ) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.int64]]:
+    """Sang et al.'s fingerprint matrices (eq. 3) of a run's radio map, for designing one
+    tile's phases group by group (:mod:`estimators.ris_cd_design`).
+
+    The tile's elements are split into ``groups = (rows, cols)`` equal rectangles
+    (:func:`twin.ris.element_groups`); each group keeps its configured phases and gets one
+    extra common phase ``φ_g``, so the tile's profile is ``θ_e = θ⁰_e φ_{g(e)}``
+    (:func:`grouped_profile`). With the fixed precoder ``f``, block ``i``'s received CFR
+    is ``h_i = A_i [φ; 1]``.
+
+    Parameters
+    ----------
+    run : a run with tiles and a radio map (``fingerprints:``), single-antenna UE.
+    precoder : ``[bs_ant]`` the fixed precoder ``f`` (e.g. :func:`mrt_precoder`).
+    groups, tile, bs : the grouping, which tile and which BS.
+
+    Returns
+    -------
+    ``A [block, subcarrier, group + 1]`` complex128: column ``g`` is group ``g``'s
+    cascade ``κ Σ_{e∈g} θ⁰_e r_e(x_i, k) (G_k f)_e``, the last column everything else (the
+    direct channel and the other tiles at their configured profiles); and the group of
+    every element ``[element]`` (-1 for the zero padding of smaller tiles).
+
+    References
+    ----------
+    Sang et al., arXiv 2212.00241, eqs. (1)-(3).
+    """
+    fp, ris = run.fingerprints, run.ris
+    if fp is None or fp.ris_to_ue is None or ris is None:
+        raise ValueError("design_matrices: the run has no radio map through tiles")
+    if fp.ris_to_ue.shape[2] != 1:
+        raise ValueError("design_matrices: expected a single-antenna UE (Sang et al.)")
+    f = np.asarray(precoder, dtype=np.complex128).reshape(-1)
+    group = _tile_groups(run, tile, groups)
+    base = ris.profile[tile] * ris.amplitude[tile]
+    # [block, element, subcarrier]: the tile's per-element cascade after the precoder.
+    inbound = np.einsum("esk,s->ek", ris.bs_to_ris[bs, tile], f)
+    per_element = fp.ris_to_ue[:, tile, 0] * (base[:, None] * inbound)[None]
+    columns = np.stack([per_element[:, group == g].sum(axis=1)
+                        for g in range(int(group.max()) + 1)], axis=-1)
+    others = np.where(np.arange(ris.profile.shape[0]) == tile, 0, ris.profile)
+    rest = cascade_cfr(fp.cfr_direct, ris.bs_to_ris, fp.ris_to_ue, others, ris.amplitude)
+    direct = np.einsum("isk,s->ik", rest[:, bs, 0], f)
+    return np.concatenate([columns, direct[..., None]], axis=-1), group
+
+
+def grouped_profile(run: RunData, phases: npt.ArrayLike, *, groups: tuple[int, int],
+                    tile: int = 0) -> npt.NDArray[np.complex128]:
+    """``[ris, element]`` the run's profiles with ``tile``'s group ``g`` turned by the
+    unit-modulus ``phases[g]`` (:func:`design_matrices`'s ``φ``)."""
+    if run.ris is None:
+        raise ValueError("grouped_profile: the run has no tiles")
+    group = _tile_groups(run, tile, groups)
+    phi = np.asarray(phases, dtype=np.complex128).reshape(-1)
+    if phi.size != int(group.max()) + 1:
+        raise ValueError(f"grouped_profile: expected {int(group.max()) + 1} phases, "
+                         f"got {phi.size}")
+    profile = np.array(run.ris.profile, dtype=np.complex128)
+    profile[tile] *= np.where(group >= 0, phi[np.maximum(group, 0)], 1.0)
+    return profile
+
+
+def _tile_groups(run: RunData, tile: int, groups: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """``[element]`` (padded to the run's largest tile, -1 there) groups of one tile."""
+    import yaml
+
+    from twin.config import parse_config
+
+    assert run.ris is not None
+    rows, cols = parse_config(yaml.safe_load(run.config_yaml)).ris[tile].elements
+    group = np.full(run.ris.profile.shape[1], -1, dtype=np.int64)
+    group[:rows * cols] = element_groups(rows, cols, groups)
+    return group
 
 
 def mrt_precoder(fingerprints: FingerprintMap, bs: int = 0) -> npt.NDArray[np.complex128]:

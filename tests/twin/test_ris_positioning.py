@@ -100,3 +100,34 @@ def test_bad_radio_map_config_is_one_line() -> None:
     with pytest.raises(TwinInputError, match="area") as info:
         parse_config(config, "test")
     assert "\n" not in str(info.value)
+
+
+def test_design_matrices_are_the_map_for_any_group_phases(tmp_path: Path) -> None:
+    """Sang et al.'s ``h_i = A_i [φ; 1]`` on twin fingerprints: for random group phases,
+    ``A`` times them is the radio map of the re-phased tile after the fixed precoder; the
+    groups are the tile's equal rectangles."""
+    import dataclasses
+
+    from tests.conftest import run_config
+    from twin.ris import element_groups
+    from twin.sounding import design_matrices, fingerprint_map, grouped_profile, mrt_precoder
+
+    group = element_groups(4, 6, (2, 3))
+    rows, cols = np.arange(24) % 4, np.arange(24) // 4  # column by column
+    np.testing.assert_array_equal(group, (rows // 2) + 2 * (cols // 2))
+    run = run_config(office_config(), tmp_path).run
+    base = fingerprint_map(run)
+    assert base is not None and run.ris is not None
+    f = mrt_precoder(base)
+    A, groups = design_matrices(run, f, groups=(2, 2))
+    assert A.shape == (4, 8, 5) and np.bincount(groups).tolist() == [64] * 4
+    phases = np.exp(2j * np.pi * np.random.default_rng(3).random(4))
+    profile = grouped_profile(run, phases, groups=(2, 2))
+    np.testing.assert_allclose(np.abs(profile), np.abs(run.ris.profile), atol=FLOAT64_ABS)
+    variant = fingerprint_map(dataclasses.replace(
+        run, ris=dataclasses.replace(run.ris, profile=profile)))
+    assert variant is not None
+    expected = np.einsum("isk,s->ik", variant.cfr[:, 0, 0], f)
+    np.testing.assert_allclose(A @ np.append(phases, 1.0), expected,
+                               atol=10 * FLOAT32_REL * np.abs(expected).max())
+    assert np.abs(A[..., :4]).max() > 0 and np.abs(expected).max() > 0

@@ -241,14 +241,15 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]],
                                 for m, v in peb.items())
 
         def phase_sets(scenario: RisCdScenario, rate: float | None, r: int = r,
-                       **extra: Any) -> dict[str, np.ndarray | None]:
+                       with_free: bool = False, **extra: Any
+                       ) -> dict[str, np.ndarray | None]:
             realization, errors = realize(scenario, r)
             sets: dict[str, np.ndarray | None] = {
                 "uniform": uniform_phases(scenario.num_elements),
                 "random": random_phases(scenario.num_elements, np.random.default_rng(r))}
             for label, target in ((QOS, args.rate_min if rate is None else rate),
                                   (FREE, 0.0)):
-                if rate is not None and label == FREE:
+                if label == FREE and not with_free:  # only the SNR figure draws it
                     continue
                 problem = synthetic_problem(scenario, realization, errors, target,
                                             args.design_snr_db)
@@ -257,7 +258,7 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]],
             return sets
 
         if "snr" in args.sweeps:
-            evaluate(base, phase_sets(base, None), "snr", 0.0, SNRS_DB,
+            evaluate(base, phase_sets(base, None, with_free=True), "snr", 0.0, SNRS_DB,
                      bounds=lambda label: label == QOS)
         if "rate" in args.sweeps:
             for rate in RATES:
@@ -359,7 +360,7 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
         return {k: np.concatenate(v) for k, v in found.items()}
 
     def phase_sets(run: Any, groups: tuple[int, int], rate: float | None, prior_std: float,
-                   **extra: Any) -> dict[str, np.ndarray | None]:
+                   with_free: bool = False, **extra: Any) -> dict[str, np.ndarray | None]:
         A, _ = design_matrices(run, precoder, groups=groups)
         blocks = run.fingerprints.block_positions
         n = A.shape[-1] - 1
@@ -371,7 +372,7 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
             "random": grouped_profile(run, random_phases(n, np.random.default_rng(0)),
                                       groups=groups)}
         for label, target in ((QOS, args.rate_min if rate is None else rate), (FREE, 0.0)):
-            if rate is not None and label == FREE:
+            if label == FREE and not with_free:  # only the SNR figure draws it
                 continue
             qos = np.arange(0, len(blocks), 6) if target > 0 else np.zeros(0, np.int64)
             problem = DesignProblem(
@@ -399,7 +400,8 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
 
     groups, std = (4, 4), 2.0
     if "snr" in args.sweeps:
-        evaluate(full, phase_sets(full, groups, None, std), "snr", 0.0, SNRS_DB, std)
+        evaluate(full, phase_sets(full, groups, None, std, with_free=True), "snr", 0.0,
+                 SNRS_DB, std)
     if "rate" in args.sweeps:
         for rate in RATES:
             sets = phase_sets(full, groups, rate, std, rate_min=rate)
@@ -408,7 +410,7 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
         for size in TWIN_SIZES:
             for pilots in PILOTS:
                 run = subcarriers(full, pilots) if pilots < full.frequencies.size else full
-                extra = {"elements": size[0] * size[1], "pilots": pilots}
+                extra: dict[str, Any] = {"elements": size[0] * size[1], "pilots": pilots}
                 sets = phase_sets(run, size, None, std, **extra)
                 evaluate(run, {k: sets[k] for k in ("uniform", "random", QOS)}, "size",
                          size[0] * size[1] * pilots, [SWEEP_SNR_DB], std, **extra)

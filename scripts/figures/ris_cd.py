@@ -4,6 +4,7 @@ vs the prior's spread, for designed, uniform and random RIS phases.
 
     .venv/bin/python scripts/figures/ris_cd.py [--realizations 3] [--users 200]
         [--twin-draws 10] [--parts synthetic,twin] [--sweeps snr,rate,size,prior]
+        [--tag TAG] [--replot docs/figures/ris_cd_all.csv]
 
 **Designs.** :func:`estimators.ris_cd_design.design_ris` with ``lmi="norm"`` (the closed
 form of the robust distance under ``|θ_e| = 1`` and tangent-point QoS gains; the same
@@ -22,13 +23,19 @@ so a design's gain shows). For the QoS design the two bounds of
 **Twin** (``scenes/office_floor/ris_positioning.yaml``: the office's hidden room, a 48 x
 48 tile, a 0.5 m radio map): the tile's elements in groups (4 x 4 by default) that each
 get one phase on top of the configured focus (:func:`twin.sounding.design_matrices`);
-the traced map is exact, so the error bound is 0. ``ris-cd``/``ris-rss`` through
-``twin.sounding.observation_from_run`` with one fixed MRT precoder (the configured
-profile's, towards the map's centre) and a thermal noise level set by the SNR at the
-map's central block for the configured profile; the run's loop repeated over
-``--twin-draws`` noise and prior draws. The size sweep keeps every 16/P-th subcarrier.
+the traced map is exact, so the error bound is 0. The design's pairs are the 8 nearest
+blocks' (``--twin-pairs``; each design is also scored on all pairs within the prior's
+radius), its rate target ``--twin-rate-min`` (0.5 bit/s/Hz: the room's direct channel
+through the wall fades on some QoS blocks' pilots, and no θ lifts them far).
+``ris-cd``/``ris-rss`` through ``twin.sounding.observation_from_run`` with one fixed MRT
+precoder towards the tile (:func:`twin.sounding.mrt_precoder`) and a thermal noise level
+set by the SNR at the map's central block for the configured profile; the run's loop
+repeated over ``--twin-draws`` noise and prior draws. The size sweep keeps every 16/P-th
+subcarrier.
 
-Writes ``docs/figures/ris_cd_snr.png`` (with ``snr`` in ``--sweeps``),
+At each sweep point the figures and tables score every phase set on the realizations
+where the QoS design exists (:func:`like_for_like`). Writes
+``docs/figures/ris_cd_snr.png`` (with ``snr`` in ``--sweeps``),
 ``ris_cd_sweeps.png`` (with any other), ``ris_cd_<tag>.csv`` (squared error sums) and
 ``ris_cd_<tag>_designs.csv`` (every design: time, objective against uniform and random
 phases, worst-case rates); ``<tag>`` is ``snr``, ``sweeps`` (no SNR sweep) or ``all``.
@@ -81,6 +88,8 @@ FIGURES = ROOT / "docs" / "figures"
 SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 SWEEP_SNR_DB = 0.0
 RATES = (0.5, 1.0, 1.5, 2.0, 2.5)
+# The twin's QoS blocks see the direct channel's fades (best of 500 random θ: 0.65).
+TWIN_RATES = (0.25, 0.5, 0.75, 1.0)
 PRIOR_STDS = (1.0, 2.0, 3.0, 4.0)
 SYNTHETIC_SIZES = ((2, 2), (3, 3), (4, 4))  # RIS shape
 TWIN_SIZES = ((2, 2), (4, 4), (8, 8))  # element groups of the tile
@@ -106,29 +115,68 @@ def rmse(rows: list[dict[str, Any]], **match: Any) -> float:
     return float(np.sqrt(sum(r["squared_error_sum"] for r in sel) / count)) if count else np.nan
 
 
+def like_for_like(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each sweep point (part, sweep, x, elements, pilots) restricted to the
+    channel realizations where the QoS design exists (an infeasible rate target has none),
+    so that every phase set there is scored on the same channels; points with no design
+    keep all."""
+    def point(r: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(r.get(k) for k in ("part", "sweep", "x", "elements", "pilots"))
+
+    designed: dict[tuple[Any, ...], set[Any]] = {}
+    for r in rows:
+        if r["phases"] == QOS:
+            designed.setdefault(point(r), set()).add(r["realization"])
+    return [r for r in rows if point(r) not in designed or r["realization"] in designed[point(r)]]
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``ris_cd_<tag>.csv`` with their numbers parsed."""
+    types = {"x": float, "squared_error_sum": float, "count": int, "realization": int,
+             "elements": int, "pilots": int, "prior_std": float, "rate_min": float}
+    with path.open(newline="") as f:
+        return [{k: types[k](v) if k in types else v for k, v in r.items() if v != ""}
+                for r in csv.DictReader(f)]
+
+
 def design_record(part: str, label: str, problem: DesignProblem, result: Any,
-                  rng: np.random.Generator, **extra: Any) -> dict[str, Any]:
+                  rng: np.random.Generator, scored: DesignProblem | None = None,
+                  **extra: Any) -> dict[str, Any]:
     """One design against uniform phases and the best of 100 random draws, by the
-    closed-form worst-case objective (eq. 8) and rates (eq. 9)."""
+    closed-form worst-case objective (eq. 8) and rates (eq. 9); with ``scored`` (the same
+    map, other pairs) also by its objective (``*_scored`` columns)."""
     n = problem.num_elements
-    uniform = float(np.min(worst_case_distance_sq(problem, uniform_phases(n))))
-    draws = [float(np.min(worst_case_distance_sq(problem, random_phases(n, rng))))
-             for _ in range(100)]
+    draws = [random_phases(n, rng) for _ in range(100)]
+    record = {"part": part, "label": label, "elements": n, "pilots": problem.num_pilots,
+              "pairs": len(problem.neighbours), "rate_min": problem.rate_min,
+              "time_s": round(result.solve_time_s, 2), "converged": result.converged,
+              "iterations": result.iterations, "objective": result.objective,
+              "sdr_first_solve": result.sdr_bound}
+    for suffix, on in (("", problem), ("_scored", scored)):
+        if on is None:
+            continue
+
+        def objective(theta: np.ndarray, on: DesignProblem = on) -> float:
+            return float(np.min(worst_case_distance_sq(on, theta)))
+
+        random = [objective(theta) for theta in draws]
+        record |= {f"uniform{suffix}": objective(uniform_phases(n)),
+                   f"random_best_of_100{suffix}": max(random),
+                   f"random_median{suffix}": float(np.median(random))}
+        if suffix:
+            record |= {"pairs_scored": len(on.neighbours),
+                       "objective_scored": objective(result.theta)}
     rates = worst_case_rates(problem, result.theta)[problem.qos_blocks]
-    return {"part": part, "label": label, "elements": n, "pilots": problem.num_pilots,
-            "pairs": len(problem.neighbours), "rate_min": problem.rate_min,
-            "time_s": round(result.solve_time_s, 2), "converged": result.converged,
-            "iterations": result.iterations, "objective": result.objective,
-            "sdr_first_solve": result.sdr_bound, "uniform": uniform,
-            "random_best_of_100": max(draws), "random_median": float(np.median(draws)),
-            "worst_rate": float(rates.min()) if rates.size else np.nan,
+    return {**record, "worst_rate": float(rates.min()) if rates.size else np.nan,
             "reason": result.reason, **extra}
 
 
 def designed(part: str, problem: DesignProblem, seed: int, designs: list[dict[str, Any]],
-             label: str, **extra: Any) -> np.ndarray | None:
+             label: str, scored: DesignProblem | None = None, **extra: Any
+             ) -> np.ndarray | None:
     """θ of :func:`design_ris` (``lmi="norm"``), or None where no design exists; a
-    problem designed before (the sweeps share their default point) is not redone."""
+    problem designed before (the sweeps share their default point) is not redone.
+    ``scored``: :func:`design_record`'s."""
     key = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (
         problem.fingerprint_matrices, problem.neighbours, problem.qos_blocks,
         problem.error_bound, np.array([problem.rate_min, problem.noise_variance, seed]))
@@ -139,7 +187,7 @@ def designed(part: str, problem: DesignProblem, seed: int, designs: list[dict[st
     result = design_ris(problem, rng=np.random.default_rng(seed), lmi="norm",
                         max_iterations=10, solver_options={"max_iters": 20_000})
     designs.append(design_record(part, label, problem, result,
-                                 np.random.default_rng(seed + 1), **extra))
+                                 np.random.default_rng(seed + 1), scored, **extra))
     print(f"  {part} {label} {extra}: {result.solve_time_s:.1f} s, objective "
           f"{result.objective:.3g} (uniform {designs[-1]['uniform']:.3g}, best random "
           f"{designs[-1]['random_best_of_100']:.3g}) {result.reason}", flush=True)
@@ -311,9 +359,8 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
         warnings.simplefilter("ignore", TwinWarning)
         full = simulate(config, base_dir).run
     assert full.ris is not None and full.fingerprints is not None
-    radio_map = fingerprint_map(full)
-    assert radio_map is not None
-    precoder = mrt_precoder(radio_map)  # fixed for every phase set (§II-A)
+    # Fixed for every phase set (§II-A).
+    precoder = mrt_precoder(full, towards=args.twin_precoder)
 
     def subcarriers(run: Any, pilots: int) -> Any:
         keep = np.arange(0, run.frequencies.size, run.frequencies.size // pilots)
@@ -363,6 +410,8 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
                    with_free: bool = False, **extra: Any) -> dict[str, np.ndarray | None]:
         A, _ = design_matrices(run, precoder, groups=groups)
         blocks = run.fingerprints.block_positions
+        # The 8 nearest blocks (268 pairs): the prior's radius holds 3 122 at 0.5 m.
+        adjacent = neighbour_pairs(blocks, 1.01 * np.sqrt(2) * run.fingerprints.block_size[0])
         n = A.shape[-1] - 1
         configured = np.abs(A @ np.ones(n + 1)) ** 2
         noise = float(np.mean(configured)) / 10 ** (args.design_snr_db / 10)
@@ -371,17 +420,20 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
             "uniform": np.where(run.ris.profile != 0, 1.0 + 0j, 0j),
             "random": grouped_profile(run, random_phases(n, np.random.default_rng(0)),
                                       groups=groups)}
-        for label, target in ((QOS, args.rate_min if rate is None else rate), (FREE, 0.0)):
+        for label, target in ((QOS, args.twin_rate_min if rate is None else rate),
+                              (FREE, 0.0)):
             if label == FREE and not with_free:  # only the SNR figure draws it
                 continue
             qos = np.arange(0, len(blocks), 6) if target > 0 else np.zeros(0, np.int64)
+            within = neighbour_pairs(blocks, confidence_radius(prior_std, 0.95))
             problem = DesignProblem(
                 fingerprint_matrices=A, block_positions=blocks,
-                neighbours=neighbour_pairs(blocks, confidence_radius(prior_std, 0.95)),
+                neighbours=within if args.twin_pairs == "prior" else adjacent,
                 error_bound=np.zeros(len(blocks)), qos_blocks=qos, rate_min=target,
                 pilot_power=np.ones(A.shape[1]), noise_variance=noise)
-            phi = designed("twin", problem, 0, designs, label, groups=f"{groups[0]}x{groups[1]}",
-                           prior_std=prior_std, **extra)
+            phi = designed("twin", problem, 0, designs, label,
+                           dataclasses.replace(problem, neighbours=within),
+                           groups=f"{groups[0]}x{groups[1]}", prior_std=prior_std, **extra)
             sets[label] = None if phi is None else grouped_profile(run, phi, groups=groups)
         return sets
 
@@ -403,7 +455,7 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
         evaluate(full, phase_sets(full, groups, None, std, with_free=True), "snr", 0.0,
                  SNRS_DB, std)
     if "rate" in args.sweeps:
-        for rate in RATES:
+        for rate in TWIN_RATES:
             sets = phase_sets(full, groups, rate, std, rate_min=rate)
             evaluate(full, {QOS: sets[QOS]}, "rate", rate, [SWEEP_SNR_DB], std)
     if "size" in args.sweeps:
@@ -424,6 +476,9 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
 # ---------------------------------------------------------------------- figures
 
 
+# A twin run with --twin-precoder block, its rows' part renamed, can join a replot.
+TITLES = {"twin": "twin, MRT towards the tile",
+          "twin-block-mrt": "twin, MRT towards the map's centre"}
 STYLE = {QOS: ("C0", "o"), FREE: ("C1", "v"), "uniform": ("C2", "s"),
          "random": ("C3", "x"), "focus (config)": ("C4", "d")}
 
@@ -452,7 +507,7 @@ def plot(rows: list[dict[str, Any]], parts: list[str], sweeps: list[str]) -> Non
                           else "SNR at the map's centre, configured profile [dB]")
             ax.set_ylabel("horizontal RMSE [m]")
             ax.set_yscale("log")
-            ax.set_title(f"{part}: RMSE vs SNR")
+            ax.set_title(f"{TITLES.get(part, part)}: RMSE vs SNR")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=6, ncol=2)
         fig.tight_layout()
@@ -495,7 +550,7 @@ def plot(rows: list[dict[str, Any]], parts: list[str], sweeps: list[str]) -> Non
             if sweep == "size":
                 ax.set_xscale("log", base=2)
             ax.set_ylabel("horizontal RMSE [m]")
-            ax.set_title(f"{part}: RMSE vs {sweep} at {SWEEP_SNR_DB:g} dB")
+            ax.set_title(f"{TITLES.get(part, part)}: RMSE vs {sweep} at {SWEEP_SNR_DB:g} dB")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=6)
     fig.tight_layout()
@@ -521,7 +576,18 @@ def main() -> None:
     parser.add_argument("--parts", default="synthetic,twin")
     parser.add_argument("--sweeps", default="snr,rate,size,prior")
     parser.add_argument("--rate-min", type=float, default=1.0)
+    parser.add_argument("--twin-rate-min", type=float, default=0.5)
+    parser.add_argument("--twin-precoder", choices=("tile", "block"), default="tile",
+                        help="the twin's fixed MRT: towards the tile, or the map's centre")
     parser.add_argument("--design-snr-db", type=float, default=10.0)
+    parser.add_argument("--twin-pairs", choices=("adjacent", "prior"), default="adjacent",
+                        help="the twin design's pairs: the 8 nearest blocks' or all within "
+                             "the prior's radius (eq. 14; ~10x as many, ~10 min a design)")
+    parser.add_argument("--tag", help="the tables' <tag> (default: from --sweeps), e.g. to "
+                                      "run the parts apart and merge their tables")
+    parser.add_argument("--replot", type=Path, metavar="CSV",
+                        help="only redraw the figures and tables of an earlier run's "
+                             "ris_cd_<tag>.csv (with the --parts and --sweeps it has)")
     args = parser.parse_args()
     parts = [p for p in args.parts.split(",") if p]
     args.sweeps = [s for s in args.sweeps.split(",") if s]
@@ -530,13 +596,17 @@ def main() -> None:
     start = time.perf_counter()
     FIGURES.mkdir(parents=True, exist_ok=True)
     # One run may make the SNR figure and another the sweeps: their tables stay apart.
-    tag = "snr" if args.sweeps == ["snr"] else "sweeps" if "snr" not in args.sweeps else "all"
+    tag = args.tag or ("snr" if args.sweeps == ["snr"] else
+                       "sweeps" if "snr" not in args.sweeps else "all")
+    if args.replot:
+        rows = read_rows(args.replot)
     for part, run_part in (("synthetic", synthetic), ("twin", twin)):
-        if part in parts:
+        if part in parts and not args.replot:
             run_part(args, rows, designs)
             # After each part, so that a long run keeps what it has.
             write_csv(FIGURES / f"ris_cd_{tag}.csv", rows)
             write_csv(FIGURES / f"ris_cd_{tag}_designs.csv", designs)
+    rows = like_for_like(rows)
     plot(rows, parts, args.sweeps)
     for part in parts:
         for sweep in args.sweeps:
@@ -550,8 +620,8 @@ def main() -> None:
                 values = [rmse(sel, phases=phases, method=method,
                                **dict(zip(key, x, strict=True))) for x in xs]
                 print(f"  {phases:18s} {method:28s} " + " ".join(f"{v:6.2f}" for v in values))
-    print(f"{time.perf_counter() - start:.0f} s; wrote the figures and ris_cd_{tag}.csv, "
-          f"ris_cd_{tag}_designs.csv in {FIGURES}")
+    tables = "" if args.replot else f" and ris_cd_{tag}.csv, ris_cd_{tag}_designs.csv"
+    print(f"{time.perf_counter() - start:.0f} s; wrote the figures{tables} in {FIGURES}")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,14 @@ def test_radio_map_is_traced_with_the_run(tmp_path: Path) -> None:
     scale = np.abs(run.cfr).max()
     np.testing.assert_allclose(radio_map.cfr[[0, 3]], run.cfr, atol=10 * FLOAT32_REL * scale)
     assert np.abs(radio_map.cfr - fp.cfr_direct).max() > 0  # the tile adds to the map
-    f = mrt_precoder(radio_map)
+    f = mrt_precoder(run)  # towards the tile: no unit-norm beam puts more power on it
     assert np.linalg.norm(f) == pytest.approx(1.0, abs=FLOAT64_ABS)
+    hop = run.ris.bs_to_ris[0, 0].astype(np.complex128)  # [element, bs_ant, subcarrier]
+    draws = np.random.default_rng(0).standard_normal((100, f.size, 2)) @ [1, 1j]
+    draws /= np.linalg.norm(draws, axis=1, keepdims=True)
+    on_tile = np.sum(np.abs(np.einsum("esk,ds->dek", hop, np.vstack([f, draws]))) ** 2,
+                     axis=(1, 2))
+    assert on_tile[0] >= on_tile[1:].max()
     write_run(tmp_path / "run.h5", run)
     back = read_run(tmp_path / "run.h5")
     assert back.fingerprints is not None and back.fingerprints.ris_to_ue is not None
@@ -118,7 +124,7 @@ def test_design_matrices_are_the_map_for_any_group_phases(tmp_path: Path) -> Non
     run = run_config(office_config(), tmp_path).run
     base = fingerprint_map(run)
     assert base is not None and run.ris is not None
-    f = mrt_precoder(base)
+    f = mrt_precoder(run)
     A, groups = design_matrices(run, f, groups=(2, 2))
     assert A.shape == (4, 8, 5) and np.bincount(groups).tolist() == [64] * 4
     phases = np.exp(2j * np.pi * np.random.default_rng(3).random(4))

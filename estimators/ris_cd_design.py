@@ -55,7 +55,9 @@ QoS block, by the paper's semidefinite relaxation and SCA rank-one refinement (�
   ln 2`` (eq. 29; convex), passed to the solver in the equivalent form
   ``(Π_k (1 + p_k γ_ik / σ²))^{1/P} ≥ 2^{R_min}`` (a geometric mean: second-order cones,
   exact for equal weights; SCS measured 2x and 8x fewer iterations than with the
-  exponential cones of the logarithms on two binding cases, as many when slack), and
+  exponential cones of the logarithms on two binding cases, as many when slack; the
+  ``norm`` form keeps the logarithms, since the geometric mean's compilation grew to
+  GBs at its sizes), and
   ``γ_ik ≤ g_ik``, again by the S-procedure in ``δ_ik [element]`` with ``μ_ik ≥ 0``
   (eq. 31)::
 

@@ -76,8 +76,8 @@ QoS block, by the paper's semidefinite relaxation and SCA rank-one refinement (�
   ``L``, exact at ``L̄``: the constraint ``γ_ik ≤`` tangent is conservative (every design
   it admits meets the rate), and the SCA moves ``L̄`` to each iterate (the first solve
   uses the gain that meets ``R_min`` on every pilot). Both forms are exact at rank one,
-  and their designs agree (tests: 7.3583 vs 7.3583 without QoS, 5.7104 vs 5.7081 with
-  it), but this one has one ``(N+1)``-square PSD cone in all: 1.2 s (no QoS) and 12 s
+  and their designs agree (tests: 7.3583 vs 7.3583 without QoS, 5.7004 vs 5.7081 with
+  it), but this one has one ``(N+1)``-square PSD cone in all: 1.2–1.3 s (no QoS) and 6–45 s
   (5 QoS blocks) on the synthetic figure's 150 pairs at ``N = 16``, ``P = 8``, where the
   compact S-procedure form did not finish in 10 minutes. With QoS blocks its first
   solve mixes a relaxation (the rank) with a restriction (the tangents), so

@@ -357,7 +357,7 @@ def test_norm_form_gives_the_s_procedure_designs(
     """``lmi="norm"`` (the robust distance in closed form under ``|θ_e| = 1``, the QoS
     gains by SCA tangents) against the paper's S-procedure LMIs on the binding instance:
     both designs converge, meet the rate and reach the same worst-case distance (measured
-    7.3583 / 7.3583 without QoS, 5.7104 / 5.7081 with it); the norm form's first solve is a
+    7.3583 / 7.3583 without QoS, 5.7004 / 5.7081 with it); the norm form's first solve is a
     relaxation of the distance-only problem, so it bounds that design."""
     problem, free, constrained = binding
     norm_free = design_ris(dataclasses.replace(problem, rate_min=0.0),

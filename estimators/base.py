@@ -185,6 +185,17 @@ class Estimator(abc.ABC):
         this estimator cannot work on ``obs``; estimate nothing."""
         self._validate(obs)
 
+    def working_memory(self, obs: Observation) -> dict[str, float]:
+        """Bytes that this estimator's largest arrays hold at once on ``obs``, beyond
+        the observation itself, keyed by the hyper-parameter that sizes each.
+
+        Read before any work by callers that bound resources: ``twin estimate`` adds
+        these to the observations' size and refuses, naming the key, a setting that
+        needs more memory than the machine has. ``{}``: nothing that a hyper-parameter
+        can make large. An estimate within a factor of ~2 of the measured peak.
+        """
+        return {}
+
     def _validate(self, obs: Observation) -> None:
         if obs.y.ndim != 5:
             raise EstimatorInputError(
@@ -243,6 +254,33 @@ class Estimator(abc.ABC):
     def crlb(self, obs: Observation, truth: ChannelTruth) -> Bound:
         """Cramér-Rao bounds of the paper, from the true channel behind ``obs``."""
         raise NotImplementedError(f"{self.name} has no Cramér-Rao bound")
+
+
+def grown_most(growth: Mapping[str, float]) -> str:
+    """The key of the largest factor (the first one on ties).
+
+    For a term that several hyper-parameters size together (a grid of ranges times
+    directions), ``growth`` maps each to the factor the term would shrink by if that
+    hyper-parameter were set back to its default: the key to name is the one that grew
+    it most, the first where none did.
+    """
+    return max(growth, key=lambda key: growth[key])
+
+
+def largest_stage(*stages: Mapping[str, float]) -> dict[str, float]:
+    """Of the working memories of stages that run one after another (each keyed as
+    :meth:`Estimator.working_memory`), the one of the largest total: their arrays never
+    coexist, so the peak is one stage's, not the sum."""
+    largest = max(stages, key=lambda stage: sum(stage.values()))
+    return dict(largest)
+
+
+def estimate_bytes(num_snapshots: int, num_paths: int, num_scatterers: int) -> float:
+    """Bytes of the per-path results of an :class:`Estimate` while they are gathered:
+    every snapshot's own arrays and their stacked copies (``path_tau``, ``path_aod``,
+    ``path_gain``: 40 bytes a path; ``scatterers``, ``scatterer_valid``: 25 a
+    scatterer)."""
+    return 2.0 * num_snapshots * (40 * num_paths + 25 * num_scatterers)
 
 
 def _degenerate(obs: Observation, t: int) -> str:

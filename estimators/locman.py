@@ -57,6 +57,8 @@ from estimators.base import (
     Estimator,
     EstimatorInputError,
     SnapshotEstimate,
+    estimate_bytes,
+    largest_stage,
     register,
 )
 from estimators.bounds import crlb as invert_fim
@@ -475,6 +477,15 @@ class _LocmanBase(Estimator):
         super()._validate(obs)
         if self.num_paths < 1:
             raise EstimatorInputError(f"{self.name}: num_paths must be >= 1")
+        samples = 2 * int(np.prod(obs.y.shape[2:]))
+        unknowns = 5  # complex gain, delay, AOA, AOD
+        if self.num_paths > samples // unknowns:
+            raise EstimatorInputError(
+                f"{self.name}: num_paths={self.num_paths} exceeds {samples // unknowns}, "
+                f"the {samples} real samples of a snapshot over {unknowns} unknowns a path")
+        if self.max_iterations < 1:
+            raise EstimatorInputError(
+                f"{self.name}: max_iterations={self.max_iterations} must be >= 1")
         if self.los_path not in ("strongest", "earliest"):
             raise EstimatorInputError(f"{self.name}: los_path must be 'strongest' or 'earliest'")
         if obs.link != "downlink":
@@ -494,6 +505,30 @@ class _LocmanBase(Estimator):
         ula = Ula.of(obs.ue_array, f"{self.name}: UE array")
         if abs(ula.axis[2]) > 1 - 1e-6:
             raise EstimatorInputError(f"{self.name}: a vertical UE array cannot see its yaw")
+
+    def working_memory(self, obs: Observation) -> dict[str, float]:
+        """Bytes of the larger of the two stages: the channel stage's arrays
+        (:meth:`_channel_bytes`) or, under ``num_paths``, the position stage's EXIP
+        Jacobian (:func:`geometric_weight`: ``[K Nr G, 5 path]`` complex, its columns
+        listed and stacked beside the paths' atoms, 192 bytes a path and received
+        sample) with the per-path results. Raises :class:`EstimatorInputError` where
+        :meth:`check` does."""
+        self.check(obs)
+        T, _, S, G, K = obs.y.shape
+        P = self.num_paths
+        position = 192.0 * self._max_order(K) * K * S * G + estimate_bytes(T, P, P - 1)
+        return largest_stage(self._channel_bytes(K, S, obs.bs_array.num_ant, G),
+                             {"num_paths": position})
+
+    def _channel_bytes(self, num_subcarriers: int, num_rx: int, num_tx: int,
+                       num_beams: int) -> dict[str, float]:
+        """Peak bytes of :meth:`channel_parameters` on ``K`` subcarriers, ``Nr`` x ``Nt``
+        antennas and ``G`` pilot beams, keyed by hyper-parameter."""
+        return {}
+
+    def _max_order(self, num_subcarriers: int) -> int:
+        """The most paths :meth:`channel_parameters` can return."""
+        return self.num_paths
 
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         """Per-path ``(c τ, ω_R, ω_T)`` and gains, LOS first (the method's first stage)."""
@@ -662,6 +697,20 @@ class Locman(_LocmanBase):
         super()._validate(obs)
         if self.solver not in ("admm", "sdp"):
             raise EstimatorInputError(f"{self.name}: solver must be 'admm' or 'sdp'")
+        if self.admm_max_iterations < 1:
+            raise EstimatorInputError(
+                f"{self.name}: admm_max_iterations={self.admm_max_iterations} must be >= 1")
+
+    def _channel_bytes(self, num_subcarriers: int, num_rx: int, num_tx: int,
+                       num_beams: int) -> dict[str, float]:
+        # The lifted matrices' size is the observation's (K, Nr, Nt); the solver is the
+        # one setting that changes what they cost. The model order is at most
+        # min(L1, L2) (channel_parameters), whatever num_paths.
+        bytes_of = anm.sdp_memory_bytes if self.solver == "sdp" else anm.admm_memory_bytes
+        return {"solver": bytes_of(num_subcarriers, num_rx, num_tx)}
+
+    def _max_order(self, num_subcarriers: int) -> int:
+        return min(self.num_paths, *anm.hankel_sizes(num_subcarriers))
 
     def denoise(self, snap: LocmanSnapshot) -> anm.AnmSolution:
         """The atomic norm denoiser (eq. 13) with ``μ`` of Prop. 3 (eq. 14)."""
@@ -727,6 +776,16 @@ class DcsSomp(_LocmanBase):
         super()._validate(obs)
         if self.oversampling < 1:
             raise EstimatorInputError(f"{self.name}: oversampling must be >= 1")
+
+    def _channel_bytes(self, num_subcarriers: int, num_rx: int, num_tx: int,
+                       num_beams: int) -> dict[str, float]:
+        # The correlations [K, o Nr, o Nt] (complex128, the last path's alive while the
+        # next one's are formed) with their magnitudes, and the transmit atoms' pilots
+        # [K, o Nt, G] (complex128). The chosen atoms [path, K, Nr, G] are fewer bytes
+        # than the EXIP Jacobian after them (working_memory).
+        K, o = num_subcarriers, self.oversampling
+        return {"oversampling": 40.0 * K * o * o * num_rx * num_tx
+                + 16.0 * K * o * num_tx * num_beams}
 
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         grid_r = -np.pi + 2 * np.pi * np.arange(self.oversampling * snap.rx.size) / (

@@ -48,6 +48,8 @@ from estimators.base import (
     Estimator,
     EstimatorInputError,
     SnapshotEstimate,
+    estimate_bytes,
+    grown_most,
     register,
 )
 from estimators.bounds import crlb as invert_fim
@@ -133,6 +135,21 @@ class _Grid:
     zeniths: FloatArray     # [D]
 
 
+def _arange_length(start: float, stop: float, step: float) -> int:
+    """``len(np.arange(start, stop, step))`` without building it (numpy's own rule)."""
+    return max(int(np.ceil((stop - start) / step)), 0)
+
+
+def grid_size(range_step: float, angle_step: float, max_range: float,
+              dimensions: int) -> tuple[int, int]:
+    """Ranges ``R`` and directions ``D`` of :func:`_search_grid`, without building it."""
+    ranges = _arange_length(range_step, max_range + 1e-9, range_step)
+    directions = _arange_length(-np.pi / 2 + angle_step / 2, np.pi / 2, angle_step)
+    if dimensions == 3:
+        directions *= _arange_length(angle_step / 2, np.pi, angle_step)
+    return ranges, directions
+
+
 def _search_grid(snap: MisoSnapshot, bs_yaw: float, range_step: float, angle_step: float,
                  max_range: float, dimensions: int) -> _Grid:
     ranges = np.arange(range_step, max_range + 1e-9, range_step)
@@ -142,6 +159,21 @@ def _search_grid(snap: MisoSnapshot, bs_yaw: float, range_step: float, angle_ste
     zen = np.arange(angle_step / 2, np.pi, angle_step)
     aa, zz = np.meshgrid(az, zen, indexing="ij")
     return _Grid(ranges, aa.ravel(), zz.ravel())
+
+
+def pseudospectrum_bytes(num_ranges: int, num_directions: int, num_beams: int,
+                         num_subcarriers: int, num_antennas: int) -> dict[str, float]:
+    """Peak bytes of :func:`sp_pseudospectrum` on an ``R x D`` grid, by axis.
+
+    ``"range"``: the delay phasors ``[K, R]`` and their products with the residual ``[M,
+    R]``, complex; ``"direction"``: the steering vectors ``[D, N]`` with their exponent,
+    or the beam responses ``[D, M]`` with their conjugate (complex, one pair at a time);
+    ``"grid"``: the scores ``[D, R]``, complex, then their magnitudes alongside.
+    """
+    R, D = num_ranges, num_directions
+    return {"range": R * (16.0 * (num_subcarriers + num_beams) + 8),
+            "direction": D * (32.0 * max(num_antennas, num_beams) + 48),
+            "grid": 24.0 * D * R}
 
 
 def sp_pseudospectrum(snap: MisoSnapshot, grid: _Grid, residual: ComplexArray) -> FloatArray:
@@ -210,6 +242,23 @@ class _MisoBase(Estimator):
                 f"{self.name}: needs a downlink observation at a single-antenna UE "
                 f"(got link={obs.link}, UE antennas={obs.ue_array.num_ant})"
             )
+        samples = 2 * int(np.prod(obs.y.shape[2:]))
+        unknowns = 2 + self.dimensions  # complex gain, range, azimuth[, zenith]
+        if self.num_paths > samples // unknowns:
+            raise EstimatorInputError(
+                f"{self.name}: num_paths={self.num_paths} exceeds {samples // unknowns}, "
+                f"the {samples} real samples of a snapshot over {unknowns} unknowns a path")
+        if not self.range_step_m > 0 or not (self.max_range_m is None or self.max_range_m > 0):
+            raise EstimatorInputError(
+                f"{self.name}: range_step_m and max_range_m must be > 0 (got "
+                f"{self.range_step_m}, {self.max_range_m})")
+        if not 0 < self.angle_step_rad <= np.pi:
+            raise EstimatorInputError(
+                f"{self.name}: angle_step_rad must be in (0, π], got {self.angle_step_rad}")
+        if self.sage_passes < 0 or self.max_iterations < 1:
+            raise EstimatorInputError(
+                f"{self.name}: sage_passes={self.sage_passes} must be >= 0, "
+                f"max_iterations={self.max_iterations} >= 1")
         if not 0 <= self.bs < obs.num_bs:
             raise EstimatorInputError(f"{self.name}: bs={self.bs} but {obs.num_bs} BS(s)")
         if self.dimensions == 3 and obs.bs_array.rows < 2:
@@ -217,14 +266,62 @@ class _MisoBase(Estimator):
                 f"{self.name}: dimensions=3 needs a planar BS array (rows >= 2) to see zenith"
             )
 
+    def working_memory(self, obs: Observation) -> dict[str, float]:
+        """Bytes of the search grid's pseudospectrum (:func:`pseudospectrum_bytes`) and
+        of the paths' atoms, keyed by the hyper-parameter that sizes each.
+
+        The ``R`` ranges go under ``range_step_m`` or ``max_range_m``, the ``D``
+        directions under ``angle_step_rad`` or ``dimensions``, the ``[D, R]`` scores
+        under whichever of the four grew the grid most from its default
+        (:func:`~estimators.base.grown_most`). ``num_paths``: the ``[path, M, K]`` atoms
+        (their least-squares copy and conjugate alongside), the joint ML's Nelder-Mead
+        simplex over ``num_paths * dimensions`` unknowns, and the results. Raises
+        :class:`EstimatorInputError` where :meth:`check` does.
+        """
+        self.check(obs)
+        T, _, _, M, K = obs.y.shape
+        N = obs.bs_array.num_ant
+        defaults = self.default_params()
+        step, angle, dims = self.range_step_m, self.angle_step_rad, self.dimensions
+        unambiguous = self._unambiguous_range(obs)
+        reach = self.max_range_m or unambiguous
+        R, D = grid_size(step, angle, reach, dims)
+        growth = {
+            "range_step_m": R / max(grid_size(defaults["range_step_m"], angle, reach, dims)[0], 1),
+            "max_range_m": R / max(grid_size(step, angle, unambiguous, dims)[0], 1),
+            "angle_step_rad": D / max(grid_size(step, defaults["angle_step_rad"], reach,
+                                                dims)[1], 1),
+            "dimensions": D / max(grid_size(step, angle, reach, 2)[1], 1),
+        }
+        spectrum = pseudospectrum_bytes(R, D, M, K, N)
+        terms: dict[str, float] = {}
+        for key, value in (
+            (grown_most({k: growth[k] for k in ("range_step_m", "max_range_m")}),
+             spectrum["range"]),
+            (grown_most({k: growth[k] for k in ("angle_step_rad", "dimensions")}),
+             spectrum["direction"]),
+            (grown_most(growth), spectrum["grid"]),
+        ):
+            terms[key] = terms.get(key, 0.0) + value
+        P = self.num_paths
+        unknowns = P * dims
+        simplex = 16.0 * (unknowns + 1) * unknowns if self.stage == "joint" else 0.0
+        terms["num_paths"] = 48.0 * P * M * K + simplex + estimate_bytes(T, P, P - 1)
+        return terms
+
+    @staticmethod
+    def _unambiguous_range(obs: Observation) -> float:
+        """``c / Δf`` [m], the grid's default reach."""
+        spacing = float(np.mean(np.diff(obs.frequencies))) if obs.frequencies.size > 1 else 1.0
+        return SPEED_OF_LIGHT / spacing
+
     # -- pipeline ------------------------------------------------------------------
 
     def _estimate_snapshot(
         self, obs: Observation, t: int, rng: np.random.Generator
     ) -> SnapshotEstimate:
         snap = MisoSnapshot.from_observation(obs, t, self.bs)
-        spacing = float(np.mean(np.diff(obs.frequencies))) if obs.frequencies.size > 1 else 1.0
-        max_range = self.max_range_m or SPEED_OF_LIGHT / spacing  # unambiguous range
+        max_range = self.max_range_m or self._unambiguous_range(obs)
         yaw = float(obs.bs_orientation[self.bs, 0])
         grid = _search_grid(snap, yaw, self.range_step_m, self.angle_step_rad, max_range,
                             self.dimensions)

@@ -56,6 +56,7 @@ from estimators.base import (
     SnapshotEstimate,
     _degenerate,
     _stack,
+    estimate_bytes,
     register,
 )
 from estimators.models.slab import SlabSystem, random_beamformers, subcarrier_indices
@@ -134,6 +135,56 @@ class _Slab(Estimator):
                 f"{self.name}: {count} subcarriers do not interleave over {self.num_bs} BSs")
         _ula_spacing(obs.bs_array.element_positions, f"{self.name}: BS array")
         _ula_spacing(obs.ue_array.element_positions, f"{self.name}: UE array")
+        # A slot's unknowns, 2 J (L + 1) gains (real parts) and 2 J L + 3 location
+        # parameters, cannot outnumber its real samples, 2 Nu M K'' per BS.
+        J = self.num_bs
+        samples = 2 * J * obs.ue_array.num_ant * obs.pilots.shape[0] * (count // J)
+        bound = (samples - 2 * J - 3) // (4 * J)
+        if self.num_nlos > bound:
+            raise EstimatorInputError(
+                f"{self.name}: num_nlos={self.num_nlos} exceeds {bound}: a slot's {samples} "
+                f"real samples over 4 unknowns a NLOS path and BS, {2 * J + 3} for the LOS")
+        if self.max_iterations is not None and self.max_iterations < 1:
+            raise EstimatorInputError(
+                f"{self.name}: max_iterations={self.max_iterations} must be >= 1 or None")
+
+    def working_memory(self, obs: Observation) -> dict[str, float]:
+        """Bytes of the loop's largest arrays, keyed by the hyper-parameter that sizes
+        them (``J`` BSs, ``L = num_nlos``, ``P = L + 1`` paths and ``A = 2 J L + 3``
+        location parameters; ``K'`` subcarriers a BS, ``Nu``, ``Nb`` antennas, ``M``
+        beams).
+
+        ``num_nlos``: the larger of the LCE stage, the response derivatives ``[J, K', Nu,
+        Nb, P, A]`` (complex128, twice while formed) or with the coefficient derivatives
+        ``[J, Nu, M, K', P, A]``, plus the first slot's LOS hypotheses (~150 bytes each of
+        ``(2 P)^J``, measured: most fall outside the area), and the BFR stage (not for
+        ``bfr="none"``), the feature matrices ``K^α [J, K', A, A, Nb, Nb]`` (complex128,
+        three times: contraction, scaling, contiguous copy; fifteen for lmi-bfr's SDP;
+        measured), ``K^h [J, K', P, P, Nb, Nb]`` and the response derivatives twice;
+        plus the scatterer estimates.
+        ``max_iterations``: the LCE's iterate histories, ~``16 A + 200`` bytes an
+        iteration and slot of a window. Raises :class:`EstimatorInputError` where
+        :meth:`check` does.
+        """
+        self.check(obs)
+        T = obs.num_snapshots
+        J, L = self.num_bs, self.num_nlos
+        P, A = L + 1, 2 * J * L + 3
+        per_bs = obs.frequencies.size // J
+        Nu, Nb, M = obs.ue_array.num_ant, obs.bs_array.num_ant, obs.pilots.shape[0]
+        responses = J * per_bs * Nu * Nb * P * A
+        coefficients = J * Nu * M * per_bs * P * A
+        lce = 16.0 * max(2 * responses, responses + coefficients) + 150.0 * (2 * P) ** J
+        # lmi-bfr's SDP holds K^α again, compiled by cvxpy and copied by SCS: measured
+        # (live peak, L = 2, 3) ~240 bytes an entry where the others hold 48.
+        copies = 15 if self.bfr == "lmi" else 3
+        bfr = 0.0 if self.bfr == "none" else 16.0 * (
+            copies * J * per_bs * A * A * Nb * Nb + J * per_bs * P * P * Nb * Nb
+            + 2 * responses)
+        iterations = self.max_iterations or self.default_iterations
+        history = min(self.window or T, T) * (iterations + 1) * (16.0 * A + 200.0)
+        return {"num_nlos": max(lce, bfr) + estimate_bytes(T, 0, J * L),
+                "max_iterations": history}
 
     # -------------------------------------------------------------- the mapping
 

@@ -380,8 +380,6 @@ def train(
         raise TwinInputError(f"train: unknown model '{model}' (known: daun)")
     if loss not in ("residual", "position"):
         raise TwinInputError(f"train daun: --loss must be residual or position, got '{loss}'")
-    if output.exists() and not overwrite:
-        raise TwinInputError(f"{output} exists (use --overwrite)")
     from twin.train import train_daun_on_dataset
 
     with progress_bar("layers", quiet) as update:
@@ -389,7 +387,7 @@ def train(
             directory, output, num_layers=layers, loss=loss,  # type: ignore[arg-type]
             seed=seed, validation=validation, samples_per_layer=samples_per_layer,
             batch_size=batch_size, grid_spacing_m=grid_spacing, num_angles=angles,
-            on_progress=update)
+            overwrite=overwrite, on_progress=update)
     log = checkpoint["training"]
     _out.print(escape(f"{output}: {layers} layers, validation loss "
                       f"{log['validation_loss'][-1]:.4g}, {log['seconds']:.0f} s"))

@@ -11,22 +11,61 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from twin.errors import TwinInputError
+from twin.outputs import regular_file
 
 # Chosen by measurement (docs/BENCHMARKS.md, tests/twin/test_sampling.py): on every
 # bundled scene 1e5 samples find >= 99% of the paths that 1e7 find, ~10x faster than
 # 1e6 and within CI memory in Sionna's deterministic mode (which grows with samples).
 DEFAULT_SAMPLES_PER_SRC = 100_000
 
-Vec3 = tuple[float, float, float]
-PositiveFloat = Annotated[float, Field(gt=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
+#: Sionna's wavefront is 32-bit: samples per source times sources stays below this.
+MAX_WAVEFRONT = 2**32 - 1
+#: [B] a YAML config at most (positions in bulk go in ``ue.positions_csv``).
+MAX_CONFIG_BYTES = 64 * 2**20
+#: Nodes of a YAML config once its aliases are expanded, at most.
+MAX_CONFIG_NODES = 2_000_000
+
+
+def _number(value: Any) -> Any:
+    # YAML's true/false would otherwise be read as 1/0 where a number belongs.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    value = _number(value)
+    if isinstance(value, str):  # YAML 1.1 reads 1e6 (no dot) as text
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if number.is_integer():
+            return int(number)
+    return value
+
+
+#: The config's number types: finite (every model sets ``allow_inf_nan=False``), never a
+#: boolean; an integer may be written ``1e6``.
+Float = Annotated[float, BeforeValidator(_number)]
+Int = Annotated[int, BeforeValidator(_integer)]
+Vec3 = tuple[Float, Float, Float]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+PositiveInt = Annotated[Int, Field(gt=0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MaterialsConfig(_Strict):
@@ -101,9 +140,9 @@ class UEConfig(_Strict):
 class TracingConfig(_Strict):
     """Sionna RT ``PathSolver`` settings; ``batch_size`` receivers are traced per call."""
 
-    max_depth: Annotated[int, Field(ge=0, le=10)] = 3
-    samples_per_src: PositiveInt = DEFAULT_SAMPLES_PER_SRC
-    max_num_paths_per_src: PositiveInt = 1_000_000
+    max_depth: Annotated[Int, Field(ge=0, le=10)] = 3
+    samples_per_src: Annotated[Int, Field(gt=0, le=MAX_WAVEFRONT)] = DEFAULT_SAMPLES_PER_SRC
+    max_num_paths_per_src: Annotated[Int, Field(gt=0, le=MAX_WAVEFRONT)] = 1_000_000
     los: bool = True
     specular_reflection: bool = True
     diffuse_reflection: bool = False
@@ -134,8 +173,8 @@ class RisProfileConfig(_Strict):
 
     kind: Literal["uniform", "reflect", "focus", "file"] = "uniform"
     source: str | None = None
-    azimuth: float | None = None
-    zenith: float = 1.5707963267948966
+    azimuth: Float | None = None
+    zenith: Float = 1.5707963267948966
     target: Vec3 | None = None
     file: str | None = None
 
@@ -161,17 +200,13 @@ class RisConfig(_Strict):
     orientation: Vec3 = (0.0, 0.0, 0.0)
     elements: tuple[PositiveInt, PositiveInt]
     spacing_wavelengths: PositiveFloat = 0.5
-    amplitude: Annotated[float, Field(gt=0, le=1)] = 1.0
+    amplitude: Annotated[Float, Field(gt=0, le=1)] = 1.0
     profile: RisProfileConfig = Field(default_factory=RisProfileConfig)
     near_field: bool = False
     sub_tiles: tuple[PositiveInt, PositiveInt] | None = None
 
     @model_validator(mode="after")
-    def _finite(self) -> RisConfig:
-        import math
-
-        if not all(math.isfinite(v) for v in (*self.position, *self.orientation)):
-            raise ValueError("position and orientation must be finite")
+    def _sub_tiles(self) -> RisConfig:
         if self.sub_tiles is not None:
             if not self.near_field:
                 raise ValueError("sub_tiles needs near_field: true")
@@ -196,9 +231,9 @@ class FingerprintsConfig(_Strict):
     every ``block_size`` [m] square block of ``area`` ``[[x0, y0], [x1, y1]]`` [m], at
     ``height`` [m], traced with the run (the same scene, BSs, tiles and settings)."""
 
-    area: tuple[tuple[float, float], tuple[float, float]]
+    area: tuple[tuple[Float, Float], tuple[Float, Float]]
     block_size: PositiveFloat = 0.5
-    height: float = 1.2
+    height: Float = 1.2
 
     @model_validator(mode="after")
     def _ordered(self) -> FingerprintsConfig:
@@ -218,7 +253,7 @@ class FingerprintsConfig(_Strict):
 class TwinConfig(_Strict):
     """A whole run. Paths in it are relative to the YAML file's directory."""
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)]
+    seed: Annotated[Int, Field(ge=0, lt=2**32)]
     scene: SceneConfig
     radio: RadioConfig = Field(default_factory=RadioConfig)
     base_stations: list[BaseStationConfig] = Field(min_length=1)
@@ -245,11 +280,23 @@ class TwinConfig(_Strict):
         if len(arrays) > 1:
             # Sionna RT has a single transmit array shared by every transmitter.
             raise ValueError("all base stations must use the same array")
+        check_wavefront(self.tracing, max(len(self.base_stations), 4 if self.ris else 1))
         return self
 
     def to_yaml(self) -> str:
         """The fully resolved config (defaults filled in) as YAML text."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def check_wavefront(tracing: TracingConfig, sources: int) -> None:
+    """Sionna traces ``samples_per_src`` and keeps ``max_num_paths_per_src`` per source in
+    32-bit wavefronts: both times ``sources`` (the BSs; RIS sub-tiles, 4 per call) must
+    stay below 2³² − 1."""
+    for key in ("samples_per_src", "max_num_paths_per_src"):
+        value = getattr(tracing, key)
+        if value * sources >= MAX_WAVEFRONT:
+            raise ValueError(f"tracing.{key}: {value} per source times {sources} source(s) "
+                             "exceeds Sionna's 32-bit wavefront (2^32 - 1)")
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -308,9 +355,10 @@ def format_validation_error(error: ValidationError, source: str,
                 else f" (valid keys: {', '.join(parent.model_fields)})"
             )
         return f"{source}: unknown key '{_dotted(loc)}'{hint}{suffix}"
-    where = _dotted(loc) or "config"
     message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{source}: {where}: {message}{suffix}"
+    if not loc:  # a whole-config check names its keys itself
+        return f"{source}: {message}{suffix}"
+    return f"{source}: {_dotted(loc)}: {message}{suffix}"
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -344,14 +392,35 @@ def load_config(path: str | Path) -> tuple[TwinConfig, Path]:
 
 
 def read_yaml(path: Path) -> Any:
-    """A config file's YAML, or a one-line TwinInputError (missing, unreadable, invalid)."""
-    if not path.is_file():
+    """A config file's YAML, or a one-line TwinInputError (missing, not a regular file,
+    larger than :data:`MAX_CONFIG_BYTES`, unreadable, invalid, more than
+    :data:`MAX_CONFIG_NODES` values once its aliases are expanded)."""
+    if not path.exists():
         raise TwinInputError(f"{path}: config file not found")
+    regular_file(path, "config", MAX_CONFIG_BYTES)
     try:
-        return yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise TwinInputError(f"{path}: invalid YAML{where}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TwinInputError(f"{path}: cannot read config ({exc.__class__.__name__})") from None
+    _check_node_count(data, path)
+    return data
+
+
+def _check_node_count(data: Any, path: Path) -> None:
+    # Aliases share nodes, so a small file can expand to billions ("billion laughs").
+    stack, count = [data], 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_NODES:
+            raise TwinInputError(f"{path}: more than {MAX_CONFIG_NODES} values once its YAML "
+                                 "aliases are expanded")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)

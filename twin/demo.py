@@ -15,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from estimators import ESTIMATORS
-from twin.estimate import estimate_run
-from twin.evaluate import evaluate_to_dir
-from twin.render import render_scene_png
-from twin.runfile import check_output_path
+from twin.config import load_config
+from twin.estimate import ESTIMATE_FILE, estimate_run
+from twin.evaluate import REPORT, evaluate_to_dir
+from twin.outputs import check_output
+from twin.render import SCENE_RENDER, render_scene_png
+from twin.runfile import RUN_FILE
 from twin.scene import BUNDLED_DIR
-from twin.simulate import simulate_to_file
+from twin.simulate import run_inputs, simulate_to_file
 
 DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "drive.yaml"
 RIS_DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "ris_drive.yaml"
@@ -34,14 +36,24 @@ def run_demo(
     on_task: Callable[[str, int, int], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> dict[str, Path]:
-    """Run the demo chain into ``out_dir`` (replacing earlier demo files); returns the
-    files written, labelled. ``on_task(task, done, total)`` follows each estimator's
-    snapshots, then the evaluation and the maps. Estimators the demo drive does not fit
-    (another UE array, say) are left out and named to ``on_skip(algorithm, reason)``."""
+    """Run the demo chain into ``out_dir`` (replacing the files an earlier demo wrote
+    there, and nothing else: every output is checked before any work,
+    :func:`twin.outputs.check_output`); returns the files written, labelled.
+    ``on_task(task, done, total)`` follows each estimator's snapshots, then the evaluation
+    and the maps. Estimators the demo drive does not fit (another UE array, say) are left
+    out and named to ``on_skip(algorithm, reason)``."""
     task = on_task or (lambda name, done, total: None)
     run_path, png_path = out_dir / "run.h5", out_dir / "scene.png"
     est_path, report = out_dir / "est.h5", out_dir / "report"
-    check_output_path(png_path, overwrite=True, what="demo output")
+    ris_run_path, ris_png_path = out_dir / "ris_run.h5", out_dir / "ris_scene.png"
+    inputs: list[Path] = []
+    for config_path in (DEMO_CONFIG, RIS_DEMO_CONFIG):
+        scene, others = run_inputs(*load_config(config_path))
+        inputs += [config_path, *scene, *others]
+    for path, artifact in ((run_path, RUN_FILE), (png_path, SCENE_RENDER),
+                           (est_path, ESTIMATE_FILE), (report, REPORT),
+                           (ris_run_path, RUN_FILE), (ris_png_path, SCENE_RENDER)):
+        check_output(path, artifact, overwrite=True, inputs=inputs, what="demo output")
     sim = simulate_to_file(DEMO_CONFIG, run_path, overwrite=True, on_progress=on_progress)
     render_scene_png(sim, png_path)
     estimate_run(run_path, sorted(ESTIMATORS), est_path, overwrite=True,
@@ -50,7 +62,6 @@ def run_demo(
     task("evaluate, draw maps", 0, 1)
     evaluate_to_dir(run_path, [est_path], report, overwrite=True)
     task("evaluate, draw maps", 1, 1)
-    ris_run_path, ris_png_path = out_dir / "ris_run.h5", out_dir / "ris_scene.png"
     task("RIS walk", 0, 1)
     ris_sim = simulate_to_file(RIS_DEMO_CONFIG, ris_run_path, overwrite=True)
     render_scene_png(ris_sim, ris_png_path, snapshots=[ris_sim.run.drive.num_snapshots - 1])

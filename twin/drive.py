@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from twin.config import TrajectoryConfig, UEConfig
 from twin.errors import TwinInputError
+from twin.outputs import regular_file
 
 
 @dataclass(frozen=True)
@@ -34,24 +35,45 @@ class Drive:
         return int(self.time.shape[0])
 
 
-def sample_trajectory(trajectory: TrajectoryConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample a constant-speed polyline every ``sample_period_s``.
-
-    Returns ``time [T]``, ``position [T, 3]``, ``velocity [T, 3]``; the last sample is at
-    or before the final waypoint (``T = floor(L / (v dt)) + 1``).
-    """
+def _polyline(trajectory: TrajectoryConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trajectory's distinct waypoints ``[W, 3]``, their arc lengths ``[W]`` [m] and
+    the number of samples ``floor(L / (v dt)) + 1`` (a float: it may be huge)."""
     waypoints = np.asarray(trajectory.waypoints, dtype=np.float64)
     # Repeated waypoints add zero-length segments that own no sample: drop them.
     keep = np.concatenate([[True], np.any(np.diff(waypoints, axis=0) != 0, axis=1)])
     waypoints = waypoints[keep]
     if len(waypoints) < 2:
         raise TwinInputError("ue.trajectory.waypoints: zero-length trajectory")
-    segments = np.diff(waypoints, axis=0)
-    seg_len = np.linalg.norm(segments, axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(waypoints, axis=0), axis=1))])
     step = trajectory.speed_mps * trajectory.sample_period_s
     # A tiny tolerance keeps a sample exactly on the last waypoint despite rounding.
-    count = int(np.floor(cum[-1] / step + 1e-9)) + 1
+    return waypoints, cum, float(np.floor(cum[-1] / step + 1e-9)) + 1
+
+
+def snapshot_count(ue: UEConfig, base_dir: Path) -> float:
+    """The number of snapshots :func:`build_drive` makes, without making them (a
+    CSV's data lines are counted, not parsed)."""
+    if ue.trajectory is not None:
+        return _polyline(ue.trajectory)[2]
+    if ue.positions is not None:
+        return float(len(ue.positions))
+    path = csv_path(ue, base_dir)
+    regular_file(path, "ue.positions_csv")
+    with path.open("rb") as f:
+        return float(sum(1 for line in f if line.strip() and not line.lstrip().startswith(b"#")))
+
+
+def sample_trajectory(trajectory: TrajectoryConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample a constant-speed polyline every ``sample_period_s``.
+
+    Returns ``time [T]``, ``position [T, 3]``, ``velocity [T, 3]``; the last sample is at
+    or before the final waypoint (``T = floor(L / (v dt)) + 1``).
+    """
+    waypoints, cum, samples = _polyline(trajectory)
+    segments = np.diff(waypoints, axis=0)
+    seg_len = np.linalg.norm(segments, axis=1)
+    step = trajectory.speed_mps * trajectory.sample_period_s
+    count = int(samples)
     arc = np.minimum(np.arange(count) * step, cum[-1])
     seg = np.clip(np.searchsorted(cum, arc, side="right") - 1, 0, len(seg_len) - 1)
     frac = (arc - cum[seg]) / seg_len[seg]
@@ -61,9 +83,14 @@ def sample_trajectory(trajectory: TrajectoryConfig) -> tuple[np.ndarray, np.ndar
     return time, position, velocity
 
 
+def csv_path(ue: UEConfig, base_dir: Path) -> Path:
+    assert ue.positions_csv is not None
+    csv = Path(ue.positions_csv).expanduser()
+    return csv if csv.is_absolute() else base_dir / csv
+
+
 def _read_positions_csv(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise TwinInputError(f"ue.positions_csv: {path}: file not found")
+    regular_file(path, "ue.positions_csv")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -98,9 +125,7 @@ def build_drive(ue: UEConfig, base_dir: Path, sample_period_s: float = 1.0) -> D
         if ue.positions is not None:
             position = np.asarray(ue.positions, dtype=np.float64)
         else:
-            assert ue.positions_csv is not None
-            csv = Path(ue.positions_csv).expanduser()
-            position = _read_positions_csv(csv if csv.is_absolute() else base_dir / csv)
+            position = _read_positions_csv(csv_path(ue, base_dir))
         if not np.all(np.isfinite(position)):
             raise TwinInputError("ue.positions: positions must be finite numbers")
         time = np.arange(len(position)) * sample_period_s

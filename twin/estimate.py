@@ -26,6 +26,7 @@ settings and seed ⇒ identical arrays (runtimes aside).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -45,7 +46,9 @@ from estimators import ESTIMATORS, Estimate, Estimator
 from estimators.base import EstimatorInputError
 from estimators.types import Observation
 from twin.errors import TwinInputError
-from twin.runfile import RunData, atomic_path, check_output_path, package_versions, read_run
+from twin.outputs import Artifact, atomic_file, check_output
+from twin.resources import Need, check_memory
+from twin.runfile import RunData, package_versions, read_run
 from twin.sounding import observation_from_run
 
 SCHEMA_VERSION = "1.0"
@@ -57,6 +60,21 @@ DEFAULT_NOISE_FIGURE_DB = 7.0
 
 ProgressCallback = Callable[[str, int, int], None]
 """``on_progress(algorithm, snapshots_done, snapshots_total)``."""
+
+
+def is_estimate_file(path: Path) -> bool:
+    """Whether ``path`` is an estimate file (its ``/config`` kind), read lazily."""
+    try:
+        if not (path.is_file() and h5py.is_hdf5(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            return "config" in f and f["config"].attrs.get("kind") == FILE_KIND
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+#: What ``twin estimate`` writes (``--overwrite`` replaces only this).
+ESTIMATE_FILE = Artifact("twin estimate file", "twin estimate", is_estimate_file)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -192,10 +210,15 @@ def _conform(hint: Any, value: Any, raw: str) -> Any:
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads 1e6 (no dot) as text
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise _MismatchError from None
+            if not math.isfinite(number):
+                raise _MismatchError
+            return number
         if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _MismatchError
+        if not math.isfinite(value):
             raise _MismatchError
         return float(value)
     if hint is str:
@@ -353,6 +376,15 @@ def _observe(
         )) from None
 
 
+def _nbytes(value: Any) -> int:
+    """Bytes of the numpy arrays in ``value`` and in its dataclass fields, recursively."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 0
+
+
 def _build(name: str, cls: type[Estimator], overrides: Mapping[str, Any]) -> Estimator:
     try:
         return cls(**overrides)
@@ -435,9 +467,11 @@ def estimate_run(
     noise = resolve_noise(snr_db, tx_power_dbm, noise_figure_db)
     if seed is not None and seed < 0:
         raise TwinInputError(f"--seed: must be >= 0, got {seed}")
-    if output.resolve() == run_path.resolve():
-        raise TwinInputError(f"{output}: the output would replace the run file")
-    check_output_path(output, overwrite)
+    settings = list(settings)
+    # A setting that names a file (a checkpoint) is an input too.
+    named = [Path(value) for value in (item.partition("=")[2].strip() for item in settings)
+             if value and Path(value).expanduser().exists()]
+    check_output(output, ESTIMATE_FILE, overwrite=overwrite, inputs=[run_path, *named])
     run = read_run(run_path)
     names = resolve_algorithms(algorithms)
     classes = {name: ESTIMATORS[name] for name in names}
@@ -447,8 +481,11 @@ def estimate_run(
     if seed < 0:
         raise TwinInputError(f"{run_path}: run seed {seed} is negative; pass --seed")
 
-    # Sound and check for every algorithm first: a misfit fails before any estimator runs.
+    # Sound and check for every algorithm first: a misfit, or a setting the memory cannot
+    # hold, fails before any estimator runs.
     jobs: list[tuple[str, Estimator, np.random.Generator, Observation]] = []
+    held: list[Need] = []
+    working: list[Need] = []
     for name, estimator in built.items():
         rng = algorithm_rng(seed, name)
         try:
@@ -460,6 +497,15 @@ def estimate_run(
             on_skip(name, _misfit(name, exc))
             continue
         jobs.append((name, estimator, rng, obs))
+        held.append(Need(f"'{name}''s observation", _nbytes(obs), "--algorithms"))
+        arrays = estimator.working_memory(obs)
+        if arrays:
+            largest = max(arrays, key=lambda key: arrays[key])
+            working.append(Need(f"'{name}''s working arrays", math.fsum(arrays.values()),
+                                f"--set {name}.{largest}"))
+        # The estimators run one after the other: only the largest working set counts.
+        check_memory([*held, *sorted(working, key=lambda n: n.bytes)[-1:]],
+                     "twin estimate")
     if not jobs:
         raise TwinInputError(f"{run_path}: none of {', '.join(names)} can run on this run")
 
@@ -508,7 +554,7 @@ def _write_estimates(
     instances: Mapping[str, Estimator],
     results: Mapping[str, Estimate],
 ) -> None:
-    with atomic_path(output) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_file(output) as tmp, h5py.File(tmp, "w") as f:
         cfg = f.create_group("config")
         cfg.attrs.update(
             kind=FILE_KIND, schema_version=SCHEMA_VERSION, seed=seed,

@@ -38,8 +38,6 @@ Output directory (written whole or not at all): ``metrics.json`` (schema below),
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +54,7 @@ from estimators import ESTIMATORS, Estimate, Estimator
 from twin.errors import TwinInputError
 from twin.estimate import EstimateFile, algorithm_rng, gather_estimates
 from twin.metrics import Matching, gospa, match_points
+from twin.outputs import Artifact, atomic_directory, check_output
 from twin.paths import InteractionType
 from twin.runfile import RunData, read_run
 from twin.sounding import channel_truth, observation_from_run
@@ -472,6 +471,32 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
     return "\n".join(lines)
 
 
+#: Every file a report directory holds.
+REPORT_FILES = frozenset({"metrics.json", "report.md", "ue_error_cdf.png",
+                          "ue_error_over_time.png", "map_precision_recall.png", "map.png",
+                          "map.html"})
+
+
+def is_report_directory(path: Path) -> bool:
+    """Whether ``path`` is a report directory: its ``metrics.json`` has the report's keys
+    and it holds nothing but :data:`REPORT_FILES` (so nothing of the user's is lost when
+    it is replaced)."""
+    try:
+        names = {child.name for child in path.iterdir()}
+        if not names <= REPORT_FILES or "metrics.json" not in names:
+            return False
+        metrics = json.loads((path / "metrics.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(metrics, dict) and {"schema_version", "run_scene_sha256",
+                                          "algorithms"} <= set(metrics)
+
+
+#: What ``twin evaluate`` writes (``--overwrite`` replaces only this).
+REPORT = Artifact("twin report directory", "twin evaluate", is_report_directory,
+                  directory=True)
+
+
 def evaluate_to_dir(
     run_path: str | Path,
     estimate_paths: Sequence[str | Path],
@@ -483,26 +508,18 @@ def evaluate_to_dir(
     overwrite: bool = False,
     on_done: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
-    """:func:`evaluate` and write the report directory whole (temp dir + rename); with
-    ``maps``, also ``map.png`` and ``map.html`` of the same algorithms and cut-off
-    (:mod:`twin.maps`: the same matching, drawn)."""
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise TwinInputError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TwinInputError(f"{out}: directory is not empty (use --overwrite to replace it)")
+    """:func:`evaluate` and write the report directory whole (a directory beside it,
+    renamed into place; :mod:`twin.outputs`); with ``maps``, also ``map.png`` and
+    ``map.html`` of the same algorithms and cut-off (:mod:`twin.maps`: the same
+    matching, drawn). ``overwrite`` replaces only a report directory (:data:`REPORT`)."""
+    out, run_path = Path(output), Path(run_path)
+    check_output(out, REPORT, overwrite=overwrite,
+                 inputs=[run_path, *map(Path, estimate_paths)])
     check_cutoff(cutoff)
-    run_path = Path(run_path)
     run = read_run(run_path)
     selected = gather_estimates(run_path, run, estimate_paths, algorithms)
     metrics, series = _score(run_path, run, selected, cutoff)
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise TwinInputError(f"{out}: cannot write here ({exc.strerror})") from None
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
         (tmp / "report.md").write_text(_report(metrics, maps))
         _plots(tmp, run, series)
@@ -512,12 +529,6 @@ def evaluate_to_dir(
             data = map_data(run_path, run, selected, cutoff=cutoff)
             write_map(data, tmp / "map.png", html=False)
             write_map(data, tmp / "map.html", html=True)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     if on_done is not None:
         on_done(out)
     return metrics

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from twin.errors import TwinInputError
+from twin.outputs import Artifact, stamped
 
 if TYPE_CHECKING:
     import trimesh
@@ -792,6 +793,12 @@ def auto_camera(
 # ---------------------------------------------------------------------------- render
 
 
+MAP_STAMP = "map"
+#: What ``twin render`` writes (``--overwrite`` replaces only this): a PNG or an HTML page
+#: stamped :data:`MAP_STAMP`.
+MAP = Artifact("twin map", "twin render", stamped(MAP_STAMP))
+
+
 def render_map(
     run_path: str | Path,
     estimate_paths: str | Path | Sequence[str | Path] | None,
@@ -830,7 +837,7 @@ def render_map(
         extension, an existing output without ``overwrite``, a snapshot out of range,
         a malformed camera or size). Nothing is written then.
     """
-    from twin.runfile import atomic_path, check_output_path
+    from twin.outputs import atomic_file, check_output
 
     output = Path(output)
     suffix = output.suffix.lower()
@@ -846,17 +853,15 @@ def render_map(
         raise TwinInputError(
             f"TWIN_PNG_BACKEND: unknown PNG backend '{backend}' (use {', '.join(PNG_BACKENDS)})"
         )
-    for other in (Path(run_path), *_as_paths(estimate_paths)):
-        if output.resolve() == other.resolve():
-            raise TwinInputError(f"{output}: the output would replace the input {other}")
-    check_output_path(output, overwrite)
+    check_output(output, MAP, overwrite=overwrite,
+                 inputs=[Path(run_path), *_as_paths(estimate_paths)])
     data = load_map(run_path, estimate_paths, algorithms=algorithms, cutoff=cutoff)
     if snapshot is not None and not 0 <= snapshot < data.num_snapshots:
         raise TwinInputError(
             f"--snapshot: {snapshot} is out of range ({run_path} has {data.num_snapshots} "
             f"snapshots: 0..{data.num_snapshots - 1})"
         )
-    with atomic_path(output) as tmp:
+    with atomic_file(output) as tmp:
         used = write_map(data, tmp, html=suffix == ".html", snapshot=snapshot, camera=cam,
                          size=(width, height), png_backend=backend)
     return RenderResult(path=output, backend=used, num_snapshots=data.num_snapshots,
@@ -868,16 +873,21 @@ def write_map(
     camera: Camera | None = None, size: tuple[int, int] = DEFAULT_SIZE,
     png_backend: str | None = None,
 ) -> str:
-    """Write ``data`` to ``path`` as an HTML page or a PNG (as is, not atomically);
-    returns the backend that drew it (``plotly``, ``open3d`` or ``matplotlib``)."""
+    """Write ``data`` to ``path`` as an HTML page or a PNG (as is, not atomically),
+    stamped as twin's map (:data:`MAP`); returns the backend that drew it (``plotly``,
+    ``open3d`` or ``matplotlib``)."""
     from twin.map_html import write_html
     from twin.map_png import write_png
+    from twin.outputs import stamp
 
     if html:
         write_html(data, path, snapshot=snapshot, camera=camera)
-        return "plotly"
-    return write_png(data, path, snapshot=snapshot, camera=camera, size=size,
-                     backend=png_backend)
+        used = "plotly"
+    else:
+        used = write_png(data, path, snapshot=snapshot, camera=camera, size=size,
+                         backend=png_backend)
+    stamp(path, MAP_STAMP)
+    return used
 
 
 def algorithm_rgb(index: int) -> tuple[float, float, float]:

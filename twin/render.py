@@ -29,8 +29,8 @@ from twin.maps import (
     indoor_clip_height,
     ris_tile_corners,
 )
+from twin.outputs import Artifact, atomic_file, stamp, stamped
 from twin.paths import InteractionType
-from twin.runfile import atomic_path
 
 SIONNA_FOV_DEG = 45.0
 """Horizontal field of view of the scene render (Sionna's default; a given ``fov`` is
@@ -153,6 +153,11 @@ def _overlay_extras(extra: Callable[[Any], dict[str, dict[str, Any]]]) -> Iterat
         renderer.get_overlay_scene = original
 
 
+SCENE_RENDER_STAMP = "scene render"
+#: The demo's ``scene.png``: Sionna's render of the scene with the traced paths.
+SCENE_RENDER = Artifact("twin scene render", "twin demo", stamped(SCENE_RENDER_STAMP))
+
+
 def render_scene_png(
     sim: Simulation,
     path: Path,
@@ -199,7 +204,7 @@ def render_scene_png(
             return ris_overlay(mi, run, drawn, min(0.20, 0.005 * scale))  # Sionna's path radius
 
         extras = _overlay_extras(extra)
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as tmp:
         png = tmp.with_suffix(".png")
         try:
             with extras:
@@ -210,4 +215,5 @@ def render_scene_png(
             png.replace(tmp)
         finally:
             png.unlink(missing_ok=True)
+        stamp(tmp, SCENE_RENDER_STAMP)
     return path

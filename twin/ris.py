@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, rotation_matrix
 from twin.errors import TwinInputError
+from twin.outputs import regular_file
 from twin.paths import InteractionType, PathSet
 from twin.runfile import RisData
 from twin.scene import TwinWarning
@@ -159,18 +160,32 @@ def reflect_profile(tile: RisTile, source: npt.ArrayLike, direction: npt.ArrayLi
 
 def file_profile(tile: RisTile, path: str | Path) -> ComplexArray:
     """A ``.npy`` of ``num_elements`` complex values (their phases are used) or real
-    phases [rad]; a file of another length is an error naming both lengths."""
+    phases [rad]; a file of another length, a non-finite or (complex) zero value is an
+    error naming the file."""
+    where = f"ris '{tile.name}': profile file {path}"
+    regular_file(Path(path), f"ris '{tile.name}': profile file")
     try:
-        values = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise TwinInputError(f"ris '{tile.name}': profile file {path}: {exc}") from None
-    values = np.asarray(values).ravel()
+        # Memory-mapped: the header's shape is checked before any value is read.
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise TwinInputError(f"{where}: {exc}") from None
     if values.size != tile.num_elements:
-        raise TwinInputError(f"ris '{tile.name}': profile file {path} has {values.size} "
-                             f"values, the tile has {tile.num_elements} elements")
+        raise TwinInputError(f"{where} has {values.size} values, the tile has "
+                             f"{tile.num_elements} elements")
+    if values.dtype.kind not in "iufc":  # integer, unsigned, float or complex numbers
+        raise TwinInputError(f"{where}: expected numbers, got dtype {values.dtype}")
+    values = np.array(values).ravel()
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise TwinInputError(f"{where}: {bad.size} non-finite value(s) (first: element "
+                             f"{bad[0]})")
     if np.iscomplexobj(values):
         magnitude = np.abs(values)
-        return np.where(magnitude > 0, values / np.where(magnitude > 0, magnitude, 1), 1.0)
+        zero = np.flatnonzero(magnitude == 0)
+        if zero.size:
+            raise TwinInputError(f"{where}: {zero.size} zero value(s) have no phase (first: "
+                                 f"element {zero[0]})")
+        return values / magnitude
     return np.exp(1j * values.astype(np.float64))
 
 
@@ -538,6 +553,12 @@ def cascaded_paths(ris: RisData, hops: Sequence[TileHops], direct: PathSet,
     return merge_paths([direct, *cascaded], names)
 
 
+def profile_path(spec: Any, base_dir: Path) -> Path:
+    """The ``.npy`` a tile's ``profile: {kind: file}`` names, relative paths resolved."""
+    path = Path(spec.profile.file).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[Any],
               drive: Any, frequencies: npt.ArrayLike) -> tuple[RisData, list[TileHops]]:
     """Every tile of a run config: poses checked, hops traced, profiles resolved.
@@ -548,7 +569,8 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
     frequency = config.radio.frequency_hz
     wavelength = SPEED_OF_LIGHT / frequency
     bs_names = [bs.name for bs in base_stations]
-    tiles, hops, profiles = [], [], []
+    tiles, profiles = [], []
+    # Every tile's pose and profile (files included) is checked before any hop is traced.
     for spec in config.ris:
         tile = RisTile.checked(spec.name, spec.position, spec.orientation,
                                spec.elements, spec.spacing_wavelengths, wavelength,
@@ -557,8 +579,7 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
         if inside:
             warnings.warn(f"ris '{tile.name}': its centre lies inside the closed object "
                           f"'{inside}'", TwinWarning, stacklevel=2)
-        sub_tiles = spec.traced_sub_tiles
-        _warn_near_field(tile, sub_tiles, wavelength, np.concatenate(
+        _warn_near_field(tile, spec.traced_sub_tiles, wavelength, np.concatenate(
             [np.stack([bs.position for bs in base_stations]), drive.position]))
         source = base_stations[bs_names.index(spec.profile.source or bs_names[0])].position
         kind = spec.profile.kind
@@ -572,14 +593,13 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
             direction = unit_direction(spec.profile.azimuth, spec.profile.zenith)
             profile = reflect_profile(tile, source, direction, wavelength)
         else:
-            path = Path(spec.profile.file)
-            profile = file_profile(tile, path if path.is_absolute() else base_dir / path)
-        hops.append(trace_tile_hops(
-            scene, tile, base_stations, config.base_stations[0].array, drive, config.ue.array,
-            frequency_hz=frequency, tracing=config.tracing, seed=config.seed,
-            sub_tiles=sub_tiles))
+            profile = file_profile(tile, profile_path(spec, base_dir))
         tiles.append(tile)
         profiles.append(profile)
+    hops = [trace_tile_hops(
+        scene, tile, base_stations, config.base_stations[0].array, drive, config.ue.array,
+        frequency_hz=frequency, tracing=config.tracing, seed=config.seed,
+        sub_tiles=spec.traced_sub_tiles) for tile, spec in zip(tiles, config.ris, strict=True)]
     size = max(t.num_elements for t in tiles)
     channels = [h.channels(frequencies, size) for h in hops]
 

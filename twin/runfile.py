@@ -20,11 +20,7 @@ Layout (group/dataset names are the contract, see README "Data files")::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +33,7 @@ import numpy.typing as npt
 from estimators.types import ArrayGeometry
 from twin.drive import Drive
 from twin.errors import TwinInputError
+from twin.outputs import Artifact, atomic_file
 from twin.paths import InteractionType, PathSet
 
 SCHEMA_VERSION = "1.0"
@@ -56,39 +53,21 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def check_output_path(path: Path, overwrite: bool, what: str = "output") -> None:
-    """Fail early, with one line, if ``path`` cannot be written.
-
-    Creates missing parent directories; refuses an existing file unless ``overwrite``.
-    """
-    if path.exists() and not overwrite:
-        raise TwinInputError(f"{what}: {path} already exists (use --overwrite to replace it)")
-    if path.is_dir():
-        raise TwinInputError(f"{what}: {path} is a directory")
-    parent = path.parent
+def is_run_file(path: Path) -> bool:
+    """Whether ``path`` is a run file (its ``/config`` and ``/paths``), read lazily."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".twin-probe-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise TwinInputError(f"{what}: directory {parent} is not writable ({reason})") from None
+        if not (path.is_file() and h5py.is_hdf5(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            attrs = f["config"].attrs if "config" in f else {}
+            return ("schema_version" in attrs and "yaml" in attrs
+                    and attrs.get("kind") != "estimates" and "paths" in f)
+    except (OSError, KeyError, ValueError):
+        return False
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only on success."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; a run file is as readable as any file
-    try:
-        yield tmp
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+#: What ``twin simulate`` writes (``--overwrite`` replaces only this).
+RUN_FILE = Artifact("twin run file", "twin simulate", is_run_file)
 
 
 def _write_array(group: h5py.Group, name: str, array: Any, **attrs: Any) -> None:
@@ -173,7 +152,7 @@ class RunData:
 
 def write_run(path: Path, run: RunData) -> None:
     """Write a run file atomically (temp file + rename)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
         cfg = f.create_group("config")
         cfg.attrs.update(
             yaml=run.config_yaml, seed=run.seed, schema_version=SCHEMA_VERSION,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import tempfile
 import warnings
@@ -27,6 +28,7 @@ import trimesh
 from twin.backend import mitsuba, sionna_rt
 from twin.config import SceneConfig
 from twin.errors import TwinInputError
+from twin.outputs import regular_file
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenes"
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
@@ -227,13 +229,25 @@ def resolve_scene_path(file: str, base_dir: Path) -> Path:
     return path
 
 
+def scene_files(path: Path) -> list[Path]:
+    """A scene file and every file it references that exists (XML meshes, glTF buffers
+    and images, OBJ material libraries; a missing one is the loader's to report), each
+    checked to be a regular file: not a device or a pipe, which a loader would read
+    without end."""
+    files = [path, *(ref for ref in _referenced_files(path) if os.path.lexists(ref))]
+    for file in files:
+        regular_file(file, f"scene.file: {path.name} references" if file != path
+                     else "scene.file")
+    return files
+
+
 def scene_sha256(path: Path) -> str:
-    """SHA-256 over a scene file and every file it references (XML meshes, glTF
-    buffers and images, OBJ material libraries)."""
-    digest = hashlib.sha256(path.read_bytes())
-    for ref in _referenced_files(path):
-        if ref.is_file():
-            digest.update(ref.read_bytes())
+    """SHA-256 over a scene file and every file it references (:func:`scene_files`)."""
+    digest = hashlib.sha256()
+    for file in scene_files(path):
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -284,6 +298,7 @@ def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) ->
     ]:
         check_material(name, frequency_hz, f"scene.materials.{key}")
     path = resolve_scene_path(config.file, base_dir)
+    scene_files(path)
     suffix = path.suffix.lower()
     if suffix == ".xml":
         if config.unit_scale != 1.0 or config.up_axis != "z":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,17 +15,28 @@ from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, subcarrier
 from estimators.types import ArrayGeometry
 from twin.channel import cfr as compute_cfr
 from twin.channel import cir_taps
-from twin.config import ArrayConfig, TwinConfig, load_config
-from twin.drive import Drive, build_drive
-from twin.ris import build_ris, cascaded_paths, recompute_cfr
-from twin.runfile import (
-    FingerprintData,
-    RunData,
-    check_output_path,
-    package_versions,
-    write_run,
+from twin.config import ArrayConfig, RisConfig, TwinConfig, load_config
+from twin.drive import Drive, build_drive, csv_path, snapshot_count
+from twin.outputs import check_output
+from twin.resources import (
+    Need,
+    TraceSize,
+    check_disk,
+    check_memory,
+    mesh_need,
+    stored_needs,
+    tracing_needs,
+    transient_needs,
 )
-from twin.scene import TwinScene, TwinWarning, load_twin_scene
+from twin.ris import (
+    SOURCES_PER_TRACE,
+    build_ris,
+    cascaded_paths,
+    profile_path,
+    recompute_cfr,
+)
+from twin.runfile import RUN_FILE, FingerprintData, RunData, package_versions, write_run
+from twin.scene import TwinScene, TwinWarning, load_twin_scene, resolve_scene_path, scene_files
 from twin.trace import BaseStation, DriveTracer
 
 
@@ -159,6 +171,81 @@ def _warn_no_path(valid: np.ndarray, drive: Drive) -> None:
         )
 
 
+def run_inputs(config: TwinConfig, base_dir: Path) -> tuple[list[Path], list[Path]]:
+    """The files a run reads: the scene and what it references (each checked to be a
+    regular file), and the others (the CSV of positions, RIS profile files)."""
+    scene = scene_files(resolve_scene_path(config.scene.file, base_dir))
+    others = [profile_path(t, base_dir) for t in config.ris if t.profile.kind == "file"]
+    if config.ue.positions_csv is not None:
+        others.append(csv_path(config.ue, base_dir))
+    return scene, others
+
+
+def run_needs(config: TwinConfig, scene: Sequence[Path], base_dir: Path
+              ) -> tuple[list[Need], list[Need]]:
+    """The memory a simulation of ``config`` needs and the size of its run file
+    (:mod:`twin.resources`), from the config and the scene files' sizes alone."""
+    radio, tracing = config.radio, config.tracing
+    snapshots = snapshot_count(config.ue, base_dir)
+    if config.fingerprints is not None:
+        (x0, y0), (x1, y1) = config.fingerprints.area
+        step = config.fingerprints.block_size
+        snapshots += math.floor((x1 - x0) / step) * math.floor((y1 - y0) / step)
+    bs_ant = _antennas(config.base_stations[0].array)
+    ue_ant = _antennas(config.ue.array)
+    where = "ue" if config.fingerprints is None else "ue, fingerprints.block_size"
+    size = TraceSize(
+        snapshots=int(min(snapshots, 2**62)), batch=tracing.batch_size,
+        bs=len(config.base_stations), bs_antennas=bs_ant, ue_antennas=ue_ant,
+        subcarriers=radio.num_subcarriers, samples=tracing.samples_per_src,
+        path_slots=tracing.max_num_paths_per_src,
+        max_depth=tracing.max_depth, deterministic=tracing.deterministic,
+        snapshots_knob=f"{where} (snapshots)")
+    needs = [mesh_need(scene), *tracing_needs(size)]
+    file = stored_needs(size)
+    if config.outputs.cir:
+        taps = config.outputs.cir_num_taps or radio.num_subcarriers
+        file.append(Need("the CIR", 8.0 * size.snapshots * size.bs * bs_ant * ue_ant * taps,
+                         "outputs.cir_num_taps"))
+        needs.append(file[-1])
+    for i, tile in enumerate(config.ris):
+        needs += _tile_needs(tile, size, f"ris[{i}]")
+        # Both hops per element and subcarrier: [B, E, Nt, K] and [T, Nr, E, K].
+        file.append(Need(f"RIS tile '{tile.name}''s hops", 8.0 * tile.elements[0]
+                         * tile.elements[1] * radio.num_subcarriers
+                         * (size.bs * bs_ant + size.snapshots * ue_ant), f"ris[{i}].elements"))
+    return needs, file
+
+
+def _tile_needs(tile: RisConfig, direct: TraceSize, where: str) -> list[Need]:
+    """A tile's hop traces (:func:`twin.ris.trace_tile_hops`: BS → sub-tiles, then the
+    sub-tiles as sources, a few per call, → UE) and hop channels (complex64 and a
+    complex128 copy)."""
+    sub_tiles = tile.traced_sub_tiles[0] * tile.traced_sub_tiles[1]
+    elements = tile.elements[0] * tile.elements[1]
+    sub_array = elements // sub_tiles
+    inbound = dataclasses.replace(direct, snapshots=sub_tiles, ue_antennas=sub_array,
+                                  subcarriers=0, snapshots_knob=f"{where}.sub_tiles")
+    # The sub-tiles transmit a few per trace; the paths of all of them are kept.
+    outbound = dataclasses.replace(direct, bs=min(SOURCES_PER_TRACE, sub_tiles),
+                                   bs_antennas=sub_array, subcarriers=0)
+    channels = 24.0 * elements * direct.subcarriers * (
+        direct.bs * direct.bs_antennas + direct.snapshots * direct.ue_antennas)
+    out = [Need(f"RIS tile '{tile.name}': {n.what}", n.bytes, _tile_knob(n, where))
+           for n in (*tracing_needs(inbound), *transient_needs(outbound),
+                     *stored_needs(dataclasses.replace(outbound, bs=sub_tiles)))]
+    out.append(Need(f"RIS tile '{tile.name}''s hop channels", channels, f"{where}.elements"))
+    return out
+
+
+def _tile_knob(need: Need, where: str) -> str:
+    return need.knob if need.knob.startswith(("tracing", where)) else f"{where}.elements"
+
+
+def _antennas(array: ArrayConfig) -> int:
+    return array.rows * array.cols * (2 if array.polarization in ("VH", "cross") else 1)
+
+
 def simulate_to_file(
     config_path: Path,
     output: Path,
@@ -166,9 +253,15 @@ def simulate_to_file(
     overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Simulation:
-    """Load a YAML config, simulate, and write the run file atomically."""
+    """Load a YAML config, check the output path and the memory and disk the run
+    needs, simulate, and write the run file atomically."""
     config, base_dir = load_config(config_path)
-    check_output_path(output, overwrite)
+    scene, others = run_inputs(config, base_dir)
+    check_output(output, RUN_FILE, overwrite=overwrite,
+                 inputs=[config_path, *scene, *others])
+    memory, file = run_needs(config, scene, base_dir)
+    check_memory(memory, "twin simulate")
+    check_disk(output, file, "twin simulate")
     sim = simulate(config, base_dir, on_progress=on_progress)
     write_run(output, sim.run)
     return sim

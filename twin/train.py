@@ -30,12 +30,29 @@ from estimators.daun_admm import AdmmParameters, Loss, TrainingLog, train_daun
 from estimators.models.daun import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
 from twin.dataset.loader import read_fields
-from twin.dataset.store import read_manifest, write_atomic
+from twin.dataset.store import read_manifest
 from twin.errors import TwinInputError
+from twin.outputs import Artifact, check_output, write_bytes_atomic
+from twin.resources import Need, check_memory
 from twin.simulate import array_geometry
 
 #: The paper's grid: 30 x 30 cells over 40 x 40 m.
 DEFAULT_GRID_SPACING_M = 40.0 / 30.0
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a DAUN checkpoint (its ``format``), read without running code."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # anything else: a foreign or torn file
+        return False
+    return isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT
+
+
+#: What ``twin train daun`` writes (``--overwrite`` replaces only this).
+CHECKPOINT = Artifact("DAUN checkpoint", "twin train daun", is_checkpoint)
 
 
 def setting_from(config: DatasetConfig, grid_spacing_m: float, num_angles: int
@@ -54,6 +71,40 @@ def setting_from(config: DatasetConfig, grid_spacing_m: float, num_angles: int
         "carrier_frequency": float(config.radio.frequency_hz),
     }
     return setting, geometry
+
+
+#: [B] per sample, grid point and BS in a pass of the unfolded ADMM (the iterate, its
+#: auxiliaries and their autograd copies; measured 37 B with 4 BSs, 6 400 points).
+PASS_BYTES = 40.0
+
+
+def training_needs(config: DatasetConfig, setting: dict[str, Any], num_samples: int,
+                   validation: int, batch_size: int, num_layers: int) -> list[Need]:
+    """The memory of training: the grid's dictionaries, the dataset's samples read whole,
+    the validation pass over the held-out samples and a mini-batch's pass through every
+    layer with its gradients."""
+    array = config.base_stations[0].array
+    antennas = array.rows * array.cols
+    bs = len(config.base_stations)
+    points = math.prod(setting["grid_shape"])
+    grid = DirectLocalizationProblem.memory_bytes(
+        num_bs=bs, num_antennas=antennas, num_grid_points=points,
+        num_angles=setting["num_angles"])
+    per_sample = PASS_BYTES * (points + setting["num_angles"]) * bs
+    coarser = "a coarser --grid-spacing"
+
+    def sized(count: int, knob: str) -> tuple[str, str]:
+        # The pass grows with the samples and with the grid: name the larger factor.
+        return (knob, "") if count > points else ("--grid-spacing", coarser)
+
+    return [Need("the grid's dictionaries", grid, "--grid-spacing", coarser),
+            # y as read (complex64) and as trained on (complex128), SNR and position.
+            Need("the dataset's samples", num_samples * (24.0 * bs * antennas + 32.0),
+                 "dataset.num_samples"),
+            Need("the validation pass", validation * per_sample,
+                 *sized(validation, "--validation")),
+            Need("a mini-batch through every layer", batch_size * num_layers * per_sample,
+                 *sized(batch_size * num_layers, "--batch-size"))]
 
 
 def problem_from(config: DatasetConfig, setting: dict[str, Any]) -> DirectLocalizationProblem:
@@ -80,24 +131,32 @@ def train_daun_on_dataset(
     grid_spacing_m: float = DEFAULT_GRID_SPACING_M,
     num_angles: int = 100,
     max_samples: int | None = None,
+    overwrite: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train DAUN on a dataset directory and write the checkpoint; returns it.
 
     ``on_progress(layers_done, num_layers)`` after each epoch, ``on_epoch(layer, epoch,
-    validation_loss)`` too. Bad input raises a one-line
-    :class:`TwinInputError` before anything is written.
+    validation_loss)`` too. Bad input (options, the dataset, the output path, a grid or a
+    dataset the memory cannot hold) raises a one-line :class:`TwinInputError` before any
+    work; ``overwrite`` replaces only a DAUN checkpoint (:data:`CHECKPOINT`).
     """
     if num_layers < 1 or validation < 1 or samples_per_layer < 1 or batch_size < 1:
         raise TwinInputError("train daun: --layers, --validation, --samples-per-layer and "
                              "--batch-size must be >= 1")
-    if not grid_spacing_m > 0 or num_angles < 1:
-        raise TwinInputError("train daun: --grid-spacing must be > 0 and --angles >= 1")
+    if not (math.isfinite(grid_spacing_m) and grid_spacing_m > 0) or num_angles < 1:
+        raise TwinInputError("train daun: --grid-spacing must be a finite number > 0 and "
+                             "--angles >= 1")
     if not (directory / "manifest.json").is_file():
         raise TwinInputError(f"train daun: {directory} is not a dataset directory "
                              "(no manifest.json)")
+    check_output(output, CHECKPOINT, overwrite=overwrite, inputs=[directory])
     manifest = read_manifest(directory)
+    config = parse_dataset_config(manifest["config"], f"{directory}/manifest.json")
+    setting, geometry = setting_from(config, grid_spacing_m, num_angles)
+    check_memory(training_needs(config, setting, int(manifest["num_samples"]), validation,
+                                batch_size, num_layers), "twin train daun")
     fields = read_fields(directory, ("observations/y", "observations/snr_db", "ue_position"))
     y, snr_db, position = (fields[k] for k in ("observations/y", "observations/snr_db",
                                               "ue_position"))
@@ -106,8 +165,6 @@ def train_daun_on_dataset(
     if len(y) <= validation:
         raise TwinInputError(f"train daun: {directory} has {len(y)} samples, not more than "
                              f"the {validation} held out for validation")
-    config = parse_dataset_config(manifest["config"], f"{directory}/manifest.json")
-    setting, geometry = setting_from(config, grid_spacing_m, num_angles)
     problem = problem_from(config, setting)
     train = (y[:-validation], snr_db[:-validation], position[:-validation])
     held_out = (y[-validation:], snr_db[-validation:], position[-validation:])
@@ -151,6 +208,5 @@ def write_checkpoint(output: Path, parameters: AdmmParameters, log: TrainingLog,
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, buffer.getvalue())
+    write_bytes_atomic(output, buffer.getvalue())
     return checkpoint

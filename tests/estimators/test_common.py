@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import tracemalloc
+from typing import Any
 
 import numpy as np
 import pytest
 
 from estimators import ESTIMATORS, Estimate, Estimator
+from estimators.base import EstimatorInputError
+from estimators.miso import MisoSnapshot, _search_grid, grid_size, sp_pseudospectrum
 from estimators.models.daun import DaunScenario
 from estimators.models.locman import LocmanScenario
 from estimators.models.miso import MisoScenario
@@ -129,3 +134,103 @@ def test_degenerate_input_gives_not_converged_with_reason(name: str, corruption:
     assert np.all(np.isnan(est.ue_position[failed]))
     if corruption == "nan" and obs.num_snapshots > 1:
         assert est.converged[1]  # the other snapshot is unaffected
+
+
+# ------------------------------------------------------------------ resource bounds
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_working_memory_is_keyed_by_hyper_parameters(name: str) -> None:
+    estimator = ESTIMATORS[name]()
+    memory = estimator.working_memory(paper_observation(name))
+    assert isinstance(memory, dict)
+    assert set(memory) <= set(estimator.default_params()), f"{name}: {sorted(memory)}"
+    assert all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in memory.values())
+
+
+#: (estimator, hyper-parameters, the knob, its setting grown by ``factor``, factor): the
+#: knob's term must grow by exactly that factor. miso: 96 m in steps of 1 m or 0.5 m (96
+#: and 192 ranges, under the unambiguous 192 m); dpd: twice the grid points.
+SCALING = [
+    ("miso-ml", {"range_step_m": 1.0, "max_range_m": 96.0}, "range_step_m", 0.5, 2),
+    ("miso-ml", {"range_step_m": 1.0, "max_range_m": 96.0}, "range_step_m", 0.25, 4),
+    ("dpd", {"grid_shape": (20, 20)}, "grid_shape", (40, 20), 2),
+    ("dpd", {"grid_shape": (20, 20)}, "grid_shape", (60, 60), 9),
+]
+
+
+@pytest.mark.parametrize("name, params, knob, grown, factor", SCALING)
+def test_working_memory_scales_with_its_knob(name: str, params: dict[str, Any], knob: str,
+                                             grown: Any, factor: int) -> None:
+    obs = paper_observation(name)
+    estimator = ESTIMATORS[name](**params)
+    before = estimator.working_memory(obs)[knob]
+    after = estimator.with_params(**{knob: grown}).working_memory(obs)[knob]
+    assert after == factor * before
+
+
+def _peak_bytes(work: Any) -> int:
+    """tracemalloc's peak while ``work()`` runs (numpy's allocations are traced)."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_miso_working_memory_is_within_2x_of_its_grid() -> None:
+    obs = paper_observation("miso-ml", num_snapshots=1)
+    step, angle = 0.25, float(np.deg2rad(1.0))  # 767 ranges x 180 directions
+    estimator = ESTIMATORS["miso-ml"](range_step_m=step, angle_step_rad=angle)
+    memory = estimator.working_memory(obs)
+    snap = MisoSnapshot.from_observation(obs, 0, 0)
+    reach = 3e8 / float(obs.frequencies[1] - obs.frequencies[0])
+
+    def search() -> None:
+        grid = _search_grid(snap, 0.0, step, angle, reach, 2)
+        assert (grid.ranges.size, grid.azimuths.size) == grid_size(step, angle, reach, 2)
+        sp_pseudospectrum(snap, grid, snap.y)
+
+    grid_bytes = sum(v for k, v in memory.items() if k != "num_paths")
+    peak = _peak_bytes(search)
+    assert peak / 2 <= grid_bytes <= 2 * peak, (grid_bytes, peak)
+
+
+def test_dpd_working_memory_is_within_2x_of_its_peak() -> None:
+    obs = paper_observation("dpd", num_snapshots=4)
+    estimator = ESTIMATORS["dpd"](grid_shape=(60, 60), num_angles=400)
+    memory = sum(estimator.working_memory(obs).values())
+    peak = _peak_bytes(lambda: estimator.estimate(obs))
+    assert peak / 2 <= memory <= 2 * peak, (memory, peak)
+
+
+#: The path-count knobs and their bounds on a snapshot ``y [.., S, M, K]``: real samples
+#: over the unknowns of a path (miso: gain, range, azimuth; locman, dcs-somp: gain,
+#: delay, AOA, AOD); slab: per slot, 4 a NLOS path and BS after the LOS's 2 J + 3
+#: (default J = 3 BSs, K / J subcarriers each). Then the least count allowed.
+PATH_BOUNDS = [
+    ("miso-ml", "num_paths", lambda S, M, K: 2 * S * M * K // 4, 1),
+    ("miso-sp-grid", "num_paths", lambda S, M, K: 2 * S * M * K // 4, 1),
+    ("locman", "num_paths", lambda S, M, K: 2 * S * M * K // 5, 1),
+    ("dcs-somp", "num_paths", lambda S, M, K: 2 * S * M * K // 5, 1),
+    ("slab", "num_nlos", lambda S, M, K: (2 * 3 * S * M * (K // 3) - 9) // 12, 0),
+]
+
+
+@pytest.mark.parametrize("name, knob, bound, least", PATH_BOUNDS)
+def test_path_counts_are_bounded_by_the_data(name: str, knob: str, bound: Any,
+                                             least: int) -> None:
+    obs = paper_observation(name, num_snapshots=1)
+    estimator = ESTIMATORS[name](**{knob: 10**9})
+    for call in (estimator.check, estimator.working_memory, estimator.estimate):
+        with pytest.raises(EstimatorInputError,
+                           match=rf"^{name}: {knob}=1000000000 exceeds "
+                                 rf"{bound(*obs.y.shape[2:])}\b") as raised:
+            call(obs)
+        assert "\n" not in str(raised.value)
+    most = bound(*obs.y.shape[2:])
+    estimator.with_params(**{knob: most}).check(obs)
+    for count in (most + 1, least - 1):
+        with pytest.raises(EstimatorInputError, match=knob):
+            estimator.with_params(**{knob: count}).check(obs)

@@ -4,6 +4,7 @@ network's training, on the paper's own synthetic model (small, seeded)."""
 from __future__ import annotations
 
 import dataclasses
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,7 +18,12 @@ from estimators.daun_admm import (
     refined_grid_index,
     train_daun,
 )
-from estimators.models.daun import DaunScenario, area_grid, normalise
+from estimators.models.daun import (
+    DaunScenario,
+    DirectLocalizationProblem,
+    area_grid,
+    normalise,
+)
 from tests.tolerances import FLOAT32_REL, FLOAT64_ABS
 
 #: A small version of the paper's setting: fast, and a grid one cell of which is 4 m.
@@ -30,6 +36,28 @@ def test_area_grid_is_cell_centres_x_fastest() -> None:
     np.testing.assert_allclose(grid[:4, 0], [-15.0, -5.0, 5.0, 15.0], atol=FLOAT64_ABS)
     np.testing.assert_allclose(grid[[0, 4], 1], [-5.0, 5.0], atol=FLOAT64_ABS)
     np.testing.assert_allclose(grid[:, 2], 1.5, atol=FLOAT64_ABS)
+
+
+@pytest.mark.parametrize("antennas, grid_shape, num_angles", [(8, (60, 60), 200),
+                                                              (16, (20, 20), 300)])
+def test_memory_bytes_is_the_build_peak(antennas: int, grid_shape: tuple[int, int],
+                                        num_angles: int) -> None:
+    scenario = DaunScenario(num_bs_antennas=antennas, grid_shape=grid_shape,
+                            num_angles=num_angles)
+    scenario.bs_array()  # its own allocations are not the build's
+    tracemalloc.start()
+    try:
+        scenario.problem()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    K = grid_shape[0] * grid_shape[1]
+    bytes_ = DirectLocalizationProblem.memory_bytes(4, antennas, K, num_angles)
+    # Measured within 2% (the arrays' sizes are exact; a few small ones are left out).
+    assert bytes_ == pytest.approx(peak, rel=0.1)
+    assert bytes_ == pytest.approx(DirectLocalizationProblem.memory_bytes(4, antennas, K, 0)
+                                   + DirectLocalizationProblem.memory_bytes(4, antennas, 0,
+                                                                            num_angles))
 
 
 def test_dictionaries_are_the_steering_vectors_scaled_to_unit_norm() -> None:

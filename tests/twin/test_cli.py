@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,7 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import make_config, wall_y, write_obj
-from twin.runfile import atomic_path
+from twin.outputs import atomic_file as atomic_path
 
 TWIN = Path(sys.executable).with_name("twin")
 UE_POSITIONS = [(4.0, 0.0, 1.5), (6.0, 1.0, 1.5), (8.0, -1.0, 1.5), (12.0, 2.0, 1.5)]
@@ -33,17 +34,24 @@ _LAYOUT_VARS = {"COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERA
 # --------------------------------------------------------------------- helpers
 
 
+#: Runs a command as root without the capabilities that write and read through file
+#: permissions, so that a read-only directory is one for root too (util-linux).
+UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
 def run_twin(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``twin`` console script in ``cwd``."""
+    """Run the installed ``twin`` console script in ``cwd`` (``unprivileged``: as root,
+    bound by file permissions as any user is)."""
     if not TWIN.exists():
         pytest.skip(f"console script not installed at {TWIN}")
     full_env = {k: v for k, v in os.environ.items() if k not in _LAYOUT_VARS}
     full_env.setdefault("TWIN_MITSUBA_VARIANT", "llvm_ad_mono_polarized")
     full_env.update(env or {})
+    prefix = UNPRIVILEGED if unprivileged and os.geteuid() == 0 else []
     return subprocess.run(
-        [str(TWIN), *args], capture_output=True, text=True, cwd=cwd, env=full_env,
+        [*prefix, str(TWIN), *args], capture_output=True, text=True, cwd=cwd, env=full_env,
         timeout=300, check=False,
     )
 
@@ -244,7 +252,8 @@ def test_bad_input_without_quiet_is_one_line(tmp_path: Path, name: str) -> None:
     assert_no_output(tmp_path / case.output)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod")
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="root writes through chmod unless setpriv drops the capability")
 def test_unwritable_output_directory(tmp_path: Path) -> None:
     """An output directory without write permission is refused with one line."""
     config = write_yaml(tmp_path, base_config(tmp_path))
@@ -252,7 +261,8 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        result = run_twin("simulate", config, "-o", "locked/run.h5", "-q", cwd=tmp_path)
+        result = run_twin("simulate", config, "-o", "locked/run.h5", "-q", cwd=tmp_path,
+                          unprivileged=True)
         assert_one_line_error(result, ("locked",))
         assert_no_output(locked / "run.h5")
     finally:
@@ -271,14 +281,17 @@ def test_existing_output_refused_without_overwrite(tmp_path: Path) -> None:
 
 
 def test_failed_overwrite_keeps_existing_output(tmp_path: Path) -> None:
-    """A run that fails with --overwrite leaves the existing output untouched."""
+    """A run that fails with --overwrite leaves the existing output (an earlier run)
+    untouched."""
     config = write_yaml(tmp_path, base_config(tmp_path))
+    first = run_twin("simulate", config, "-o", "run.h5", "-q", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
     (tmp_path / "scene.obj").write_bytes(NAN_OBJ)
     output = tmp_path / "run.h5"
-    output.write_bytes(b"keep me")
+    before = output.read_bytes()
     result = run_twin("simulate", config, "-o", "run.h5", "--overwrite", "-q", cwd=tmp_path)
     assert_one_line_error(result, ("scene.obj",))
-    assert output.read_bytes() == b"keep me"
+    assert output.read_bytes() == before
     assert temp_leftovers(tmp_path) == []
 
 
@@ -297,7 +310,7 @@ def test_overwrite_replaces_with_valid_run_file(tmp_path: Path) -> None:
                                  "position": [20.0, 0.0, 3.0]})
     config = write_yaml(tmp_path, cfg)
     output = tmp_path / "run.h5"
-    output.write_bytes(b"stale")
+    output.touch()  # an empty file holds nothing: --overwrite may replace it
     result = run_twin("simulate", config, "-o", "run.h5", "--overwrite", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert temp_leftovers(tmp_path) == []

@@ -659,7 +659,7 @@ def test_bad_sounding_option_is_one_line(run_path: Path, tmp_path: Path) -> None
 
 def test_output_must_not_be_the_run(run_path: Path) -> None:
     before = run_path.read_bytes()
-    with pytest.raises(TwinInputError, match="run file"):
+    with pytest.raises(TwinInputError, match="is the input"):
         estimate_run(run_path, STRONGEST, run_path, overwrite=True)
     assert run_path.read_bytes() == before
 

@@ -798,7 +798,13 @@ def test_existing_output_is_refused_without_overwrite(
     result = run_twin("render", str(files["run"]), "-o", str(out), cwd=tmp_path)
     assert_one_line_error(result, (str(out), "--overwrite"))
     assert out.read_text() == "keep me"
-    result = run_twin("render", str(files["run"]), "-o", str(out), "--overwrite", "-q",
-                      cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    # --overwrite replaces only a map twin drew, not this page of the user's.
+    result = run_twin("render", str(files["run"]), "-o", str(out), "--overwrite", cwd=tmp_path)
+    assert_one_line_error(result, (str(out), "not a twin map"))
+    assert out.read_text() == "keep me"
+    out.unlink()
+    for _ in range(2):
+        result = run_twin("render", str(files["run"]), "-o", str(out), "--overwrite", "-q",
+                          cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
     assert "<html>" in out.read_text()[:200].lower()

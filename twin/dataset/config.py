@@ -32,12 +32,16 @@ from pydantic import Field, model_validator
 from twin.config import (
     ArrayConfig,
     BaseStationConfig,
+    Float,
+    Int,
     PositiveFloat,
     PositiveInt,
     RadioConfig,
     SceneConfig,
     TracingConfig,
+    Vec3,
     _Strict,
+    check_wavefront,
     parse_model,
     read_yaml,
 )
@@ -45,7 +49,7 @@ from twin.config import (
 #: The shard layout's version (``manifest.json`` and every shard carry it).
 SCHEMA_VERSION = 1
 
-Vec2 = tuple[float, float]
+Vec2 = tuple[Float, Float]
 Keep = Literal["observations", "cfr", "paths"]
 _DEFAULT_KEEP: tuple[Keep, ...] = ("observations", "paths")
 
@@ -64,7 +68,7 @@ class PositionsConfig(_Strict):
     kind: Literal["uniform", "grid", "drives"] = "uniform"
     box: tuple[Vec2, Vec2] | None = None
     polygon: list[Vec2] | None = None
-    height: float = 1.5
+    height: Float = 1.5
     spacing_m: PositiveFloat | None = None
     step_m: PositiveFloat = 1.0
     samples_per_drive: PositiveInt = 20
@@ -95,7 +99,7 @@ class SoundingConfig(_Strict):
     """
 
     model: Literal["uplink-narrowband"] = "uplink-narrowband"
-    snr_db: tuple[float, float] | float = (0.0, 30.0)
+    snr_db: tuple[Float, Float] | Float = (0.0, 30.0)
 
     @property
     def snr_range_db(self) -> tuple[float, float]:
@@ -136,13 +140,13 @@ class DatasetUEConfig(_Strict):
     """The UE's array and orientation; its positions come from ``dataset.positions``."""
 
     array: ArrayConfig = Field(default_factory=ArrayConfig)
-    orientation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    orientation: Vec3 = (0.0, 0.0, 0.0)
 
 
 class DatasetConfig(_Strict):
     """A dataset run. Paths in it are relative to the YAML file's directory."""
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)]
+    seed: Annotated[Int, Field(ge=0, lt=2**32)]
     scene: SceneConfig | None = None
     radio: RadioConfig = Field(default_factory=RadioConfig)
     base_stations: list[BaseStationConfig] = Field(min_length=1)
@@ -157,6 +161,7 @@ class DatasetConfig(_Strict):
             raise ValueError(f"base station names must be unique, got {names}")
         if len({bs.array for bs in self.base_stations}) > 1:
             raise ValueError("all base stations must use the same array")
+        check_wavefront(self.tracing, len(self.base_stations))
         if self.dataset.source == "twin" and self.scene is None:
             raise ValueError("dataset.source twin needs a scene")
         if self.dataset.source == "uma":

@@ -12,9 +12,8 @@ does not list, both redone by ``--resume``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import h5py
 
 from twin.dataset.config import SCHEMA_VERSION
 from twin.errors import TwinInputError
+from twin.outputs import Artifact, regular_file, write_bytes_atomic
 
 MANIFEST = "manifest.json"
 
@@ -39,40 +39,73 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` via a temporary sibling, fsynced, then renamed."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+#: A manifest's fields and their JSON types; a shard entry's.
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "seed": int, "num_samples": int, "samples_per_shard": int,
+    "num_shards": int, "shards": list}
+_SHARD_FIELDS: dict[str, type] = {"index": int, "file": str, "num_samples": int,
+                                  "bytes": int, "sha256": str}
+#: [B] a manifest at most (its shard list grows ~150 B per shard).
+MAX_MANIFEST_BYTES = 256 * 2**20
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest, or a one-line TwinInputError naming what is wrong with it."""
+    """The manifest, or a one-line TwinInputError naming what is wrong with it: missing,
+    unreadable, another schema, or damaged (a field missing or of the wrong type, a
+    shard entry that does not name its own ``shard-NNNNN.h5``)."""
     path = directory / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         raise TwinInputError(f"{directory}: no {MANIFEST} (not a dataset directory)")
+    regular_file(path, "manifest", MAX_MANIFEST_BYTES)
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TwinInputError(f"{path}: unreadable manifest ({type(exc).__name__})") from None
     if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
         raise TwinInputError(f"{path}: not a schema-version-{SCHEMA_VERSION} manifest")
+    _check_fields(manifest, _MANIFEST_FIELDS, path, "")
+    for i, entry in enumerate(manifest["shards"]):
+        if not isinstance(entry, dict):
+            raise TwinInputError(f"{path}: damaged manifest: shards[{i}] is not an object")
+        _check_fields(entry, _SHARD_FIELDS, path, f"shards[{i}].")
+        if not (0 <= entry["index"] < manifest["num_shards"]
+                and entry["file"] == shard_name(entry["index"])):
+            raise TwinInputError(f"{path}: damaged manifest: shards[{i}] names "
+                                 f"{entry['file']!r} as shard {entry['index']}")
     return manifest
+
+
+def _check_fields(mapping: dict[str, Any], fields: dict[str, Any], path: Path,
+                  where: str) -> None:
+    for key, kind in fields.items():
+        value = mapping.get(key)
+        # JSON has no integer subtype of bool, Python has: true is not a count.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            got = "missing" if key not in mapping else f"a {type(value).__name__}"
+            raise TwinInputError(f"{path}: damaged manifest: {where}{key} is {got}, "
+                                 f"expected a {kind.__name__ if isinstance(kind, type) else kind}")
+
+
+def is_dataset_directory(path: Path) -> bool:
+    """Whether ``path`` holds a readable dataset manifest (what ``--resume`` goes on)."""
+    try:
+        read_manifest(path)
+    except TwinInputError:
+        return False
+    return True
+
+
+#: What ``twin dataset`` writes: a directory it fills in place (``--resume`` goes on
+#: with one, never another).
+DATASET = Artifact("twin dataset directory", "twin dataset", is_dataset_directory,
+                   directory=True, in_place=True)
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     manifest["shards"] = sorted(manifest["shards"], key=lambda s: s["index"])
     manifest["complete"] = len(manifest["shards"]) == manifest["num_shards"]
-    write_atomic(directory / MANIFEST,
-                 (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(directory / MANIFEST,
+                       (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
 
 
 @dataclass(frozen=True)
@@ -97,13 +130,19 @@ def verify(directory: Path) -> list[Problem]:
     manifest = read_manifest(directory)
     problems: list[Problem] = []
     listed = {entry["index"]: entry for entry in manifest["shards"]}
-    for index in range(int(manifest["num_shards"])):
-        entry = listed.get(index)
+    # Runs of shards not generated yet, one problem each (a manifest's count may be huge).
+    edges = [-1, *sorted(listed), manifest["num_shards"]]
+    for before, after in itertools.pairwise(edges):
+        if after - before > 1:
+            first, last = before + 1, after - 1
+            name = shard_name(first) if first == last else (
+                f"{shard_name(first)} … {shard_name(last)}")
+            many = "" if first == last else f" ({last - first + 1} shards)"
+            problems.append(Problem(name, f"not generated{many} (the run did not finish: "
+                                          "--resume)"))
+    for index, entry in sorted(listed.items()):
         name = shard_name(index)
         path = directory / name
-        if entry is None:
-            problems.append(Problem(name, "not generated (the run did not finish: --resume)"))
-            continue
         if not path.is_file():
             problems.append(Problem(name, "missing"))
             continue

@@ -70,6 +70,7 @@ print(json.dumps({{"estimate_gb": estimate / 1e9, "snapshots": run.paths.num_sna
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}}))
 """
 STREET, OFFICE = ROOT / "scenes/street/drive.yaml", ROOT / "scenes/office_floor"
+CONFIGS = ROOT / "scripts/configs"
 POSITIONS_64 = {"ue.trajectory.sample_period_s": 70.0 / 10.0 / 63}
 ESTIMATE_CASES: list[tuple[str, Path, dict[str, object]]] = [
     ("street drive (71 snapshots, depth 3)", STREET, {}),
@@ -86,6 +87,10 @@ ESTIMATE_CASES: list[tuple[str, Path, dict[str, object]]] = [
     ("street, 262144 subcarriers", STREET, {**POSITIONS_64,
                                             "radio.num_subcarriers": 262_144}),
     ("office drive", OFFICE / "drive.yaml", {}),
+    ("builtin:munich drive, BS on a 27 m mast", CONFIGS / "munich_drive.yaml", {}),
+    ("builtin:munich, BS 8 x 16, depth 4", CONFIGS / "munich_drive.yaml",
+     {"base_stations.0.array.rows": 8, "tracing.max_depth": 4}),
+    ("builtin:simple_street_canyon drive", CONFIGS / "simple_street_canyon_drive.yaml", {}),
     ("office RIS drive (96 x 96 tile)", OFFICE / "ris_drive.yaml", {}),
 ]
 

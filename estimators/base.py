@@ -186,14 +186,20 @@ class Estimator(abc.ABC):
         self._validate(obs)
 
     def working_memory(self, obs: Observation) -> dict[str, float]:
-        """Bytes that this estimator's largest arrays hold at once on ``obs``, beyond
-        the observation itself, keyed by the hyper-parameter that sizes each.
+        """:meth:`check` ``obs``, then the bytes that this estimator's largest arrays
+        hold at once on it, beyond the observation itself, keyed by the hyper-parameter
+        that sizes each (:meth:`_working_memory`).
 
         Read before any work by callers that bound resources: ``twin estimate`` adds
         these to the observations' size and refuses, naming the key, a setting that
         needs more memory than the machine has. ``{}``: nothing that a hyper-parameter
         can make large. An estimate within a factor of ~2 of the measured peak.
         """
+        self.check(obs)
+        return self._working_memory(obs)
+
+    def _working_memory(self, obs: Observation) -> dict[str, float]:
+        """:meth:`working_memory` of a checked observation."""
         return {}
 
     def _validate(self, obs: Observation) -> None:

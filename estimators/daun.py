@@ -115,7 +115,7 @@ class GridLocalizer(Estimator):
                 f"{self.name}: area {setting['area']} / grid_shape {setting['grid_shape']} / "
                 f"num_angles {setting['num_angles']} describe an empty grid")
 
-    def working_memory(self, obs: Observation) -> dict[str, float]:
+    def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the dictionaries of eq. (2) and of the method's arrays beside them,
         keyed ``grid_shape`` and ``num_angles`` by share (and by the method's own
         hyper-parameters, :meth:`_method_bytes`), for all the observation's snapshots at
@@ -124,9 +124,7 @@ class GridLocalizer(Estimator):
         Per share, the larger of building the dictionaries
         (:meth:`DirectLocalizationProblem.memory_bytes`) and holding them
         (:meth:`DirectLocalizationProblem.dictionary_bytes`) with the method's arrays.
-        Raises :class:`EstimatorInputError` where :meth:`check` does.
         """
-        self.check(obs)
         setting = self.setting()
         nx, ny = setting["grid_shape"]
         M, N, L = obs.num_bs, obs.bs_array.num_ant, int(setting["num_angles"])

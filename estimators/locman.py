@@ -506,14 +506,12 @@ class _LocmanBase(Estimator):
         if abs(ula.axis[2]) > 1 - 1e-6:
             raise EstimatorInputError(f"{self.name}: a vertical UE array cannot see its yaw")
 
-    def working_memory(self, obs: Observation) -> dict[str, float]:
+    def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the larger of the two stages: the channel stage's arrays
         (:meth:`_channel_bytes`) or, under ``num_paths``, the position stage's EXIP
         Jacobian (:func:`geometric_weight`: ``[K Nr G, 5 path]`` complex, its columns
         listed and stacked beside the paths' atoms, 192 bytes a path and received
-        sample) with the per-path results. Raises :class:`EstimatorInputError` where
-        :meth:`check` does."""
-        self.check(obs)
+        sample) with the per-path results."""
         T, _, S, G, K = obs.y.shape
         P = self.num_paths
         position = 192.0 * self._max_order(K) * K * S * G + estimate_bytes(T, P, P - 1)

@@ -266,7 +266,7 @@ class _MisoBase(Estimator):
                 f"{self.name}: dimensions=3 needs a planar BS array (rows >= 2) to see zenith"
             )
 
-    def working_memory(self, obs: Observation) -> dict[str, float]:
+    def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the search grid's pseudospectrum (:func:`pseudospectrum_bytes`) and
         of the paths' atoms, keyed by the hyper-parameter that sizes each.
 
@@ -275,10 +275,8 @@ class _MisoBase(Estimator):
         under whichever of the four grew the grid most from its default
         (:func:`~estimators.base.grown_most`). ``num_paths``: the ``[path, M, K]`` atoms
         (their least-squares copy and conjugate alongside), the joint ML's Nelder-Mead
-        simplex over ``num_paths * dimensions`` unknowns, and the results. Raises
-        :class:`EstimatorInputError` where :meth:`check` does.
+        simplex over ``num_paths * dimensions`` unknowns, and the results.
         """
-        self.check(obs)
         T, _, _, M, K = obs.y.shape
         N = obs.bs_array.num_ant
         defaults = self.default_params()

@@ -148,7 +148,7 @@ class _Slab(Estimator):
             raise EstimatorInputError(
                 f"{self.name}: max_iterations={self.max_iterations} must be >= 1 or None")
 
-    def working_memory(self, obs: Observation) -> dict[str, float]:
+    def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the loop's largest arrays, keyed by the hyper-parameter that sizes
         them (``J`` BSs, ``L = num_nlos``, ``P = L + 1`` paths and ``A = 2 J L + 3``
         location parameters; ``K'`` subcarriers a BS, ``Nu``, ``Nb`` antennas, ``M``
@@ -163,10 +163,8 @@ class _Slab(Estimator):
         measured), ``K^h [J, K', P, P, Nb, Nb]`` and the response derivatives twice;
         plus the scatterer estimates.
         ``max_iterations``: the LCE's iterate histories, ~``16 A + 200`` bytes an
-        iteration and slot of a window. Raises :class:`EstimatorInputError` where
-        :meth:`check` does.
+        iteration and slot of a window.
         """
-        self.check(obs)
         T = obs.num_snapshots
         J, L = self.num_bs, self.num_nlos
         P, A = L + 1, 2 * J * L + 3

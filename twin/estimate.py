@@ -490,7 +490,7 @@ def estimate_run(
         rng = algorithm_rng(seed, name)
         try:
             obs = _observe(run, run_path, name, type(estimator), rng, seed, noise)
-            estimator.check(obs)
+            arrays = estimator.working_memory(obs)  # checks the observation first
         except EstimatorInputError as exc:
             if on_skip is None:
                 raise _input_error(name, run_path, exc) from None
@@ -498,7 +498,6 @@ def estimate_run(
             continue
         jobs.append((name, estimator, rng, obs))
         held.append(Need(f"'{name}''s observation", _nbytes(obs), "--algorithms"))
-        arrays = estimator.working_memory(obs)
         if arrays:
             largest = max(arrays, key=lambda key: arrays[key])
             working.append(Need(f"'{name}''s working arrays", math.fsum(arrays.values()),

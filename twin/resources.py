@@ -28,7 +28,6 @@ from pathlib import Path
 
 from twin.errors import TwinInputError
 
-GIB = float(2**30)
 MEMORY_LIMIT_ENV = "TWIN_MEMORY_LIMIT"
 #: [B] a fresh ``twin`` process with Sionna RT loaded (measured 0.45–0.48 GB).
 PROCESS_BYTES = 0.5e9
@@ -279,6 +278,6 @@ def mesh_need(files: Sequence[Path]) -> Need:
                 + MESH_BYTES_PER_FILE * len(files), "scene.file")
 
 
-__all__ = ["GIB", "MEMORY_LIMIT_ENV", "Need", "TraceSize", "check_disk", "check_memory",
+__all__ = ["MEMORY_LIMIT_ENV", "Need", "TraceSize", "check_disk", "check_memory",
            "expected_paths", "format_bytes", "memory_budget", "mesh_need", "stored_needs",
            "tracing_needs", "transient_needs"]

@@ -60,8 +60,7 @@ def is_run_file(path: Path) -> bool:
             return False
         with h5py.File(path, "r") as f:
             attrs = f["config"].attrs if "config" in f else {}
-            return ("schema_version" in attrs and "yaml" in attrs
-                    and attrs.get("kind") != "estimates" and "paths" in f)
+            return "schema_version" in attrs and "yaml" in attrs and "paths" in f
     except (OSError, KeyError, ValueError):
         return False
 

@@ -241,10 +241,11 @@ def scene_files(path: Path) -> list[Path]:
     return files
 
 
-def scene_sha256(path: Path) -> str:
-    """SHA-256 over a scene file and every file it references (:func:`scene_files`)."""
+def scene_sha256(path: Path, files: Sequence[Path] | None = None) -> str:
+    """SHA-256 over a scene file and every file it references (:func:`scene_files`,
+    or ``files`` when the caller has them already)."""
     digest = hashlib.sha256()
-    for file in scene_files(path):
+    for file in scene_files(path) if files is None else files:
         with file.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -298,7 +299,7 @@ def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) ->
     ]:
         check_material(name, frequency_hz, f"scene.materials.{key}")
     path = resolve_scene_path(config.file, base_dir)
-    scene_files(path)
+    files = scene_files(path)
     suffix = path.suffix.lower()
     if suffix == ".xml":
         if config.unit_scale != 1.0 or config.up_axis != "z":
@@ -328,7 +329,7 @@ def load_twin_scene(config: SceneConfig, base_dir: Path, frequency_hz: float) ->
         raise TwinInputError(f"scene.file: {path}: the scene has no objects")
     _check_scene_materials(sionna_scene, frequency_hz, path)
     source = config.file if ":" in config.file.split("/")[0] else str(path)
-    return TwinScene.from_sionna(sionna_scene, source, scene_sha256(path))
+    return TwinScene.from_sionna(sionna_scene, source, scene_sha256(path, files))
 
 
 def _check_scene_materials(sionna_scene: Any, frequency_hz: float, path: Path) -> None:

@@ -121,29 +121,22 @@ def check_outcome(result: Any, output: Path, complete: bool, growth: int) -> Non
     assert growth < MAX_GROWTH_BYTES, f"resident memory grew by {growth / 2**30:.1f} GiB"
 
 
-def run_base(directory: Path) -> dict[str, Any]:
-    write_obj(directory / "scene.obj", wall_y("wall_north", 10.0))
-    return make_config(
-        "scene.obj", ue_positions=[(4.0, 0.0, 1.5), (6.0, 1.0, 1.5)],
-        radio={"frequency_hz": 28e9, "bandwidth_hz": 1e8, "num_subcarriers": 8},
-        tracing={"samples_per_src": 10_000, "batch_size": 2})
-
-
-def dataset_base(directory: Path) -> dict[str, Any]:
-    config = run_base(directory)
-    del config["ue"]
-    config["base_stations"].append({**config["base_stations"][0], "name": "bs1",
-                                    "position": [20.0, 0.0, 3.0]})
-    config["dataset"] = {"num_samples": 4, "samples_per_shard": 2,
-                         "positions": {"kind": "uniform", "box": [[2.0, -5.0], [18.0, 5.0]],
-                                       "height": 1.5},
-                         "sounding": {"snr_db": [0.0, 20.0]},
-                         "keep": ["observations", "cfr", "paths"], "max_paths": 4}
-    return config
-
-
-with tempfile.TemporaryDirectory() as _tmp:
-    RUN_BASE, DATASET_BASE = run_base(Path(_tmp)), dataset_base(Path(_tmp))
+#: A small valid run config around a one-wall scene.obj (written by :func:`throw`).
+RUN_BASE: dict[str, Any] = make_config(
+    "scene.obj", ue_positions=[(4.0, 0.0, 1.5), (6.0, 1.0, 1.5)],
+    radio={"frequency_hz": 28e9, "bandwidth_hz": 1e8, "num_subcarriers": 8},
+    tracing={"samples_per_src": 10_000, "batch_size": 2})
+#: The same scene and radio as a small dataset config with two BSs.
+DATASET_BASE: dict[str, Any] = {
+    **{key: value for key, value in RUN_BASE.items() if key != "ue"},
+    "base_stations": [*RUN_BASE["base_stations"], {**RUN_BASE["base_stations"][0],
+                                                    "name": "bs1", "position": [20.0, 0.0, 3.0]}],
+    "dataset": {"num_samples": 4, "samples_per_shard": 2,
+                "positions": {"kind": "uniform", "box": [[2.0, -5.0], [18.0, 5.0]],
+                              "height": 1.5},
+                "sounding": {"snr_db": [0.0, 20.0]}, "keep": ["observations", "cfr", "paths"],
+                "max_paths": 4},
+}
 
 
 def throw(base: dict[str, Any], changes: list[tuple[Any, ...]], command: str,
@@ -152,7 +145,7 @@ def throw(base: dict[str, Any], changes: list[tuple[Any, ...]], command: str,
     directory with the scene, and :func:`check_outcome`."""
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        run_base(directory)
+        write_obj(directory / "scene.obj", wall_y("wall_north", 10.0))
         (directory / "cfg.yaml").write_text(yaml.safe_dump(mutated(base, changes)))
         with peak_growth() as growth:
             result = cli(command, "cfg.yaml", "-o", output, "-q", cwd=directory,

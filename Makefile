@@ -24,10 +24,10 @@ pytest:
 	$(BIN)/pytest -q
 
 scenes: setup
-	$(BIN)/python scripts/make_scenes.py
+	$(BIN)/python -m scripts.twin.make_scenes
 
 bench: setup
-	$(BIN)/python scripts/bench_trace.py
+	$(BIN)/python -m scripts.twin.bench_trace
 
 clean:
 	rm -rf twin-demo .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,12 @@ model and on twin channels alike. Importing it fills :data:`ESTIMATORS`.
 """
 
 # Each module registers its estimators on import.
-from estimators import daun, direct_baselines, locman, miso, ris_cd, slab_estimators  # noqa: F401
+import estimators.daun.baselines
+import estimators.daun.estimators
+import estimators.locman.estimators
+import estimators.miso.estimators
+import estimators.ris_cd.estimators
+import estimators.slab.estimators  # noqa: F401
 from estimators.base import ESTIMATORS, Bound, Estimate, Estimator, register
 
 __all__ = ["ESTIMATORS", "Bound", "Estimate", "Estimator", "register"]

@@ -28,11 +28,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from estimators.typing import ComplexArray, FloatArray
+
 SPEED_OF_LIGHT = 299_792_458.0
 """Speed of light in vacuum [m/s]."""
 
-FloatArray = npt.NDArray[np.float64]
-ComplexArray = npt.NDArray[np.complex128]
 
 
 def planar_array_positions(

@@ -20,8 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.types import ChannelTruth, Observation
-
-FloatArray = npt.NDArray[np.float64]
+from estimators.typing import FloatArray
 
 
 class EstimatorInputError(ValueError):
@@ -32,7 +31,7 @@ class EstimatorInputError(ValueError):
 class SnapshotEstimate:
     """One snapshot's result (``Q`` scatterers, ``P`` estimated paths).
 
-    ``ue_position [3]`` [m], ``ue_orientation`` [rad] (NaN if not estimated),
+    ``ue_position [3]`` [m], ``ue_yaw`` [rad] (NaN if not estimated),
     ``scatterers [Q, 3]`` [m], ``scatterer_valid [Q]``, ``path_tau [P]`` [s],
     ``path_aod [P, 2]`` (azimuth, zenith) [rad], ``path_gain [P]`` complex.
     """
@@ -43,7 +42,7 @@ class SnapshotEstimate:
     path_tau: FloatArray
     path_aod: FloatArray
     path_gain: npt.NDArray[np.complex128]
-    ue_orientation: float = float("nan")
+    ue_yaw: float = float("nan")
     converged: bool = True
     reason: str = ""
     diagnostics: Mapping[str, float] = field(default_factory=dict)
@@ -56,7 +55,8 @@ class Estimate:
     Attributes
     ----------
     ue_position : ``[snapshot, 3]`` [m] (NaN where not converged).
-    ue_orientation : ``[snapshot]`` [rad], yaw (NaN where not estimated).
+    ue_yaw : ``[snapshot]`` [rad], the UE array's yaw (NaN where not estimated); the
+        truth's full orientation is ``ChannelTruth.ue_orientation [snapshot, 3]``.
     scatterers : ``[snapshot, Q, 3]`` [m].
     scatterer_valid : ``[snapshot, Q]`` bool.
     path_tau : ``[snapshot, P]`` [s]; path_aod ``[snapshot, P, 2]`` [rad];
@@ -67,7 +67,7 @@ class Estimate:
     """
 
     ue_position: FloatArray
-    ue_orientation: FloatArray
+    ue_yaw: FloatArray
     scatterers: FloatArray
     scatterer_valid: npt.NDArray[np.bool_]
     path_tau: FloatArray
@@ -85,16 +85,27 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Bound:
-    """Cramér-Rao bounds per snapshot.
+    """The paper's Cramér-Rao bounds per snapshot (NaN where the FIM is singular).
 
-    ``position_error_bound [snapshot]`` [m] (PEB), ``scatterer_error_bound
-    [snapshot, Q]`` [m], ``channel_crlb [snapshot, n, n]`` on the channel parameters in
-    the order the estimator documents (NaN where the FIM is singular).
+    Attributes
+    ----------
+    position_error_bound : ``[snapshot]`` [m], the PEB in the estimator's
+        :meth:`Estimator.dimensions` (horizontal for a 2-D method).
+    scatterer_error_bound : ``[snapshot, Q]`` [m], or ``[snapshot, 0]`` where the paper
+        bounds no scatterer.
+    orientation_error_bound : ``[snapshot]`` [rad], or None where the paper bounds none.
+    channel_crlb : ``[snapshot, n, n]`` on the channel parameters in the order the
+        estimator documents, or None.
+    other : name -> ``[snapshot]`` further bounds the paper gives (unit in the name,
+        e.g. ``"two_stage_position_m"``); ``twin estimate`` stores each as
+        ``bound/<name>``.
     """
 
     position_error_bound: FloatArray
     scatterer_error_bound: FloatArray
+    orientation_error_bound: FloatArray | None = None
     channel_crlb: FloatArray | None = None
+    other: Mapping[str, FloatArray] = field(default_factory=dict)
 
 
 E = TypeVar("E", bound="Estimator")
@@ -118,6 +129,12 @@ class Estimator(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: The paper subpackage the estimator belongs to (``"slab"``, ``"miso"``, ...): its
+    #: ``scenario`` module gives the paper's own setting (:mod:`estimators.scenario`).
+    paper: ClassVar[str] = ""
+    #: What :meth:`crlb` bounds, in words with the paper's equation numbers ("" if the
+    #: estimator has no bound). Declared, so callers never probe for a bound.
+    bound: ClassVar[str] = ""
     #: Keyword arguments for ``twin.sounding.build_observation``: how the twin must
     #: sound the channel for this estimator (link, precoder, beams...).
     sounding: ClassVar[Mapping[str, Any]] = {}
@@ -131,6 +148,16 @@ class Estimator(abc.ABC):
     def num_estimated_paths(self) -> int:
         """Number of estimated paths ``P`` (``Estimate.path_*``)."""
         return 0
+
+    def position_dimensions(self, obs: Observation) -> int:
+        """What the estimated positions can represent: 2 (the horizontal plane; heights
+        are not estimated and are not scored) or 3.
+
+        Declared by every estimator (it may depend on its hyper-parameters, e.g. MISO's
+        ``dimensions``, and on ``obs``, e.g. a planar array); ``twin estimate`` stores
+        it and ``twin evaluate`` scores by it.
+        """
+        raise NotImplementedError(f"{self.name} does not declare its position dimensions")
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
@@ -258,7 +285,8 @@ class Estimator(abc.ABC):
     # ---------------------------------------------------------------------- bounds
 
     def crlb(self, obs: Observation, truth: ChannelTruth) -> Bound:
-        """Cramér-Rao bounds of the paper, from the true channel behind ``obs``."""
+        """The paper's Cramér-Rao bounds (:attr:`bound`) from the true channel behind
+        ``obs``; an estimator with ``bound == ""`` has none."""
         raise NotImplementedError(f"{self.name} has no Cramér-Rao bound")
 
 
@@ -311,7 +339,7 @@ def _stack(results: list[tuple[SnapshotEstimate, float]]) -> Estimate:
     keys = sorted({k for r, _ in results for k in r.diagnostics})
     return Estimate(
         ue_position=gather(lambda r: r.ue_position, np.float64),
-        ue_orientation=gather(lambda r: r.ue_orientation, np.float64),
+        ue_yaw=gather(lambda r: r.ue_yaw, np.float64),
         scatterers=gather(lambda r: r.scatterers, np.float64),
         scatterer_valid=gather(lambda r: r.scatterer_valid, bool),
         path_tau=gather(lambda r: r.path_tau, np.float64),

@@ -50,6 +50,20 @@ def _beams(
     return given
 
 
+def complex_normal(
+    rng: np.random.Generator, shape: int | tuple[int, ...], variance: npt.ArrayLike = 1.0
+) -> npt.NDArray[np.complex128]:
+    """Circularly-symmetric complex Gaussian samples ``CN(0, variance)`` of ``shape``.
+
+    ``variance`` broadcasts against ``shape`` (e.g. ``[snapshot, bs, 1, 1, 1]``). The
+    real parts are drawn first, then the imaginary parts: every noise and random gain of
+    the project comes from here, so one seed gives one stream.
+    """
+    real = rng.standard_normal(shape)
+    imag = rng.standard_normal(shape)
+    return np.asarray(np.sqrt(np.asarray(variance, dtype=np.float64) / 2) * (real + 1j * imag))
+
+
 def mrt_beam(channel: npt.ArrayLike) -> npt.NDArray[np.complex128]:
     """``[tx_ant]`` one unit-norm wideband maximum-ratio beam for ``channel [rx_ant, tx_ant,
     subcarrier]``: the principal eigenvector of ``Σ_k H_k^H H_k`` (the most power summed
@@ -91,9 +105,8 @@ class ChannelSounder:
         if np.any(np.linalg.norm(F, axis=2) > 1 + 1e-9):
             raise ValueError("precoders: a beam has more than unit norm")
         y0 = np.einsum("brsk,bksm,mk->brmk", self.channel[t], F, self.pilots)
-        sigma = np.sqrt(self.noise_variance[t] / 2)[:, None, None, None]
-        return np.asarray(y0 + sigma * (rng.standard_normal(y0.shape)
-                                        + 1j * rng.standard_normal(y0.shape)))
+        return np.asarray(y0 + complex_normal(rng, y0.shape,
+                                              self.noise_variance[t][:, None, None, None]))
 
 
 def thermal_noise_variance(
@@ -121,6 +134,7 @@ def build_observation(
     num_streams: int | None = None,
     pilots: Literal["random", "ones"] = "random",
     snr_db: float | None = None,
+    noise_variance: npt.ArrayLike | None = None,
     tx_power_dbm: float | None = None,
     noise_figure_db: float = 7.0,
     bandwidth_hz: float | None = None,
@@ -148,7 +162,10 @@ def build_observation(
     pilots : ``"random"`` unit-modulus phases or all ``"ones"``, ``[beam, subcarrier]``.
     snr_db : mean received SNR per noiseless sample ``|W^H H F s|²`` of each snapshot
         and BS over the noise variance per receive antenna (the usual paper
-        definition). Exclusive with ``tx_power_dbm``.
+        definition).
+    noise_variance : ``σ²`` [W] per receive antenna and sample, absolute: a scalar or
+        ``[snapshot, bs]`` (a paper that fixes the noise and scales the transmit power).
+    Exactly one of ``snr_db``, ``noise_variance`` and ``tx_power_dbm``.
     tx_power_dbm : total transmit power over all subcarriers; with ``noise_figure_db``
         and ``bandwidth_hz`` the noise is thermal, ``k_B T_0 (B/K) NF`` per subcarrier,
         and the SNR follows the ray-traced path loss.
@@ -158,8 +175,8 @@ def build_observation(
     h = np.asarray(cfr, dtype=np.complex128)
     if h.ndim != 5:
         raise ValueError(f"cfr: expected [snapshot, bs, ue_ant, bs_ant, subcarrier], got {h.shape}")
-    if (snr_db is None) == (tx_power_dbm is None):
-        raise ValueError("give exactly one of snr_db and tx_power_dbm")
+    if sum(x is not None for x in (snr_db, noise_variance, tx_power_dbm)) != 1:
+        raise ValueError("give exactly one of snr_db, noise_variance and tx_power_dbm")
     f = np.asarray(frequencies, dtype=np.float64)
     T, B, _, _, K = h.shape
     if link == "uplink":
@@ -183,16 +200,17 @@ def build_observation(
     if tx_power_dbm is not None:
         assert bandwidth_hz is not None
         sigma2 = np.full((T, B), thermal_noise_variance(bandwidth_hz, K, noise_figure_db))
+    elif noise_variance is not None:
+        sigma2 = np.broadcast_to(np.asarray(noise_variance, dtype=np.float64), (T, B)).copy()
+        if not np.all(np.isfinite(sigma2) & (sigma2 >= 0)):
+            raise ValueError("noise_variance must be finite and non-negative")
     else:
         assert snr_db is not None
         power = np.mean(np.abs(y0) ** 2, axis=(2, 3, 4))
         # A snapshot without any path has no signal to refer to: use the run's mean.
         fallback = power[power > 0].mean() if np.any(power > 0) else 1.0
         sigma2 = np.where(power > 0, power, fallback) / 10 ** (snr_db / 10.0)
-    noise = np.sqrt(sigma2[:, :, None, None, None] / 2) * (
-        rng.standard_normal((T, B, h.shape[2], M, K))
-        + 1j * rng.standard_normal((T, B, h.shape[2], M, K))
-    )
+    noise = complex_normal(rng, (T, B, h.shape[2], M, K), sigma2[:, :, None, None, None])
     y = y0 + np.einsum("tbrn,tbrmk->tbnmk", W.conj(), noise)
     return Observation(
         y=y,

@@ -13,6 +13,24 @@ import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, rotation_matrix
 
+Area = tuple[tuple[float, float], tuple[float, float]]
+"""A horizontal rectangle ``((x_min, y_min), (x_max, y_max))`` [m], its lower-left and
+upper-right corners: the one convention of every search area and grid of the project."""
+
+
+def check_area(area: Area, what: str = "area") -> Area:
+    """``area`` as floats, or ``ValueError`` naming ``what`` if it is not two corners with
+    ``x_min < x_max`` and ``y_min < y_max``."""
+    try:
+        (x0, y0), (x1, y1) = ((float(a), float(b)) for a, b in area)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: expected ((x_min, y_min), (x_max, y_max)) [m], "
+                         f"got {area!r}") from None
+    if not (x0 < x1 and y0 < y1):
+        raise ValueError(f"{what}: the lower-left corner ({x0}, {y0}) must lie below and left "
+                         f"of the upper-right one ({x1}, {y1})")
+    return ((x0, y0), (x1, y1))
+
 Link = Literal["downlink", "uplink"]
 
 

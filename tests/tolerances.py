@@ -55,13 +55,13 @@ LOCMAN_TWIN_SCATTERER_M = 0.05
 # worst case over 10 seeds, the same at every seed (deterministic grid bias); 2x margin.
 DCS_SOMP_TWIN_UE_M = 0.5
 
-# SLAB (tests/estimators/test_slab.py). Closed forms vs the module in float64, through a
+# SLAB (tests/estimators/slab/test_slab.py). Closed forms vs the module in float64, through a
 # FIM inversion (scaled condition number ~2e4 in the paper setting) and, for the single-BS
 # LOS check, a central-difference geometric Jacobian (1e-3 m steps on ~450 m). Measured:
 # 1.6e-10 (single-BS LOS CRLB), 7e-13 (1/SNR scaling); 60x margin on the worst.
 SLAB_CLOSED_FORM_REL = 1e-8
 
-# SLAB LCE (tests/estimators/test_slab_lce.py), paper setting, random BF.
+# SLAB LCE (tests/estimators/slab/test_lce.py), paper setting, random BF.
 # SLLS from ~1 m / 0.05 rad off, noiseless: |α̂ - α| / |α| measured 2.5e-15.
 SLAB_LCE_NOISELESS_REL = 1e-6
 # Theorem 2, noiseless (3 fading draws): e_{i+1} / e_i² for e_i <= 0.1 [m, rad] measured
@@ -91,7 +91,7 @@ SLAB_LCE_GROSS_M = 0.1
 # Fused RMSE after 3 slots / first-slot RMSE: measured 0.51 (1/sqrt(3) = 0.58 expected).
 SLAB_FUSION_GAIN = 0.8
 
-# SLAB BFR (tests/estimators/test_slab_bfr.py).
+# SLAB BFR (tests/estimators/slab/test_bfr.py).
 # Analytic vs central-difference gradients of the BFR cost (the issue's criterion);
 # measured 9.0e-7 (eq. 23 cost) and 1.0e-6 (eq. 46) with 1e-6 steps on unit-scale beams.
 SLAB_BFR_GRADIENT_REL = 1e-5
@@ -105,7 +105,7 @@ SLAB_BFR_RELAXATION_GAP = 1e-3
 # 0.39 (N'_C = 6, M = 4), 147/424 = 0.35 (paper setting).
 SLAB_BFR_ITERATION_RATIO = 0.5
 
-# SLAB loop (tests/estimators/test_slab_loop.py), paper setting, 16 trials x 4 slots, with
+# SLAB loop (tests/estimators/slab/test_loop.py), paper setting, 16 trials x 4 slots, with
 # SLAB's BFR vs without (common random numbers). Long-term PEB at the truth for the
 # slot-4 beams, with / without BFR: measured 0.702-0.756 per trial (0.699-0.758 over 48
 # other runs); BFR minimises the normalised trace of all of α and h (eq. 23), so the
@@ -137,13 +137,13 @@ RIS_TRACED_DB = 0.5  # ray-traced hops against the same closed forms (the issue'
 # front of the tile); one plane-wave array for the whole tile: 3.2 dB off.
 RIS_NEAR_FIELD_DB = 0.1
 
-# RIS correlation-dispersion bounds (tests/estimators/test_ris_cd_bounds.py).
+# RIS correlation-dispersion bounds (tests/estimators/ris_cd/test_bound.py).
 RIS_CD_LIMIT_REL = 1e-6  # eq. (44′) at σ² = 1e12 / Σ_p = 1e6 x vs its limits: measured 3e-11 / 2e-8
 RIS_CD_FIM_MC_FLOOR_REL = 1e-5  # MC FIM floor x C_r^-1: rare tails escape the SE (seen 1.5e-8)
 RIS_CD_SEPARATED_REL = 1e-4  # bound / single-component bound − 1 at 8 widths apart: measured 4e-7
 RIS_CD_GRID_JACOBIAN_REL = 1e-2  # 3 x 3 grid fit (0.05 m) vs a smooth fingerprint's Jacobian
 
-# RIS design of Sang et al. (tests/estimators/test_ris_cd_design.py).
+# RIS design of Sang et al. (tests/estimators/ris_cd/test_design.py).
 # Closed-form worst cases vs random errors and their minimisers, float64 on O(1..10)
 # values (the brief's criterion).
 RIS_CD_BRUTE_FORCE_REL = 1e-9

@@ -10,7 +10,7 @@ several estimate files can refer to one run), written atomically::
                  in the order run), run_file (name), run_scene_sha256, run_num_snapshots,
                  run_seed, versions (JSON), noise (YAML)
     /estimates/<algorithm>/
-                 ue_position[T,3] [m], ue_orientation[T] [rad], scatterers[T,Q,3] [m],
+                 ue_position[T,3] [m], ue_yaw[T] [rad], scatterers[T,Q,3] [m],
                  scatterer_valid[T,Q], converged[T], reason[T] (strings), runtime_s[T] [s],
                  path_tau[T,P] [s], path_aod[T,P,2] (azimuth, zenith) [rad],
                  path_gain[T,P] complex128, diagnostics/<name>[T]
@@ -51,7 +51,7 @@ from twin.resources import Need, check_memory
 from twin.runfile import RunData, package_versions, read_run
 from twin.sounding import observation_from_run
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 FILE_KIND = "estimates"
 DEFAULT_TX_POWER_DBM = 20.0
 """Transmit power [dBm] when neither an SNR nor a power is given (thermal noise)."""
@@ -532,7 +532,7 @@ def estimate_run(
 
 _DATASETS: dict[str, dict[str, str]] = {
     "ue_position": {"units": "m", "dims": "snapshot, xyz"},
-    "ue_orientation": {"units": "rad (yaw)", "dims": "snapshot"},
+    "ue_yaw": {"units": "rad", "dims": "snapshot"},
     "scatterers": {"units": "m", "dims": "snapshot, scatterer, xyz"},
     "scatterer_valid": {"dims": "snapshot, scatterer"},
     "converged": {"dims": "snapshot"},

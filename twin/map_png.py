@@ -8,7 +8,7 @@ in the view. RIS tiles are opaque quads in their exact colour (unlit, both sides
 Open3D (Filament) runs on a CPU through Mesa's software rasteriser, in a child process
 (a renderer that cannot start aborts its process; the child also keeps Filament's
 console chatter out of the CLI's output). What keeps it fast and predictable there
-(measured on 2 cores, Open3D 0.20, Mesa 22.3; ``scripts/bench_render.py``,
+(measured on 2 cores, Open3D 0.20, Mesa 22.3; ``scripts/twin/bench_render.py``,
 ``docs/BENCHMARKS.md``):
 
 * few renderables: every sphere in one mesh, lines one set per width (the demo map's 11
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from estimators.typing import FloatArray
 from twin.maps import (
     BS_RGB,
     DEFAULT_SIZE,
@@ -68,8 +69,6 @@ from twin.maps import (
     title,
     wall_cell,
 )
-
-FloatArray = npt.NDArray[np.float64]
 
 SUPERSAMPLING = 2
 """Open3D renders at this multiple of the PNG size, then averages down (antialiasing)."""

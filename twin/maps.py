@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from estimators.typing import FloatArray
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, stamped
 
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from twin.metrics import Matching
     from twin.runfile import RisData, RunData
 
-FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_CUTOFF_M = 1.0
 """Matching cut-off [m] between estimated scatterers and true interaction points (as

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-FloatArray = npt.NDArray[np.float64]
+from estimators.typing import FloatArray
 
 
 @dataclass(frozen=True)

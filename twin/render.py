@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT
+from estimators.typing import FloatArray
 from twin.backend import mitsuba, sionna_rt
 from twin.maps import (
     DRAWN_TILE_OFFSET_M,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from twin.runfile import RunData
     from twin.simulate import Simulation
 
-FloatArray = npt.NDArray[np.float64]
 
 
 def ris_path_segments(run: RunData, snapshots: Sequence[int],

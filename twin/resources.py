@@ -7,7 +7,7 @@ part when their sum exceeds the budget: the memory available now (``MemAvailable
 within a cgroup's limit), or less with ``TWIN_MEMORY_LIMIT`` (e.g. ``8G``, ``512M``).
 :func:`check_disk` does the same for the output's size against the free disk space.
 
-The tracing and channel models are fits to measured peaks (``scripts/bench_memory.py
+The tracing and channel models are fits to measured peaks (``scripts/twin/bench_memory.py
 --estimate`` prints estimate and measured peak side by side; docs/BENCHMARKS.md): a
 fresh process holds about 0.5 GB; Sionna's deterministic solver about 40 B per sample,
 receiver, transmitter and bounce; the truth of one path per antenna pair ~80 B while it

@@ -36,14 +36,12 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, rotation_matrix
+from estimators.typing import ComplexArray, FloatArray
 from twin.errors import TwinInputError
 from twin.outputs import regular_file
 from twin.paths import InteractionType, PathSet
 from twin.runfile import RisData
 from twin.scene import TwinWarning
-
-FloatArray = npt.NDArray[np.float64]
-ComplexArray = npt.NDArray[np.complex128]
 
 #: Tang et al.'s measured element pattern: F(θ) = cos³ θ.
 PATTERN_EXPONENT = 3.0

@@ -101,7 +101,7 @@ def design_matrices(run: RunData, precoder: npt.ArrayLike, *, groups: tuple[int,
                     tile: int = 0, bs: int = 0
                     ) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.int64]]:
     """Sang et al.'s fingerprint matrices (eq. 3) of a run's radio map, for designing one
-    tile's phases group by group (:mod:`estimators.ris_cd_design`).
+    tile's phases group by group (:mod:`estimators.ris_cd.design`).
 
     The tile's elements are split into ``groups = (rows, cols)`` equal rectangles
     (:func:`twin.ris.element_groups`); each group keeps its configured phases and gets one

@@ -4,7 +4,7 @@ The dataset's manifest holds the resolved config, so the BS geometry, the carrie
 region the positions were drawn in come from it: the grid covers the region's bounding
 box at the positions' height with cells of about ``grid_spacing_m``. The last
 ``validation`` samples are held out for the early stop; training cycles through the rest
-(:func:`estimators.daun_admm.train_daun`, the paper's §III-B recipe).
+(:func:`estimators.daun.admm.train_daun`, the paper's §III-B recipe).
 
 Checkpoint (``torch.save`` of plain types, written atomically; read with
 ``weights_only=True``): ``format``, ``parameters {rho, tau1, tau2 [layer], w [bs]}``,
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from estimators.arrays import SPEED_OF_LIGHT
-from estimators.daun import CHECKPOINT_FORMAT
-from estimators.daun_admm import AdmmParameters, Loss, TrainingLog, train_daun
-from estimators.models.daun import DirectLocalizationProblem
+from estimators.daun.admm import AdmmParameters, Loss, TrainingLog, train_daun
+from estimators.daun.estimators import CHECKPOINT_FORMAT
+from estimators.daun.model import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
 from twin.dataset.loader import read_fields
 from twin.dataset.store import read_manifest

@@ -74,6 +74,7 @@ from estimators.arrays import (
     rotation_matrix,
     steering_vector,
 )
+from estimators.typing import FloatArray
 from twin.errors import TwinInputError
 
 __all__ = ["SPEC_VERSION", "UmaChannels", "UmaInputError", "los_probability", "uma_channels"]
@@ -89,7 +90,6 @@ _CHUNK = 1000
 _RAYS_PER_CLUSTER = 20
 """UMa rays per cluster (TR 38.901 Table 7.5-6)."""
 
-FloatArray = npt.NDArray[np.float64]
 
 
 class UmaInputError(TwinInputError, ValueError):

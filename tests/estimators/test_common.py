@@ -13,12 +13,12 @@ import pytest
 
 from estimators import ESTIMATORS, Estimate, Estimator
 from estimators.base import EstimatorInputError
-from estimators.miso import MisoSnapshot, _search_grid, grid_size, sp_pseudospectrum
-from estimators.models.daun import DaunScenario
-from estimators.models.locman import LocmanScenario
-from estimators.models.miso import MisoScenario
-from estimators.models.ris_cd import RisCdScenario
-from estimators.models.slab import SlabScenario
+from estimators.daun.model import DaunScenario
+from estimators.locman.scenario import LocmanScenario
+from estimators.miso.estimators import MisoSnapshot, _search_grid, grid_size, sp_pseudospectrum
+from estimators.miso.scenario import MisoScenario
+from estimators.ris_cd.scenario import RisCdScenario
+from estimators.slab.model import SlabScenario
 from estimators.types import Observation
 
 NAMES = sorted(ESTIMATORS)
@@ -105,7 +105,7 @@ def test_deterministic_shapes_units_and_no_state(name: str) -> None:
         if isinstance(va, np.ndarray) and field.name != "runtime_s":  # wall time varies
             np.testing.assert_array_equal(va, vb)
     T, Q, P = obs.num_snapshots, estimator.num_scatterers, estimator.num_estimated_paths
-    assert a.ue_position.shape == (T, 3) and a.ue_orientation.shape == (T,)
+    assert a.ue_position.shape == (T, 3) and a.ue_yaw.shape == (T,)
     assert a.scatterers.shape == (T, Q, 3) and a.scatterer_valid.shape == (T, Q)
     assert a.path_tau.shape == (T, P) and a.path_aod.shape == (T, P, 2)
     assert a.converged.shape == (T,) and len(a.reason) == T and a.runtime_s.shape == (T,)

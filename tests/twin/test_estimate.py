@@ -259,13 +259,13 @@ def test_file_layout_and_shapes(run_path: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["est.h5"]
     P, Q = 3, 2
     shapes = {
-        "ue_position": (T, 3), "ue_orientation": (T,), "scatterers": (T, Q, 3),
+        "ue_position": (T, 3), "ue_yaw": (T,), "scatterers": (T, Q, 3),
         "scatterer_valid": (T, Q), "converged": (T,), "reason": (T,), "runtime_s": (T,),
         "path_tau": (T, P), "path_aod": (T, P, 2), "path_gain": (T, P),
         "diagnostics/peak_energy": (T,), "diagnostics/noise_variance": (T,),
     }
     units = {"ue_position": "m", "scatterers": "m", "runtime_s": "s", "path_tau": "s",
-             "path_aod": "rad (azimuth, zenith)", "ue_orientation": "rad (yaw)"}
+             "path_aod": "rad (azimuth, zenith)", "ue_yaw": "rad"}
     with h5py.File(out, "r") as f:
         assert set(f) == {"config", "estimates"}
         assert set(f["estimates"]) == {STRONGEST, FIRST}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from estimators.daun import Daun, load_checkpoint
+from estimators.daun.estimators import Daun, load_checkpoint
 from tests.twin.test_cli import assert_one_line_error, run_twin
 from tests.twin.test_dataset import uma_config, write
 from twin.dataset.engine import make_dataset
@@ -44,7 +44,7 @@ def test_train_writes_a_reproducible_checkpoint_daun_runs_with(uma_dataset: Path
                             "ue_height": 1.5, "num_angles": 16}
     assert a["training"]["seed"] == 0 and a["training"]["num_train"] == 50
     # The checkpoint drives the registered estimator: its grid by default.
-    from estimators.models.daun import DaunScenario
+    from estimators.daun.model import DaunScenario
 
     scenario = DaunScenario(num_bs_antennas=8, height=1.5)
     obs, _ = scenario.sample(30.0, 3, np.random.default_rng(0))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from estimators.arrays import SPEED_OF_LIGHT, mimo_ofdm_channel
-from estimators.miso import MisoML
+from estimators.miso.estimators import MisoML
 from tests.conftest import make_config, run_config, wall_y, write_obj
 from tests.tolerances import (
     DCS_SOMP_TWIN_UE_M,
@@ -168,7 +168,7 @@ def locman_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_locman_forward_model_equals_the_twin_cfr(locman_run_file: Path) -> None:
     """LocmanSnapshot.channel at the ray-traced geometry (eq. 3 with the vertical-
     reflector heights) rebuilds the twin's MIMO CFR: steering, delays, gains, yaw."""
-    from estimators.locman import Locman, snapshot, true_parameters
+    from estimators.locman.estimators import Locman, snapshot, true_parameters
     from twin.runfile import read_run
 
     run = read_run(locman_run_file)
@@ -202,13 +202,13 @@ def test_twin_estimate_locman_and_dcs_somp_end_to_end(
     assert list(est.estimates) == ["locman", "dcs-somp"]
     assert est.run_num_snapshots == T
     for name, e in est.estimates.items():
-        assert e.ue_position.shape == (T, 3) and e.ue_orientation.shape == (T,), name
+        assert e.ue_position.shape == (T, 3) and e.ue_yaw.shape == (T,), name
         assert e.scatterers.shape == (T, 1, 3) and e.path_tau.shape == (T, 2), name
         assert e.converged.all() and e.scatterer_valid.all(), name
         np.testing.assert_allclose(e.ue_position[:, 2], LOCMAN_UE_HEIGHT)
     lm = est.estimates["locman"]
     assert np.max(np.linalg.norm(lm.ue_position - run.drive.position, axis=1)) < LOCMAN_TWIN_UE_M
-    yaw_err = np.angle(np.exp(1j * (lm.ue_orientation - LOCMAN_YAW)))
+    yaw_err = np.angle(np.exp(1j * (lm.ue_yaw - LOCMAN_YAW)))
     assert np.max(np.abs(yaw_err)) < LOCMAN_TWIN_YAW_RAD
     # The wall bounce: the scatterer is the ray-traced reflection point on the wall.
     sc_err = np.linalg.norm(lm.scatterers[:, 0] - truth.scatterer[:, 1], axis=1)
@@ -266,7 +266,7 @@ def test_twin_estimate_slab_closed_loop(
     for name, e in est.estimates.items():
         assert e.converged.all(), (name, e.reason)
         ue_err = np.linalg.norm(e.ue_position - run.drive.position, axis=1)
-        yaw_err = np.abs(np.angle(np.exp(1j * (e.ue_orientation - SLAB_UE_YAW))))
+        yaw_err = np.abs(np.angle(np.exp(1j * (e.ue_yaw - SLAB_UE_YAW))))
         wall_err = np.linalg.norm(e.scatterers[..., :2] - walls[..., :2], axis=-1)
         assert np.max(ue_err) < SLAB_TWIN_UE_M, (name, ue_err)
         assert np.max(yaw_err) < SLAB_TWIN_YAW_RAD, (name, yaw_err)

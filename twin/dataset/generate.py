@@ -35,12 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.path import Path as Polygon
 
+from estimators.typing import FloatArray
 from twin.channel import cfr as compute_cfr
 from twin.dataset.config import SCHEMA_VERSION, DatasetConfig, PositionsConfig
 from twin.drive import Drive
 from twin.errors import TwinInputError
-
-FloatArray = npt.NDArray[np.float64]
 
 #: Candidates drawn per wanted position in a round of rejection sampling, and the rounds
 #: before a region with no valid position is given up.

@@ -1,0 +1,576 @@
+"""SLAB's signal model (Zhou, Liu, Lau, IEEE TSP 2019, §II, eqs. 1-19), reconstructed.
+
+``J`` BSs with ``N_B``-element ULAs and known poses send downlink pilots to a UE with an
+``N_U``-element ULA of unknown 2D position ``x`` and orientation ``ϑ``. Each BS reaches
+the UE over a LOS path (``l = 0``) and ``L`` single-bounce NLOS paths off point
+scatterers ``v_{l,j}``. The ``N'_C`` subcarriers are interleaved across the BSs
+(``Θ_j = {j, j + J, ..., j + (N_C - 1) J}``, ``N_C = N'_C / J``); on each of its
+subcarriers BS ``j`` sends ``M`` training beamforming (BF) vectors ``ω_j[n, m]``
+(pilot symbols included, ``‖ω_j[n, m]‖ ≤ 1``). In time slot ``k``:
+
+    z_j[k, n, m] = H̃_j[k, n] ω_j[n, m] + ε,   ε ~ CN(0, σ² I_{N_U})            (11)
+    H̃_j[k, n] = √(N_B N_U) Σ_l h_{l,j}[k] e^{-j2π f_n τ_{l,j}} a_U,n(θ_U,l,j) a_B,n(θ_B,l,j)^H
+
+with i.i.d. small-scale fading ``h[k] ~ CN(0, Σ)`` across slots while the geometry
+(``τ``, ``θ_B``, ``θ_U``, i.e. ``α = [x; ϑ; v]``) stays fixed.
+
+Choices where the extracted paper is silent or garbled (each says why):
+
+* **Geometry is planar** (the paper's ``u_j, x, v_{l,j} ∈ R²``): coordinates ``(x, y)``
+  [m] in the world's horizontal plane. Angles (eqs. 7-10) are *azimuths* relative to the
+  array broadside: ``θ_B = az(target - u_j) - φ_j``, ``θ_U = az(source - x) - ϑ`` with
+  ``az`` the full ``atan2`` azimuth. The extracted eqs. write ``arccos(d·e_X / ‖d‖)``,
+  which equals the azimuth only for ``d_y ≥ 0`` and would make the array response blind
+  to the sign of ``d_y``; the azimuth is the physical angle.
+* **Arrays**: ULAs along the device's local y axis (broadside = orientation azimuth),
+  centred on the device position, element ``t`` at ``d (t - (N-1)/2)``, response
+  ``a(θ)_t = exp(+j 2π d/λ_n (t - (N-1)/2) sin θ)``. This is the project's convention
+  (``estimators.arrays.steering_vector`` of a ``1 x N`` array rotated by the yaw), so the
+  model can later run on the twin's channels. The extracted eqs. (2), (4) read
+  ``e^{-j dπ/λ_n (t-1) sin θ}``: the sign and the first-element reference are a
+  relabelling of the elements and a phase reference (centred: ``τ`` refers to the array
+  centres, as eqs. 5-6 assume); ``dπ/λ`` is taken as the standard ``2π d/λ`` (with
+  ``d = λ_c / 2``, §VII-A, this is the half-wavelength ULA).
+* **Beam squint** as in the paper: ``λ_n = c / (f_c + n / (N'_C T_s))`` per subcarrier
+  (the extracted §VII-A lost the ``n``); ``beam_squint=False`` uses ``λ_c`` everywhere
+  (the twin's narrowband array model).
+* **Subcarrier frequencies**: ``f_n = n / (N'_C T_s)`` with the paper's indices
+  ``n ∈ Θ_j ⊂ {1, ..., N'_C}`` (eq. in §II-B and eq. 50; the channel equation's
+  ``N_c`` is ``N'_C`` there). Unlike the project's centred baseband offsets this reference
+  matters: the long-term FIM (Lemma 1) drops the α-h cross terms, so it depends on the
+  frequency origin; the paper's is kept.
+* ``G`` (eqs. 14-18) follows eq. (11) and eqs. (1)-(4): ``G[r, m, n, l] = Σ_t
+  μ^{(r,t)}_{l,j,n} ω^{(t)}_j[n, m]`` with ``μ`` of eq. (19) times ``√(N_B N_U)``. The
+  extracted eqs. (15)-(17) conjugate ``μ`` (``g = ω^H μ``, rows ``g^H``), which would
+  contradict eq. (11).
+* **Fading covariance** (§VII-A): ``h_{l,j} = h'_{l,j} / φ_{l,j}^3``, ``h' ~ CN(0, 1)``, so
+  ``Σ_j = diag(φ_{l,j}^{-6})`` with ``φ`` the path length; the exponent is a field.
+* **SNR** (the paper gives 20 dB without a definition): the fading-averaged received
+  power per UE antenna and sample with an isotropic unit-norm BF vector,
+  ``N_B N_U Σ_l Σ_{j,ll}``, averaged over the BSs, over ``σ²``. It does not depend on
+  the BF vectors, so beamforming gains are not normalised away (BFR optimises them), and
+  one ``σ²`` serves all BSs (the noise is at the UE).
+* **Placement** (§VII-A: BSs, UE and orientations "at random" in a 1000 x 1000 m area;
+  scatterers unspecified): the defaults are one fixed, well-spread instance — BSs near
+  three corners with the UE within 7° of their broadsides, the UE near the centre, each
+  BS's scatterer off its LOS line so that the NLOS path is 57, 159 and 85 m longer (19-53
+  delay bins of ``c T_s = 3 m``), 3-9 dB weaker than the LOS and 27-38° off it at the
+  BS; the UE's orientation keeps all six AOAs >= 20° from its array's endfire (where a
+  ULA loses angle information). :meth:`SlabScenario.random` draws the paper's random
+  placement (scatterers uniform in the same area, orientations uniform in ``[-π, π)``).
+* **Random BF** (the paper's initial ``w[1]``): i.i.d. complex Gaussian vectors
+  normalised to unit norm (uniform on the sphere), per BS, subcarrier and beam.
+* The speed of light is the project's ``299 792 458 m/s`` (the paper rounds to 3e8).
+
+References
+----------
+B. Zhou, A. Liu, V. Lau, "Successive localization and beamforming in 5G mmWave MIMO
+communication systems", IEEE Trans. Signal Process. 67(6), 2019: frame and ``Θ_j``
+(§II-A), channel (1)-(4) and ``H_j`` (§II-B), geometry (5)-(10), received signal
+(11)-(19), simulation setting (§VII-A).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, random_beams
+from estimators.observe import ChannelSounder
+from estimators.types import ArrayGeometry, Observation
+from estimators.typing import ComplexArray, FloatArray, IntArray
+
+Point = tuple[float, float]
+
+
+# ----------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class SlabGeometry:
+    """Known BS poses and the long-term location parameters ``α`` (§II-B, §II-C).
+
+    Attributes
+    ----------
+    bs_position : ``[bs, 2]`` [m], ``u_j``.
+    bs_orientation : ``[bs]`` [rad], ``φ_j``: azimuth of the BS array's broadside.
+    ue_position : ``[2]`` [m], ``x``.
+    ue_orientation : [rad], ``ϑ``: azimuth of the UE array's broadside.
+    scatterers : ``[bs, nlos, 2]`` [m], ``v_{l,j}`` (``nlos = L`` may be 0).
+    """
+
+    bs_position: FloatArray
+    bs_orientation: FloatArray
+    ue_position: FloatArray
+    ue_orientation: float
+    scatterers: FloatArray
+
+    @property
+    def num_bs(self) -> int:
+        """``J``."""
+        return int(self.bs_position.shape[0])
+
+    @property
+    def num_nlos(self) -> int:
+        """``L``, NLOS paths per BS."""
+        return int(self.scatterers.shape[1])
+
+    @property
+    def num_paths(self) -> int:
+        """``L + 1`` paths per BS, the LOS first."""
+        return self.num_nlos + 1
+
+    @property
+    def num_alpha(self) -> int:
+        """``2 J L + 3``, the length of ``α``."""
+        return 2 * self.num_bs * self.num_nlos + 3
+
+    def alpha(self) -> FloatArray:
+        """``α = [x; ϑ; v]`` ``[2JL + 3]`` [m, rad, m], ``v = vec[v_{l,j}]`` with ``l``
+        varying fastest (§II-C)."""
+        return np.concatenate(
+            [self.ue_position, [self.ue_orientation], self.scatterers.reshape(-1)]
+        )
+
+    def with_alpha(self, alpha: npt.ArrayLike) -> SlabGeometry:
+        """The same BSs with location parameters ``alpha [2JL + 3]``."""
+        a = np.asarray(alpha, dtype=np.float64)
+        if a.shape != (self.num_alpha,):
+            raise ValueError(f"alpha: expected shape ({self.num_alpha},), got {a.shape}")
+        return SlabGeometry(
+            bs_position=self.bs_position, bs_orientation=self.bs_orientation,
+            ue_position=a[:2].copy(), ue_orientation=float(a[2]),
+            scatterers=a[3:].reshape(self.num_bs, self.num_nlos, 2),
+        )
+
+
+def wrap_angle(angle: npt.ArrayLike) -> FloatArray:
+    """Angles wrapped to ``(-π, π]`` [rad]."""
+    return np.asarray(np.angle(np.exp(1j * np.asarray(angle, dtype=np.float64))))
+
+
+def departure_points(geometry: SlabGeometry) -> FloatArray:
+    """``[bs, path, 2]`` [m]: the point each path leaves the BS towards — the UE for the
+    LOS (``l = 0``), the scatterer ``v_{l,j}`` for NLOS paths."""
+    ue = np.broadcast_to(geometry.ue_position, (geometry.num_bs, 1, 2))
+    return np.concatenate([ue, geometry.scatterers], axis=1)
+
+
+def path_lengths(geometry: SlabGeometry) -> FloatArray:
+    """``φ_{l,j}`` ``[bs, path]`` [m]: ``‖x - u_j‖`` (LOS), ``‖u_j - v‖ + ‖x - v‖`` (§VII-A)."""
+    points = departure_points(geometry)
+    to_point = np.linalg.norm(points - geometry.bs_position[:, None, :], axis=-1)
+    to_ue = np.linalg.norm(geometry.ue_position - points, axis=-1)  # 0 for the LOS
+    return np.asarray(to_point + to_ue)
+
+
+def departure_vectors(geometry: SlabGeometry) -> FloatArray:
+    """``[bs, path, 2]`` [m], from each BS to the first point of each path (eqs. 7-8)."""
+    return np.asarray(departure_points(geometry) - geometry.bs_position[:, None, :])
+
+
+def arrival_vectors(geometry: SlabGeometry) -> FloatArray:
+    """``[bs, path, 2]`` [m], from the UE back along each path: to the BS (LOS) or to the
+    scatterer (eqs. 9-10)."""
+    sources = np.concatenate(
+        [geometry.bs_position[:, None, :], geometry.scatterers], axis=1
+    )
+    return np.asarray(sources - geometry.ue_position)
+
+
+def azimuth(vector: npt.ArrayLike) -> FloatArray:
+    """Azimuth ``atan2(v_y, v_x)`` [rad] of 2D vectors ``[..., 2]``."""
+    v = np.asarray(vector, dtype=np.float64)
+    return np.asarray(np.arctan2(v[..., 1], v[..., 0]))
+
+
+@dataclass(frozen=True)
+class PathParameters:
+    """Per-path delays and angles of one geometry (eqs. 5-10).
+
+    ``tau [bs, path]`` [s]; ``aod``, ``aoa [bs, path]`` [rad], ``θ_B`` and ``θ_U``: azimuths
+    relative to the BS and UE broadsides, wrapped to ``(-π, π]``; path 0 is the LOS.
+    """
+
+    tau: FloatArray
+    aod: FloatArray
+    aoa: FloatArray
+
+
+def path_parameters(geometry: SlabGeometry) -> PathParameters:
+    """Delays, AODs and AOAs of every path (eqs. 5-10, azimuth form: module docstring)."""
+    aod = azimuth(departure_vectors(geometry)) - geometry.bs_orientation[:, None]
+    aoa = azimuth(arrival_vectors(geometry)) - geometry.ue_orientation
+    return PathParameters(
+        tau=path_lengths(geometry) / SPEED_OF_LIGHT, aod=wrap_angle(aod), aoa=wrap_angle(aoa)
+    )
+
+
+# ------------------------------------------------------------------ the system
+
+
+def subcarrier_indices(num_subcarriers: int, num_bs: int) -> IntArray:
+    """``Θ_j`` ``[bs, subcarrier]``: the paper's 1-based indices ``{j, j + J, ...}`` (§II-A).
+
+    Raises ``ValueError`` unless ``N'_C`` is a multiple of ``J`` (the paper assumes it).
+    """
+    if num_bs < 1 or num_subcarriers % num_bs:
+        raise ValueError(
+            f"N'_C = {num_subcarriers} subcarriers must split evenly over J = {num_bs} BSs"
+        )
+    per_bs = num_subcarriers // num_bs
+    return np.arange(1, num_bs + 1)[:, None] + num_bs * np.arange(per_bs)[None, :]
+
+
+@dataclass(frozen=True)
+class SlabSystem:
+    """What the UE knows about the transmission besides the BS poses.
+
+    Attributes
+    ----------
+    num_bs_antennas, num_ue_antennas : ``N_B``, ``N_U``.
+    bs_spacing, ue_spacing : element spacings ``d_B``, ``d_U`` [m].
+    frequencies : ``[bs, subcarrier]`` [Hz], ``f_n = n / (N'_C T_s)`` for ``n ∈ Θ_j``.
+    wavelengths : ``[bs, subcarrier]`` [m], ``λ_n`` used by the array responses.
+    """
+
+    num_bs_antennas: int
+    num_ue_antennas: int
+    bs_spacing: float
+    ue_spacing: float
+    frequencies: FloatArray
+    wavelengths: FloatArray
+
+    @property
+    def num_bs(self) -> int:
+        return int(self.frequencies.shape[0])
+
+    @property
+    def num_subcarriers_per_bs(self) -> int:
+        """``N_C``."""
+        return int(self.frequencies.shape[1])
+
+    @property
+    def amplitude(self) -> float:
+        """``√(N_B N_U)`` of ``H_j[k, n]`` (§II-B)."""
+        return float(np.sqrt(self.num_bs_antennas * self.num_ue_antennas))
+
+
+def ula_response(
+    num_antennas: int, *, spacing: float, wavelength: npt.ArrayLike, angle: npt.ArrayLike
+) -> ComplexArray:
+    """Centred ULA response (eqs. 2, 4; convention: module docstring).
+
+    Parameters
+    ----------
+    num_antennas : ``N``.
+    spacing : ``d`` [m].
+    wavelength : ``[...]`` [m], broadcast against ``angle``.
+    angle : ``[...]`` [rad], from the broadside.
+
+    Returns
+    -------
+    a : ``[..., ant]`` complex128, ``exp(j 2π d/λ (t - (N-1)/2) sin θ)``.
+    """
+    offsets = np.arange(num_antennas) - (num_antennas - 1) / 2
+    phase = 2 * np.pi * spacing / np.asarray(wavelength, dtype=np.float64) * np.sin(
+        np.asarray(angle, dtype=np.float64))
+    return np.exp(1j * phase[..., None] * offsets)
+
+
+def path_responses(system: SlabSystem, geometry: SlabGeometry) -> ComplexArray:
+    """``√(N_B N_U) μ^{(r,t)}_{l,j,n}`` of eq. (19), independent of the BF vectors.
+
+    Returns
+    -------
+    mu : ``[bs, subcarrier, ue_ant, bs_ant, path]`` complex128,
+        ``√(N_B N_U) a_U,n(θ_U)_r e^{-j2π f_n τ} a_B,n(θ_B)_t^*``.
+    """
+    p = path_parameters(geometry)
+    lam = system.wavelengths[:, :, None]  # [bs, subcarrier, 1]
+    a_u = ula_response(system.num_ue_antennas, spacing=system.ue_spacing, wavelength=lam,
+                       angle=p.aoa[:, None, :])  # [bs, subcarrier, path, ue_ant]
+    a_b = ula_response(system.num_bs_antennas, spacing=system.bs_spacing, wavelength=lam,
+                       angle=p.aod[:, None, :])  # [bs, subcarrier, path, bs_ant]
+    delay = np.exp(-2j * np.pi * system.frequencies[:, :, None] * p.tau[:, None, :])
+    mu = np.einsum("bkpr,bkp,bkpt->bkrtp", a_u, delay, a_b.conj())
+    return np.asarray(system.amplitude * mu)
+
+
+def coefficient_matrix(responses: ComplexArray, beamformers: npt.ArrayLike) -> ComplexArray:
+    """``G(α; ω)`` of eqs. (14)-(18), one block per BS (the matrix is block diagonal).
+
+    Parameters
+    ----------
+    responses : ``[bs, subcarrier, ue_ant, bs_ant, path]`` (:func:`path_responses`).
+    beamformers : ``[bs, bs_ant, beam, subcarrier]`` complex, ``ω_j[n, m]``.
+
+    Returns
+    -------
+    G : ``[bs, ue_ant, beam, subcarrier, path]`` complex128; the noiseless signal is
+        ``z_j[r, m, n] = Σ_l G[j, r, m, n, l] h_{l,j}``.
+    """
+    w = np.asarray(beamformers, dtype=np.complex128)
+    return np.asarray(np.einsum("bkrtp,btmk->brmkp", responses, w))
+
+
+def received_signal(coefficients: ComplexArray, gains: npt.ArrayLike) -> ComplexArray:
+    """Noiseless ``g(α, h[k]; ω) = G(α; ω) h[k]`` (eqs. 12-13).
+
+    ``coefficients [bs, ue_ant, beam, subcarrier, path]``, ``gains [slot, bs, path]``
+    → ``[slot, bs, ue_ant, beam, subcarrier]`` complex128.
+    """
+    h = np.asarray(gains, dtype=np.complex128)
+    return np.asarray(np.einsum("brmkp,sbp->sbrmk", coefficients, h))
+
+
+def pathloss_covariance(geometry: SlabGeometry, exponent: float) -> ComplexArray:
+    """``Σ`` of §VII-A per BS: ``diag(φ_{l,j}^{-2 exponent})`` ``[bs, path, path]``."""
+    eta2 = path_lengths(geometry) ** (-2.0 * exponent)
+    return np.asarray(eta2[:, :, None] * np.eye(geometry.num_paths), dtype=np.complex128)
+
+
+def draw_gains(
+    covariance: npt.ArrayLike, num_slots: int, rng: np.random.Generator
+) -> ComplexArray:
+    """i.i.d. small-scale fading ``h[k] ~ CN(0, Σ)`` (§II-B): ``[slot, bs, path]``.
+
+    ``covariance [bs, path, path]`` Hermitian PSD (BSs independent: only the per-BS
+    blocks of ``Σ`` enter the model, ``G`` being block diagonal).
+    """
+    cov = np.asarray(covariance, dtype=np.complex128)
+    values, vectors = np.linalg.eigh(cov)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
+    shape = (num_slots, *cov.shape[:2])
+    white = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    return np.asarray(np.einsum("bpq,sbq->sbp", root, white))
+
+
+def random_beamformers(
+    num_bs: int, num_bs_antennas: int, num_beams: int, num_subcarriers_per_bs: int,
+    rng: np.random.Generator,
+) -> ComplexArray:
+    """Random unit-norm BF vectors (the paper's initial random BF): ``[bs, bs_ant, beam,
+    subcarrier]``, each ``ω_j[n, m]`` uniform on the unit sphere of ``C^{N_B}``."""
+    shape = (num_bs, num_bs_antennas, num_beams, num_subcarriers_per_bs)
+    w = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return np.asarray(w / np.linalg.norm(w, axis=1, keepdims=True))
+
+
+# ------------------------------------------------------------------- scenario
+
+
+@dataclass(frozen=True)
+class SlabSample:
+    """Observations of ``num_slots`` time slots (eq. 11).
+
+    ``z [slot, bs, ue_ant, beam, subcarrier]`` complex128, ``gains [slot, bs, path]`` the
+    fading ``h[k]`` drawn, ``beamformers [slot, bs, bs_ant, beam, subcarrier]`` used,
+    ``noise_variance`` ``σ²`` [W] per UE antenna and sample.
+    """
+
+    z: ComplexArray
+    gains: ComplexArray
+    beamformers: ComplexArray
+    noise_variance: float
+
+
+@dataclass(frozen=True)
+class SlabScenario:
+    """The paper's simulation setting (§VII-A); placement and definitions: module docstring.
+
+    Positions [m] in the plane, orientations [rad] (broadside azimuths); ``scatterers``
+    per BS, one tuple of ``L`` points each (the same ``L`` for every BS; ``()`` for LOS
+    only). ``num_subcarriers`` is ``N'_C`` over all BSs, ``num_beams`` is ``M``,
+    ``sampling_period`` ``T_s`` [s], ``path_loss_exponent`` the 3 of ``φ^{-3}``.
+    """
+
+    bs_positions: tuple[Point, ...] = ((150.0, 200.0), (850.0, 250.0), (400.0, 880.0))
+    bs_orientations: tuple[float, ...] = (0.6, 2.5, -1.4)
+    ue_position: Point = (520.0, 460.0)
+    ue_orientation: float = 0.65
+    scatterers: tuple[tuple[Point, ...], ...] = (
+        ((260.0, 420.0),), ((700.0, 560.0),), ((600.0, 700.0),))
+    num_subcarriers: int = 30
+    num_beams: int = 20
+    num_bs_antennas: int = 4
+    num_ue_antennas: int = 4
+    carrier_frequency: float = 6e9
+    sampling_period: float = 10e-9
+    snr_db: float = 20.0
+    path_loss_exponent: float = 3.0
+    beam_squint: bool = True
+    area_m: float = 1000.0
+
+    def __post_init__(self) -> None:
+        J = len(self.bs_positions)
+        if len(self.bs_orientations) != J or len(self.scatterers) != J:
+            raise ValueError(
+                f"{J} BS positions need as many orientations ({len(self.bs_orientations)}) "
+                f"and scatterer lists ({len(self.scatterers)})"
+            )
+        if len({len(s) for s in self.scatterers}) > 1:
+            raise ValueError("every BS needs the same number L of scatterers (NLOS paths)")
+        subcarrier_indices(self.num_subcarriers, J)  # raises if N'_C is not a multiple
+
+    @classmethod
+    def random(
+        cls, rng: np.random.Generator, *, num_bs: int = 3, num_nlos: int = 1,
+        **settings: Any,
+    ) -> SlabScenario:
+        """The paper's random placement (§VII-A/B): BSs, UE and ``num_nlos`` scatterers
+        per BS uniform in the square area, orientations uniform in ``[-π, π)``;
+        ``settings`` override the other fields (``snr_db``, ``num_bs_antennas``...)."""
+        side = float(settings.get("area_m", cls.area_m))
+
+        def points(count: int) -> list[Point]:
+            xy = rng.uniform(0.0, side, size=(count, 2))
+            return [(float(a), float(b)) for a, b in xy]
+
+        bs = points(num_bs)
+        orientations = tuple(float(a) for a in rng.uniform(-np.pi, np.pi, size=num_bs))
+        ue = points(1)[0]
+        ue_orientation = float(rng.uniform(-np.pi, np.pi))
+        scatterers = tuple(tuple(points(num_nlos)) for _ in range(num_bs))
+        return cls(bs_positions=tuple(bs), bs_orientations=orientations, ue_position=ue,
+                   ue_orientation=ue_orientation, scatterers=scatterers, **settings)
+
+    @property
+    def num_bs(self) -> int:
+        """``J``."""
+        return len(self.bs_positions)
+
+    @property
+    def wavelength(self) -> float:
+        """Carrier wavelength ``λ_c`` [m]."""
+        return SPEED_OF_LIGHT / self.carrier_frequency
+
+    def geometry(self) -> SlabGeometry:
+        """The true geometry (BS poses and ``α``)."""
+        J, L = self.num_bs, len(self.scatterers[0])
+        return SlabGeometry(
+            bs_position=np.asarray(self.bs_positions, dtype=np.float64).reshape(J, 2),
+            bs_orientation=np.asarray(self.bs_orientations, dtype=np.float64),
+            ue_position=np.asarray(self.ue_position, dtype=np.float64),
+            ue_orientation=float(self.ue_orientation),
+            scatterers=np.asarray(self.scatterers, dtype=np.float64).reshape(J, L, 2),
+        )
+
+    def system(self) -> SlabSystem:
+        """Arrays (``d = λ_c / 2``) and subcarriers ``f_n = n / (N'_C T_s)``, ``n ∈ Θ_j``."""
+        n = subcarrier_indices(self.num_subcarriers, self.num_bs)
+        frequencies = n / (self.num_subcarriers * self.sampling_period)
+        carriers = self.carrier_frequency + (frequencies if self.beam_squint
+                                             else np.zeros_like(frequencies))
+        half = self.wavelength / 2
+        return SlabSystem(
+            num_bs_antennas=self.num_bs_antennas, num_ue_antennas=self.num_ue_antennas,
+            bs_spacing=half, ue_spacing=half, frequencies=np.asarray(frequencies, np.float64),
+            wavelengths=np.asarray(SPEED_OF_LIGHT / carriers, dtype=np.float64),
+        )
+
+    def gain_covariance(self) -> ComplexArray:
+        """``Σ`` ``[bs, path, path]``: ``diag(φ_{l,j}^{-2·3})`` (§VII-A)."""
+        return pathloss_covariance(self.geometry(), self.path_loss_exponent)
+
+    def noise_variance(self) -> float:
+        """``σ²`` [W] from ``snr_db`` (definition: module docstring)."""
+        cov = self.gain_covariance()
+        power = self.num_bs_antennas * self.num_ue_antennas * np.mean(
+            np.real(np.trace(cov, axis1=1, axis2=2)))
+        return float(power / 10 ** (self.snr_db / 10))
+
+    def random_beamformers(self, rng: np.random.Generator) -> ComplexArray:
+        """``[bs, bs_ant, beam, subcarrier]`` random unit-norm BF vectors."""
+        return random_beamformers(self.num_bs, self.num_bs_antennas, self.num_beams,
+                                  self.num_subcarriers // self.num_bs, rng)
+
+    def observation(self, num_slots: int, rng: np.random.Generator) -> Observation:
+        """The setting as the project's :class:`~estimators.types.Observation`: snapshot
+        ``t`` is slot ``t`` (fresh fading ``h[t]``, the geometry fixed), every BS's
+        channel on all ``N'_C`` subcarriers, and a closed-loop ``sounder`` (SLAB chooses
+        its BF vectors per slot and subcarrier; BS ``j`` sends on ``Θ_j`` only). The
+        channel is the physical one, ``a_U a_B^T`` as the twin's: the model's ``a_B^H``
+        (eq. 1) with the BS elements in reverse order, so BF vector element ``t`` of the
+        model is BS antenna ``N_B - 1 - t`` of the observation.
+
+        The open-loop ``y`` is one random unit-norm precoder per beam on every
+        subcarrier, pilots all ones, noise ``σ²`` of :meth:`noise_variance` for every BS
+        (the noise is at the UE). Positions get ``z = 0`` and orientations ``(yaw, 0,
+        0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``. Narrowband only: with
+        ``beam_squint`` the per-subcarrier wavelengths cannot be carried (raises).
+        """
+        if self.beam_squint:
+            raise ValueError("observation(): an Observation carries one wavelength; "
+                             "use beam_squint=False")
+        J, NB, NU, M = self.num_bs, self.num_bs_antennas, self.num_ue_antennas, self.num_beams
+        K = self.num_subcarriers
+        n = np.arange(1, K + 1)
+        frequencies = n / (K * self.sampling_period)
+        half = self.wavelength / 2
+        every = SlabSystem(num_bs_antennas=NB, num_ue_antennas=NU, bs_spacing=half,
+                           ue_spacing=half, frequencies=np.tile(frequencies, (J, 1)),
+                           wavelengths=np.full((J, K), self.wavelength))
+        mu = path_responses(every, self.geometry())  # [bs, subcarrier, ue, bs_ant, path]
+        gains = draw_gains(self.gain_covariance(), num_slots, rng)  # [slot, bs, path]
+        # The paper's H = a_U a_B^H is the physical channel a_U a_B^T (the project's, the
+        # twin's) with the BS elements numbered backwards: a_B(θ)^*[t] = a_B(θ)[N-1-t].
+        cfr = np.einsum("bkrsp,tbp->tbrsk", mu[:, :, :, ::-1], gains)
+        sigma2 = np.full((num_slots, J), self.noise_variance())
+        sounder = ChannelSounder(channel=cfr, pilots=np.ones((M, K), np.complex128),
+                                 noise_variance=sigma2)
+        precoders = np.stack([random_beams(NB, M, rng) for _ in range(num_slots * J)]
+                             ).reshape(num_slots, J, NB, M)
+        y = np.stack([sounder.sound(t, np.broadcast_to(precoders[t][:, None], (J, K, NB, M)),
+                                    rng) for t in range(num_slots)])
+        ula = {N: ArrayGeometry(planar_array_positions(1, N, vertical_spacing_m=half,
+                                                       horizontal_spacing_m=half), 1, N)
+               for N in {NB, NU}}
+        position = np.column_stack([np.asarray(self.bs_positions), np.zeros(J)])
+        orientation = np.column_stack([np.asarray(self.bs_orientations), np.zeros((J, 2))])
+        return Observation(
+            y=y, precoders=precoders,
+            combiners=np.broadcast_to(np.eye(NU, dtype=np.complex128),
+                                      (num_slots, J, NU, NU)).copy(),
+            pilots=sounder.pilots, frequencies=frequencies,
+            carrier_frequency=self.carrier_frequency, noise_variance=sigma2,
+            bs_position=position, bs_orientation=orientation, bs_array=ula[NB],
+            ue_array=ula[NU], snapshot_time=np.arange(num_slots, dtype=np.float64),
+            sounder=sounder,
+        )
+
+    def sample(
+        self, beamformers: npt.ArrayLike, rng: np.random.Generator, *, num_slots: int = 1
+    ) -> SlabSample:
+        """Received pilots of ``num_slots`` slots with fresh fading and noise (eq. 11).
+
+        Parameters
+        ----------
+        beamformers : ``[bs, bs_ant, beam, subcarrier]`` (the same in every slot) or
+            ``[slot, bs, bs_ant, beam, subcarrier]`` (``w[k]`` per slot), complex.
+        rng : source of the fading ``h[k]`` and the noise.
+        num_slots : number of slots ``K`` (must match a per-slot ``beamformers``).
+        """
+        w = np.asarray(beamformers, dtype=np.complex128)
+        fixed = w.ndim == 4
+        if fixed:
+            w = np.broadcast_to(w, (num_slots, *w.shape))
+        expected = (num_slots, self.num_bs, self.num_bs_antennas, self.num_beams,
+                    self.num_subcarriers // self.num_bs)
+        if w.shape != expected:
+            raise ValueError(f"beamformers: expected {expected[1:]} or {expected}, got {w.shape}")
+        mu = path_responses(self.system(), self.geometry())
+        gains = draw_gains(self.gain_covariance(), num_slots, rng)
+        if fixed:
+            clean = received_signal(coefficient_matrix(mu, w[0]), gains)
+        else:
+            clean = np.stack([received_signal(coefficient_matrix(mu, w[s]), gains[s:s + 1])[0]
+                              for s in range(num_slots)])
+        sigma2 = self.noise_variance()
+        noise = np.sqrt(sigma2 / 2) * (rng.standard_normal(clean.shape)
+                                       + 1j * rng.standard_normal(clean.shape))
+        return SlabSample(z=clean + noise, gains=gains, beamformers=np.ascontiguousarray(w),
+                          noise_variance=sigma2)

@@ -101,6 +101,11 @@ def rotation_matrix(orientation: npt.ArrayLike) -> FloatArray:
     return rot
 
 
+def wrap_angle(angle: npt.ArrayLike) -> FloatArray:
+    """Angles [rad] wrapped into ``(-π, π]``: the one wrapping of the project."""
+    return np.asarray(np.angle(np.exp(1j * np.asarray(angle, dtype=np.float64))))
+
+
 def unit_direction(azimuth: npt.ArrayLike, zenith: npt.ArrayLike) -> FloatArray:
     """Unit vector of a direction given by azimuth and zenith angles.
 

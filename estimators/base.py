@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from estimators.types import ChannelTruth, Observation
+from estimators.types import Observation, Truth
 from estimators.typing import FloatArray
 
 
@@ -284,9 +284,15 @@ class Estimator(abc.ABC):
 
     # ---------------------------------------------------------------------- bounds
 
-    def crlb(self, obs: Observation, truth: ChannelTruth) -> Bound:
+    def crlb(self, obs: Observation, truth: Truth) -> Bound:
         """The paper's Cramér-Rao bounds (:attr:`bound`) from the true channel behind
-        ``obs``; an estimator with ``bound == ""`` has none."""
+        ``obs`` (:data:`estimators.types.Truth`: one :class:`ChannelTruth` per BS, or a
+        single one for a single-BS observation; :func:`estimators.types.bs_truth` picks
+        a BS's); an estimator with ``bound == ""`` has none.
+
+        Works on every observation the estimator accepts: NaN where the paper's bound
+        does not apply (no LOS, a singular FIM), never an exception.
+        """
         raise NotImplementedError(f"{self.name} has no Cramér-Rao bound")
 
 

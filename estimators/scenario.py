@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from estimators.types import ChannelTruth, Observation
+from estimators.types import ChannelTruth, Observation, Truth
 
 
 @runtime_checkable
@@ -23,10 +23,11 @@ class Scenario(Protocol):
 
     def observation(
         self, n: int, rng: np.random.Generator, snr_db: float
-    ) -> tuple[Observation, ChannelTruth]:
+    ) -> tuple[Observation, Truth]:
         """``n`` snapshots (trials or slots) of the setting at ``snr_db`` [dB], as the
-        paper defines its SNR, and the true channel behind them; everything random is
-        drawn from ``rng``."""
+        paper defines its SNR, and the true channel behind them (one
+        :class:`~estimators.types.ChannelTruth` per BS, or a single one for one BS);
+        everything random is drawn from ``rng``."""
         ...
 
 

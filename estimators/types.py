@@ -5,6 +5,7 @@ Data moves one way: ``twin`` builds an :class:`Observation`; ``estimators`` cons
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -63,6 +64,43 @@ class ArrayGeometry:
         Returns ``[ant, 3]`` [m] relative to the device position, world axes.
         """
         return self.element_positions @ rotation_matrix(orientation).T
+
+    def linear_layout(self) -> LinearLayout | None:
+        """The array as a uniform linear array (one polarization, >= 2 elements evenly
+        spaced on a line, in order), or None if it is not one. The one ULA check of the
+        project: each estimator that needs a ULA asks this, then states its own further
+        needs (centred, along an axis) in its error message."""
+        r = np.asarray(self.element_positions, dtype=np.float64)
+        n = r.shape[0]
+        if n < 2 or self.polarization in ("VH", "cross"):
+            return None
+        step = r[1] - r[0]
+        spacing = float(np.linalg.norm(step))
+        expected = r[0] + np.arange(n)[:, None] * step
+        if spacing <= 0 or np.max(np.abs(r - expected)) > LINEAR_LAYOUT_REL * spacing * n:
+            return None
+        return LinearLayout(size=n, spacing=spacing, axis=step / spacing,
+                            centre=r.mean(axis=0))
+
+
+LINEAR_LAYOUT_REL = 1e-6
+"""Relative tolerance (of the array's length) of :meth:`ArrayGeometry.linear_layout`."""
+
+
+@dataclass(frozen=True)
+class LinearLayout:
+    """A uniform linear array: ``size`` elements ``spacing`` [m] apart along the unit
+    ``axis [3]`` (local frame), their mean at ``centre [3]`` [m] from the device."""
+
+    size: int
+    spacing: float
+    axis: npt.NDArray[np.float64]
+    centre: npt.NDArray[np.float64]
+
+    @property
+    def centred(self) -> bool:
+        """Whether the elements are centred on the device position."""
+        return bool(np.linalg.norm(self.centre) <= LINEAR_LAYOUT_REL * self.spacing * self.size)
 
 
 @dataclass(frozen=True)
@@ -209,3 +247,18 @@ class ChannelTruth:
     ue_position: npt.NDArray[np.float64]
     scatterer: npt.NDArray[np.float64]
     ue_orientation: npt.NDArray[np.float64] | None = None
+
+
+Truth = ChannelTruth | Sequence[ChannelTruth]
+"""The true channel behind an observation: one :class:`ChannelTruth` per BS (a sequence
+in the observation's BS order), or a single one for a single-BS observation."""
+
+
+def bs_truth(truth: Truth, bs: int) -> ChannelTruth:
+    """BS ``bs``'s :class:`ChannelTruth` of ``truth`` (:data:`Truth`); ``IndexError`` if
+    ``truth`` does not hold it."""
+    if isinstance(truth, ChannelTruth):
+        if bs != 0:
+            raise IndexError(f"a single ChannelTruth holds BS 0 only, not BS {bs}")
+        return truth
+    return truth[bs]

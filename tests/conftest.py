@@ -84,3 +84,19 @@ def run_config(config: dict[str, Any], base_dir: Path) -> Any:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def assert_stored_bound(est_file: Any, name: str, finite: Sequence[bool]) -> Any:
+    """``twin estimate`` stored ``name``'s declared bound (``Estimator.bound``): one
+    position bound a snapshot, finite and positive exactly where ``finite`` says the
+    paper's bound applies, NaN elsewhere. Returns the stored bound."""
+    from estimators import ESTIMATORS
+
+    stored = est_file.bounds[name]
+    assert stored.description == ESTIMATORS[name].bound
+    peb = stored.position_m
+    expected = np.asarray(finite, dtype=bool)
+    assert peb.shape == expected.shape, (name, peb.shape)
+    np.testing.assert_array_equal(np.isfinite(peb), expected, err_msg=name)
+    assert np.all(peb[expected] > 0), (name, peb)
+    return stored

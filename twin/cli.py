@@ -233,7 +233,7 @@ def render(
 ) -> None:
     """Draw a run in 3D: scene, BSs, true and estimated UE tracks, true interaction
     points, estimated scatterers and their matches → PNG or self-contained HTML."""
-    from twin.maps import render_map
+    from twin.maps.render import render_map
 
     result = render_map(
         run, estimates, output, algorithms=algorithms, snapshot=snapshot, camera=camera,

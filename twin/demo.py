@@ -16,12 +16,13 @@ from pathlib import Path
 
 from estimators import ESTIMATORS
 from twin.config import load_config
-from twin.estimate import ESTIMATE_FILE, estimate_run
+from twin.estimate import estimate_run
+from twin.estimatefile import ESTIMATE_FILE
 from twin.evaluate import REPORT, evaluate_to_dir
 from twin.outputs import check_output
-from twin.render import SCENE_RENDER, render_scene_png
 from twin.runfile import RUN_FILE
 from twin.scene import BUNDLED_DIR
+from twin.scene_render import SCENE_RENDER, render_scene_png
 from twin.simulate import run_inputs, simulate_to_file
 
 DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "drive.yaml"

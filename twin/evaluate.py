@@ -1,30 +1,30 @@
 """``twin evaluate run.h5 est.h5 [...] -o report/``: estimates scored against the truth.
 
-Per algorithm: UE position error (RMSE, median, 90th percentile, CDF, over time; in the
-horizontal plane for 2D estimators), the scatterer map snapshot by snapshot against three
-truth sets — (a) single-bounce interaction points, (b) first/last interaction points of
-multi-bounce paths, (c) virtual anchors of specular paths — by optimal assignment under
-a cut-off (GOSPA and its parts, matched RMSE, precision/recall, per-object recall), the
-drive's fused map against persistent landmarks (object + reflecting plane), the
-Cramér-Rao bound along the drive where the estimator has one, and runtime.
-
-For a 2D estimator (``dimensions == 2``) points on horizontal surfaces (floor, ceiling:
-reflection normal within 60° of vertical) cannot be represented; they are scored
-separately and reported as "unmodelled", never dropped silently.
+Per algorithm: UE position error (RMSE, median, 90th percentile, CDF, over time), the
+scatterer map snapshot by snapshot against three truth sets, the drive's fused map
+against persistent landmarks, the Cramér-Rao bound along the drive where the estimator
+has one, and runtime. The scoring itself (truth sets, matching, cut-off, dimensions,
+landmarks) is :mod:`twin.scoring`'s; what each estimator can represent
+(``position_dimensions``) and its bound are read from the estimate file, where
+``twin estimate`` stored them (:mod:`twin.estimatefile`): nothing is re-estimated or
+re-sounded here. A 2-D estimator is scored in the horizontal plane, and the truth points
+it cannot represent (on floors and ceilings) are reported as "unmodelled", never
+dropped silently.
 
 Output directory (written whole or not at all): ``metrics.json`` (schema below),
 ``report.md``, ``ue_error_cdf.png``, ``ue_error_over_time.png``,
 ``map_precision_recall.png`` and (unless ``maps=False``) the 3D maps ``map.png`` and
-``map.html`` of :mod:`twin.maps`.
+``map.html`` of :mod:`twin.maps`, drawn from the same matchings.
 
 ``metrics.json``::
 
-    {"schema_version": "1.0", "run_file", "run_scene_sha256", "cutoff_m",
+    {"schema_version": "1.1", "run_file", "run_scene_sha256", "cutoff_m",
      "truth_sets": {name: description},
      "algorithms": {name: {
         "estimate_file", "params", "dimensions", "snapshots", "converged",
         "ue": {"rmse_m", "median_m", "p90_m", "scored_in"} | null,
-        "bound": {"peb_median_m", "peb_rms_m"} | null,
+        "bound": {"description", "peb_median_m", "peb_rms_m",
+                  "other": {name: median}} | null,
         "runtime": {"median_s", "total_s"},
         "maps": {truth_set: {"gospa_m", "localization_m", "missed_m", "false_m",
                              "matched_rmse_m", "precision", "recall",
@@ -48,246 +48,46 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import numpy.typing as npt
 
-from estimators import ESTIMATORS, Estimate, Estimator
-from twin.errors import TwinInputError
-from twin.estimate import EstimateFile, algorithm_rng, gather_estimates
-from twin.metrics import Matching, gospa, match_points
+from estimators.typing import FloatArray
+from twin.estimatefile import EstimateFile, StoredBound, gather_estimates
+from twin.maps.data import map_data
+from twin.maps.render import write_map
 from twin.outputs import Artifact, atomic_directory, check_output
-from twin.paths import InteractionType
 from twin.runfile import RunData, read_run
-from twin.sounding import channel_truth, observation_from_run
+from twin.scoring import (
+    TRUTH_SETS,
+    AlgorithmMatching,
+    TruthPoints,
+    check_cutoff,
+    fused_map_metrics,
+    map_metrics,
+    match_algorithm,
+    truth_sets,
+    ue_errors,
+    ue_metrics,
+)
 
-SCHEMA_VERSION = "1.0"
-TRUTH_SETS = {
-    "single_bounce": "interaction points of single-bounce paths",
-    "first_last": "first (BS side) and last (UE side) interaction points of multi-bounce "
-                  "paths",
-    "virtual_anchors": "virtual anchors of specular paths (BS mirrored by the walls)",
-}
-# A reflection whose normal is within 60° of vertical is on a floor or ceiling.
-_HORIZONTAL_NORMAL_Z = 0.5
+SCHEMA_VERSION = "1.1"
 PR_CUTOFFS_M = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
-@dataclass(frozen=True)
-class TruthPoints:
-    """One truth set at one snapshot: points ``[n, 3]`` [m], object names, and whether a
-    2D (horizontal-plane) model can represent each point."""
-
-    points: npt.NDArray[np.float64]
-    objects: tuple[str, ...]
-    planar: npt.NDArray[np.bool_]
-    landmarks: tuple[str, ...] = ()
-
-
-def truth_sets(run: RunData, bs: int = 0) -> dict[str, list[TruthPoints]]:
-    """The three truth sets per snapshot (see the module docstring)."""
-    p = run.paths
-    names = p.interaction_object_names()[:, bs]
-    bs_pos = run.bs_position[bs]
-    sets: dict[str, list[TruthPoints]] = {k: [] for k in TRUTH_SETS}
-    for t in range(p.num_snapshots):
-        valid = p.valid[t, bs]
-        depth = p.depth[t, bs]
-        types = p.interaction_types[t, bs]
-        points = p.interaction_points[t, bs]
-        anchor = p.virtual_anchor[t, bs]
-        hit = names[t]  # [P, D] object names
-        # Reflection normal of a specular path's first bounce ∝ VA of that bounce - BS;
-        # for single-bounce paths the VA is exactly that.
-        normal = anchor - bs_pos
-        with np.errstate(invalid="ignore"):
-            normal_z = np.abs(normal[:, 2]) / np.linalg.norm(normal, axis=1)
-        planar = ~(normal_z > _HORIZONTAL_NORMAL_Z)
-        single = valid & (depth == 1) & (types[:, 0] != InteractionType.REFRACTION)
-        sets["single_bounce"].append(TruthPoints(
-            points[single, 0], tuple(hit[single, 0]), planar[single],
-            tuple(_landmark(o, n, x) for o, n, x in
-                  zip(hit[single, 0], normal[single], points[single, 0], strict=True))))
-        multi = np.flatnonzero(valid & (depth >= 2))
-        last = depth[multi] - 1
-        fl_points = np.concatenate([points[multi, 0], points[multi, last]])
-        fl_names = tuple(hit[multi, 0]) + tuple(hit[multi, last])
-        sets["first_last"].append(TruthPoints(
-            fl_points, fl_names, np.ones(len(fl_points), bool)))
-        reflects = np.any(types == InteractionType.SPECULAR, axis=1)
-        specular = valid & reflects & np.all(np.isfinite(anchor), axis=1)
-        va_names = tuple("+".join(n for n in row if n) for row in hit[specular])
-        sets["virtual_anchors"].append(TruthPoints(
-            anchor[specular], va_names, planar[specular] | (depth[specular] > 1)))
-    return sets
-
-
-def _landmark(obj: str, normal: npt.NDArray[np.float64], point: npt.NDArray[np.float64]) -> str:
-    """Persistent identity of a reflecting surface: object + plane (unit normal, offset).
-
-    The reflection point moves along a wall as the UE moves; the wall's plane does not.
-    A point with no plane (a RIS tile's: no virtual anchor) is its object alone.
-    """
-    if not np.all(np.isfinite(normal)):
-        return obj
-    n = normal / np.linalg.norm(normal)
-    n = n if (n[np.argmax(np.abs(n))] > 0) else -n  # one sign per plane
-    offset = float(n @ point)
-    n = np.round(n, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{obj}|{n[0]:+.2f},{n[1]:+.2f},{n[2]:+.2f}|{offset:+.1f}"
-
-
-def fuse_points(points: npt.ArrayLike, radius: float) -> npt.NDArray[np.float64]:
-    """Fuse scattered per-snapshot points into a map: greedy clustering within ``radius``.
-
-    Each point joins the nearest cluster whose centroid is closer than ``radius`` (or
-    starts one); returns the centroids ``[C, 3]`` in order of creation.
-    """
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    sums: list[npt.NDArray[np.float64]] = []
-    counts: list[int] = []
-    for x in pts[np.all(np.isfinite(pts), axis=1)]:
-        if sums:
-            centres = np.asarray(sums) / np.asarray(counts)[:, None]
-            d = np.linalg.norm(centres - x, axis=1)
-            j = int(np.argmin(d))
-            if d[j] < radius:
-                sums[j] = sums[j] + x
-                counts[j] += 1
-                continue
-        sums.append(x.copy())
-        counts.append(1)
-    return np.asarray(sums).reshape(-1, 3) / np.maximum(np.asarray(counts), 1)[:, None]
-
-
-def _fused_map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
-                       cutoff: float) -> dict[str, Any]:
-    """The drive's fused map vs the landmarks (reflecting planes) seen along the drive.
-
-    A landmark is found when a fused point lies within the cut-off of any of its
-    ray-traced reflection points; a fused point is correct when it lies within the
-    cut-off of some landmark's points.
-    """
-    by_landmark: dict[str, list[npt.NDArray[np.float64]]] = {}
-    for truth in sets:
-        for k, lm in enumerate(truth.landmarks):
-            if dims == 3 or truth.planar[k]:
-                by_landmark.setdefault(lm, []).append(truth.points[k])
-    estimated = [snapshot_scatterers(est, t) for t in range(est.num_snapshots)]
-    fused = fuse_points(np.concatenate(estimated) if estimated else np.zeros((0, 3)),
-                        cutoff / 2)
-    found: dict[str, bool] = {}
-    correct = np.zeros(len(fused), bool)
-    for lm, pts in by_landmark.items():
-        cloud = np.asarray(pts)[:, :dims]
-        if len(fused):
-            d = np.linalg.norm(fused[:, None, :dims] - cloud[None], axis=-1).min(axis=1)
-            near = d < cutoff
-            correct |= near
-            found[lm] = bool(near.any())
-        else:
-            found[lm] = False
-    return {
-        "landmarks": len(by_landmark), "landmarks_found": int(sum(found.values())),
-        "fused_points": len(fused), "fused_correct": int(correct.sum()),
-        "landmark_recall": sum(found.values()) / len(found) if found else 1.0,
-        "fused_precision": float(correct.mean()) if len(fused) else 1.0,
-        "found": dict(sorted(found.items())),
-    }
-
-
-def algorithm_dimensions(params: dict[str, Any]) -> int:
-    """2 for an estimator that works in the horizontal plane, else 3 (its ``dimensions``)."""
-    return int(params.get("dimensions", 3) or 3)
-
-
-def snapshot_scatterers(est: Estimate, t: int) -> npt.NDArray[np.float64]:
-    """The scatterers an estimate reports at snapshot ``t``: ``[Q, 3]`` [m] (none when
-    that snapshot did not converge)."""
-    if not est.converged[t]:
-        return np.zeros((0, 3))
-    return np.asarray(est.scatterers[t][est.scatterer_valid[t]], dtype=np.float64)
-
-
-def match_snapshot(estimated: npt.ArrayLike, truth: TruthPoints, dims: int,
-                   cutoff: float) -> tuple[Matching, npt.NDArray[np.bool_]]:
-    """Match one snapshot's estimated scatterers to the truth points a ``dims``-D model
-    can represent (2D: the ``planar`` ones, compared in the horizontal plane).
-
-    Returns the matching (indices into ``truth.points``; the points the model cannot
-    represent take no part in it, neither matched nor missed) and ``modelled [N]``.
-    """
-    modelled = truth.planar if dims == 2 else np.ones(len(truth.points), bool)
-    points = np.where(modelled[:, None], truth.points, np.nan)  # NaN rows are left out
-    return match_points(estimated, points, cutoff, dims=dims), modelled
-
-
-def check_cutoff(cutoff: float) -> None:
-    """Refuse a matching cut-off that is not a positive distance (one line)."""
-    if not (np.isfinite(cutoff) and cutoff > 0):
-        raise TwinInputError(f"--cutoff: must be a positive distance [m], got {cutoff}")
-
-
-def _ue_metrics(est: Estimate, run: RunData, dims: int) -> tuple[dict[str, Any] | None,
-                                                                   npt.NDArray[np.float64]]:
-    err = np.linalg.norm((est.ue_position - run.drive.position)[:, :dims], axis=1)
-    ok = est.converged & np.isfinite(err)
-    if not ok.any():
-        return None, err
-    e = err[ok]
-    return {
-        "rmse_m": float(np.sqrt(np.mean(e**2))), "median_m": float(np.median(e)),
-        "p90_m": float(np.percentile(e, 90)),
-        "scored_in": "horizontal plane" if dims == 2 else "3D",
-    }, np.where(ok, err, np.nan)
-
-
-def _map_metrics(est: Estimate, sets: list[TruthPoints], dims: int,
-                 cutoff: float) -> dict[str, Any]:
-    totals = {"matched": 0, "missed": 0, "false": 0, "unmodelled": 0}
-    g_values = []
-    loc2: list[float] = []
-    per_object: dict[str, dict[str, int]] = {}
-    for t, truth in enumerate(sets):
-        m, modelled = match_snapshot(snapshot_scatterers(est, t), truth, dims, cutoff)
-        totals["unmodelled"] += int((~modelled).sum())
-        g = gospa(m, cutoff)
-        g_values.append(g)
-        loc2.extend(m.distances**2)
-        totals["matched"] += g.num_matched
-        totals["missed"] += g.num_missed
-        totals["false"] += g.num_false
-        matched = np.zeros(len(truth.points), bool)
-        matched[m.pairs[:, 1]] = True
-        for j in np.flatnonzero(modelled):
-            row = per_object.setdefault(truth.objects[j], {"truth": 0, "matched": 0})
-            row["truth"] += 1
-            row["matched"] += int(matched[j])
-    n = totals["matched"]
-    return {
-        "gospa_m": float(np.mean([g.total for g in g_values])) if g_values else 0.0,
-        "localization_m": float(np.mean([g.localization for g in g_values])),
-        "missed_m": float(np.mean([g.missed for g in g_values])),
-        "false_m": float(np.mean([g.false for g in g_values])),
-        "matched_rmse_m": float(np.sqrt(np.mean(loc2))) if loc2 else None,
-        "precision": n / (n + totals["false"]) if n + totals["false"] else 1.0,
-        "recall": n / (n + totals["missed"]) if n + totals["missed"] else 1.0,
-        **totals,
-        "per_object": dict(sorted(per_object.items())),
-    }
-
-
-def _bound(name: str, est_file: EstimateFile, run: RunData) -> npt.NDArray[np.float64] | None:
-    """PEB along the drive from the ray-traced channel, with the estimate's own sounding."""
-    cls = ESTIMATORS.get(name)
-    if cls is None or cls.crlb is Estimator.crlb:  # the base class: no bound
+def _bound_metrics(bound: StoredBound | None) -> dict[str, Any] | None:
+    """The medians of a stored bound along the drive (None: no bound; a median None:
+    the bound does not apply at any snapshot, e.g. no LOS)."""
+    if bound is None:
         return None
-    estimator = cls(**est_file.params.get(name, {}))
-    obs = observation_from_run(run, rng=algorithm_rng(est_file.seed, name), seed=est_file.seed,
-                               **{**est_file.sounding.get(name, {}), **est_file.noise})
-    truth = channel_truth(run, getattr(estimator, "bs", 0))
-    try:
-        return estimator.crlb(obs, truth).position_error_bound
-    except NotImplementedError:
-        return None
+
+    def median(values: FloatArray) -> float | None:
+        return float(np.nanmedian(values)) if np.isfinite(values).any() else None
+
+    peb = bound.position_m
+    return {
+        "description": bound.description,
+        "peb_median_m": median(peb),
+        "peb_rms_m": float(np.sqrt(np.nanmean(peb**2))) if np.isfinite(peb).any() else None,
+        "other": {name: median(values) for name, values in bound.other.items()},
+    }
 
 
 def evaluate(
@@ -306,11 +106,24 @@ def evaluate(
     run_path = Path(run_path)
     run = read_run(run_path)
     selected = gather_estimates(run_path, run, estimate_paths, algorithms)
-    return _score(run_path, run, selected, cutoff)
+    scores = _score(run_path, run, selected, cutoff)
+    return scores.metrics, scores.series
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What :func:`_score` gives: ``metrics`` (the ``metrics.json`` content), ``series``
+    (per algorithm, the arrays the plots draw), and for the maps the single-bounce truth
+    (per snapshot) with each algorithm's ``matchings`` against it."""
+
+    metrics: dict[str, Any]
+    series: dict[str, dict[str, Any]]
+    single_bounce: list[TruthPoints]
+    matchings: dict[str, AlgorithmMatching]
 
 
 def _score(run_path: Path, run: RunData, selected: dict[str, tuple[Path, EstimateFile]],
-           cutoff: float) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+           cutoff: float) -> Scores:
     """:func:`evaluate` on a run and its estimates already read."""
     sets = truth_sets(run)
     metrics: dict[str, Any] = {
@@ -319,31 +132,33 @@ def _score(run_path: Path, run: RunData, selected: dict[str, tuple[Path, Estimat
         "truth_sets": TRUTH_SETS, "algorithms": {},
     }
     series: dict[str, dict[str, Any]] = {}
+    single_bounce: dict[str, AlgorithmMatching] = {}
     for name, (path, est_file) in selected.items():
         est = est_file.estimates[name]
-        params = est_file.params.get(name, {})
-        dims = algorithm_dimensions(params)
-        ue, ue_error = _ue_metrics(est, run, dims)
-        peb = _bound(name, est_file, run)
+        dims = est_file.position_dimensions[name]
+        bound = est_file.bounds.get(name)
+        ue_error = ue_errors(est, run.drive.position, dims)
+        matchings = {k: match_algorithm(est, v, dimensions=dims, cutoff=cutoff)
+                     for k, v in sets.items()}
+        single_bounce[name] = matchings["single_bounce"]
         metrics["algorithms"][name] = {
-            "estimate_file": path.name, "params": params, "dimensions": dims,
-            "snapshots": est.num_snapshots, "converged": int(est.converged.sum()),
-            "ue": ue,
-            "bound": None if peb is None else {
-                "peb_median_m": float(np.nanmedian(peb)) if np.isfinite(peb).any() else None,
-                "peb_rms_m": float(np.sqrt(np.nanmean(peb**2))) if np.isfinite(peb).any()
-                else None},
+            "estimate_file": path.name, "params": est_file.params.get(name, {}),
+            "dimensions": dims, "snapshots": est.num_snapshots,
+            "converged": int(est.converged.sum()), "ue": ue_metrics(ue_error, dims),
+            "bound": _bound_metrics(bound),
             "runtime": {"median_s": float(np.median(est.runtime_s)),
                         "total_s": float(np.sum(est.runtime_s))},
-            "maps": {k: _map_metrics(est, v, dims, cutoff) for k, v in sets.items()},
-            "fused_map": _fused_map_metrics(est, sets["single_bounce"], dims, cutoff),
+            "maps": {k: map_metrics(matchings[k], v) for k, v in sets.items()},
+            "fused_map": fused_map_metrics(est, sets["single_bounce"], dims, cutoff),
         }
         series[name] = {
-            "ue_error": ue_error, "peb": peb,
+            "ue_error": ue_error, "peb": None if bound is None else bound.position_m,
             "precision_recall": [
-                (c, _map_metrics(est, sets["single_bounce"], dims, c)) for c in PR_CUTOFFS_M],
+                (c, map_metrics(match_algorithm(est, sets["single_bounce"], dimensions=dims,
+                                                cutoff=c), sets["single_bounce"]))
+                for c in PR_CUTOFFS_M],
         }
-    return metrics, series
+    return Scores(metrics, series, sets["single_bounce"], single_bounce)
 
 
 def _plots(out: Path, run: RunData, series: dict[str, dict[str, Any]]) -> None:
@@ -410,17 +225,24 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
         "",
         "## UE position",
         "",
-        "| algorithm | converged | RMSE | median | p90 | scored in | PEB (median) "
+        "| algorithm | converged | RMSE | median | p90 | scored in | bound (PEB, median) "
         "| runtime/snapshot |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, a in algos.items():
-        ue, bound = a["ue"] or {}, a["bound"] or {}
+        ue = a["ue"] or {}
+        peb = ("no bound" if a["bound"] is None
+               else _fmt(a["bound"]["peb_median_m"], " m"))
         lines.append(
             f"| {name} | {a['converged']}/{a['snapshots']} | {_fmt(ue.get('rmse_m'), ' m')} | "
             f"{_fmt(ue.get('median_m'), ' m')} | {_fmt(ue.get('p90_m'), ' m')} | "
-            f"{ue.get('scored_in', '—')} | {_fmt(bound.get('peb_median_m'), ' m')} | "
+            f"{ue.get('scored_in', '—')} | {peb} | "
             f"{1e3 * a['runtime']['median_s']:.1f} ms |")
+    bounded = {name: a["bound"] for name, a in algos.items() if a["bound"] is not None}
+    if bounded:
+        lines += ["", "Bounds (stored by `twin estimate` from the twin's true channel; "
+                      "\"—\": the bound does not apply at any snapshot, e.g. no LOS):", ""]
+        lines += [f"- {name}: {b['description']}" for name, b in bounded.items()]
     if any(a["converged"] == 0 for a in algos.values()):
         lines += ["", "Algorithms with no converged snapshot have no UE or map scores: "
                       "every estimate reported `converged = false` (see `reason` in the "
@@ -511,22 +333,25 @@ def evaluate_to_dir(
     """:func:`evaluate` and write the report directory whole (a directory beside it,
     renamed into place; :mod:`twin.outputs`); with ``maps``, also ``map.png`` and
     ``map.html`` of the same algorithms and cut-off (:mod:`twin.maps`: the same
-    matching, drawn). ``overwrite`` replaces only a report directory (:data:`REPORT`)."""
+    matchings, drawn). ``overwrite`` replaces only a report directory (:data:`REPORT`)."""
     out, run_path = Path(output), Path(run_path)
     check_output(out, REPORT, overwrite=overwrite,
                  inputs=[run_path, *map(Path, estimate_paths)])
     check_cutoff(cutoff)
     run = read_run(run_path)
     selected = gather_estimates(run_path, run, estimate_paths, algorithms)
-    metrics, series = _score(run_path, run, selected, cutoff)
+    scores = _score(run_path, run, selected, cutoff)
+    metrics = scores.metrics
     with atomic_directory(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
         (tmp / "report.md").write_text(_report(metrics, maps))
-        _plots(tmp, run, series)
+        _plots(tmp, run, scores.series)
         if maps:
-            from twin.maps import map_data, write_map
-
-            data = map_data(run_path, run, selected, cutoff=cutoff)
+            data = map_data(
+                run_path, run, scores.single_bounce,
+                {name: est_file.estimates[name] for name, (_, est_file) in selected.items()},
+                scores.matchings, estimate_paths=[path for path, _ in selected.values()],
+                cutoff=cutoff)
             write_map(data, tmp / "map.png", html=False)
             write_map(data, tmp / "map.html", html=True)
     if on_done is not None:
@@ -542,6 +367,5 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-__all__ = ["TRUTH_SETS", "TruthPoints", "algorithm_dimensions", "check_cutoff", "evaluate",
-           "evaluate_to_dir", "fuse_points", "match_snapshot", "snapshot_scatterers",
-           "truth_sets"]
+__all__ = ["REPORT", "REPORT_FILES", "SCHEMA_VERSION", "evaluate", "evaluate_to_dir",
+           "is_report_directory"]

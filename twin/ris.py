@@ -611,6 +611,7 @@ def build_ris(config: Any, base_dir: Path, scene: Any, base_stations: Sequence[A
         position=np.array([t.position for t in tiles]),
         orientation=np.array([t.orientation for t in tiles]),
         element_positions=np.stack([pad(t.element_positions(), 0, np.nan) for t in tiles]),
+        element_grid=np.array([[t.rows, t.cols] for t in tiles], dtype=np.int64),
         profile=np.stack([pad(p, 0) for p in profiles]),
         amplitude=np.array([reradiation_amplitude(t, wavelength) for t in tiles]),
         bs_to_ris=np.stack([c[0] for c in channels], axis=1).astype(np.complex64),

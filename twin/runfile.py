@@ -11,7 +11,8 @@ Layout (group/dataset names are the contract, see README "Data files")::
               with RIS tiles: cfr = the total, cfr_direct[T,B,Nr,Nt,K],
               ris/{bs_to_ris[B,R,E,Nt,K], ris_to_ue[T,R,Nr,E,K]}
     /ris      (with RIS tiles) name[R], position[R,3], orientation[R,3],
-              element_positions[R,E,3], profile[R,E], amplitude[R]
+              element_positions[R,E,3], element_grid[R,2] (rows, cols), profile[R,E],
+              amplitude[R]
     /paths    valid, tau, gain, aod, aoa, doppler, depth, interaction_types,
               interaction_points, object_ids, primitive_ids, virtual_anchor
     /fingerprints  (with a radio map) block_positions[I,3], block_size[2],
@@ -36,7 +37,7 @@ from twin.errors import TwinInputError
 from twin.outputs import Artifact, atomic_file
 from twin.paths import InteractionType, PathSet
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 _VERSIONED_PACKAGES = (
     "mmwave-twin", "sionna-rt", "sionna", "mitsuba", "drjit", "numpy", "h5py", "trimesh",
 )
@@ -93,15 +94,17 @@ class RisData:
     tile's; smaller tiles are zero-padded, their padded profile entries 0).
 
     ``name [R]``, ``position``/``orientation [R, 3]``, ``element_positions [R, E, 3]`` [m]
-    (NaN padding), ``profile [R, E]`` complex (the configured θ), ``amplitude [R]`` (κ),
-    ``cfr_direct [T, B, Nr, Nt, K]``, ``bs_to_ris [B, R, E, Nt, K]``, ``ris_to_ue [T, R, Nr,
-    E, K]``.
+    (NaN padding), ``element_grid [R, 2]`` each tile's (rows, cols) of elements (its
+    first ``rows * cols`` entries along ``E``), ``profile [R, E]`` complex (the configured
+    θ), ``amplitude [R]`` (κ), ``cfr_direct [T, B, Nr, Nt, K]``, ``bs_to_ris [B, R, E, Nt,
+    K]``, ``ris_to_ue [T, R, Nr, E, K]``.
     """
 
     name: tuple[str, ...]
     position: npt.NDArray[np.float64]
     orientation: npt.NDArray[np.float64]
     element_positions: npt.NDArray[np.float64]
+    element_grid: npt.NDArray[np.int64]
     profile: npt.NDArray[np.complex128]
     amplitude: npt.NDArray[np.float64]
     bs_to_ris: npt.NDArray[np.complex64]
@@ -202,6 +205,7 @@ def _write_ris(f: h5py.File, channel: h5py.Group, ris: RisData) -> None:
     _write_array(g, "orientation", ris.orientation, units="rad (yaw, pitch, roll)")
     _write_array(g, "element_positions", ris.element_positions, units="m",
                  dims="ris, element, xyz")
+    _write_array(g, "element_grid", ris.element_grid, dims="ris, (rows, cols)")
     _write_array(g, "profile", ris.profile, dims="ris, element")
     _write_array(g, "amplitude", ris.amplitude,
                  meaning="Tang et al.'s reradiation factor per element (docs/RIS.md)")
@@ -238,10 +242,15 @@ def _read_ris(f: h5py.File) -> RisData | None:
     if "ris" not in f:
         return None
     g = f["ris"]
+    if "element_grid" not in g:
+        version = str(f["config"].attrs["schema_version"])
+        raise TwinInputError(f"{f.filename}: a run file of schema {version} with RIS tiles "
+                             f"lacks ris/element_grid (schema {SCHEMA_VERSION}); run "
+                             "twin simulate again")
     return RisData(
         name=_strings(g["name"]), position=g["position"][()],
         orientation=g["orientation"][()], element_positions=g["element_positions"][()],
-        profile=g["profile"][()], amplitude=g["amplitude"][()],
+        element_grid=g["element_grid"][()], profile=g["profile"][()], amplitude=g["amplitude"][()],
         bs_to_ris=f["channel/ris/bs_to_ris"][()], ris_to_ue=f["channel/ris/ris_to_ue"][()],
         cfr_direct=f["channel/cfr_direct"][()])
 

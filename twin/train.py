@@ -26,7 +26,7 @@ import numpy as np
 
 from estimators.arrays import SPEED_OF_LIGHT
 from estimators.daun.admm import AdmmParameters, Loss, TrainingLog, train_daun
-from estimators.daun.estimators import CHECKPOINT_FORMAT
+from estimators.daun.checkpoint import CHECKPOINT_FORMAT
 from estimators.daun.model import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
 from twin.dataset.loader import read_fields

@@ -73,6 +73,7 @@ from estimators.arrays import (
     planar_array_positions,
     rotation_matrix,
     steering_vector,
+    wrap_angle,
 )
 from estimators.typing import FloatArray
 from twin.errors import TwinInputError
@@ -222,7 +223,7 @@ def uma_channels(
         path_loss_db[sl] = draw["path_loss_db"]
         shadow_fading_db[sl] = draw["sf_db"]
 
-    los_aoa = np.angle(np.exp(1j * (los_azimuth - yaw[None, :])))
+    los_aoa = wrap_angle(los_azimuth - yaw[None, :])
     return UmaChannels(
         h=h,
         los=los_state,

@@ -1,7 +1,7 @@
 """The baselines of DAUN's Fig. 2 and Table I (Fan, Liu, Li, Huang): ``dpd``,
 ``stansfield``, ``srl`` and ``cvx-direct``.
 
-All see what the other grid localizers of :mod:`estimators.daun.estimators` see: the narrowband
+All see what every grid localizer (:mod:`estimators.daun.grid`) sees: the narrowband
 uplink of eq. (1) (one snapshot, a single-antenna user, ``M`` BSs with ``N``-element
 arrays and identity combining), and the grid setting ``area``, ``grid_shape``,
 ``ue_height``, ``num_angles`` (the paper's §IV setting by default).
@@ -61,15 +61,9 @@ import numpy.typing as npt
 from scipy import optimize
 
 from estimators.base import Estimate, EstimatorInputError, grown_most, register
-from estimators.daun.estimators import (
-    PAPER_AREA,
-    PAPER_GRID_SHAPE,
-    PAPER_NUM_ANGLES,
-    Area,
-    GridLocalizer,
-)
+from estimators.daun.grid import PAPER_AREA, PAPER_GRID_SHAPE, PAPER_NUM_ANGLES, GridLocalizer
 from estimators.daun.model import DirectLocalizationProblem, normalise
-from estimators.types import Observation
+from estimators.types import Area, Observation
 from estimators.typing import ComplexArray, FloatArray
 
 #: Solvers ``srl`` and ``cvx-direct`` accept (cvxpy names).
@@ -578,12 +572,6 @@ class DirectProgram:
                                   status, float("nan"))
         return DirectSolution(np.asarray(self._X.value), np.asarray(self._Z.value).T, status,
                               float(self._program.value))
-
-
-def solve_direct(problem: DirectLocalizationProblem, y: ComplexArray, *, w: float = 1.0,
-                 solver: str = "CLARABEL") -> DirectSolution:
-    """Problem (3) for one ``y [bs, bs_ant]`` (normalised, :func:`normalise`)."""
-    return DirectProgram(problem, w).solve(y, solver)
 
 
 @register

@@ -1,4 +1,6 @@
-"""DAUN's direct-localization model (Fan, Liu, Li, Huang, §II), and its synthetic setting.
+"""DAUN's direct-localization model (Fan, Liu, Li, Huang, §II): the forward model its
+estimators and baselines run on (the paper's synthetic setting is
+:mod:`estimators.daun.scenario`).
 
 ``M`` BSs with ``N``-element arrays at known poses hear a single-antenna user's
 narrowband uplink pilot (eq. 1): ``y_m = sqrt(ω) h_m s + n_m``, ``h_m`` one LOS path and
@@ -28,15 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from estimators.arrays import (
-    SPEED_OF_LIGHT,
-    area_grid,
-    planar_array_positions,
-    rotation_matrix,
-    steering_vector,
-)
-from estimators.observe import build_observation
-from estimators.types import ArrayGeometry, Observation
+from estimators.arrays import area_grid, rotation_matrix, steering_vector
+from estimators.types import Observation
 from estimators.typing import ComplexArray, FloatArray
 
 
@@ -168,163 +163,8 @@ def normalise(y: npt.ArrayLike) -> ComplexArray:
 def narrowband_uplink(obs: Observation) -> tuple[ComplexArray, FloatArray]:
     """An uplink observation with identity combining and one UE antenna, reduced to
     DAUN's eq. (1): ``y [snapshot, bs, bs_ant]`` (the subcarrier nearest the carrier,
-    divided by its pilot) and ``noise_variance [snapshot, bs]`` [W]."""
+    divided by its pilot ``s``) and the noise variance of that ``y``, ``σ² / |s|²``
+    ``[snapshot, bs]`` [W] (the observation's own where the pilot has unit power)."""
     k = int(np.argmin(np.abs(obs.frequencies)))
-    y = obs.y[:, :, :, 0, k] / obs.pilots[0, k]
-    return y, obs.noise_variance
-
-
-@dataclass(frozen=True)
-class DaunScenario:
-    """The paper's setting (§IV) with the eq. (1) channel.
-
-    Four BSs at ``(±50, ±50)`` m with 50-element half-wavelength ULAs facing the area's
-    centre, a 40 × 40 m area, ``K = 30 × 30`` grid, ``L = 100`` angles, 30 GHz. BSs and
-    user at the same height (the paper's planar model). Each BS sees the LOS path with
-    probability ``los_probability`` (a BS without it is the case Algorithm 1 is for) and
-    ``num_nlos`` NLOS paths with arrival azimuths uniform over its front half-plane and
-    power ``nlos_power_db`` each relative to the LOS, random phases. The issue's paper
-    figures use 3GPP UMa channels instead (the dataset engine's statistical mode).
-    """
-
-    bs_xy: tuple[tuple[float, float], ...] = ((-50.0, -50.0), (-50.0, 50.0), (50.0, 50.0),
-                                              (50.0, -50.0))
-    num_bs_antennas: int = 50
-    area: tuple[tuple[float, float], tuple[float, float]] = ((-20.0, -20.0), (20.0, 20.0))
-    grid_shape: tuple[int, int] = (30, 30)
-    num_angles: int = 100
-    carrier_frequency: float = 30e9
-    height: float = 0.0
-    num_nlos: int = 2
-    nlos_power_db: float = -6.0
-    los_probability: float = 1.0
-
-    @property
-    def wavelength(self) -> float:
-        return SPEED_OF_LIGHT / self.carrier_frequency
-
-    def bs_position(self) -> FloatArray:
-        return np.array([[x, y, self.height] for x, y in self.bs_xy])
-
-    def bs_orientation(self) -> FloatArray:
-        """Yaw towards the area's centre."""
-        centre = np.mean(np.asarray(self.area), axis=0)
-        d = centre - self.bs_position()[:, :2]
-        return np.stack([np.arctan2(d[:, 1], d[:, 0]), np.zeros(len(d)), np.zeros(len(d))], -1)
-
-    def bs_array(self) -> ArrayGeometry:
-        half = self.wavelength / 2
-        return ArrayGeometry(planar_array_positions(1, self.num_bs_antennas,
-                                                    vertical_spacing_m=half,
-                                                    horizontal_spacing_m=half),
-                             1, self.num_bs_antennas)
-
-    def problem(self) -> DirectLocalizationProblem:
-        return DirectLocalizationProblem.build(
-            bs_position=self.bs_position(), bs_orientation=self.bs_orientation(),
-            element_positions=self.bs_array().element_positions, wavelength=self.wavelength,
-            area=self.area, grid_shape=self.grid_shape, ue_height=self.height,
-            num_angles=self.num_angles)
-
-    def channels(
-        self, ue_position: npt.ArrayLike, rng: np.random.Generator
-    ) -> tuple[ComplexArray, npt.NDArray[np.bool_]]:
-        """Eq. (1)'s ``h_m``: ``[sample, bs, bs_ant]`` and which BSs have the LOS
-        ``[sample, bs]``, for users at ``ue_position [sample, 3]`` [m]."""
-        p = np.atleast_2d(np.asarray(ue_position, dtype=np.float64))
-        bs, yaw = self.bs_position(), self.bs_orientation()
-        n, M, L = len(p), len(bs), self.num_nlos
-        h = np.zeros((n, M, self.num_bs_antennas), dtype=np.complex128)
-        los = rng.uniform(size=(n, M)) < self.los_probability
-        for m in range(M):
-            r = self.bs_array().world_positions(yaw[m])
-            d = p - bs[m]
-            a_los = steering_vector(r, np.arctan2(d[:, 1], d[:, 0]),
-                                    np.arctan2(np.hypot(d[:, 0], d[:, 1]), d[:, 2]),
-                                    self.wavelength)
-            phase = np.exp(1j * rng.uniform(0, 2 * np.pi, size=(n, 1 + L)))
-            azimuth = yaw[m, 0] + rng.uniform(-np.pi / 2, np.pi / 2, size=(n, L))
-            a_nlos = steering_vector(r, azimuth, np.full((n, L), np.pi / 2), self.wavelength)
-            nlos_amplitude = 10 ** (self.nlos_power_db / 20)
-            h[:, m] = (los[:, m, None] * phase[:, :1] * a_los
-                       + nlos_amplitude * np.einsum("nl,nla->na", phase[:, 1:], a_nlos))
-        return h, los
-
-    def positions(self, count: int, rng: np.random.Generator) -> FloatArray:
-        """``count`` user positions uniform in the area, at ``height``: ``[count, 3]``."""
-        (x0, y0), (x1, y1) = self.area
-        xy = rng.uniform((x0, y0), (x1, y1), size=(count, 2))
-        return np.column_stack([xy, np.full(count, self.height)])
-
-    def sample(
-        self, snr_db: float, num_trials: int, rng: np.random.Generator
-    ) -> tuple[Observation, FloatArray]:
-        """``num_trials`` users at random positions, one per snapshot of an uplink
-        :class:`Observation` (one subcarrier, identity combining, SNR per BS), and their
-        positions ``[trial, 3]`` [m]."""
-        p = self.positions(num_trials, rng)
-        h, _ = self.channels(p, rng)
-        cfr = h[:, :, None, :, None]  # [trial, bs, ue_ant=1, bs_ant, subcarrier=1]
-        obs = build_observation(
-            cfr, frequencies=np.zeros(1), carrier_frequency=self.carrier_frequency,
-            bs_position=self.bs_position(), bs_orientation=self.bs_orientation(),
-            bs_array=self.bs_array(), ue_array=ArrayGeometry(np.zeros((1, 3)), 1, 1), rng=rng,
-            link="uplink", precoder="identity", combiner="identity", pilots="ones",
-            snr_db=snr_db)
-        return obs, p
-
-    def batch(
-        self, snr_db: npt.ArrayLike, rng: np.random.Generator
-    ) -> tuple[ComplexArray, FloatArray]:
-        """Training/test batch in eq. (1)'s form: ``y [sample, bs, bs_ant]`` with unit
-        noise variance and SNR ``snr_db [sample]`` (per BS, as :meth:`sample`), and the
-        positions ``[sample, 3]`` [m]."""
-        snr = np.asarray(snr_db, dtype=np.float64)
-        p = self.positions(len(snr), rng)
-        h, _ = self.channels(p, rng)
-        power = np.mean(np.abs(h) ** 2, axis=-1, keepdims=True)
-        h = h / np.sqrt(np.where(power > 0, power, 1.0)) * np.sqrt(10 ** (snr / 10))[:, None,
-                                                                                       None]
-        noise = (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape)) / np.sqrt(2)
-        return h + noise, p
-
-
-def los_position_error_bound(
-    problem: DirectLocalizationProblem,
-    ue_position: npt.ArrayLike,
-    los_gain: npt.ArrayLike,
-    noise_variance: float,
-) -> float:
-    """Horizontal position error bound [m] of eq. (1) with the LOS path alone.
-
-    ``y_m = α_m a_m(p) + n_m``, ``n_m ~ CN(0, σ² I)``, unknowns the horizontal position
-    ``p`` (height known) and one complex gain ``α_m`` per BS, for the BSs and arrays of
-    ``problem``. FIM ``(2/σ²) Re{D^H D}`` (:func:`estimators.fisher.gaussian_fim`) with
-    ``∂a_n/∂p = j (2π/λ) a_n (I − u u^T) r_n / d`` (``u`` the unit vector from the BS to
-    the user, ``d`` the distance); the bound is ``sqrt(trace)`` of the CRLB's position
-    block. NLOS paths, absent from this model, would only add nuisance parameters, so it
-    is the bound of the LOS-only channel; DAUN's paper gives none.
-
-    ``los_gain [bs]`` complex (a zero gain: that BS carries no information).
-    """
-    from estimators.fisher import crlb, error_bound, gaussian_fim
-
-    p = np.asarray(ue_position, dtype=np.float64)
-    gain = np.asarray(los_gain, dtype=np.complex128)
-    M, N = problem.element_positions.shape[:2]
-    k = 2 * np.pi / problem.wavelength
-    jacobian = np.zeros((M * N, 2 + 2 * M), dtype=np.complex128)
-    for m in range(M):
-        r = problem.element_positions[m]
-        d = p - problem.bs_position[m]
-        distance = float(np.linalg.norm(d))
-        u = d / distance
-        a = np.exp(1j * k * (r @ u))
-        projected = (r - np.outer(r @ u, u)) / distance  # (I - u u^T) r_n / d, [N, 3]
-        rows = slice(m * N, (m + 1) * N)
-        jacobian[rows, :2] = (gain[m] * 1j * k * a)[:, None] * projected[:, :2]
-        jacobian[rows, 2 + 2 * m] = a
-        jacobian[rows, 3 + 2 * m] = 1j * a
-    informative = np.concatenate([[True, True], np.repeat(np.abs(gain) > 0, 2)])
-    fim = gaussian_fim(jacobian[:, informative], noise_variance)
-    return error_bound(crlb(fim), [0, 1])
+    pilot = obs.pilots[0, k]
+    return obs.y[:, :, :, 0, k] / pilot, obs.noise_variance / np.abs(pilot) ** 2

@@ -39,7 +39,16 @@ from estimators.types import ArrayGeometry, ChannelTruth, Observation
 class LocmanScenario:
     """One BS, one multi-antenna target of unknown yaw, LOS + single-bounce NLOS paths.
 
-    Positions [m]; ``ue_yaw`` [rad]; ``num_bs_antennas``/``num_ue_antennas`` ULA sizes.
+    Attributes
+    ----------
+    ue_position : ``[3]`` [m]; the BS is at the origin.
+    ue_yaw : [rad], the UE ULA's yaw (pitch = roll = 0).
+    scatterers : ``[path - 1, 3]`` [m], one single-bounce point per NLOS path.
+    num_bs_antennas, num_ue_antennas : ULA sizes ``Nt``, ``Nr`` (half-wavelength).
+    carrier_frequency, bandwidth : [Hz].
+    num_subcarriers : ``K`` (odd, §II-B).
+    num_pilots : ``G`` pilot transmissions (random unit-modulus precoders).
+    sync_error_s : [s], a common TOA offset (eq. 22).
     """
 
     ue_position: tuple[float, float, float] = (5.0, 2.0, 0.0)
@@ -73,16 +82,17 @@ class LocmanScenario:
         aoa = np.stack(direction_angles(np.vstack([-p, s - p])), axis=-1)
         return lengths / SPEED_OF_LIGHT + self.sync_error_s, aod, aoa
 
-    def sample(
-        self, snr_db: float, num_trials: int, rng: np.random.Generator
+    def observation(
+        self, n: int, rng: np.random.Generator, snr_db: float
     ) -> tuple[Observation, ChannelTruth]:
-        """``num_trials`` independent realisations (random phases, pilots and noise), one
-        per snapshot of the returned observation, and the truth behind them."""
+        """``n`` independent trials (random path phases, pilots and noise), one per
+        snapshot, at ``snr_db`` [dB] (mean received SNR per noiseless sample), and the
+        truth behind them (:class:`estimators.scenario.Scenario`)."""
         tau, aod, aoa = self.geometry()
         L = len(tau)
         lengths = (tau - self.sync_error_s) * SPEED_OF_LIGHT
         gains = self.wavelength / (4 * np.pi * lengths) * np.exp(
-            1j * rng.uniform(0, 2 * np.pi, size=(num_trials, L)))
+            1j * rng.uniform(0, 2 * np.pi, size=(n, L)))
         freqs = subcarrier_frequencies(self.num_subcarriers, self.bandwidth)
         bs_array, ue_array = self.ula(self.num_bs_antennas), self.ula(self.num_ue_antennas)
         orientation = np.array([self.ue_yaw, 0.0, 0.0])
@@ -95,7 +105,7 @@ class LocmanScenario:
         ])[:, None]  # [trial, bs=1, Nr, Nt, K]
         # Random pilots: a fresh unit-modulus precoder and pilot phases per trial.
         precoders = np.exp(1j * rng.uniform(0, 2 * np.pi, size=(
-            num_trials, 1, self.num_bs_antennas, self.num_pilots))) / np.sqrt(self.num_bs_antennas)
+            n, 1, self.num_bs_antennas, self.num_pilots))) / np.sqrt(self.num_bs_antennas)
         obs = build_observation(
             cfr, frequencies=freqs, carrier_frequency=self.carrier_frequency,
             bs_position=np.zeros((1, 3)), bs_orientation=np.zeros((1, 3)), bs_array=bs_array,
@@ -104,3 +114,11 @@ class LocmanScenario:
         )
         truth = static_truth(gains, (tau, aod, aoa), self.ue_position, self.scatterers, orientation)
         return obs, truth
+
+
+def small() -> LocmanScenario:
+    """The paper's setting with 4-element ULAs, 7 subcarriers and 6 pilot transmissions:
+    the ADMM's lifted matrix is of order 32 instead of 128 (a snapshot in well under a
+    second), still three resolvable paths."""
+    return LocmanScenario(num_bs_antennas=4, num_ue_antennas=4, num_subcarriers=7,
+                          num_pilots=6)

@@ -1,5 +1,6 @@
 """MISO: single-snapshot localization and mapping, single-antenna UE (Fascista et al.).
 
-The registered classes live in ``estimators.py``; the derivations in
-``docs/estimators/miso.md``.
+Rooms: ``model`` (the forward model), ``bound`` (the CRLBs), ``estimators`` (the
+registered ``miso-*`` classes), ``scenario`` (the paper's synthetic setting, never
+imported by the others). Derivations and measurements: ``docs/estimators/miso.md``.
 """

@@ -1,36 +1,28 @@
-"""Single-snapshot MISO localization and mapping (Fascista et al.).
+"""The registered MISO estimators: SP ML on a coarse grid, SP ML refined, joint ML.
 
-A BS with an antenna array sends ``M`` beams (precoders ``F``) of OFDM pilots ``s``; a
-single-antenna UE receives, per beam ``m`` and subcarrier ``k`` (paper eqs. 1-4),
-
-    y[m, k] = Σ_p α_p exp(-j 2π f_k τ_p) a(θ_p)^T F[:, m] s[m, k] + n[m, k],
-
-with ``a(θ)`` the BS steering vector (:func:`estimators.arrays.steering_vector`), ``τ_p``
-the time of flight and ``θ_p`` the angle of departure of path ``p`` (path 0 the LOS).
-The UE position follows from the LOS (``p = b + c τ_0 u(θ_0)``) and each NLOS path's
-scatterer from eq. 33: ``s = b + d u(θ_p)``, ``d = (c²τ_p² - |p-b|²) / (2 (c τ_p - (p-b)·u(θ_p)))``.
-
-Estimators (registered):
+Fascista et al.'s estimators on the forward model of :mod:`estimators.miso.model`:
 
 * ``miso-sp-grid`` — single-path (SP) ML pseudospectrum (eq. 31) on a coarse
   (range, angle) grid; paths extracted one by one, each refined locally and cancelled
-  (joint least-squares refit of the gains) before the next is searched (SAGE-style);
-  the reported parameters are the grid points;
+  (joint least-squares refit of the gains) before the next is searched (SAGE-style,
+  the paper's footnote 3); the reported parameters are the grid points;
 * ``miso-sp-refine`` — each grid estimate refined by Nelder-Mead on its SP cost on the
   received signal (the paper's "SP ML with refinement");
 * ``miso-ml`` — the joint ML (eqs. 29-30, gains concentrated out) by Nelder-Mead over
-  all paths' (range, angle), initialised by the SAGE-style grid estimates.
+  all paths' (range, angle), initialised by the SAGE-style estimates.
 
+The UE position follows from the LOS, the shortest path (Sec. IV-C1):
+``p = b + c τ_0 u(θ_0)``; each NLOS path's scatterer from eq. (33).
 ``dimensions=2`` is the paper's planar model (azimuth only, zenith π/2, positions in the
 BS's horizontal plane, UE height ``ue_height`` if given); ``dimensions=3`` estimates
-azimuth *and* zenith (a planar BS array is needed) and 3D positions.
+azimuth *and* zenith (a planar BS array is needed) and 3D positions. The bound:
+:mod:`estimators.miso.bound`; derivations: ``docs/estimators/miso.md``.
 
 References
 ----------
 A. Fascista, A. Coluccia, H. Wymeersch, G. Seco-Granados, "Downlink single-snapshot
 localization and mapping with a single-antenna receiver", IEEE Trans. Wireless Commun.,
-2021: system model eqs. (1)-(5), FIM (7)-(9), position FIM (10)-(17), ML (23)-(30),
-single-path model (31), mapping (33).
+2021: ML (23)-(30), single-path model (31), localization (Sec. IV-C1), mapping (33).
 """
 
 from __future__ import annotations
@@ -39,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import minimize
 
-from estimators.arrays import SPEED_OF_LIGHT, steering_vector, unit_direction
+from estimators.arrays import SPEED_OF_LIGHT, unit_direction
 from estimators.base import (
     Bound,
     Estimator,
@@ -52,84 +43,27 @@ from estimators.base import (
     grown_most,
     register,
 )
-from estimators.fisher import crlb as invert_fim
-from estimators.fisher import error_bound, gaussian_fim
-from estimators.types import ChannelTruth, Observation
-from estimators.typing import ComplexArray, FloatArray
+from estimators.miso.bound import BOUND_DESCRIPTION, miso_bound
+from estimators.miso.model import MisoSnapshot
+from estimators.types import Observation, Truth, bs_truth
+from estimators.typing import BoolArray, ComplexArray, FloatArray
 
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class MisoSnapshot:
-    """One snapshot of a MISO observation, everything the model needs.
-
-    ``y [M, K]``, ``precoders [N, M]``, ``pilots [M, K]``, ``frequencies [K]`` [Hz],
-    ``element_positions [N, 3]`` [m] (world-rotated), ``bs_position [3]`` [m].
-    """
-
-    y: ComplexArray
-    precoders: ComplexArray
-    pilots: ComplexArray
-    frequencies: FloatArray
-    element_positions: FloatArray
-    bs_position: FloatArray
-    wavelength: float
-    noise_variance: float
-
-    @classmethod
-    def from_observation(cls, obs: Observation, t: int, bs: int) -> MisoSnapshot:
-        return cls(
-            y=obs.y[t, bs, 0], precoders=obs.precoders[t, bs], pilots=obs.pilots,
-            frequencies=obs.frequencies,
-            element_positions=obs.bs_array.world_positions(obs.bs_orientation[bs]),
-            bs_position=obs.bs_position[bs], wavelength=obs.wavelength,
-            noise_variance=float(obs.noise_variance[t, bs]),
-        )
-
-    def beam_response(self, azimuth: npt.ArrayLike, zenith: npt.ArrayLike) -> ComplexArray:
-        """``a(θ)^T F``: ``[..., M]`` for directions ``[...]``."""
-        a = steering_vector(self.element_positions, azimuth, zenith, self.wavelength)
-        return a @ self.precoders
-
-    def atoms(self, tau: FloatArray, azimuth: FloatArray, zenith: FloatArray) -> ComplexArray:
-        """Unit-gain path responses ``g_p[m, k]``: ``[path, M, K]`` (eq. 31)."""
-        delay = np.exp(-2j * np.pi * np.asarray(tau)[:, None] * self.frequencies)  # [P, K]
-        b = self.beam_response(azimuth, zenith)  # [P, M]
-        return b[:, :, None] * delay[:, None, :] * self.pilots[None]
-
-    def fit_gains(self, atoms: ComplexArray, y: ComplexArray | None = None) -> ComplexArray:
-        """Least-squares path gains ``α̂ = G^+ y`` (eq. 29)."""
-        G = atoms.reshape(atoms.shape[0], -1)
-        target = (self.y if y is None else y).ravel()
-        gains, *_ = np.linalg.lstsq(G.T, target, rcond=None)
-        return np.asarray(gains, dtype=np.complex128)
-
-    def joint_cost(
-        self, tau: FloatArray, azimuth: FloatArray, zenith: FloatArray,
-        y: ComplexArray | None = None,
-    ) -> float:
-        """Compressed negative log-likelihood ``||y - G α̂||²`` (eqs. 28-29).
-
-        With one path it is the single-path cost ``L_SP`` (eq. 31); ``y`` defaults to
-        the received signal (a residual can be passed instead).
-        """
-        G = self.atoms(tau, azimuth, zenith).reshape(len(tau), -1)
-        yv = (self.y if y is None else y).ravel()
-        gram = G.conj() @ G.T
-        proj = G.conj() @ yv
-        try:
-            gains = np.linalg.solve(gram, proj)
-        except np.linalg.LinAlgError:
-            return float(np.vdot(yv, yv).real)
-        return float(np.vdot(yv, yv).real - np.vdot(proj, gains).real)
+# ------------------------------------------------------------ the SP pseudospectrum
 
 
 @dataclass(frozen=True)
 class _Grid:
-    ranges: FloatArray      # [R] [m]
-    azimuths: FloatArray    # [D]
-    zeniths: FloatArray     # [D]
+    """The coarse search grid of the SP pseudospectrum.
+
+    Attributes
+    ----------
+    ranges : ``[range]`` [m], path lengths ``c τ``.
+    azimuths, zeniths : ``[direction]`` [rad], departure directions.
+    """
+
+    ranges: FloatArray
+    azimuths: FloatArray
+    zeniths: FloatArray
 
 
 def _arange_length(start: float, stop: float, step: float) -> int:
@@ -139,7 +73,12 @@ def _arange_length(start: float, stop: float, step: float) -> int:
 
 def grid_size(range_step: float, angle_step: float, max_range: float,
               dimensions: int) -> tuple[int, int]:
-    """Ranges ``R`` and directions ``D`` of :func:`_search_grid`, without building it."""
+    """Numbers of ranges and of directions of :func:`_search_grid`, without building it.
+
+    Parameters
+    ----------
+    range_step : [m]; angle_step : [rad]; max_range : [m]; dimensions : 2 or 3.
+    """
     ranges = _arange_length(range_step, max_range + 1e-9, range_step)
     directions = _arange_length(-np.pi / 2 + angle_step / 2, np.pi / 2, angle_step)
     if dimensions == 3:
@@ -149,23 +88,28 @@ def grid_size(range_step: float, angle_step: float, max_range: float,
 
 def _search_grid(snap: MisoSnapshot, bs_yaw: float, range_step: float, angle_step: float,
                  max_range: float, dimensions: int) -> _Grid:
+    """Ranges ``(0, max_range]`` in ``range_step`` [m]; azimuths over the half-space in
+    front of the BS array (``bs_yaw ± π/2`` [rad]) in ``angle_step``; zeniths π/2 for
+    ``dimensions == 2``, else ``(0, π)`` in ``angle_step``. The paper's note: 2 m and 4°
+    suffice (footnote 2)."""
     ranges = np.arange(range_step, max_range + 1e-9, range_step)
-    az = bs_yaw + np.arange(-np.pi / 2 + angle_step / 2, np.pi / 2, angle_step)
+    azimuths = bs_yaw + np.arange(-np.pi / 2 + angle_step / 2, np.pi / 2, angle_step)
     if dimensions == 2:
-        return _Grid(ranges, az, np.full_like(az, np.pi / 2))
-    zen = np.arange(angle_step / 2, np.pi, angle_step)
-    aa, zz = np.meshgrid(az, zen, indexing="ij")
-    return _Grid(ranges, aa.ravel(), zz.ravel())
+        return _Grid(ranges, azimuths, np.full_like(azimuths, np.pi / 2))
+    zeniths = np.arange(angle_step / 2, np.pi, angle_step)
+    az, zen = np.meshgrid(azimuths, zeniths, indexing="ij")
+    return _Grid(ranges, az.ravel(), zen.ravel())
 
 
 def pseudospectrum_bytes(num_ranges: int, num_directions: int, num_beams: int,
                          num_subcarriers: int, num_antennas: int) -> dict[str, float]:
-    """Peak bytes of :func:`sp_pseudospectrum` on an ``R x D`` grid, by axis.
+    """Peak bytes of :func:`sp_pseudospectrum` on a ``range x direction`` grid, by axis.
 
-    ``"range"``: the delay phasors ``[K, R]`` and their products with the residual ``[M,
-    R]``, complex; ``"direction"``: the steering vectors ``[D, N]`` with their exponent,
-    or the beam responses ``[D, M]`` with their conjugate (complex, one pair at a time);
-    ``"grid"``: the scores ``[D, R]``, complex, then their magnitudes alongside.
+    ``"range"``: the delay phasors ``[subcarrier, range]`` and their products with the
+    residual ``[beam, range]``, complex; ``"direction"``: the steering vectors
+    ``[direction, bs_ant]`` with their exponent, or the beam responses ``[direction,
+    beam]`` with their conjugate (complex, one pair at a time); ``"grid"``: the scores
+    ``[direction, range]``, complex, then their magnitudes alongside.
     """
     R, D = num_ranges, num_directions
     return {"range": R * (16.0 * (num_subcarriers + num_beams) + 8),
@@ -178,21 +122,43 @@ def sp_pseudospectrum(snap: MisoSnapshot, grid: _Grid, residual: ComplexArray) -
 
     Its maximum is the minimum of the SP cost ``L_SP = |r|² - |g^H r|²/|g|²`` (eq. 31),
     evaluated for all grid points with two matrix products.
+
+    Parameters
+    ----------
+    residual : ``[beam, subcarrier]``, the received pilots less the paths found so far.
     """
     tau = grid.ranges / SPEED_OF_LIGHT
-    E = np.exp(2j * np.pi * np.outer(snap.frequencies, tau))  # [K, R]
-    Z = (snap.pilots.conj() * residual) @ E  # [M, R]
-    B = snap.beam_response(grid.azimuths, grid.zeniths)  # [D, M]
-    energy = np.abs(B) ** 2 @ np.sum(np.abs(snap.pilots) ** 2, axis=1)  # [D]
-    return np.abs(B.conj() @ Z) ** 2 / np.maximum(energy, 1e-300)[:, None]
+    delay_phasors = np.exp(2j * np.pi * np.outer(snap.frequencies, tau))  # [subcarrier, range]
+    correlations = (snap.pilots.conj() * residual) @ delay_phasors  # [beam, range]
+    responses = snap.beam_response(grid.azimuths, grid.zeniths)  # [direction, beam]
+    energy = np.abs(responses) ** 2 @ np.sum(np.abs(snap.pilots) ** 2, axis=1)
+    scores = np.abs(responses.conj() @ correlations) ** 2
+    return np.asarray(scores / np.maximum(energy, 1e-300)[:, None])
 
 
 # ------------------------------------------------------------------- the estimators
 
 
 class _MisoBase(Estimator):
-    """Shared pipeline; subclasses pick how far to go (grid, SP refine, joint ML)."""
+    """Shared pipeline; subclasses pick how far to go (grid, SP refine, joint ML).
 
+    Parameters
+    ----------
+    num_paths : paths of the model, LOS included (the paper takes it from initial
+        access).
+    dimensions : 2 (the paper's planar model: azimuth only, positions in the BS's
+        horizontal plane) or 3 (azimuth and zenith; needs a planar BS array).
+    range_step_m : [m] and angle_step_rad : [rad], the coarse grid (paper: 2 m, 4°).
+    max_range_m : [m] the grid's reach; None: the unambiguous range ``c / Δf``.
+    sage_passes : re-estimations of every path with the others cancelled.
+    max_iterations : Nelder-Mead iterations (and function evaluations) per refinement.
+    ue_height : [m] reported as the UE's height for ``dimensions == 2``; None: the
+        BS's.
+    bs : which BS of the observation sounds.
+    """
+
+    paper: ClassVar[str] = "miso"
+    bound: ClassVar[str] = BOUND_DESCRIPTION
     stage: ClassVar[Literal["grid", "sp-refine", "joint"]] = "joint"
     sounding: ClassVar[dict[str, Any]] = {"link": "downlink", "precoder": "dft",
                                           "pilots": "random"}
@@ -432,45 +398,24 @@ class _MisoBase(Estimator):
                 np.vdot(snap.y, snap.y).real)},
         )
 
-    # -- bound -----------------------------------------------------------------------
+    # -- contracts ---------------------------------------------------------------
 
-    def crlb(self, obs: Observation, truth: ChannelTruth) -> Bound:
-        """PEB and scatterer bounds (eqs. 7-17) at the true channel of every snapshot.
+    def position_dimensions(self, obs: Observation) -> int:
+        """The hyper-parameter ``dimensions``: 2 (the paper's planar model) or 3."""
+        return self.dimensions
 
-        The first ``num_paths`` valid paths of ``truth`` are the model's paths (path 0
-        must be the LOS). Channel parameters per path: ``(Re α, Im α, τ, azimuth[,
-        zenith])``; position parameters: UE position, each single-bounce scatterer (or,
-        for a path that is not single-bounce, its own ``τ`` and angles), the gains.
-        """
+    def crlb(self, obs: Observation, truth: Truth) -> Bound:
+        """The paper's bounds (:func:`estimators.miso.bound.miso_bound`, eqs. 7-17) at
+        BS ``bs``'s first ``num_paths`` valid paths in ``truth``; NaN where they do not
+        apply."""
         self.check(obs)
-        T, Q = obs.num_snapshots, self.num_scatterers
-        peb = np.full(T, np.nan)
-        seb = np.full((T, Q), np.nan)
-        n = self.num_paths * (3 + self.dimensions - 1)
-        channel = np.full((T, n, n), np.nan)
-        for t in range(T):
-            paths = np.flatnonzero(truth.valid[t])[: self.num_paths]
-            if len(paths) < self.num_paths or not truth.los[t] or paths[0] != 0:
-                continue
-            snap = MisoSnapshot.from_observation(obs, t, self.bs)
-            fim = miso_channel_fim(snap, truth.gain[t, paths], truth.tau[t, paths],
-                                   truth.aod[t, paths], self.dimensions)
-            channel[t] = invert_fim(fim)
-            transform, mapped = miso_position_transform(
-                snap.bs_position, truth.ue_position[t], truth.scatterer[t, paths[1:]],
-                self.dimensions)
-            bound = invert_fim(transform.T @ fim @ transform)
-            d = self.dimensions
-            peb[t] = error_bound(bound, range(d))
-            for q in range(Q):
-                if mapped[q]:
-                    seb[t, q] = error_bound(bound, range(d * (q + 1), d * (q + 2)))
-        return Bound(position_error_bound=peb, scatterer_error_bound=seb, channel_crlb=channel)
+        return miso_bound(obs, bs_truth(truth, self.bs), num_paths=self.num_paths,
+                          dimensions=self.dimensions, bs=self.bs)
 
 
 def map_scatterers(
     bs: FloatArray, ue: FloatArray, ranges: FloatArray, azimuth: FloatArray, zenith: FloatArray
-) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+) -> tuple[FloatArray, BoolArray]:
     """Closed-form scatterer positions of single-bounce paths (eq. 33).
 
     The scatterer lies on the departure ray ``b + d u`` and the path length is
@@ -487,91 +432,6 @@ def map_scatterers(
     valid = np.isfinite(d) & (d > 0) & (rho > np.linalg.norm(v)) & (denom > 0)
     pos = np.asarray(bs) + d[:, None] * u
     return np.where(valid[:, None], pos, np.nan), valid
-
-
-def miso_jacobian(
-    snap: MisoSnapshot, gain: ComplexArray, tau: FloatArray, aod: FloatArray, dimensions: int
-) -> ComplexArray:
-    """``∂μ/∂η`` of the noiseless observation (eq. 9), ``[M*K, paths*(3+dims-1)]``.
-
-    Per path ``η_p = (Re α, Im α, τ, azimuth[, zenith])``.
-    """
-    az, zen = aod[:, 0], (aod[:, 1] if dimensions == 3 else np.full(len(tau), np.pi / 2))
-    r = snap.element_positions
-    k = 2 * np.pi / snap.wavelength
-    a = steering_vector(r, az, zen, snap.wavelength)  # [P, N]
-    du_daz = np.stack([-np.sin(zen) * np.sin(az), np.sin(zen) * np.cos(az),
-                       np.zeros_like(az)], -1)
-    du_dzen = np.stack([np.cos(zen) * np.cos(az), np.cos(zen) * np.sin(az), -np.sin(zen)], -1)
-    delay = np.exp(-2j * np.pi * tau[:, None] * snap.frequencies)  # [P, K]
-    columns = []
-    for p in range(len(tau)):
-        def shaped(b: ComplexArray, extra: Any = 1.0, p: int = p) -> ComplexArray:
-            return (b[:, None] * (delay[p] * extra)[None, :] * snap.pilots).ravel()
-        b = a[p] @ snap.precoders
-        g = shaped(b)
-        dphase = -2j * np.pi * snap.frequencies
-        columns += [g, 1j * g, gain[p] * shaped(b, dphase)]
-        db_daz = (a[p] * 1j * k * (r @ du_daz[p])) @ snap.precoders
-        columns.append(gain[p] * shaped(db_daz))
-        if dimensions == 3:
-            db_dzen = (a[p] * 1j * k * (r @ du_dzen[p])) @ snap.precoders
-            columns.append(gain[p] * shaped(db_dzen))
-    return np.stack(columns, axis=-1)
-
-
-def miso_channel_fim(
-    snap: MisoSnapshot, gain: ComplexArray, tau: FloatArray, aod: FloatArray, dimensions: int
-) -> FloatArray:
-    """Channel-domain FIM (eqs. 7-9) at the given true paths."""
-    return gaussian_fim(miso_jacobian(snap, gain, tau, aod, dimensions), snap.noise_variance)
-
-
-def miso_position_transform(
-    bs: FloatArray, ue: FloatArray, scatterers: FloatArray, dimensions: int
-) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-    """``T = ∂η/∂x`` from position to channel parameters (eqs. 10-16).
-
-    ``x = (p, s_1, ..., s_{L-1}, gains)`` where ``p``/``s_q`` are ``dimensions``-D
-    (horizontal plane for 2D); a path whose scatterer is NaN keeps its own ``(τ,
-    angles)`` in ``x``. Returns ``T [n_η, n_x]`` and which paths were mapped ``[L-1]``.
-    """
-    d = dimensions
-    c = SPEED_OF_LIGHT
-    L = len(scatterers) + 1
-    per = 3 + d - 1  # Re, Im, τ, angles
-    mapped = np.all(np.isfinite(scatterers), axis=-1) if len(scatterers) else np.zeros(0, bool)
-    b, p = np.asarray(bs)[:d], np.asarray(ue)[:d]
-    # Each path contributes d position-domain coordinates: the scatterer, or (τ, angles).
-    T = np.zeros((L * per, d * L + 2 * L))
-
-    def angle_grad(v: FloatArray) -> FloatArray:
-        """∂(azimuth[, zenith])/∂v for a direction vector v."""
-        rh2 = v[0] ** 2 + v[1] ** 2
-        rows = [np.array([-v[1], v[0], 0.0][:d]) / rh2]
-        if d == 3:
-            rho2, rh = v @ v, np.sqrt(rh2)
-            rows.append(np.array([v[0] * v[2] / rh, v[1] * v[2] / rh, -rh]) / rho2)
-        return np.vstack(rows)
-
-    # LOS: τ_0 = |p - b|/c, angles of p - b.
-    v0 = p - b
-    T[2, 0:d] = v0 / np.linalg.norm(v0) / c
-    T[3:per, 0:d] = angle_grad(v0)
-    for q in range(L - 1):
-        row, col = (q + 1) * per, d * (q + 1)
-        if mapped[q]:
-            s = np.asarray(scatterers[q])[:d]
-            vs, vp = s - b, p - s
-            T[row + 2, 0:d] = vp / np.linalg.norm(vp) / c
-            T[row + 2, col:col + d] = (vs / np.linalg.norm(vs) - vp / np.linalg.norm(vp)) / c
-            T[row + 3:row + per, col:col + d] = angle_grad(vs)
-        else:
-            T[row + 2:row + per, col:col + d] = np.eye(d)
-    gains_col = d * L
-    for path in range(L):
-        T[path * per:path * per + 2, gains_col + 2 * path:gains_col + 2 * path + 2] = np.eye(2)
-    return T, mapped
 
 
 @register

@@ -1,5 +1,7 @@
 """RIS-CD: RIS-empowered positioning by correlation dispersion (Sang et al.).
 
-The registered classes live in ``estimators.py``; the derivations in
-``docs/estimators/ris_cd.md``.
+``model`` (the fingerprint model the localizers run on), ``localizer`` (the two-stage
+scheme), ``estimators`` (``ris-cd``), ``baselines`` (``ris-rss``), ``bound`` (§IV),
+``design`` (the RIS design of §III), ``scenario`` (the paper's synthetic setting);
+derivations in ``docs/estimators/ris_cd.md``.
 """

@@ -1,109 +1,26 @@
-"""Cramér-Rao bounds of RIS correlation-dispersion fingerprint positioning (§IV).
+"""Cramér-Rao bounds of RIS correlation-dispersion fingerprint positioning (Sang et al.,
+§IV), and the paper's bound of an observation (:func:`fingerprint_bound`, what
+``ris-cd``'s and ``ris-rss``'s ``crlb`` return).
 
-A user at ``x`` ([m], 2-D or 3-D) has a CFR fingerprint on ``P`` pilot subcarriers,
-``h(x) ∈ C^P``, known at sample positions ``x_m`` (block centres, §II). The user
-estimates ``ĥ = h(x) + n``, ``n ~ CN(0, σ² I)`` (eq. 40), and a coarse prior (GNSS,
-tracking) says ``x ~ N(μ, Σ_p)`` (eq. 39). Two bounds are compared:
-
-* :func:`geometric_bound_with_prior` — the conventional bound: the CFR observed as a
-  function of the position, combined with the prior in the position domain (eq. 44′).
-* :func:`two_stage_bound` — the paper's bound of its two-stage scheme (Lemma 2): the
-  prior is carried into the CFR domain by a Gaussian kernel density estimate over the
-  fingerprints ``h_m`` of the ``M`` samples near ``μ`` (eqs. 41–42), pooled with the
-  likelihood (eq. 43) into an ``M``-term Gaussian mixture in ``h`` (eqs. 44–46,
-  :func:`mixture_posterior`), whose Fisher information (eqs. 48, 37′–38′,
+* :func:`geometric_bound_with_prior`: the conventional bound, the CFR observed as a
+  function of the position combined with the prior in the position domain (eq. 44′).
+* :func:`two_stage_bound`: the bound of the two-stage scheme (Lemma 2): the prior carried
+  into the CFR domain by a Gaussian kernel density over the fingerprints near the prior's
+  mean (eqs. 41–42), pooled with the likelihood (eq. 43) into a Gaussian mixture (eqs.
+  44–46, :func:`mixture_posterior`), whose Fisher information (eqs. 48, 37′–38′,
   :func:`mixture_fisher_information`) gives the CFR-domain bound (eq. 43′), mapped to
   position through the fingerprint Jacobian.
 
-Equation numbers
-----------------
-The extracted text numbers the displays of §IV twice. The first run is the model:
-prior (39), likelihood (40), kernel density estimate (41), complex Gaussian kernel (42),
-log-linear pooling (43), Lemma 2's mixture (44) with its weights and covariance (45) and
-means (46), the Gaussian product identity of the proof (47), the FIM definition (48).
-The second run holds the page-bottom floats: the Hessian of the log mixture (37′), the
-FIM (38′), the FIM with a common optimum (39′) and its limits for coincident (40′) and
-infinitely separated (41′) means, the RIS feasibility equations (42′), the CRLB (43′),
-the geometric CRLB with prior in Kalman-gain form (44′) and the generalized-variance
-relations (45′)–(46′). Here the first run is cited plainly, the second with a prime.
-
-Reconstruction
---------------
-Most symbols of §IV were lost in extraction; what follows is rebuilt from the prose and
-standard estimation theory (Kay, vol. I; Van Trees), and is this module's reading:
-
-* **Real coordinates.** A complex vector ``h ∈ C^P`` is handled as
-  ``h_r = [Re h; Im h] ∈ R^{2P}``; a proper complex Gaussian ``CN(c, C)`` is then
-  ``N(c_r, C_r)`` with ``C_r = ½ [[Re C, −Im C], [Im C, Re C]]``, so ``CN(0, σ² I)`` is
-  ``N(0, σ²/2 I_{2P})`` and the FIM of a mean with Jacobian ``J = ∂h/∂x^T`` is
-  ``J_r^T (σ²/2)^{-1} J_r = (2/σ²) Re{J^H J}``, ``J_r = [Re J; Im J]`` (Kay eq. 15.52).
-  Every FIM and CRLB in the CFR domain is ``[2P, 2P]`` in these coordinates (a mixture of
-  proper Gaussians with different means is not proper, so a ``[P, P]`` complex FIM
-  would not hold all of it).
-* **Eq. (44′)** ``Σ_p − K J_r Σ_p``, ``K = Σ_p J_r^T (J_r Σ_p J_r^T + R)^{-1}``,
-  ``R = σ²/2 I_{2P}``: the posterior covariance of the model linearised at ``x``, equal
-  by the Woodbury identity to the Bayesian (Van Trees) bound
-  ``(Σ_p^{-1} + (2/σ²) Re{J^H J})^{-1}``; the paper's covariance "of the geometric
-  positioning method" is read as the real-stacked noise covariance ``R``.
-* **Eqs. (41)–(42).** ``p_k(h) = Σ_m π_m CN(h; h_m, Σ_k)`` with ``π_m = 1/M`` (the
-  paper's average; ``sample_weights`` may instead carry, e.g., the prior density at
-  ``x_m``).
-* **Eq. (43).** Log-linear pooling with unit exponents, ``p(h | ĥ) ∝ p_k(h) ·
-  CN(ĥ; h, σ² I)``: Bayes' rule, and the only exponents for which Lemma 2's mixture has
-  exactly ``M`` Gaussian terms (a mixture raised to a power is not a mixture).
-* **Eqs. (44)–(47).** The product identity of two Gaussians in ``h`` (Mahler, App. D),
-  ``CN(h; h_m, Σ_k) CN(ĥ; h, σ² I) = CN(ĥ; h_m, S) CN(h; c_m, C)``, gives
-  ``p(h | ĥ) = Σ_m w_m CN(h; c_m, C)`` with ``S = Σ_k + σ² I``,
-  ``w_m ∝ π_m CN(ĥ; h_m, S)`` (45), ``C = (Σ_k^{-1} + σ^{-2} I)^{-1} = σ² Σ_k S^{-1}``
-  (45) and ``c_m = C (Σ_k^{-1} h_m + σ^{-2} ĥ) = ĥ + σ² S^{-1} (h_m − ĥ)`` (46).
-* **Eqs. (48), (37′)–(38′).** The FIM of the mixture density in its own variable (its
-  Fisher information for location), ``F = −E_p[∇² ln p] = E_p[∇ ln p ∇ ln p^T]``, ``h``
-  drawn from the mixture. With responsibilities ``γ_m(h)`` and a common covariance,
-  ``−∇² ln p(h) = C_r^{-1} − C_r^{-1} Cov_γ(h)(c) C_r^{-1}``, ``Cov_γ(c) = Σ γ_m c_m c_m^T −
-  c̄ c̄^T`` (the two ``h``-dependent terms of (37′)), hence
-  ``F = C_r^{-1} − C_r^{-1} E_p[Cov_γ(c)] C_r^{-1} ⪯ C_r^{-1}``. The expectation has no
-  closed form; it is computed by Monte Carlo (below). Since the FIM of any density
-  satisfies ``Cov_p ⪰ F^{-1}``, the bound never exceeds the mixture's own covariance
-  (the MMSE given ``ĥ`` under the kernel prior).
-* **Eq. (43′).** CRLB ``F^{-1}`` ``[2P, 2P]``. At a batch of observations ``ĥ_d`` the FIMs
-  are averaged before inverting (the Bayesian order: expected information, then the
-  inverse).
-* **Position mapping** (not in the paper, which stops in the CFR domain): the
-  information about ``x`` of the reparametrisation ``h = h(x)`` is
-  ``F_x = J_r^T F J_r`` (the chain rule of ``estimators.fisher``; Kay §3.8), which is
-  ``2 Re{J^H F_c J}`` when ``F = 2 [[Re F_c, −Im F_c], [Im F_c, Re F_c]]`` has the complex
-  structure (e.g. ``F_c = C^{-1}`` for one component), and the position CRLB is
-  ``F_x^{-1}`` [m²]. It is never larger than the pseudo-inverse mapping
-  ``J_r^+ F^{-1} J_r^{+T}`` (Gauss–Markov), equal to it when ``F ∝ I``. The prior is not
-  added again in the position domain: it is already in ``F``, through the kernels.
-
-What the bound sees
--------------------
-``F`` is the curvature of the posterior around each of its modes, not the spread between
-them. Both limits of the means, coincident (40′) and infinitely separated (41′), give
-``F = C_r^{-1}`` (the paper calls the second sub-optimal; under this reading they are
-equal, and the bound is largest at separations of a few component widths). With
-kernels narrower than the fingerprint spacing and a low SNR, the components separate,
-``C → Σ_k`` and the position bound tends to ``(2 Re{J^H Σ_k^{-1} J})^{-1}``: the kernel
-width mapped through ``J``, whatever ``σ²`` and ``Σ_p`` are. That is where it falls far
-below the geometric bound with prior (the paper's low-SNR gain), and also far below the
-mixture's own covariance, the MMSE of the kernel-prior model given ``ĥ``, which
-:class:`TwoStageBound` reports beside it (``mmse_position``) for that reason.
-
-Monte Carlo
------------
-Whitened by ``C_r = L L^T``, the components are ``N(u_m, I)``; the responsibilities
-depend only on the projection onto the ``r ≤ M − 1`` dimensional span of the mean
-differences, so ``E_p[Cov_γ]`` is exactly ``Q G Q^T`` with ``G [r, r]`` an expectation
-over ``r`` dimensions (``Q`` an orthonormal basis of the span): ``F = C_r^{-1}`` exactly
-outside it, and coincident means (``r = 0``) need no sampling. ``G`` is estimated with
-every component sampled by the same antithetic standard normals (stratified by
-component, common random numbers); its standard error is reported.
+Most symbols of §IV were lost in extraction, and the extracted text numbers §IV's
+displays twice (the second run is cited here with a prime). The reconstruction, the
+equation numbering, what the two-stage bound sees and the Monte Carlo are derived in
+docs/estimators/ris_cd.md ("Bounds (§IV): the reconstruction").
 
 References
 ----------
-Integrated Communication and Positioning Design in RIS-empowered OFDM Systems: A
-Correlation Dispersion Scheme (§II-B eq. 5, §IV eqs. 39–48 and 37′–46′ as above).
+X. Sang, G. Gui, K. Ying, Y. Diao, D. W. K. Ng, "Integrated Communication and Positioning
+Design in RIS-empowered OFDM Systems: A Correlation Dispersion Scheme", arXiv 2212.00241,
+§II-B eq. 5, §IV eqs. 39–48 and 37′–46′.
 S. M. Kay, Fundamentals of Statistical Signal Processing: Estimation Theory, 1993:
 eq. 15.52 (complex Gaussian FIM), §3.8 (transformation of parameters).
 H. L. Van Trees, K. L. Bell, Bayesian Bounds for Parameter Estimation and Nonlinear
@@ -119,13 +36,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from estimators.base import Bound
 from estimators.fisher import crlb as invert_fim
+from estimators.ris_cd.model import candidate_blocks, map_dimensions, predicted_pilots
+from estimators.types import ChannelTruth, Observation
 from estimators.typing import ComplexArray, FloatArray
 
 #: Relative singular-value threshold for the span of the whitened mixture means.
 _SPAN_REL = 1e-10
 #: Samples per chunk of the Monte Carlo (bounds the ``[chunk, M, M]`` work arrays).
 _CHUNK = 4096
+#: Half-width, in blocks, of the neighbourhood the radio map's Jacobian is fitted on
+#: (:func:`fingerprint_bound`): the 3 x 3 blocks around the user.
+_JACOBIAN_HALF_WIDTH_BLOCKS = 1.5
 
 
 # ---------------------------------------------------------------------- helpers
@@ -224,7 +147,7 @@ def geometric_bound_with_prior(
 
     References
     ----------
-    Paper eq. (44′) (second run of §IV's numbering, see the module docstring); Kay,
+    Paper eq. (44′) (second run of §IV's numbering, docs/estimators/ris_cd.md); Kay,
     vol. I, eq. 15.52 and §10.6 (Bayesian linear model); Van Trees & Bell 2007.
     """
     j = np.asarray(jacobian, dtype=np.complex128)
@@ -427,7 +350,7 @@ def mixture_fisher_information(
     ``γ_m(h)`` the responsibilities, ``c̄ = Σ γ_m c_m``; ``F ⪯ C_r^{-1}``, with equality
     for one component, coincident means (eq. 40′) or infinitely separated ones (41′).
     The expectation is a Monte Carlo over the ``r``-dimensional span of the whitened
-    mean differences (module docstring): exact outside it, and exact (no sampling, zero
+    mean differences (docs/estimators/ris_cd.md): exact outside it, and exact (no sampling, zero
     standard error) when ``r = 0``.
 
     Parameters
@@ -527,7 +450,7 @@ def two_stage_bound(
     For each observation ``ĥ_d`` the mixture of :func:`mixture_posterior` and its FIM
     (:func:`mixture_fisher_information`); the FIMs are averaged over ``d``, inverted
     (eq. 43′), and mapped to position through the fingerprint Jacobian at the true
-    position, ``F_x = J_r^T F J_r`` (this module's reconstruction, module docstring).
+    position, ``F_x = J_r^T F J_r`` (docs/estimators/ris_cd.md).
 
     Parameters
     ----------
@@ -631,3 +554,85 @@ def fingerprint_jacobian(
     if rank < dim + 1:
         return np.full((h.shape[1], dim), np.nan + 0j)
     return np.asarray(coef[1:].T, dtype=np.complex128)
+
+
+# ---------------------------------------------------------------------- an observation's bound
+
+
+def fingerprint_bound(obs: Observation, truth: ChannelTruth, *, confidence: float,
+                      num_samples: int = 256) -> Bound:
+    """The paper's bounds of every snapshot of a fingerprint observation (what
+    ``ris-cd``'s and ``ris-rss``'s ``crlb`` return).
+
+    Per snapshot ``t``, with ``h`` the noiseless pilots a user would receive
+    (:func:`estimators.ris_cd.model.predicted_pilots`, flattened), ``ĥ = obs.y[t]`` and
+    ``σ²`` the snapshot's noise variance:
+
+    * the Jacobian ``J = ∂h/∂x^T`` of the radio map at the true position, by the affine
+      fit of :func:`fingerprint_jacobian` over the blocks within 1.5 blocks of it along
+      each axis (the 3 x 3 around it): the map's, not the continuous channel field's,
+      which an observation does not carry;
+    * ``position_error_bound``: ``sqrt(tr B)`` of the geometric bound with the
+      observation's prior (eq. 44′, :func:`geometric_bound_with_prior`);
+    * ``other["two_stage_position_m"]``: the two-stage bound (Lemma 2, eq. 43′,
+      :func:`two_stage_bound`) over the stage-1 candidates of ``confidence`` (eq. 14),
+      the kernel covariance ``σ² I`` and ``num_samples`` Monte Carlo pairs from a
+      generator seeded by ``t`` (the same numbers on every call).
+
+    Both in the map's position dimensions
+    (:func:`estimators.ris_cd.model.map_dimensions`). NaN where a bound does not apply:
+    a true position with fewer than ``dimensions + 1`` blocks around it that span the
+    plane (outside the map), no noise, a non-finite truth.
+
+    Parameters
+    ----------
+    obs : a downlink observation with a radio map and a prior (checked by the caller).
+    truth : ``ue_position [snapshot, 3]`` [m] is used.
+    confidence : stage 1's probability (eq. 14).
+    num_samples : antithetic Monte Carlo pairs of the two-stage bound per snapshot.
+
+    Returns
+    -------
+    :class:`estimators.base.Bound`: ``position_error_bound [snapshot]`` [m],
+    ``other = {"two_stage_position_m": [snapshot]}`` [m], no scatterer or orientation
+    bound.
+
+    References
+    ----------
+    Sang et al., eqs. (14), (39)–(48), (43′), (44′).
+    """
+    assert obs.fingerprints is not None and obs.prior is not None
+    T = obs.num_snapshots
+    if truth.ue_position.shape != (T, 3):
+        raise ValueError(f"truth: ue_position must be [{T}, 3], got "
+                         f"{truth.ue_position.shape}")
+    dimensions = map_dimensions(obs)
+    blocks = obs.fingerprints.block_positions
+    half_width = _JACOBIAN_HALF_WIDTH_BLOCKS * np.append(
+        obs.fingerprints.block_size, np.max(obs.fingerprints.block_size))
+    geometric = np.full(T, np.nan)
+    two_stage = np.full(T, np.nan)
+    for t in range(T):
+        position = truth.ue_position[t]
+        noise_variance = float(np.mean(obs.noise_variance[t]))
+        if not (np.all(np.isfinite(position)) and noise_variance > 0):
+            continue
+        fingerprints = predicted_pilots(obs, t).reshape(len(blocks), -1)
+        near = np.all(np.abs(blocks - position)[:, :dimensions] <= half_width[:dimensions],
+                      axis=1)
+        if np.count_nonzero(near) <= dimensions:
+            continue
+        jacobian = fingerprint_jacobian(blocks[near, :dimensions], fingerprints[near],
+                                        position[:dimensions])
+        if not np.all(np.isfinite(jacobian)):
+            continue
+        prior = obs.prior.covariance[t][:dimensions, :dimensions]
+        geometric[t] = np.sqrt(np.trace(geometric_bound_with_prior(
+            jacobian, noise_variance, prior)))
+        candidates = candidate_blocks(obs, t, confidence)
+        two_stage[t] = two_stage_bound(
+            fingerprints[candidates], jacobian, obs.y[t].reshape(-1), noise_variance,
+            noise_variance, rng=np.random.default_rng(t),
+            num_samples=num_samples).position_error_bound
+    return Bound(position_error_bound=geometric, scatterer_error_bound=np.zeros((T, 0)),
+                 other={"two_stage_position_m": two_stage})

@@ -1,135 +1,26 @@
-"""Robust RIS phase design for CFR-fingerprint positioning ("correlation dispersion").
+"""Robust RIS phase design for CFR-fingerprint positioning ("correlation dispersion",
+Sang et al. §II-C, §II-D, §III): one RIS configuration ``θ`` that spreads the pilot
+fingerprints of physically adjacent blocks apart (the worst case over a bounded
+channel-estimation error) while every QoS block keeps a worst-case rate.
 
-Sang et al. choose one RIS configuration ``θ`` that spreads the pilot CFR fingerprints
-of physically adjacent blocks apart (the worst case over a bounded channel-estimation
-error) while every QoS block keeps a worst-case rate (§II-C, §II-D, §III).
-
-Model (fixed precoding folded in, eqs. 3-4): the fingerprint of block ``i`` on the
-``P`` pilot subcarriers is ``h_i(θ) = A_i v``, ``v = [θ; 1] [element + 1]``,
-``A_i [pilot, element + 1]``: columns ``0..N-1`` the cascaded BS→RIS→block channel
-per element, the last column the direct link. ``|θ_e| = 1``. Only the cascaded part is
-uncertain (eqs. 6-7): the true matrix is ``A_i + [Δ_i, 0]``, ``‖Δ_i‖_F ≤ ε_i``.
-
-Closed forms (exact for a given ``θ``; :func:`worst_case_distance_sq`,
-:func:`worst_case_rates`)::
-
-    d_ij(θ) = min_{‖Δ‖_F ≤ ε_i + ε_j} ‖(A_i − A_j + [Δ, 0]) v‖²
-            = max(0, ‖(A_i − A_j) v‖ − (ε_i + ε_j) ‖θ‖)²                       (8), (15)
-    R_i(θ)  = (1/P) Σ_k log2(1 + p_k g_ik(θ) / σ²),
-    g_ik(θ) = min_{‖δ_ik‖ ≤ ε_i} |(a_ik + [δ_ik, 0]) v|² = max(0, |a_ik v| − ε_i ‖θ‖)²  (9)
-
-``[Δ, 0] v = Δ θ`` sweeps every vector of norm ``≤ ε ‖θ‖`` (``Δ = w θ^H / ‖θ‖²``), which
-gives both; the minimiser is ``Δ* = −ε u θ^H / ‖θ‖``, ``u = (A_i − A_j) v / ‖·‖``. The
-pair's error bound ``ε_i + ε_j`` is the triangle inequality of eq. (15). The rate uses,
-per pilot, the row bound ``‖δ_ik‖ ≤ ‖Δ_i‖_F ≤ ε_i`` independently on every pilot (the
-infimum of eq. 30 is taken per ``(i, k)``): a conservative bound, valid for every
-``Δ_i`` in the Frobenius ball.
-
-Reading choices where the extracted paper lost its symbols: the distance is taken on the
-pilot CFR estimates of eq. (4) (unit-power pilots), so the power allocation ``p_k``
-enters the rate only, though eq. (15)'s surviving prose mentions ``p_k`` next to the
-pair bound; the pair bound is ``ε_i + ε_j``; the neighbourhood radius of eq. (14) is a
-2-D isotropic Gaussian's by default (:func:`confidence_radius`).
-
-The design (:func:`design_ris`) solves problem (10) in epigraph form,
-``max t`` s.t. ``d_ij(θ) ≥ t`` for every neighbour pair and ``R_i(θ) ≥ R_min`` for every
-QoS block, by the paper's semidefinite relaxation and SCA rank-one refinement (§III):
-
-* Lift ``V = v v^H ⪰ 0``, ``diag(V) = 1`` (eq. 20; rank one dropped, SDR). With
-  ``D = A_i − A_j``, ``δ = vec(Δ) [pilot·element]`` (column-major) and
-  ``V_θθ = V[:N, :N]``, ``Δθ = (θ^T ⊗ I_P) δ`` turns the pair's distance into the
-  quadratic form (eq. 21)
-  ``f(δ) = δ^H (V_θθ^T ⊗ I_P) δ + 2 Re{δ^H vec(D V[:, :N])} + tr(D^H D V)``,
-  linear in ``V``. The S-procedure (Lemma 1, eq. 26): ``f(δ) ≥ t`` for all
-  ``‖δ‖² ≤ ε²`` iff some ``λ ≥ 0`` makes (eq. 27)::
-
-      [ V_θθ^T ⊗ I_P + λ I_PN     vec(D V[:, :N])            ]
-      [ vec(D V[:, :N])^H         tr(D^H D V) − t − λ ε²      ]  ⪰ 0.
-
-  This ``(PN + 1)``-square LMI is ``lmi="kronecker"``. ``lmi="compact"`` (default) is
-  its exact Schur-complement equivalent of size ``P + N``: with ``G = D V[:, :N]``,
-  ``b^H (X^T ⊗ I_P)^{-1} b = tr(G X^{-1} G^H)`` for ``X = V_θθ + λ I``, so (eq. 27) holds
-  iff some Hermitian ``W [P, P]`` has ``[[W, G], [G^H, X]] ⪰ 0`` and
-  ``tr W ≤ tr(D^H D V) − t − λ ε²``.
-* QoS (eqs. 28-31): auxiliary ``γ_ik ≥ 0`` with ``Σ_k ln(1 + p_k γ_ik / σ²) ≥ P R_min
-  ln 2`` (eq. 29; convex), passed to the solver in the equivalent form
-  ``(Π_k (1 + p_k γ_ik / σ²))^{1/P} ≥ 2^{R_min}`` (a geometric mean: second-order cones,
-  exact for equal weights; SCS measured 2x and 8x fewer iterations than with the
-  exponential cones of the logarithms on two binding cases, as many when slack; the
-  ``norm`` form keeps the logarithms, since the geometric mean's compilation grew to
-  GBs at its sizes), and
-  ``γ_ik ≤ g_ik``, again by the S-procedure in ``δ_ik [element]`` with ``μ_ik ≥ 0``
-  (eq. 31)::
-
-      [ V_θθ^T + μ I_N             (a_ik V[:, :N])^T              ]
-      [ conj(a_ik V[:, :N])        a_ik V a_ik^H − γ_ik − μ ε_i²  ]  ⪰ 0.
-
-  With ``ε = 0`` the S-procedure degenerates; such pairs and blocks get the nominal
-  constraints ``t ≤ tr(D^H D V)``, ``γ_ik ≤ a_ik V a_ik^H``.
-* ``lmi="norm"``: the same problem (10) without the S-procedure. Under ``|θ_e| = 1``,
-  ``‖θ‖ = √N``, so by the closed form (8) ``d_ij ≥ t`` iff ``‖(A_i − A_j) v‖ ≥ √t +
-  (ε_i + ε_j) √N``; lifted, ``√t + (ε_i + ε_j) √N ≤ sqrt(tr(D^H D V))``: one
-  second-order cone per pair, with ``√t`` the epigraph variable (it orders the designs
-  as ``t`` does). The QoS gain ``g_ik = (sqrt(a_ik V a_ik^H) − ε_i √N)²`` is convex in
-  ``L = a V a^H`` (for ``L ≥ c² = ε_i² N``, 0 below), so its tangent at a point ``L̄``,
-  ``(1 − c/√L̄) L + c² − c √L̄``, is a lower bound of the true worst-case gain for every
-  ``L``, exact at ``L̄``: the constraint ``γ_ik ≤`` tangent is conservative (every design
-  it admits meets the rate), and the SCA moves ``L̄`` to each iterate (the first solve
-  uses the gain that meets ``R_min`` on every pilot). Both forms are exact at rank one,
-  and their designs agree (tests: 7.3583 vs 7.3583 without QoS, 5.7004 vs 5.7081 with
-  it), but this one has one ``(N+1)``-square PSD cone in all: 1.2–1.3 s (no QoS) and 6–45 s
-  (5 QoS blocks) on the synthetic figure's 150 pairs at ``N = 16``, ``P = 8``, where the
-  compact S-procedure form did not finish in 10 minutes. With QoS blocks its first
-  solve mixes a relaxation (the rank) with a restriction (the tangents), so
-  ``sdr_bound`` is a bound only without them.
-* SCA (eqs. 32-36): with ``V ⪰ 0``, rank one ⇔ ``tr V − ‖V‖_2 ≤ 0`` (eq. 32);
-  ``‖V‖_2 ≥ u^H V u`` for the principal unit eigenvector ``u`` of the previous iterate
-  (eq. 33, tight there), so each iteration maximises (eqs. 35-36)
-  ``t − η (tr V − u^H V u)`` over the same constraints. Since the linearisation
-  minorises ``λ_max``, the penalised objective ``t − η (tr V − λ_max(V))`` never
-  decreases at a fixed ``η`` (up to the solver's tolerance) —
-  :attr:`DesignResult.objective_history`. A penalty too weak to force rank one ends at
-  a stationary point of higher rank; ``η`` then grows (Algorithm 1 adjusts the penalty
-  factor; ``penalty_growth``) and the refinement goes on, until the rank-one gap
-  ``(tr V − λ_max(V)) / tr V`` is below ``tolerance`` or ``max_iterations``.
-* ``θ`` is read from the principal eigenvector, scaled so that ``v``'s last entry is 1,
-  each entry projected onto the unit circle.
-* When every direct link is exactly zero (blocked), ``h_i`` does not depend on ``v``'s
-  last entry and the relaxation leaves ``V``'s last row free: it is then dropped
-  (``v = θ``, ``V`` ``N``-square, ``θ`` up to a common phase). Kept, it adds an
-  artificial rank (``V = diag(V_θθ, 1)`` is optimal) that the linearisation around a
-  principal eigenvector with a zero last entry does not remove.
-
-Size and cost: one ``(N+1)``-square PSD cone for ``V``; per neighbour pair one
-``(P + N)``-square (compact) or ``(PN + 1)``-square (kronecker) cone; per QoS block and
-pilot one ``(N + 1)``-square cone, per QoS block ``~P`` second-order cones (``N``
-for ``N + 1`` without a direct link). cvxpy turns each complex Hermitian cone into a
-real one of twice the size; SCS's per-iteration cost is dominated by one
-eigendecomposition per cone, ``O(pairs (P + N)³ + qos P N³)`` (kronecker:
-``O(pairs P³ N³)``), and cvxpy's compilation (once per design, the SCA reuses it
-through a parameter) grows with the number of LMIs. Measured, whole design (SDR + SCA),
-one core, SCS ``eps 1e-6``, ``P = 4``, 9 blocks on a grid (12 pairs), 3 QoS blocks:
-``N = 4``: 3.4 s, ``8``: 5.9 s, ``16``: 28 s (one SCA step each); ``N = 32``: the SDR
-alone 2-4 min (4000-7700 SCS iterations), one SCA step stopped at 15000 iterations
-(8 min) short of ``eps 1e-6``. The SDR alone at ``N = 8`` with 9 QoS blocks: 7 s
-compact, 25 s kronecker; ``N = 16, P = 8``, 24 pairs, 16 QoS blocks: 22 s compilation +
-85 s SCS. Practical up to ``N ≈ 16``, ``P ≲ 8``, tens of blocks; beyond, loosen
-``solver_options``. Clarabel (interior point) is ~4x faster than SCS on the smallest
-problems but had not finished the ``N = 16, P = 8`` SDR in 5 min.
-
-Numerically, the problem is rescaled before the solver sees it: ``A``, ``ε`` by
-``1/s`` and ``σ²`` by ``1/s²`` with ``s`` the typical random-phase fingerprint entry
-``rms(A[..., :N]) √N`` (rates are invariant, distances scale by ``s²``); everything
-returned is in the caller's units.
+The fingerprint of block ``i`` is ``h_i(θ) = A_i v``, ``v = [θ; 1]``, ``A_i [pilot,
+element + 1]`` (the cascaded channel per element after the fixed precoder, the last
+column the direct link; eqs. 3–4), ``|θ_e| = 1``, its cascaded part uncertain by
+``‖Δ_i‖_F ≤ ε_i`` (eqs. 6–7). The closed forms of the worst cases (eqs. 8, 9, 15:
+:func:`worst_case_distance_sq`, :func:`worst_case_rates`), problem (10) in epigraph form,
+its semidefinite relaxation (eqs. 16–20), the S-procedure LMIs (Lemma 1, eqs. 21–27;
+QoS eqs. 28–31; ``lmi="compact"`` / ``"kronecker"``), the closed-form ``lmi="norm"``
+variant, the SCA rank-one refinement (eqs. 32–36, Algorithm 1), the rescaling and the
+size of the cones are derived in docs/estimators/ris_cd.md ("RIS design (§III): the
+derivation"); scripts/ris_cd/bench.py measures the cost (docs/BENCHMARKS.md).
 
 References
 ----------
 X. Sang, G. Gui, K. Ying, Y. Diao, D. W. K. Ng, "Integrated Communication and
 Positioning Design in RIS-empowered OFDM Systems: A Correlation Dispersion Scheme",
-arXiv 2212.00241: CFR model (3)-(4), uncertainty (6)-(7),
-worst-case distance (8), rate (9), problem (10), confidence radius (14), pair bound
-(15), lifting (16)-(20), Lemma 1 (21)-(26), LMI (27), QoS (28)-(31), rank-one
-penalty (32)-(36), Algorithm 1.
+arXiv 2212.00241: CFR model (3)-(4), uncertainty (6)-(7), worst-case distance (8), rate
+(9), problem (10), confidence radius (14), pair bound (15), lifting (16)-(20), Lemma 1
+(21)-(26), LMI (27), QoS (28)-(31), rank-one penalty (32)-(36), Algorithm 1.
 Z.-Q. Luo, J. F. Sturm, S. Zhang, "Multivariate nonnegative quadratic mappings", SIAM
 J. Optim. 14(4), 2004 (S-procedure, Prop. 3.4).
 X. Yu, D. Xu, Y. Sun, D. W. K. Ng, R. Schober, "Robust and secure wireless
@@ -147,8 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
+from estimators.observe import complex_normal
 from estimators.typing import ComplexArray, FloatArray, IntArray
 
 LmiForm = Literal["compact", "kronecker", "norm"]
@@ -246,28 +137,11 @@ class DesignProblem:
         return int(self.fingerprint_matrices.shape[2] - 1)
 
 
-def confidence_radius(prior_std_m: float, confidence: float, *, dimensions: int = 2) -> float:
-    """Eq. (14): the radius [m] that holds a block's position with probability
-    ``confidence`` under an isotropic Gaussian prior of per-axis std ``prior_std_m``.
-
-    ``r = σ sqrt(F⁻¹_{χ²_d}(p))``, ``d = dimensions``: ``d = 2`` (default; the paper's
-    indoor area is planar, the Rayleigh radius ``σ sqrt(−2 ln(1 − p))``), ``d = 3`` (a
-    3-D prior), ``d = 1`` (``√2 σ erfc⁻¹(1 − p)``, the literal erfc⁻¹ form of eq. 14,
-    i.e. one axis).
-    """
-    if not (prior_std_m >= 0 and np.isfinite(prior_std_m)):
-        raise ValueError(f"prior_std_m: expected >= 0, got {prior_std_m}")
-    if not 0 <= confidence < 1:
-        raise ValueError(f"confidence: expected in [0, 1), got {confidence}")
-    if dimensions not in (1, 2, 3):
-        raise ValueError(f"dimensions: expected 1, 2 or 3, got {dimensions}")
-    return float(prior_std_m * np.sqrt(stats.chi2.ppf(confidence, dimensions)))
-
-
 def neighbour_pairs(block_positions: npt.ArrayLike, radius: float) -> IntArray:
     """``[pair, 2]`` int64: all ``i < j`` with ``‖p_i − p_j‖ ≤ radius`` (3-D Euclidean
     distance of ``block_positions [block, 3]`` [m]; horizontal when the blocks share a
-    height), eq. (10)'s ``𝒩_i`` with ``radius`` from :func:`confidence_radius`."""
+    height), eq. (10)'s ``𝒩_i`` with ``radius`` from
+    :func:`estimators.ris_cd.model.confidence_radius`."""
     p = np.asarray(block_positions, dtype=np.float64)
     distance = np.linalg.norm(p[:, None, :] - p[None, :, :], axis=-1)
     i, j = np.nonzero(np.triu(distance <= radius, k=1))
@@ -305,7 +179,7 @@ def nominal_distance_sq(problem: DesignProblem, theta: npt.ArrayLike) -> FloatAr
 def worst_case_distance_sq(problem: DesignProblem, theta: npt.ArrayLike) -> FloatArray:
     """Eq. (8) per neighbour pair, in closed form ``[pair]``:
     ``min_{‖Δ‖_F ≤ ε_i + ε_j} ‖(A_i − A_j + [Δ, 0]) v‖² = max(0, ‖(A_i − A_j) v‖ −
-    (ε_i + ε_j) ‖θ‖)²`` (module docstring)."""
+    (ε_i + ε_j) ‖θ‖)²`` (docs/estimators/ris_cd.md)."""
     _, norm_theta = _augmented(problem, theta)
     i, j = problem.neighbours.T
     eps = problem.error_bound[i] + problem.error_bound[j]
@@ -328,7 +202,7 @@ def nominal_rates(problem: DesignProblem, theta: npt.ArrayLike) -> FloatArray:
 def worst_case_rates(problem: DesignProblem, theta: npt.ArrayLike) -> FloatArray:
     """Eq. (9) ``[block]`` [bit/s/Hz] with each ``|h_ik|`` at its worst case
     ``max(0, |a_ik v| − ε_i ‖θ‖)`` over the per-pilot bound ``‖δ_ik‖ ≤ ε_i`` (eq. 30's
-    infimum; module docstring)."""
+    infimum; docs/estimators/ris_cd.md)."""
     v, norm_theta = _augmented(problem, theta)
     magnitude = np.abs(problem.fingerprint_matrices @ v)
     worst = np.maximum(0.0, magnitude - problem.error_bound[:, None] * norm_theta)
@@ -341,7 +215,7 @@ def worst_case_rates(problem: DesignProblem, theta: npt.ArrayLike) -> FloatArray
 def _distance_lmi(cp: Any, D: ComplexArray, V: Any, t: Any, eps: float, N: int,
                   form: LmiForm) -> list[Any]:
     """Constraints making ``t`` a lower bound of pair distance ``f(δ)`` for all
-    ``‖δ‖ ≤ eps`` (eq. 27; ``form`` as in the module docstring); ``V``'s first ``N``
+    ``‖δ‖ ≤ eps`` (eq. 27; ``form`` as in docs/estimators/ris_cd.md); ``V``'s first ``N``
     rows are ``θ``'s."""
     P = D.shape[0]
     nominal = cp.real(cp.trace((D.conj().T @ D) @ V))
@@ -453,7 +327,7 @@ class DesignResult:
     sdr_bound : ``t`` of the SDR (the relaxation of problem 10): no unit-modulus ``θ``
         meeting the rate constraints does better than this, up to the solver's tolerance
         (NaN when the SDR has no solution). With ``lmi="norm"`` and QoS blocks, the
-        first solve's ``t``, not a bound (module docstring).
+        first solve's ``t``, not a bound (docs/estimators/ris_cd.md).
     penalty_history : ``[iteration]``, the ``η`` of each iterate's objective, in the
         units of ``A``² per unit of ``tr V − λ_max(V)``; the iterate after it was
         computed with it.
@@ -494,7 +368,7 @@ def design_ris(
     solver_options: dict[str, Any] | None = None,
 ) -> DesignResult:
     """Robust RIS phases for positioning under a QoS constraint: problem (10) by SDR and
-    SCA rank-one refinement (§III, Algorithm 1; module docstring for the LMIs).
+    SCA rank-one refinement (§III, Algorithm 1; docs/estimators/ris_cd.md for the LMIs).
 
     Parameters
     ----------
@@ -504,7 +378,7 @@ def design_ris(
         eigenvector (the best feasible one by the closed forms is returned).
     solver : cvxpy solver name (SCS for these SDPs: PSD and second-order cones).
     penalty : ``η`` relative to the SDR optimum: ``η = penalty · max(t_SDR, 10⁻³ P s²)``
-        (``s²`` the problem's scale, module docstring), i.e. a unit of ``tr V − ‖V‖_2``
+        (``s²`` the problem's scale), i.e. a unit of ``tr V − ‖V‖_2``
         costs ``penalty`` times the relaxation's objective.
     penalty_growth : ``η`` is multiplied by this when the refinement stalls: an
         iteration that improves the penalised objective by less than
@@ -517,7 +391,7 @@ def design_ris(
         tolerance, residual rank) accepted as converged.
     lmi : ``"compact"`` (``(P + N)``-square LMI per pair) or ``"kronecker"`` (eq. 27
         as written, ``(PN + 1)``-square); equivalent. ``"norm"``: the closed-form
-        robust distance and tangent QoS gains (module docstring), the same designs much
+        robust distance and tangent QoS gains, the same designs much
         faster; the objective history and penalty are then in the units of ``A``
         (the epigraph variable is ``√t``).
     randomisations : Gaussian draws of the fallback (see ``rng``).
@@ -613,8 +487,8 @@ def design_ris(
     if reason:
         values, vectors = np.linalg.eigh(Vk)
         root = vectors * np.sqrt(np.clip(values, 0.0, None))
-        draws = root @ (rng.standard_normal((n, randomisations))
-                        + 1j * rng.standard_normal((n, randomisations)))
+        # CN(0, 2 I): unit-variance real and imaginary parts; only directions count.
+        draws = root @ complex_normal(rng, (n, randomisations), 2.0)
         candidates += [_theta_of(draws[:, m], N) for m in range(randomisations)]
     theta = _best(problem, candidates, rate_tolerance)
     objective = float(np.min(worst_case_distance_sq(problem, theta)))
@@ -637,7 +511,7 @@ def _relaxation(cp: Any, problem: DesignProblem, form: LmiForm
     """The SDR of problem (10) with the SCA term ``Re tr(W V)`` (``W = η u u^H`` a
     parameter; zero for the SDR itself): ``(problem, V, t, W, tangents)``. For
     ``form="norm"`` the epigraph variable is ``√t`` and ``tangents(V)`` moves the QoS
-    gains' tangent points to ``V`` (module docstring); a no-op for the S-procedure forms."""
+    gains' tangent points to ``V``; a no-op for the S-procedure forms."""
     A, N = _lifted(problem)
     n, P, eps = A.shape[-1], problem.num_pilots, problem.error_bound
     V = cp.Variable((n, n), hermitian=True)
@@ -716,7 +590,7 @@ def _best(problem: DesignProblem, candidates: list[ComplexArray],
 
 def _lifted(problem: DesignProblem) -> tuple[ComplexArray, int]:
     """``(A [block, pilot, n], N)``: the matrices ``V`` acts on, ``n = N + 1``, or ``n = N``
-    (``v = θ``) when every direct link is exactly zero (module docstring)."""
+    (``v = θ``) when every direct link is exactly zero (docs/estimators/ris_cd.md)."""
     A, N = problem.fingerprint_matrices, problem.num_elements
     return (A, N) if np.any(A[..., N] != 0) else (A[..., :N], N)
 

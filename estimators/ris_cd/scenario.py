@@ -33,6 +33,12 @@ Choices where the paper is silent or its values were lost (docs/estimators/ris_c
   height known.
 * **SNR** (§V-A): the mean received SNR per pilot at the area's centre, uniform phases.
 
+:meth:`RisCdScenario.observation` is the :class:`estimators.scenario.Scenario` face
+(a fresh channel realization, uniform phases); :func:`small` the instance the conformance
+test runs ``ris-cd`` and ``ris-rss`` on. Noise and random gains come from
+:func:`estimators.observe.complex_normal`, the observation from
+:func:`estimators.observe.build_observation`.
+
 References
 ----------
 X. Sang, G. Gui, K. Ying, Y. Diao, D. W. K. Ng, "Integrated Communication and Positioning
@@ -42,14 +48,23 @@ eqs. (1)–(7), (39), §V-A.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, block_grid, planar_array_positions
-from estimators.observe import mrt_beam
-from estimators.types import ArrayGeometry, FingerprintMap, Observation, PositionPrior
+from estimators.observe import build_observation, complex_normal, mrt_beam
+from estimators.types import (
+    Area,
+    ArrayGeometry,
+    ChannelTruth,
+    FingerprintMap,
+    Observation,
+    PositionPrior,
+    check_area,
+)
 from estimators.typing import ComplexArray, FloatArray
 
 
@@ -141,8 +156,11 @@ class RisCdRealization:
 @dataclass(frozen=True)
 class RisCdScenario:
     """The paper's setting (§V-A; values lost in the paper's table are this module's
-    choices, see the module docstring). Positions [m], the area ``[[x0, y0], [x1, y1]]``
-    at the users' height ``user_height``; blocks ``block_size`` [m] square."""
+    choices, see the module docstring). Positions [m]; the area ``((x_min, y_min),
+    (x_max, y_max))`` [m] (:data:`estimators.types.Area`) at the users' height
+    ``user_height`` [m]; blocks ``block_size`` [m] square; frequencies [Hz]; the delay
+    spread [s]; path-loss exponents and ``csi_error`` dimensionless; ``prior_std`` [m]
+    per horizontal axis."""
 
     carrier_frequency: float = 2.4e9
     bandwidth: float = 20e6
@@ -152,7 +170,7 @@ class RisCdScenario:
     ris_shape: tuple[int, int] = (4, 4)
     bs_position: tuple[float, float, float] = (0.0, 0.0, 10.0)
     ris_position: tuple[float, float, float] = (30.0, 0.0, 3.0)
-    area: tuple[tuple[float, float], tuple[float, float]] = ((31.0, -5.0), (41.0, 5.0))
+    area: Area = ((31.0, -5.0), (41.0, 5.0))
     user_height: float = 1.5
     block_size: float = 1.0
     correlation_distance: float = 3.0
@@ -163,6 +181,9 @@ class RisCdScenario:
     ris_user_exponent: float = 2.8
     csi_error: float = 0.05
     prior_std: float = 2.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "area", check_area(self.area, "RisCdScenario.area"))
 
     @property
     def num_elements(self) -> int:
@@ -199,7 +220,7 @@ class RisCdScenario:
         amplitude = np.sqrt(pdp)
 
         def rayleigh(*shape: int) -> ComplexArray:
-            return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+            return complex_normal(rng, shape)
 
         d_br = float(np.linalg.norm(np.subtract(self.ris_position, self.bs_position)))
         g_taps = rayleigh(n, m, pdp.size) * amplitude * np.sqrt(
@@ -220,7 +241,8 @@ class RisCdScenario:
         direction."""
         r = realization.ris_to_user(self.block_positions())
         size = np.sqrt(np.sum(np.abs(r) ** 2, axis=(1, 2)))
-        error = rng.standard_normal(r.shape) + 1j * rng.standard_normal(r.shape)
+        # Only the direction counts (rescaled below): unit variance per real part.
+        error = complex_normal(rng, r.shape, 2.0)
         norm = np.linalg.norm(error.reshape(len(r), -1), axis=1)
         return np.asarray(error * (self.csi_error * size / norm)[:, None, None])
 
@@ -265,31 +287,45 @@ class RisCdScenario:
         else:
             truth = np.asarray(positions, dtype=np.float64).reshape(num_users, 3)
         h = realization.cfr(truth, theta)  # [T, 1, 1, S, K]
-        noise_variance = self.noise_variance(realization, snr_db)
-        f = realization.precoder
-        y0 = np.einsum("tbrsk,s->tbrk", h, f)[:, :, :, None, :]
-        shape = y0.shape
-        noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * np.sqrt(
-            noise_variance / 2)
-        prior_mean = truth.copy()
-        prior_mean[:, :2] += self.prior_std * rng.standard_normal((num_users, 2))
-        covariance = np.zeros((num_users, 3, 3))
-        covariance[:, 0, 0] = covariance[:, 1, 1] = self.prior_std**2
         wavelength = SPEED_OF_LIGHT / self.carrier_frequency
         bs_array = ArrayGeometry(planar_array_positions(
             1, self.num_bs_antennas, vertical_spacing_m=wavelength / 2,
             horizontal_spacing_m=wavelength / 2), rows=1, cols=self.num_bs_antennas)
         ue_array = ArrayGeometry(np.zeros((1, 3)), rows=1, cols=1)
-        obs = Observation(
-            y=y0 + noise,
-            precoders=np.broadcast_to(f[:, None], (num_users, 1, f.size, 1)).copy(),
-            combiners=np.ones((num_users, 1, 1, 1), dtype=np.complex128),
-            pilots=np.ones((1, self.num_pilots), dtype=np.complex128),
-            frequencies=self.pilot_frequencies, carrier_frequency=self.carrier_frequency,
-            noise_variance=np.full((num_users, 1), noise_variance),
+        # Noise drawn here, before the prior and the map's errors (the seeds' order).
+        obs = build_observation(
+            h, frequencies=self.pilot_frequencies, carrier_frequency=self.carrier_frequency,
             bs_position=np.asarray([self.bs_position], dtype=np.float64),
-            bs_orientation=np.zeros((1, 3)), bs_array=bs_array, ue_array=ue_array,
+            bs_orientation=np.zeros((1, 3)), bs_array=bs_array, ue_array=ue_array, rng=rng,
+            precoder=realization.precoder[:, None], combiner="identity", pilots="ones",
+            noise_variance=self.noise_variance(realization, snr_db))
+        prior_mean = truth.copy()
+        prior_mean[:, :2] += self.prior_std * rng.standard_normal((num_users, 2))
+        covariance = np.zeros((num_users, 3, 3))
+        covariance[:, 0, 0] = covariance[:, 1, 1] = self.prior_std**2
+        obs = dataclasses.replace(
+            obs, prior=PositionPrior(mean=prior_mean, covariance=covariance),
             fingerprints=fingerprints if fingerprints is not None else self.fingerprint_map(
-                realization, theta, self.map_errors(realization, rng)),
-            prior=PositionPrior(mean=prior_mean, covariance=covariance))
+                realization, theta, self.map_errors(realization, rng)))
         return obs, truth
+
+    def observation(self, n: int, rng: np.random.Generator, snr_db: float
+                    ) -> tuple[Observation, ChannelTruth]:
+        """The :class:`estimators.scenario.Scenario` face: a channel realization
+        (:meth:`realize`), then ``n`` users uniform over the area (:meth:`sample`) at
+        ``snr_db`` [dB] (the SNR at the area's centre), all with uniform RIS phases, and
+        their truth (the users' positions; no geometric path, the direct link blocked)."""
+        realization = self.realize(rng)
+        obs, positions = self.sample(realization, np.ones(self.num_elements), snr_db, n, rng)
+        truth = ChannelTruth(
+            gain=np.zeros((n, 0), np.complex128), tau=np.zeros((n, 0)),
+            aod=np.zeros((n, 0, 2)), aoa=np.zeros((n, 0, 2)), valid=np.zeros((n, 0), bool),
+            los=np.zeros(n, bool), ue_position=positions, scatterer=np.zeros((n, 0, 3)))
+        return obs, truth
+
+
+def small() -> RisCdScenario:
+    """The paper's setting as it is (100 blocks of 1 m, a 4 x 4 RIS, 8 pilots): the
+    localizers score ~100 candidates per snapshot and the bounds fit 16-dimensional
+    mixtures, in well under a second."""
+    return RisCdScenario()

@@ -1,130 +1,22 @@
-"""SLAB's beamforming refinement (BFR, Zhou, Liu, Lau 2019, §V) and its two baselines.
+"""SLAB's beamforming refinement (BFR, Zhou, Liu, Lau 2019, §V, Algorithm 3).
 
-BFR picks the training BF vectors ``ω_j[n, m]`` of the next slot by minimising the
-normalised long-term CRLB (eq. 23) evaluated at the current location estimate ``ᾱ[k]``
-(problem (28)-(29)):
-
-    κ(ω) = trace 𝔅_α(ᾱ, Σ; ω) / trace 𝔅_α(ᾱ, Σ; w[0]) + trace 𝔅_h(ᾱ, Σ; ω) / trace 𝔅_h(ᾱ, Σ; w[0])
-    s.t. ‖ω_j[n, m]‖ ≤ 1  ∀ j, n, m.
-
-Structure used throughout (:class:`BfrProblem`). The long-term FIM (eqs. 38, 55) depends
-on the BF vectors only through the per-(BS, subcarrier) beam covariances
-``S_{j,n} = Σ_m ω_j[n, m] ω_j[n, m]^H`` and linearly in them:
-
-    J_α(ω) = Re Σ_{j,n} ⟨K^α_{j,n}, S_{j,n}⟩,
-        K^α[a, c, t, s] = (2/σ²) Σ_{r,l,l'} Σ_j[l', l] (∂μ^{(r,t)}_{l,j,n}/∂α_a)^*
-                          ∂μ^{(r,s)}_{l',j,n}/∂α_c,
-    A_j(ω) = G_j^H G_j = Σ_n ⟨K^h_{j,n}, S_{j,n}⟩,
-        K^h[l, l', t, s] = Σ_r (μ^{(r,t)}_{l,j,n})^* μ^{(r,s)}_{l',j,n},
-
-with ``J_h = (2/σ²) [[Re A, -Im A], [Im A, Re A]]`` on ``[Re h; Im h]`` and ``μ`` of eq. (19)
-(``√(N_B N_U)`` included). ``K^α``, ``K^h`` (the paper's ``R^{(r)}_{l,j,n}`` and
-``U^{(r)}_{j,n}`` of App. E contracted over ``r``) are computed once per estimate.
-
-* **Feature matrices (eqs. 39-40, 60-61).** ``d trace(J^{-1}) = -trace(𝔅² dJ)``, so the
-  first-order expansion of κ in the FIM around ``w_[i]`` is the surrogate (39),
-  ``κ_S(ω) = C - Σ_{j,n,m} ω_j[n,m]^H 𝔊_{j,n} ω_j[n,m]``, with the Hermitian PSD
-  ``𝔊_{j,n} = 𝔊^α_{j,n} + 𝔊^h_{j,n}`` (eq. 40):
-  ``𝔊^α[t, s] = Σ_{a,c} W_α[a, c] K^α[a, c, t, s]``, ``W_α = 𝔅_α² / trace 𝔅_α(w[0])`` (eq. 60);
-  ``𝔊^h[t, s] = (2/σ²) Σ_{l,l'} Ω_j[l', l] K^h[l, l', t, s]``, ``Ω = E W_h E^H``,
-  ``E = [I, jI]``, ``W_h = 𝔅_h² / trace 𝔅_h(w[0])`` (eq. 61; ``Ω`` maps the real
-  ``[Re h; Im h]`` weight to the complex gains). The paper writes ``ω^T 𝔊 ω^*``: its
-  ``𝔊`` is the complex conjugate of the one here (``ω^H 𝔊 ω``); the eigenvectors are
-  conjugated alike. ``trace(J^{-1})`` is convex in ``J``, so κ_S is a *lower* bound of κ
-  that is tight to first order at ``w_[i]`` (Lemma 2), not a majoriser: hence the
-  line search.
-* **Gradients.** Of κ itself: ``∇_{ω_j[n,m]} κ = 2 ∂κ/∂ω^* = -2 𝔊_{j,n} ω_j[n,m]`` (the
-  real gradient packed as ``∂/∂Re + j ∂/∂Im``, so ``dκ = Re{∇^H dω}`` as in eq. 45). The
-  paper's eq. (46), ``-2 (‖ω‖² I - ω ω^H) 𝔊 ω / ‖ω‖⁴``, is exactly the gradient of
-  ``κ̃(ω) = κ(ω_j[n,m] / ‖ω_j[n,m]‖ ∀ j,n,m)``, the cost of the beam *directions* at full
-  power (chain rule through the normalisation). Both are implemented and checked
-  against finite differences.
-* **Power constraint** (eq. 29) as the paper has it, ``‖ω_j[n, m]‖ ≤ 1`` per BS,
-  subcarrier and beam. Adding power to one beam adds a PSD term to the FIM, so κ never
-  increases when a beam is scaled up: every minimiser has all beams at full power, and
-  ``κ̃`` loses nothing.
-
-SLAB's BFR (:func:`slab_bfr`, Algorithm 3):
-
-1. feature matrices ``𝔊_{j,n}(ᾱ; w_[i])`` (eqs. 40, 60, 61);
-2. candidate (41)/(43): the unit principal eigenvector ``u_{j,n}`` of ``𝔊_{j,n}`` for every
-   beam ``m`` (Rayleigh quotient maximisation); its phase is free, and is chosen so that
-   ``u^H w_[i] ≥ 0`` beam by beam. The paper is silent on it, but its proof of descent
-   (eqs. 67-69) needs ``(w^#)^H w`` real and non-negative;
-3. feasible direction (42) ``d = w^# - w_[i]``: ``w_[i] + γ d`` is a convex combination of
-   two points of the unit ball, feasible for ``γ ∈ [0, 1]``;
-4. Armijo rule (44)-(45) on ``κ̃`` with the gradient (46), ``γ = 1, ν, ν², ...``, until
-   ``κ̃(w + γ d) ≤ κ̃(w) + a γ Re{∇̃^H d}``; ``Re{∇̃^H d} ≤ 0`` by eq. (69);
-5. ``w_[i+1] = w_[i] + γ d`` renormalised to full power beam by beam (``κ̃`` does not
-   change, κ becomes ``κ̃``, eq. 29 holds with equality). The start is normalised the
-   same way first (from a feasible start κ can only drop).
-
-Stopping rule (the paper's is "while not converged", capped at ``M_I``): the certified
-relative optimality gap ``(κ - lower bound) / κ`` (below) at most ``tolerance``; gd-bfr
-uses the same rule. (A first version stopped on a relative decrease below 1e-6 in one
-iteration: SLAB's progress per iteration fluctuates with its step, and it stopped 3.7e-4
-above the optimum on the paper's setting.)
-
-**Per-BS parallelism.** The surrogate (39) separates over ``(j, n, m)`` (eq. 43): given
-``w_[i]``, BS ``j``'s feature matrices need only its own responses ``K_{j,·}`` and the
-shared weights ``W_α``, ``Ω_j``. They are computed for all BSs and subcarriers in one
-batched contraction over the ``bs`` axis, and their principal eigenvectors by one batched
-``eigh`` (``[bs, subcarrier]`` problems of size ``N_B``) — the vectorised form of the
-paper's per-BS parallel solve. The step length (45) is one ``γ'_[i]`` for all BSs, as in
-eq. (44): ``𝔅_α`` couples the BSs, so the line search is on the joint cost.
-
-Baselines:
-
-* ``gd-bfr`` (:func:`gd_bfr`): projected gradient on the same cost κ over the product
-  of unit balls, ``w_[i+1] = Π(w_[i] - γ ∇κ)``, Armijo along the projection arc
-  (Bertsekas, Nonlinear Programming, §2.3) ``κ(w_+) ≤ κ(w) + a Re{∇κ^H (w_+ - w)}``; the
-  trial step of every iteration is ``γ₀ = 1 / max_{j,n,m} ‖∇_{ω_j[n,m]} κ‖`` (the most
-  sensitive beam moves by the unit ball's radius before projection), then ``ν γ, ...``.
-* ``lmi-bfr`` (:func:`lmi_bfr`): FIM maximisation as an LMI (the paper's baseline [31]):
-  each ``W_{j,n,m} = ω ω^H`` relaxed to ``W ⪰ 0, trace W ≤ 1``; the FIM is linear in
-  ``W`` and ``trace(J^{-1})`` is minimised through Schur complements,
-  ``[[J, I], [I, T]] ⪰ 0`` (``T ⪰ J^{-1}``), for the α block and each BS's complex gain
-  block ``A_j``, objective the eq.-23 weights times ``T`` — the relaxation of the same
-  cost κ. The FIM depends on the ``W_{j,n,m}`` only through ``S_{j,n} = Σ_m W_{j,n,m}``,
-  so the SDP is solved in that form (``S ⪰ 0``, ``trace S ≤ M``; an exact reformulation,
-  one per-beam optimum being ``W_{j,n,m} = S_{j,n}/M``). cvxpy with SCS named explicitly;
-  the blocks are whitened at the start beams (``J̃ = J(S₀)^{-1/2} J J(S₀)^{-1/2}``: SCS
-  works to absolute tolerances and the raw FIM's diagonal spans 17 orders of magnitude
-  on the paper's setting). ``eps = 1e-4`` (SCS's own default) by default: this SDP's
-  optimum is degenerate (rank-one ``S`` on the paper's geometry) and SCS's residuals stall
-  near 4e-5 — with ``N'_C = 6, M = 4``, eps 1e-5 ran into the 1e5-iteration cap (17 s on
-  the 2-core machine); on the paper's setting eps 1e-6 took 19 050 iterations (12 s).
-  A principal-eigenvector extraction is insensitive to that inaccuracy. Rank-one
-  extraction (``extraction``): ``"randomization"`` (default; Gaussian randomisation, Luo
-  et al. 2010: ``ω_m ~ CN(0, W_{j,n,m})`` scaled to unit norm, the best of
-  ``num_randomizations`` draw sets by κ); ``"eigenvector"`` (every beam the principal
-  eigenvector of ``W_{j,n,m} = S/M`` — all ``M`` beams equal); ``"equal-norm"``
-  (``[ω_1 ... ω_M] = V Λ^{1/2} [I 0] F_M / ‖·‖`` with ``F_M`` the unitary DFT,
-  ``S = V Λ V^H``: unit-norm beams with ``Σ_m ω ω^H = M S / trace S`` exactly when
-  ``M ≥ rank S``; not a baseline of the paper, a reference).
-
-**Convexity and a certificate** (not in the paper). As a function of the beam
-covariances ``S_{j,n}``, κ is convex (``trace J^{-1}`` of a FIM linear in ``S``), and the
-set ``{S ⪰ 0, trace S ≤ M}`` contains every ``Σ_m ω ω^H`` of feasible beams; when
-``M ≥ N_B`` every point of it is one (the equal-norm decomposition), so (28)-(29) is then a
-convex problem in disguise and the SDP relaxation is tight. For any ``M``,
-:meth:`BfrProblem.lower_bound` (the Frank-Wolfe duality gap) certifies how far a point is
-from the global minimum; at unit-norm beams the gap is
-``Σ_{j,n,m} (λ_max(𝔊_{j,n}) - ω^H 𝔊_{j,n} ω)``, so the points where every beam is a
-principal eigenvector of its feature matrix — the fixed points of SLAB's BFR — are global
-minima. At convergence SLAB, gd-bfr and an accurately solved lmi-bfr therefore reach the
-same cost; they differ in how fast they get there.
+BFR picks the next slot's training BF vectors by minimising the normalised long-term
+CRLB κ (23) at the current location estimate, s.t. ``‖ω_j[n, m]‖ ≤ 1`` (problem
+(28)-(29)). :class:`BfrProblem` holds κ, its gradient (46) and the feature matrices
+(39)-(40), (60)-(63) at one estimate: the long-term FIM (38), (55) is linear in the
+per-(BS, subcarrier) beam covariances, so κ is convex in them and
+:meth:`BfrProblem.lower_bound` certifies how far any beams are from the global minimum.
+:func:`slab_bfr` is Algorithm 3: principal-eigenvector candidates (41)-(43), phase
+aligned, the feasible direction (42) and the Armijo step (44)-(45). The baselines GD-BFR
+and LMI-BFR: :mod:`estimators.slab.baselines`. Derivation (the feature matrices, the
+phase alignment the descent proof (67)-(69) needs, the convexity and the certificate):
+docs/estimators/slab.md, "BFR".
 
 References
 ----------
 B. Zhou, A. Liu, V. Lau, "Successive localization and beamforming in 5G mmWave MIMO
-communication systems", IEEE Trans. Signal Process. 67(6), 2019: BFR problem (28)-(29),
-normalised CRLB (23), FIM (38), surrogate and feature matrices (39)-(40), (60)-(63),
-candidate (41)-(43), direction (42), Armijo step (44)-(45), gradient (46), descent
-(67)-(69); baselines §VII-A.
-D. P. Bertsekas, Nonlinear Programming, 2nd ed., 1999, §2.3 (projection arc Armijo).
-Z.-Q. Luo, W.-K. Ma, A. M.-C. So, Y. Ye, S. Zhang, "Semidefinite relaxation of quadratic
-optimization problems", IEEE Signal Process. Mag. 27(3), 2010 (Gaussian randomisation).
+communication systems", IEEE Trans. Signal Process. 67(6), 2019: (23), (28)-(29), (38),
+(39)-(46), (55), (60)-(69), Algorithm 3.
 """
 
 from __future__ import annotations
@@ -132,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -141,7 +32,6 @@ from estimators.slab.bound import SlabBound, SlabFisher
 from estimators.slab.model import SlabGeometry, SlabSystem
 from estimators.typing import ComplexArray, FloatArray
 
-Extraction = Literal["randomization", "eigenvector", "equal-norm"]
 #: ``callback(index, beamformers, cost)`` of the iterative BFRs.
 IterateCallback = Callable[[int, ComplexArray, float], None]
 
@@ -497,32 +387,6 @@ class BfrResult:
         return float(self.cost_history[0] / self.cost_history[-1])
 
 
-@dataclass(frozen=True)
-class LmiBfrResult(BfrResult):
-    """:func:`lmi_bfr`'s result, with the relaxation.
-
-    Attributes
-    ----------
-    covariance : ``[bs, subcarrier, bs_ant, bs_ant]`` complex128, the SDP's ``S_{j,n}``.
-    relaxation_value : the SDP optimum as the solver reports it, on κ's scale: a lower
-        bound on κ of any feasible BF vectors up to the solver's tolerance (SCS's
-        objective can be off by more than the relaxation gap: use ``lower_bound``).
-    relaxed_cost : κ evaluated exactly at ``covariance`` (an upper bound on the SDP
-        optimum where ``covariance`` is feasible).
-    lower_bound : :meth:`BfrProblem.lower_bound` at ``covariance``: a certified lower
-        bound on the SDP optimum, whatever the solver's accuracy.
-    extraction : the rank-one extraction used.
-    status : the solver's status.
-    """
-
-    covariance: ComplexArray
-    relaxation_value: float
-    relaxed_cost: float
-    lower_bound: float
-    extraction: str
-    status: str
-
-
 # ------------------------------------------------------------------ SLAB's BFR
 
 
@@ -661,241 +525,8 @@ def slab_bfr(
                      runtime_s=time.perf_counter() - start)
 
 
-# --------------------------------------------------------------------- GD-BFR
-
-
-def gd_bfr(
-    beamformers: npt.ArrayLike, *, problem: BfrProblem, max_iterations: int = 500,
-    tolerance: float = 1e-6, armijo_slope: float = 1e-4, armijo_shrink: float = 0.5,
-    max_backtracks: int = 40, callback: IterateCallback | None = None,
-) -> BfrResult:
-    """``gd-bfr``: projected gradient on κ (eq. 23) over ``‖ω_j[n, m]‖ ≤ 1`` with an
-    Armijo line search along the projection arc (module docstring).
-
-    Parameters
-    ----------
-    beamformers : ``[bs, bs_ant, beam, subcarrier]`` complex, the start (projected onto
-        the unit balls first).
-    problem : κ at the location estimate ``ᾱ[k]``.
-    max_iterations, tolerance, armijo_slope, armijo_shrink, max_backtracks, callback : as
-        :func:`slab_bfr` (the same stopping rule); the trial step of every iteration is
-        ``γ₀ = 1 / max ‖∇_{ω_j[n,m]} κ‖``.
-
-    Returns
-    -------
-    :class:`BfrResult`.
-
-    Raises
-    ------
-    numpy.linalg.LinAlgError
-        if the FIM is singular at the (projected) start.
-
-    References
-    ----------
-    Zhou, Liu, Lau 2019, §VII-A (GD-based BFR [33]); Bertsekas 1999, §2.3.
-    """
-    _check_line_search(armijo_slope, armijo_shrink)
-    start = time.perf_counter()
-    w0 = np.asarray(beamformers, dtype=np.complex128)
-    costs = [problem.cost(w0)]
-    steps: list[float] = []
-    w = project_to_ball(w0)
-    iterations = 0
-    cost, grad, gap = _gd_state(problem, w)
-    if np.max(beam_norms(w0)) > 1.0 + _UNIT_NORM_ATOL:
-        costs.append(cost)  # the start projected onto the unit balls
-        if callback is not None:
-            callback(len(costs) - 1, w, cost)
-    for _ in range(max_iterations):
-        if gap <= tolerance * cost:
-            break
-        gamma, accepted = 1.0 / float(np.max(np.linalg.norm(grad, axis=1))), False
-        for _ in range(max_backtracks + 1):
-            trial = project_to_ball(w - gamma * grad)
-            slope = float(np.real(np.vdot(grad, trial - w)))        # <= 0 on the arc
-            trial_cost = problem.cost(trial)
-            if trial_cost <= cost + armijo_slope * slope:
-                accepted = True
-                break
-            gamma *= armijo_shrink
-        if not accepted:
-            break
-        w = trial
-        cost, grad, gap = _gd_state(problem, w)
-        costs.append(cost)
-        steps.append(gamma)
-        iterations += 1
-        if callback is not None:
-            callback(len(costs) - 1, w, cost)
-    return BfrResult(method="gd-bfr", beamformers=w, cost_history=np.asarray(costs),
-                     step_history=np.asarray(steps), iterations=iterations,
-                     converged=bool(gap <= tolerance * cost), optimality_gap=gap,
-                     runtime_s=time.perf_counter() - start)
-
-
-def _gd_state(problem: BfrProblem, w: ComplexArray) -> tuple[float, ComplexArray, float]:
-    """κ, ``∇κ`` and the certified gap at ``w`` from one set of feature matrices."""
-    S = beam_covariance(w)
-    feats = problem.features_of_covariance(S)
-    return feats.cost, _gradient(feats.total, w), _duality_gap(feats.total, S, w.shape[2])
-
-
 def _check_line_search(slope: float, shrink: float) -> None:
     if not 0.0 < slope < 1.0:
         raise ValueError(f"armijo_slope must be in (0, 1), got {slope}")
     if not 0.0 < shrink < 1.0:
         raise ValueError(f"armijo_shrink must be in (0, 1), got {shrink}")
-
-
-# --------------------------------------------------------------------- LMI-BFR
-
-
-def lmi_bfr(
-    beamformers: npt.ArrayLike, *, problem: BfrProblem, rng: np.random.Generator,
-    extraction: Extraction = "randomization", num_randomizations: int = 100,
-    eps: float = 1e-4, max_iters: int = 100_000,
-) -> LmiBfrResult:
-    """``lmi-bfr``: FIM maximisation as an LMI (SDP relaxation of ``W = ω ω^H``), then a
-    rank-one extraction (module docstring).
-
-    Parameters
-    ----------
-    beamformers : ``[bs, bs_ant, beam, subcarrier]`` complex, the start: gives ``M``, the
-        initial κ of the gain, and the whitening of the LMIs (not a warm start).
-    problem : κ at the location estimate ``ᾱ[k]``.
-    rng : source of the Gaussian randomisation.
-    extraction : ``"randomization"``, ``"eigenvector"`` or ``"equal-norm"``.
-    num_randomizations : draws for ``"randomization"``.
-    eps : SCS's ``eps_abs = eps_rel`` (default SCS's own; module docstring).
-    max_iters : SCS's iteration cap.
-
-    Returns
-    -------
-    :class:`LmiBfrResult` with unit-norm beams.
-
-    Raises
-    ------
-    ArithmeticError
-        if the solver returns no solution.
-
-    References
-    ----------
-    Zhou, Liu, Lau 2019, §VII-A (LMI-based BFR [31]), FIM (38); Luo et al. 2010.
-    """
-    import cvxpy as cp
-
-    start = time.perf_counter()
-    w0 = np.asarray(beamformers, dtype=np.complex128)
-    J, Nb, M, K = w0.shape
-    n, P = problem.num_alpha, problem.num_paths
-    initial = problem.cost(w0)
-    S0 = beam_covariance(w0)
-    # Whitening at the start (SCS works to absolute tolerances): F̃ = R F R with
-    # R = F(S0)^{-1/2}, so F̃(S0) = I and tr F^{-1} = tr(R² F̃^{-1}); the same per BS for A_j.
-    f0 = problem.fim_of_covariance(S0)
-    r_alpha = _inverse_sqrt(f0[:n, :n])
-    gram0 = _hermitian(np.einsum("bkpqts,bkst->bpq", problem.gain_features, S0))
-    r_gain = np.stack([_inverse_sqrt(g) for g in gram0])                  # [bs, path, path]
-    k_alpha = np.einsum("ax,bkxyts,yc->bkacts", r_alpha, problem.alpha_features, r_alpha,
-                        optimize=True)
-    k_gain = np.einsum("bpx,bkxyts,byq->bkpqts", r_gain, problem.gain_features, r_gain,
-                       optimize=True)
-    S_vars = [[cp.Variable((Nb, Nb), hermitian=True) for _ in range(K)] for _ in range(J)]
-    constraints = []
-    for j in range(J):
-        for k in range(K):
-            constraints += [S_vars[j][k] >> 0, cp.real(cp.trace(S_vars[j][k])) <= M]
-    # Linear maps: vec(S_{j,n}) column-major (cvxpy's), S[s, t] at s + t N_B.
-    stacked = cp.hstack([cp.vec(S_vars[j][k], order="F") for j in range(J) for k in range(K)])
-    # F̃[a, c] = Re Σ_{j,k,t,s} K̃[j,k,a,c,t,s] S[j,k,s,t]
-    kmat = k_alpha.transpose(2, 3, 0, 1, 4, 5).reshape(n * n, J * K * Nb * Nb)
-    f_alpha = cp.reshape(cp.real(kmat @ stacked), (n, n), order="C")
-    t_alpha = cp.Variable((n, n), symmetric=True)
-    f_sym = (f_alpha + f_alpha.T) / 2
-    z_alpha = cp.bmat([[f_sym, np.eye(n)], [np.eye(n), t_alpha]])
-    constraints += [z_alpha >> 0]
-    weights_alpha = r_alpha @ r_alpha / problem.alpha_reference
-    objective = cp.sum(cp.multiply(weights_alpha, t_alpha))
-    per_bs = K * Nb * Nb
-    for j in range(J):
-        gmat = k_gain[j].transpose(1, 2, 0, 3, 4).reshape(P * P, per_bs)
-        gram = cp.reshape(gmat @ stacked[j * per_bs:(j + 1) * per_bs], (P, P), order="C")
-        t_gain = cp.Variable((P, P), hermitian=True)
-        z_gain = cp.bmat([[(gram + gram.H) / 2, np.eye(P)], [np.eye(P), t_gain]])
-        constraints += [z_gain >> 0]
-        weights_gain = problem.noise_variance * r_gain[j] @ r_gain[j] / problem.gain_reference
-        objective = objective + cp.real(cp.trace(weights_gain @ t_gain))
-    sdp = cp.Problem(cp.Minimize(objective), constraints)
-    sdp.solve(solver="SCS", eps_abs=eps, eps_rel=eps, max_iters=max_iters)
-    if S_vars[0][0].value is None:
-        raise ArithmeticError(f"lmi-bfr: SDP solver SCS failed: {sdp.status}")
-    S = np.array([[np.asarray(S_vars[j][k].value) for k in range(K)] for j in range(J)],
-                 dtype=np.complex128)
-    S = _psd_part(S)
-    w = _extract(S, M, extraction, rng, problem, num_randomizations)
-    final = problem.cost(w)
-    stats = sdp.solver_stats
-    return LmiBfrResult(
-        method="lmi-bfr", beamformers=w, cost_history=np.asarray([initial, final]),
-        step_history=np.zeros(0), iterations=int(stats.num_iters or 0),
-        converged=sdp.status == "optimal", optimality_gap=problem.optimality_gap(w),
-        runtime_s=time.perf_counter() - start,
-        covariance=S, relaxation_value=float(sdp.value),
-        relaxed_cost=problem.cost_of_covariance(S), lower_bound=problem.lower_bound(S, M),
-        extraction=extraction,
-        status=str(sdp.status),
-    )
-
-
-def _inverse_sqrt(matrix: npt.ArrayLike) -> ComplexArray:
-    """``M^{-1/2}`` of a Hermitian positive definite matrix (real if ``M`` is real)."""
-    m = np.asarray(matrix)
-    values, vectors = np.linalg.eigh(_hermitian(m))
-    if values[0] <= 0:
-        raise ArithmeticError("lmi-bfr: the start's FIM is singular; no scaling")
-    out = (vectors / np.sqrt(values)) @ vectors.conj().T
-    return np.asarray(out.real if np.isrealobj(m) else out)
-
-
-def _psd_part(S: ComplexArray) -> ComplexArray:
-    """Hermitian PSD part of each ``[..., N, N]`` (the solver's iterate is PSD only to its
-    tolerance)."""
-    values, vectors = np.linalg.eigh(_hermitian(S))
-    return np.asarray(np.einsum("...ij,...j,...kj->...ik", vectors, np.clip(values, 0, None),
-                                vectors.conj()))
-
-
-def _extract(
-    S: ComplexArray, M: int, extraction: str, rng: np.random.Generator, problem: BfrProblem,
-    num_randomizations: int,
-) -> ComplexArray:
-    """Unit-norm beams ``[bs, bs_ant, beam, subcarrier]`` from the relaxed ``S_{j,n}``."""
-    J, K, Nb, _ = S.shape
-    values, vectors = np.linalg.eigh(S)                     # ascending
-    if extraction == "eigenvector":
-        u = vectors[..., -1]                                # [bs, subcarrier, ant]
-        return np.asarray(np.broadcast_to(u.transpose(0, 2, 1)[:, :, None, :], (J, Nb, M, K))
-                          ).copy()
-    if extraction == "equal-norm":
-        r = min(M, Nb)
-        top_values = np.clip(values[..., ::-1][..., :r], 0, None)    # [bs, k, r]
-        top_vectors = vectors[..., ::-1][..., :r]                    # [bs, k, ant, r]
-        dft = np.exp(-2j * np.pi * np.outer(np.arange(r), np.arange(M)) / M) / np.sqrt(M)
-        X = np.einsum("bkar,bkr,rm->bamk", top_vectors, np.sqrt(top_values), dft)
-        return full_power(X)
-    if extraction == "randomization":
-        root = vectors * np.sqrt(np.clip(values, 0, None))[..., None, :] / np.sqrt(M)
-        best, best_cost = None, np.inf
-        for _ in range(num_randomizations):
-            shape = (J, K, Nb, M)
-            white = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
-            draw = np.einsum("bkas,bksm->bamk", root, white)  # ω_m ~ CN(0, S/M)
-            w = full_power(draw)
-            c = problem.cost(w)
-            if c < best_cost:
-                best, best_cost = w, c
-        if best is None:
-            raise ArithmeticError("lmi-bfr: no randomised beam set has a finite cost")
-        return best
-    raise ValueError(f"extraction must be 'randomization', 'eigenvector' or 'equal-norm', "
-                     f"got {extraction!r}")

@@ -52,6 +52,7 @@ from estimators.slab.model import (
     path_parameters,
     path_responses,
 )
+from estimators.types import Truth, bs_truth
 from estimators.typing import ComplexArray, FloatArray
 
 #: Index of ``τ``, ``θ_B``, ``θ_U`` in the path-parameter axis of the Jacobians.
@@ -314,3 +315,70 @@ def normalized_cost(
     bound = long_term_bound(beamformers, fisher=fisher)
     cost = bound.alpha_trace / reference.alpha_trace + bound.gain_trace / reference.gain_trace
     return float(cost) if np.isfinite(cost) else float("inf")
+
+
+# ------------------------------------------------------------ from a channel truth
+
+
+@dataclass(frozen=True)
+class TruthPaths:
+    """The model's view of one snapshot of a :data:`~estimators.types.Truth`.
+
+    ``geometry`` the BS poses with the true ``α`` (the plane: heights dropped);
+    ``gains [bs, path]`` complex, the truth's gain of each model path (the LOS, then the
+    ``L`` strongest single-bounce paths of the BS), per antenna pair.
+    """
+
+    geometry: SlabGeometry
+    gains: ComplexArray
+
+
+def truth_paths(
+    truth: Truth, t: int, *, bs_position: npt.ArrayLike, bs_orientation: npt.ArrayLike,
+    num_nlos: int,
+) -> TruthPaths | str:
+    """The LOS and ``num_nlos`` single-bounce paths of every BS at snapshot ``t``, or why
+    the truth does not have them (a string).
+
+    Per BS ``j`` (:func:`~estimators.types.bs_truth`): its path 0 where ``los[t]``, and
+    its ``L`` strongest valid paths with a single-bounce point (``scatterer`` finite).
+
+    Parameters
+    ----------
+    truth : one :class:`~estimators.types.ChannelTruth` per BS (BS 0's ``ue_position``
+        and ``ue_orientation[t, 0]``, the UE's yaw ``ϑ``, are used).
+    t : the snapshot.
+    bs_position : ``[bs, 3]`` [m], the ``J`` BSs of the model.
+    bs_orientation : ``[bs]`` [rad], their yaws ``φ_j``.
+    num_nlos : ``L``.
+    """
+    u = np.asarray(bs_position, dtype=np.float64)
+    J = u.shape[0]
+    per_bs = []
+    for j in range(J):
+        try:
+            per_bs.append(bs_truth(truth, j))
+        except IndexError:
+            return f"the truth has no paths of BS {j}"
+    first = per_bs[0]
+    if first.ue_orientation is None:
+        return "the truth has no UE orientation"
+    gains = np.empty((J, num_nlos + 1), dtype=np.complex128)
+    scatterers = np.empty((J, num_nlos, 2))
+    for j, bs in enumerate(per_bs):
+        if not (bs.los[t] and bs.valid[t, 0]):
+            return f"no LOS path from BS {j}"
+        single = bs.valid[t] & np.all(np.isfinite(bs.scatterer[t]), axis=-1)
+        single[0] = False
+        nlos = np.flatnonzero(single)
+        if nlos.size < num_nlos:
+            return (f"BS {j} has {nlos.size} single-bounce paths in the truth, the model "
+                    f"{num_nlos}")
+        strongest = nlos[np.argsort(-np.abs(bs.gain[t, nlos]), kind="stable")[:num_nlos]]
+        gains[j] = bs.gain[t, np.concatenate([[0], strongest])]
+        scatterers[j] = bs.scatterer[t, strongest, :2]
+    geometry = SlabGeometry(
+        bs_position=u[:, :2].copy(), bs_orientation=np.asarray(bs_orientation, np.float64),
+        ue_position=np.asarray(first.ue_position[t, :2], dtype=np.float64),
+        ue_yaw=float(first.ue_orientation[t, 0]), scatterers=scatterers)
+    return TruthPaths(geometry=geometry, gains=gains)

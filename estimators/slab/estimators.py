@@ -12,13 +12,13 @@ nothing elsewhere; the pilots are divided out (SLAB's BF vectors include them).
 
 **Slots and snapshots.** Slot ``k`` is snapshot ``k`` of the observation. The paper's
 slots share one geometry (fresh fading only), as the synthetic
-:meth:`~estimators.slab.model.SlabScenario.observation` does. Along a twin drive the UE
+:meth:`~estimators.slab.scenario.SlabScenario.observation` does. Along a twin drive the UE
 moves between snapshots, so snapshots are grouped in windows of ``window`` snapshots
 within which the geometry is taken as fixed: the loop (LCE, fusion, BFR) runs over a
 window, and the next window starts its sounding with the last BFR's beams and its LCE at
 the last fused estimate (no multi-start). With ``reacquire`` (default) that first LCE
 also re-draws the scatterers from the new window's data at the UE it finds and keeps the
-better fit with its scatterers inside the area (:func:`~estimators.slab.lce.track`): a
+better fit with its scatterers inside the area (:func:`~estimators.slab.lce_init.track`): a
 reflection point slides along its wall as the UE moves, and a scatterer estimate once in
 another basin of (24) is otherwise never found again. ``window=None``: one window, the
 paper's static setting; ``window=1``: every snapshot on its own (no fusion over
@@ -33,7 +33,19 @@ the channel estimates (the paper assumes it known; the twin does not know it). T
 paper's channel ``a_U a_B^H`` (eq. 1) is the physical ``a_U a_B^T`` with the BS elements
 numbered backwards, so the model's BF vector element ``t`` goes to BS antenna
 ``N_B - 1 - t``. The model is planar: heights are not modelled (the estimate's ``z`` is
-``ue_height``).
+``ue_height``), so every SLAB estimator's positions are 2-D
+(:meth:`~estimators.base.Estimator.position_dimensions`).
+
+**Bound** (:meth:`_Slab.crlb`, the same for all six, so they are compared to one bound):
+the long-term CRLB of Lemma 1 (eq. 20) of one slot, sounded with the observation's
+open-loop random precoders (the initial random BF ``w[1]`` of every variant, BS ``j`` on
+``Θ_j``), at the truth's geometry with ``Σ = diag(|h_{l,j}|²)`` the truth's path powers
+of the snapshot (the twin's paths have deterministic powers; on the paper's Rayleigh
+fading this is one draw of them). BFR's beams lower the bound of later slots, and
+fusion over slots accumulates information, so ``slab``, ``gd-bfr``, ``lmi-bfr`` and the
+fused estimates of every variant can lie below it. NaN where the truth (one
+``ChannelTruth`` per BS) lacks a BS, its LOS or ``L`` single-bounce paths
+(:func:`~estimators.slab.bound.truth_paths`), or the FIM is singular.
 
 References
 ----------
@@ -50,6 +62,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.base import (
+    Bound,
     Estimate,
     Estimator,
     EstimatorInputError,
@@ -59,24 +72,32 @@ from estimators.base import (
     estimate_bytes,
     register,
 )
+from estimators.slab.bound import SlabFisher, TruthPaths, long_term_bound, truth_paths
 from estimators.slab.loop import BfrMethod, LceMethod, SlabRun, run_slab
 from estimators.slab.model import SlabSystem, random_beamformers, subcarrier_indices
-from estimators.types import Observation
+from estimators.types import LINEAR_LAYOUT_REL, Area, ArrayGeometry, Observation, Truth, bs_truth
 from estimators.typing import ComplexArray, FloatArray
 
 
-def _ula_spacing(positions: FloatArray, what: str) -> float:
-    """Element spacing [m] of a ``1 x N`` ULA along the local y axis."""
-    y = positions[:, 1]
-    steps = np.diff(y)
-    if positions.shape[0] < 2 or np.ptp(positions[:, [0, 2]]) > 1e-9 or np.ptp(steps) > 1e-9:
-        raise EstimatorInputError(f"{what}: needs a 1 x N ULA of >= 2 antennas")
-    return float(steps[0])
+def _ula_spacing(array: ArrayGeometry, what: str) -> float:
+    """Element spacing [m] of a ``1 x N`` ULA along the local y axis (signed: negative
+    if its elements are numbered towards -y)."""
+    layout = array.linear_layout()
+    if layout is None or abs(abs(layout.axis[1]) - 1.0) > LINEAR_LAYOUT_REL:
+        raise EstimatorInputError(f"{what}: needs a 1 x N ULA of >= 2 antennas along the "
+                                  f"local y axis, got {array.rows}x{array.cols} "
+                                  f"{array.polarization}")
+    return float(layout.spacing * np.sign(layout.axis[1]))
 
 
 class _Slab(Estimator):
     """Algorithm 1 with an LCE and a BFR method (class attributes ``lce``, ``bfr``)."""
 
+    paper: ClassVar[str] = "slab"
+    bound: ClassVar[str] = (
+        "long-term CRLB (Zhou et al. Lemma 1, eq. 20; FIM eqs. 38, 55) of one slot "
+        "sounded with the observation's random precoders, Σ = the truth's path powers: "
+        "UE position (plane), yaw, scatterers")
     lce: ClassVar[LceMethod] = "slls"
     bfr: ClassVar[BfrMethod] = "slab"
     #: LCE iterations per slot where ``max_iterations`` is None. SLLS converges in ~5; the
@@ -113,6 +134,10 @@ class _Slab(Estimator):
     def num_scatterers(self) -> int:
         return self.num_bs * self.num_nlos
 
+    def position_dimensions(self, obs: Observation) -> int:
+        """2: the model is planar (§II-B), heights are neither estimated nor scored."""
+        return 2
+
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)
         if self.num_bs < 1 or self.num_nlos < 0:
@@ -131,8 +156,8 @@ class _Slab(Estimator):
         if count % self.num_bs or count < 2 * self.num_bs:
             raise EstimatorInputError(
                 f"{self.name}: {count} subcarriers do not interleave over {self.num_bs} BSs")
-        _ula_spacing(obs.bs_array.element_positions, f"{self.name}: BS array")
-        _ula_spacing(obs.ue_array.element_positions, f"{self.name}: UE array")
+        _ula_spacing(obs.bs_array, f"{self.name}: BS array")
+        _ula_spacing(obs.ue_array, f"{self.name}: UE array")
         # A slot's unknowns, 2 J (L + 1) gains (real parts) and 2 J L + 3 location
         # parameters, cannot outnumber its real samples, 2 Nu M K'' per BS.
         J = self.num_bs
@@ -188,8 +213,8 @@ class _Slab(Estimator):
         theta = self._subcarriers(obs)
         return SlabSystem(
             num_bs_antennas=obs.bs_array.num_ant, num_ue_antennas=obs.ue_array.num_ant,
-            bs_spacing=_ula_spacing(obs.bs_array.element_positions, "BS array"),
-            ue_spacing=_ula_spacing(obs.ue_array.element_positions, "UE array"),
+            bs_spacing=_ula_spacing(obs.bs_array, "BS array"),
+            ue_spacing=_ula_spacing(obs.ue_array, "UE array"),
             frequencies=obs.frequencies[theta],
             wavelengths=np.full(theta.shape, obs.wavelength),
         )
@@ -217,10 +242,11 @@ class _Slab(Estimator):
 
         return sound
 
-    def _area(self, obs: Observation) -> tuple[tuple[float, float], tuple[float, float]]:
+    def _area(self, obs: Observation) -> Area:
+        """The BSs' bounding box widened by ``area_margin_m``, as corners."""
         xy = obs.bs_position[: self.num_bs, :2]
         lo, hi = xy.min(axis=0) - self.area_margin_m, xy.max(axis=0) + self.area_margin_m
-        return ((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])))
+        return ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
 
     # ----------------------------------------------------------------- the loop
 
@@ -274,7 +300,7 @@ class _Slab(Estimator):
         scatterers = np.column_stack([points, np.full(len(points), self.ue_height)])
         lce = run.lce_results[k]
         result = SnapshotEstimate(
-            ue_position=ue, ue_yaw=float(run.ue_orientation[k]),
+            ue_position=ue, ue_yaw=float(run.ue_yaw[k]),
             scatterers=scatterers, scatterer_valid=np.isfinite(points).all(axis=1),
             path_tau=np.zeros(0), path_aod=np.zeros((0, 2)), path_gain=np.zeros(0, complex),
             converged=bool(lce.converged), reason=lce.reason,
@@ -290,6 +316,57 @@ class _Slab(Estimator):
         self, obs: Observation, t: int, rng: np.random.Generator
     ) -> SnapshotEstimate:
         raise NotImplementedError("SLAB runs over slots: see _estimate")
+
+    # -------------------------------------------------------------------- the bound
+
+    def crlb(self, obs: Observation, truth: Truth) -> Bound:
+        """The long-term CRLB of Lemma 1 (eq. 20) per snapshot (:attr:`bound`; module
+        docstring): ``position_error_bound [snapshot]`` [m] in the plane,
+        ``orientation_error_bound [snapshot]`` [rad] on the yaw,
+        ``scatterer_error_bound [snapshot, J L]`` [m] in the order of
+        ``Estimate.scatterers``; NaN where it does not apply.
+
+        Raises :class:`~estimators.base.EstimatorInputError` only where :meth:`check`
+        does, and ``ValueError`` if ``truth`` has another number of snapshots.
+        """
+        self.check(obs)
+        T, J, L = obs.num_snapshots, self.num_bs, self.num_nlos
+        snapshots = bs_truth(truth, 0).tau.shape[0]
+        if snapshots != T:
+            raise ValueError(f"{self.name}: truth has {snapshots} snapshots, the "
+                             f"observation {T}")
+        system = self._system(obs)
+        theta = self._subcarriers(obs)
+        # _sound divides the pilots out: the model's noise is σ² / |s|².
+        pilot_power = np.mean(np.abs(obs.pilots[:, theta]) ** 2, axis=(0, 2))  # [bs]
+        position = np.full(T, np.nan)
+        orientation = np.full(T, np.nan)
+        scatterer = np.full((T, J * L), np.nan)
+        for t in range(T):
+            paths = truth_paths(truth, t, bs_position=obs.bs_position[:J],
+                                bs_orientation=obs.bs_orientation[:J, 0], num_nlos=L)
+            if not isinstance(paths, TruthPaths):
+                continue
+            # The model's BF element t is BS antenna N_B - 1 - t (a_B^H, module docstring);
+            # the open-loop precoders are the same on every subcarrier.
+            w = np.broadcast_to(obs.precoders[t, :J, ::-1, :, None],
+                                (*obs.precoders[t, :J].shape, theta.shape[1]))
+            covariance = np.abs(paths.gains) ** 2 / system.amplitude**2
+            try:
+                with np.errstate(all="raise"):
+                    fisher = SlabFisher.at(
+                        system=system, geometry=paths.geometry,
+                        gain_covariance=covariance[:, :, None] * np.eye(L + 1),
+                        noise_variance=float(np.mean(obs.noise_variance[t, :J]
+                                                     / pilot_power[:J])))
+                    bound = long_term_bound(w, fisher=fisher)
+            except (np.linalg.LinAlgError, ArithmeticError, ValueError):
+                continue
+            position[t] = bound.position_error_bound
+            orientation[t] = bound.orientation_error_bound
+            scatterer[t] = bound.scatterer_error_bound.reshape(-1)
+        return Bound(position_error_bound=position, scatterer_error_bound=scatterer,
+                     orientation_error_bound=orientation)
 
 
 @register

@@ -4,14 +4,17 @@ Per slot ``k = 1 … K`` (:func:`run_slab`):
 
 1. **Sound** slot ``k`` with the BF vectors ``w[k]`` (``w[1]`` given, e.g. random): the
    caller's ``sound(k, w[k])`` returns ``z[k]`` (eq. 11). The synthetic model wraps
-   :meth:`estimators.slab.model.SlabScenario.sample` (:func:`scenario_sounder`); the
-   twin wraps its closed-loop sounder. The BF vectors chosen at slot ``k`` are the ones the
+   :meth:`estimators.slab.scenario.SlabScenario.sample`
+   (:func:`estimators.slab.scenario.scenario_sounder`); the registered estimators wrap
+   the observation's closed-loop sounder. The BF vectors chosen at slot ``k`` are the ones the
    next observation is made with: nothing else reaches the sounder.
-2. **LCE** (Algorithm 2, :mod:`estimators.slab.lce`): slot 1 from the multi-start (§IV-D)
-   unless an initial ``α`` is given, slot ``k ≥ 2`` from the fused ``ᾱ[k-1]``; gives the
-   fresh ``α̂[k]`` and ``ĥ[k]`` (30).
-3. **Fusion** (eqs. 25-27): ``ᾱ[k]`` and ``Λ[k]`` from ``Λ#[k] = 𝔅_α(α̂[k], ĥ[k]; w[k])^{-1}``.
-4. **BFR** (Algorithm 3 or a baseline, :mod:`estimators.slab.bfr`) at ``ᾱ[k]``: ``w[k+1]``
+2. **LCE** (Algorithm 2, :mod:`estimators.slab.lce`, :mod:`estimators.slab.lce_init`):
+   slot 1 from the multi-start (§IV-D) unless an initial ``α`` is given, slot ``k ≥ 2``
+   from the fused ``ᾱ[k-1]``; gives the fresh ``α̂[k]`` and ``ĥ[k]`` (30).
+3. **Fusion** (eqs. 25-27, :mod:`estimators.slab.fusion`): ``ᾱ[k]`` and ``Λ[k]`` from
+   ``Λ#[k] = 𝔅_α(α̂[k], ĥ[k]; w[k])^{-1}``.
+4. **BFR** (Algorithm 3, :mod:`estimators.slab.bfr`, or a baseline,
+   :mod:`estimators.slab.baselines`) at ``ᾱ[k]``: ``w[k+1]``
    minimises the normalised long-term CRLB (23) at the estimate, with
 
    * the normaliser ``w[0]`` of eq. (23) = the initial BF ``w[1]`` (the paper: "the
@@ -65,24 +68,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from estimators.slab.bfr import BfrProblem, BfrResult, gd_bfr, lmi_bfr, slab_bfr
+from estimators.slab.baselines import gd_bfr, gd_lce, lmi_bfr, ls_lce
+from estimators.slab.bfr import BfrProblem, BfrResult, slab_bfr
 from estimators.slab.bound import SlabFisher, long_term_bound
-from estimators.slab.lce import (
-    Area,
-    Fused,
-    LceProblem,
-    LceResult,
-    MultiStart,
-    Tracked,
-    fuse,
-    gd_lce,
-    ls_lce,
-    multistart,
-    slls,
-    slot_precision,
-    track,
-)
-from estimators.slab.model import SlabGeometry, SlabScenario, SlabSystem
+from estimators.slab.fusion import Fused, fuse, slot_precision
+from estimators.slab.lce import LceProblem, LceResult, slls
+from estimators.slab.lce_init import MultiStart, Tracked, multistart, track
+from estimators.slab.model import SlabSystem
+from estimators.types import Area, check_area
 from estimators.typing import ComplexArray, FloatArray
 
 #: ``sound(k, w[k]) -> z[k]``: slot ``k`` (0-based: ``k = 0`` is the paper's slot 1)
@@ -143,9 +136,9 @@ class SlabRun:
     bfr_results : one :class:`~estimators.slab.bfr.BfrResult` per slot (``None`` where
         none ran).
     bfr_reasons : per slot ``""`` or why the BFR did not run / kept ``w[k]``.
-    multistart : slot 1's :class:`~estimators.slab.lce.MultiStart` (``None`` if an
+    multistart : slot 1's :class:`~estimators.slab.lce_init.MultiStart` (``None`` if an
         initial ``α`` was given).
-    tracked : slot 1's :class:`~estimators.slab.lce.Tracked` where an initial ``α`` was
+    tracked : slot 1's :class:`~estimators.slab.lce_init.Tracked` where an initial ``α`` was
         given with ``reacquire`` (``None`` otherwise).
     """
 
@@ -179,8 +172,8 @@ class SlabRun:
         return np.asarray(self.fused[:, :2])
 
     @property
-    def ue_orientation(self) -> FloatArray:
-        """``[slot]`` [rad], the fused ``ϑ̄[k]``."""
+    def ue_yaw(self) -> FloatArray:
+        """``[slot]`` [rad], the fused UE yaw ``ϑ̄[k]``."""
         return np.asarray(self.fused[:, 2])
 
     @property
@@ -212,7 +205,7 @@ def run_slab(
     num_slots: int,
     rng: np.random.Generator,
     noise_variance: float,
-    area: Area = ((0.0, 1000.0), (0.0, 1000.0)),
+    area: Area = ((0.0, 0.0), (1000.0, 1000.0)),
     lce: LceMethod = "slls",
     bfr: BfrMethod = "slab",
     gain_covariance: npt.ArrayLike | None = None,
@@ -233,13 +226,14 @@ def run_slab(
     bs_orientation : ``[bs]`` [rad], ``φ_j``.
     num_nlos : ``L``, scatterers per BS.
     initial_beamformers : ``[bs, bs_ant, beam, subcarrier]`` complex, ``w[1]`` (e.g.
-        random, :meth:`~estimators.slab.model.SlabScenario.random_beamformers`); also the
+        random, :func:`~estimators.slab.model.random_beamformers`); also the
         normaliser of the BFR cost (23).
     num_slots : ``K ≥ 1``.
     rng : the algorithm's randomness (the multi-start's draws, lmi-bfr's randomisation);
         the sounder has its own.
     noise_variance : ``σ²`` [W] per UE antenna and sample.
-    area : ``((x_min, x_max), (y_min, y_max))`` [m], where the multi-start draws.
+    area : ``((x_min, y_min), (x_max, y_max))`` [m] corners (:data:`estimators.types.Area`),
+        where the multi-start draws.
     lce : ``"slls"`` (SLAB) or the baselines ``"gd-lce"``, ``"ls-lce"``.
     bfr : ``"slab"`` (Algorithm 3), the baselines ``"gd"``, ``"lmi"``, or ``"none"`` (keep
         ``w[1]``: ``slab-lce``).
@@ -249,12 +243,13 @@ def run_slab(
         multi-start.
     reacquire : with ``initial_alpha``, slot 1 also starts from it with its scatterers
         re-drawn from the data and keeps the better result
-        (:func:`~estimators.slab.lce.track`): the geometry may have moved since
+        (:func:`~estimators.slab.lce_init.track`): the geometry may have moved since
         ``initial_alpha`` (a new window along a drive).
-    multistart_options : keyword arguments of :func:`~estimators.slab.lce.multistart`.
+    multistart_options : keyword arguments of :func:`~estimators.slab.lce_init.multistart`.
     lce_options : keyword arguments of the LCE method (:func:`~estimators.slab.lce.slls`...).
     bfr_options : keyword arguments of the BFR method (:func:`~estimators.slab.bfr.
-        slab_bfr`, :func:`~estimators.slab.bfr.gd_bfr`, :func:`~estimators.slab.bfr.lmi_bfr`).
+        slab_bfr`, :func:`~estimators.slab.baselines.gd_bfr`,
+        :func:`~estimators.slab.baselines.lmi_bfr`).
 
     Returns
     -------
@@ -276,6 +271,7 @@ def run_slab(
         raise ValueError(f"bfr must be one of {list(_BFR)}, got {bfr!r}")
     if num_slots < 1:
         raise ValueError(f"num_slots must be >= 1, got {num_slots}")
+    area = check_area(area, "run_slab area")
     u = np.asarray(bs_position, dtype=np.float64)
     phi = np.asarray(bs_orientation, dtype=np.float64)
     w1 = np.array(initial_beamformers, dtype=np.complex128)
@@ -372,61 +368,4 @@ def run_slab(
         lce_runtime_s=np.asarray(lce_times), bfr_runtime_s=np.asarray(bfr_times),
         lce_results=tuple(lce_results), bfr_results=tuple(bfr_results),
         bfr_reasons=tuple(reasons), multistart=ms, tracked=tracked,
-    )
-
-
-# ------------------------------------------------------------- synthetic model
-
-
-def scenario_sounder(scenario: SlabScenario, rng: np.random.Generator) -> Sound:
-    """``sound(k, w)`` of the paper's model: one slot of :meth:`SlabScenario.sample` with
-    fresh fading ``h[k] ~ CN(0, Σ)`` and noise from ``rng``, ``z [bs, ue_ant, beam,
-    subcarrier]`` (``k`` unused: the geometry is static, eq. 11)."""
-
-    def sound(k: int, beamformers: ComplexArray) -> ComplexArray:
-        del k
-        return np.asarray(scenario.sample(beamformers, rng).z[0])
-
-    return sound
-
-
-def run_slab_on(
-    scenario: SlabScenario, rng: np.random.Generator, *, num_slots: int,
-    bfr: BfrMethod = "slab", lce: LceMethod = "slls", known_covariance: bool = True,
-    initial_beamformers: npt.ArrayLike | None = None, **options: Any,
-) -> SlabRun:
-    """:func:`run_slab` on the synthetic model of ``scenario`` (truth used only to sound).
-
-    ``rng`` is split into three streams (``rng.spawn(3)``): the initial random BF ``w[1]``,
-    the sounder (fading and noise), the algorithm (multi-start, lmi-bfr). The same seed
-    gives every BFR method the same ``w[1]``, the same fading ``h[k]`` and the same noise
-    samples (common random numbers), so methods compare pairwise.
-
-    Parameters
-    ----------
-    scenario : the model (:class:`~estimators.slab.model.SlabScenario`).
-    rng : the run's randomness.
-    num_slots, bfr, lce : as :func:`run_slab`.
-    known_covariance : pass the scenario's Σ (the paper's assumption) or estimate it.
-    initial_beamformers : ``[bs, bs_ant, beam, subcarrier]``, ``w[1]``; random if ``None``.
-    options : further keyword arguments of :func:`run_slab` (``initial_alpha``,
-        ``multistart_options``, ``lce_options``, ``bfr_options``).
-
-    Returns
-    -------
-    :class:`SlabRun`.
-    """
-    beam_rng, channel_rng, algorithm_rng = rng.spawn(3)
-    w1 = (scenario.random_beamformers(beam_rng) if initial_beamformers is None
-          else np.asarray(initial_beamformers, dtype=np.complex128))
-    truth: SlabGeometry = scenario.geometry()
-    side = scenario.area_m
-    return run_slab(
-        scenario_sounder(scenario, channel_rng), system=scenario.system(),
-        bs_position=truth.bs_position, bs_orientation=truth.bs_orientation,
-        num_nlos=truth.num_nlos, initial_beamformers=w1, num_slots=num_slots,
-        rng=algorithm_rng, noise_variance=scenario.noise_variance(),
-        area=((0.0, side), (0.0, side)), lce=lce, bfr=bfr,
-        gain_covariance=scenario.gain_covariance() if known_covariance else None,
-        **options,
     )

@@ -45,19 +45,6 @@ Choices where the extracted paper is silent or garbled (each says why):
   contradict eq. (11).
 * **Fading covariance** (§VII-A): ``h_{l,j} = h'_{l,j} / φ_{l,j}^3``, ``h' ~ CN(0, 1)``, so
   ``Σ_j = diag(φ_{l,j}^{-6})`` with ``φ`` the path length; the exponent is a field.
-* **SNR** (the paper gives 20 dB without a definition): the fading-averaged received
-  power per UE antenna and sample with an isotropic unit-norm BF vector,
-  ``N_B N_U Σ_l Σ_{j,ll}``, averaged over the BSs, over ``σ²``. It does not depend on
-  the BF vectors, so beamforming gains are not normalised away (BFR optimises them), and
-  one ``σ²`` serves all BSs (the noise is at the UE).
-* **Placement** (§VII-A: BSs, UE and orientations "at random" in a 1000 x 1000 m area;
-  scatterers unspecified): the defaults are one fixed, well-spread instance — BSs near
-  three corners with the UE within 7° of their broadsides, the UE near the centre, each
-  BS's scatterer off its LOS line so that the NLOS path is 57, 159 and 85 m longer (19-53
-  delay bins of ``c T_s = 3 m``), 3-9 dB weaker than the LOS and 27-38° off it at the
-  BS; the UE's orientation keeps all six AOAs >= 20° from its array's endfire (where a
-  ULA loses angle information). :meth:`SlabScenario.random` draws the paper's random
-  placement (scatterers uniform in the same area, orientations uniform in ``[-π, π)``).
 * **Random BF** (the paper's initial ``w[1]``): i.i.d. complex Gaussian vectors
   normalised to unit norm (uniform on the sphere), per BS, subcarrier and beam.
 * The speed of light is the project's ``299 792 458 m/s`` (the paper rounds to 3e8).
@@ -67,24 +54,20 @@ References
 B. Zhou, A. Liu, V. Lau, "Successive localization and beamforming in 5G mmWave MIMO
 communication systems", IEEE Trans. Signal Process. 67(6), 2019: frame and ``Θ_j``
 (§II-A), channel (1)-(4) and ``H_j`` (§II-B), geometry (5)-(10), received signal
-(11)-(19), simulation setting (§VII-A).
+(11)-(19), simulation setting (§VII-A). The paper's synthetic setting (placement, SNR):
+:mod:`estimators.slab.scenario`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from estimators.arrays import SPEED_OF_LIGHT, planar_array_positions, random_beams
-from estimators.observe import ChannelSounder
-from estimators.types import ArrayGeometry, Observation
+from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
+from estimators.observe import complex_normal
 from estimators.typing import ComplexArray, FloatArray, IntArray
-
-Point = tuple[float, float]
-
 
 # ----------------------------------------------------------------------- geometry
 
@@ -98,14 +81,14 @@ class SlabGeometry:
     bs_position : ``[bs, 2]`` [m], ``u_j``.
     bs_orientation : ``[bs]`` [rad], ``φ_j``: azimuth of the BS array's broadside.
     ue_position : ``[2]`` [m], ``x``.
-    ue_orientation : [rad], ``ϑ``: azimuth of the UE array's broadside.
+    ue_yaw : [rad], ``ϑ``: azimuth of the UE array's broadside.
     scatterers : ``[bs, nlos, 2]`` [m], ``v_{l,j}`` (``nlos = L`` may be 0).
     """
 
     bs_position: FloatArray
     bs_orientation: FloatArray
     ue_position: FloatArray
-    ue_orientation: float
+    ue_yaw: float
     scatterers: FloatArray
 
     @property
@@ -132,7 +115,7 @@ class SlabGeometry:
         """``α = [x; ϑ; v]`` ``[2JL + 3]`` [m, rad, m], ``v = vec[v_{l,j}]`` with ``l``
         varying fastest (§II-C)."""
         return np.concatenate(
-            [self.ue_position, [self.ue_orientation], self.scatterers.reshape(-1)]
+            [self.ue_position, [self.ue_yaw], self.scatterers.reshape(-1)]
         )
 
     def with_alpha(self, alpha: npt.ArrayLike) -> SlabGeometry:
@@ -142,14 +125,9 @@ class SlabGeometry:
             raise ValueError(f"alpha: expected shape ({self.num_alpha},), got {a.shape}")
         return SlabGeometry(
             bs_position=self.bs_position, bs_orientation=self.bs_orientation,
-            ue_position=a[:2].copy(), ue_orientation=float(a[2]),
+            ue_position=a[:2].copy(), ue_yaw=float(a[2]),
             scatterers=a[3:].reshape(self.num_bs, self.num_nlos, 2),
         )
-
-
-def wrap_angle(angle: npt.ArrayLike) -> FloatArray:
-    """Angles wrapped to ``(-π, π]`` [rad]."""
-    return np.asarray(np.angle(np.exp(1j * np.asarray(angle, dtype=np.float64))))
 
 
 def departure_points(geometry: SlabGeometry) -> FloatArray:
@@ -203,7 +181,7 @@ class PathParameters:
 def path_parameters(geometry: SlabGeometry) -> PathParameters:
     """Delays, AODs and AOAs of every path (eqs. 5-10, azimuth form: module docstring)."""
     aod = azimuth(departure_vectors(geometry)) - geometry.bs_orientation[:, None]
-    aoa = azimuth(arrival_vectors(geometry)) - geometry.ue_orientation
+    aoa = azimuth(arrival_vectors(geometry)) - geometry.ue_yaw
     return PathParameters(
         tau=path_lengths(geometry) / SPEED_OF_LIGHT, aod=wrap_angle(aod), aoa=wrap_angle(aoa)
     )
@@ -345,7 +323,7 @@ def draw_gains(
     values, vectors = np.linalg.eigh(cov)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
     shape = (num_slots, *cov.shape[:2])
-    white = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    white = complex_normal(rng, shape)
     return np.asarray(np.einsum("bpq,sbq->sbp", root, white))
 
 
@@ -356,221 +334,6 @@ def random_beamformers(
     """Random unit-norm BF vectors (the paper's initial random BF): ``[bs, bs_ant, beam,
     subcarrier]``, each ``ω_j[n, m]`` uniform on the unit sphere of ``C^{N_B}``."""
     shape = (num_bs, num_bs_antennas, num_beams, num_subcarriers_per_bs)
-    w = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    # Isotropic Gaussian vectors normalised: uniform on the sphere (any variance will do).
+    w = complex_normal(rng, shape, 2.0)
     return np.asarray(w / np.linalg.norm(w, axis=1, keepdims=True))
-
-
-# ------------------------------------------------------------------- scenario
-
-
-@dataclass(frozen=True)
-class SlabSample:
-    """Observations of ``num_slots`` time slots (eq. 11).
-
-    ``z [slot, bs, ue_ant, beam, subcarrier]`` complex128, ``gains [slot, bs, path]`` the
-    fading ``h[k]`` drawn, ``beamformers [slot, bs, bs_ant, beam, subcarrier]`` used,
-    ``noise_variance`` ``σ²`` [W] per UE antenna and sample.
-    """
-
-    z: ComplexArray
-    gains: ComplexArray
-    beamformers: ComplexArray
-    noise_variance: float
-
-
-@dataclass(frozen=True)
-class SlabScenario:
-    """The paper's simulation setting (§VII-A); placement and definitions: module docstring.
-
-    Positions [m] in the plane, orientations [rad] (broadside azimuths); ``scatterers``
-    per BS, one tuple of ``L`` points each (the same ``L`` for every BS; ``()`` for LOS
-    only). ``num_subcarriers`` is ``N'_C`` over all BSs, ``num_beams`` is ``M``,
-    ``sampling_period`` ``T_s`` [s], ``path_loss_exponent`` the 3 of ``φ^{-3}``.
-    """
-
-    bs_positions: tuple[Point, ...] = ((150.0, 200.0), (850.0, 250.0), (400.0, 880.0))
-    bs_orientations: tuple[float, ...] = (0.6, 2.5, -1.4)
-    ue_position: Point = (520.0, 460.0)
-    ue_orientation: float = 0.65
-    scatterers: tuple[tuple[Point, ...], ...] = (
-        ((260.0, 420.0),), ((700.0, 560.0),), ((600.0, 700.0),))
-    num_subcarriers: int = 30
-    num_beams: int = 20
-    num_bs_antennas: int = 4
-    num_ue_antennas: int = 4
-    carrier_frequency: float = 6e9
-    sampling_period: float = 10e-9
-    snr_db: float = 20.0
-    path_loss_exponent: float = 3.0
-    beam_squint: bool = True
-    area_m: float = 1000.0
-
-    def __post_init__(self) -> None:
-        J = len(self.bs_positions)
-        if len(self.bs_orientations) != J or len(self.scatterers) != J:
-            raise ValueError(
-                f"{J} BS positions need as many orientations ({len(self.bs_orientations)}) "
-                f"and scatterer lists ({len(self.scatterers)})"
-            )
-        if len({len(s) for s in self.scatterers}) > 1:
-            raise ValueError("every BS needs the same number L of scatterers (NLOS paths)")
-        subcarrier_indices(self.num_subcarriers, J)  # raises if N'_C is not a multiple
-
-    @classmethod
-    def random(
-        cls, rng: np.random.Generator, *, num_bs: int = 3, num_nlos: int = 1,
-        **settings: Any,
-    ) -> SlabScenario:
-        """The paper's random placement (§VII-A/B): BSs, UE and ``num_nlos`` scatterers
-        per BS uniform in the square area, orientations uniform in ``[-π, π)``;
-        ``settings`` override the other fields (``snr_db``, ``num_bs_antennas``...)."""
-        side = float(settings.get("area_m", cls.area_m))
-
-        def points(count: int) -> list[Point]:
-            xy = rng.uniform(0.0, side, size=(count, 2))
-            return [(float(a), float(b)) for a, b in xy]
-
-        bs = points(num_bs)
-        orientations = tuple(float(a) for a in rng.uniform(-np.pi, np.pi, size=num_bs))
-        ue = points(1)[0]
-        ue_orientation = float(rng.uniform(-np.pi, np.pi))
-        scatterers = tuple(tuple(points(num_nlos)) for _ in range(num_bs))
-        return cls(bs_positions=tuple(bs), bs_orientations=orientations, ue_position=ue,
-                   ue_orientation=ue_orientation, scatterers=scatterers, **settings)
-
-    @property
-    def num_bs(self) -> int:
-        """``J``."""
-        return len(self.bs_positions)
-
-    @property
-    def wavelength(self) -> float:
-        """Carrier wavelength ``λ_c`` [m]."""
-        return SPEED_OF_LIGHT / self.carrier_frequency
-
-    def geometry(self) -> SlabGeometry:
-        """The true geometry (BS poses and ``α``)."""
-        J, L = self.num_bs, len(self.scatterers[0])
-        return SlabGeometry(
-            bs_position=np.asarray(self.bs_positions, dtype=np.float64).reshape(J, 2),
-            bs_orientation=np.asarray(self.bs_orientations, dtype=np.float64),
-            ue_position=np.asarray(self.ue_position, dtype=np.float64),
-            ue_orientation=float(self.ue_orientation),
-            scatterers=np.asarray(self.scatterers, dtype=np.float64).reshape(J, L, 2),
-        )
-
-    def system(self) -> SlabSystem:
-        """Arrays (``d = λ_c / 2``) and subcarriers ``f_n = n / (N'_C T_s)``, ``n ∈ Θ_j``."""
-        n = subcarrier_indices(self.num_subcarriers, self.num_bs)
-        frequencies = n / (self.num_subcarriers * self.sampling_period)
-        carriers = self.carrier_frequency + (frequencies if self.beam_squint
-                                             else np.zeros_like(frequencies))
-        half = self.wavelength / 2
-        return SlabSystem(
-            num_bs_antennas=self.num_bs_antennas, num_ue_antennas=self.num_ue_antennas,
-            bs_spacing=half, ue_spacing=half, frequencies=np.asarray(frequencies, np.float64),
-            wavelengths=np.asarray(SPEED_OF_LIGHT / carriers, dtype=np.float64),
-        )
-
-    def gain_covariance(self) -> ComplexArray:
-        """``Σ`` ``[bs, path, path]``: ``diag(φ_{l,j}^{-2·3})`` (§VII-A)."""
-        return pathloss_covariance(self.geometry(), self.path_loss_exponent)
-
-    def noise_variance(self) -> float:
-        """``σ²`` [W] from ``snr_db`` (definition: module docstring)."""
-        cov = self.gain_covariance()
-        power = self.num_bs_antennas * self.num_ue_antennas * np.mean(
-            np.real(np.trace(cov, axis1=1, axis2=2)))
-        return float(power / 10 ** (self.snr_db / 10))
-
-    def random_beamformers(self, rng: np.random.Generator) -> ComplexArray:
-        """``[bs, bs_ant, beam, subcarrier]`` random unit-norm BF vectors."""
-        return random_beamformers(self.num_bs, self.num_bs_antennas, self.num_beams,
-                                  self.num_subcarriers // self.num_bs, rng)
-
-    def observation(self, num_slots: int, rng: np.random.Generator) -> Observation:
-        """The setting as the project's :class:`~estimators.types.Observation`: snapshot
-        ``t`` is slot ``t`` (fresh fading ``h[t]``, the geometry fixed), every BS's
-        channel on all ``N'_C`` subcarriers, and a closed-loop ``sounder`` (SLAB chooses
-        its BF vectors per slot and subcarrier; BS ``j`` sends on ``Θ_j`` only). The
-        channel is the physical one, ``a_U a_B^T`` as the twin's: the model's ``a_B^H``
-        (eq. 1) with the BS elements in reverse order, so BF vector element ``t`` of the
-        model is BS antenna ``N_B - 1 - t`` of the observation.
-
-        The open-loop ``y`` is one random unit-norm precoder per beam on every
-        subcarrier, pilots all ones, noise ``σ²`` of :meth:`noise_variance` for every BS
-        (the noise is at the UE). Positions get ``z = 0`` and orientations ``(yaw, 0,
-        0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``. Narrowband only: with
-        ``beam_squint`` the per-subcarrier wavelengths cannot be carried (raises).
-        """
-        if self.beam_squint:
-            raise ValueError("observation(): an Observation carries one wavelength; "
-                             "use beam_squint=False")
-        J, NB, NU, M = self.num_bs, self.num_bs_antennas, self.num_ue_antennas, self.num_beams
-        K = self.num_subcarriers
-        n = np.arange(1, K + 1)
-        frequencies = n / (K * self.sampling_period)
-        half = self.wavelength / 2
-        every = SlabSystem(num_bs_antennas=NB, num_ue_antennas=NU, bs_spacing=half,
-                           ue_spacing=half, frequencies=np.tile(frequencies, (J, 1)),
-                           wavelengths=np.full((J, K), self.wavelength))
-        mu = path_responses(every, self.geometry())  # [bs, subcarrier, ue, bs_ant, path]
-        gains = draw_gains(self.gain_covariance(), num_slots, rng)  # [slot, bs, path]
-        # The paper's H = a_U a_B^H is the physical channel a_U a_B^T (the project's, the
-        # twin's) with the BS elements numbered backwards: a_B(θ)^*[t] = a_B(θ)[N-1-t].
-        cfr = np.einsum("bkrsp,tbp->tbrsk", mu[:, :, :, ::-1], gains)
-        sigma2 = np.full((num_slots, J), self.noise_variance())
-        sounder = ChannelSounder(channel=cfr, pilots=np.ones((M, K), np.complex128),
-                                 noise_variance=sigma2)
-        precoders = np.stack([random_beams(NB, M, rng) for _ in range(num_slots * J)]
-                             ).reshape(num_slots, J, NB, M)
-        y = np.stack([sounder.sound(t, np.broadcast_to(precoders[t][:, None], (J, K, NB, M)),
-                                    rng) for t in range(num_slots)])
-        ula = {N: ArrayGeometry(planar_array_positions(1, N, vertical_spacing_m=half,
-                                                       horizontal_spacing_m=half), 1, N)
-               for N in {NB, NU}}
-        position = np.column_stack([np.asarray(self.bs_positions), np.zeros(J)])
-        orientation = np.column_stack([np.asarray(self.bs_orientations), np.zeros((J, 2))])
-        return Observation(
-            y=y, precoders=precoders,
-            combiners=np.broadcast_to(np.eye(NU, dtype=np.complex128),
-                                      (num_slots, J, NU, NU)).copy(),
-            pilots=sounder.pilots, frequencies=frequencies,
-            carrier_frequency=self.carrier_frequency, noise_variance=sigma2,
-            bs_position=position, bs_orientation=orientation, bs_array=ula[NB],
-            ue_array=ula[NU], snapshot_time=np.arange(num_slots, dtype=np.float64),
-            sounder=sounder,
-        )
-
-    def sample(
-        self, beamformers: npt.ArrayLike, rng: np.random.Generator, *, num_slots: int = 1
-    ) -> SlabSample:
-        """Received pilots of ``num_slots`` slots with fresh fading and noise (eq. 11).
-
-        Parameters
-        ----------
-        beamformers : ``[bs, bs_ant, beam, subcarrier]`` (the same in every slot) or
-            ``[slot, bs, bs_ant, beam, subcarrier]`` (``w[k]`` per slot), complex.
-        rng : source of the fading ``h[k]`` and the noise.
-        num_slots : number of slots ``K`` (must match a per-slot ``beamformers``).
-        """
-        w = np.asarray(beamformers, dtype=np.complex128)
-        fixed = w.ndim == 4
-        if fixed:
-            w = np.broadcast_to(w, (num_slots, *w.shape))
-        expected = (num_slots, self.num_bs, self.num_bs_antennas, self.num_beams,
-                    self.num_subcarriers // self.num_bs)
-        if w.shape != expected:
-            raise ValueError(f"beamformers: expected {expected[1:]} or {expected}, got {w.shape}")
-        mu = path_responses(self.system(), self.geometry())
-        gains = draw_gains(self.gain_covariance(), num_slots, rng)
-        if fixed:
-            clean = received_signal(coefficient_matrix(mu, w[0]), gains)
-        else:
-            clean = np.stack([received_signal(coefficient_matrix(mu, w[s]), gains[s:s + 1])[0]
-                              for s in range(num_slots)])
-        sigma2 = self.noise_variance()
-        noise = np.sqrt(sigma2 / 2) * (rng.standard_normal(clean.shape)
-                                       + 1j * rng.standard_normal(clean.shape))
-        return SlabSample(z=clean + noise, gains=gains, beamformers=np.ascontiguousarray(w),
-                          noise_variance=sigma2)

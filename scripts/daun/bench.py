@@ -29,7 +29,9 @@ import numpy as np
 
 from estimators.daun.admm import AdmmParameters, TorchProblem, parameters_from
 from estimators.daun.baselines import CvxDirect, Dpd, Srl, Stansfield
-from estimators.daun.estimators import Daun, GridLocalizer, PAdmm, grid_parameters, load_checkpoint
+from estimators.daun.checkpoint import load_checkpoint
+from estimators.daun.estimators import Daun, PAdmm
+from estimators.daun.grid import GridLocalizer, grid_parameters
 from scripts.daun.figures import test_set, with_noise
 from twin.train import problem_from
 

@@ -3,14 +3,16 @@ cross-domain runs.
 
     .venv/bin/python -m scripts.daun.figures [--data data/daun] [--parts paper,nmse,twin]
         [--samples 300] [--snr-db -10,-5,0,5,10,15,20,25,30] [--seed 0]
+        [--compare "daun (twin),dpd"]
 
-Needs ``scripts/daun/checkpoints.py`` first (datasets in ``--data``, checkpoints in
-``assets/daun/``). Test sets: the held-out ``*-test`` datasets' noiseless channels
-(``observations/h``), the first ``--samples`` of them, with fresh noise at each SNR (one
-``σ²`` per sample for all BSs: the mean ``|h|²`` over BSs and elements over ``σ²``, the
-dataset engine's definition); and the held-out twin drive ``scenes/street/daun_drive.yaml``
-(traced here), each snapshot with ``--drive-draws`` noise draws. Every method gets the
-same noisy samples. Errors are horizontal (the user's height is known).
+``paper``, ``nmse``, ``twin`` need ``scripts/daun/checkpoints.py`` first (datasets in
+``--data``, checkpoints in ``assets/daun/``). Test sets: the held-out ``*-test``
+datasets' noiseless channels (``observations/h``), the first ``--samples`` of them, with
+fresh noise at each SNR (one ``σ²`` per sample for all BSs: the mean ``|h|²`` over BSs
+and elements over ``σ²``, the dataset engine's definition); and the held-out twin drive
+``scenes/street/daun_drive.yaml`` (traced here), each snapshot with ``--drive-draws``
+noise draws. Every method gets the same noisy samples. Errors are horizontal (the user's
+height is known).
 
 Parts:
 
@@ -27,8 +29,15 @@ Parts:
   street's geometry (cross-domain) and on the paper's UMa setting; and, the reverse, on
   the street's UMa test set → ``daun_twin.png``.
 
+* ``efficiency``: the off-grid baselines against the LOS-only bound on eq. (1) with the
+  LOS alone (``DaunScenario``, 16 elements, 30 users, 30 dB).
+* ``cli``: ``twin simulate`` the held-out drive, ``twin estimate -a daun,daun-r --snr-db
+  20``: median errors as a user gets them.
+* ``compare``: reads ``docs/figures/daun.csv`` and prints the MSE ratio of the two
+  methods of ``--compare`` per test set and SNR (writes nothing).
+
 All numbers go to ``docs/figures/daun.csv`` (part, test set, method, SNR, MSE, P<1 m,
-median error, seconds per localization).
+median error, seconds per localization, samples); a run replaces the rows of its parts.
 """
 
 from __future__ import annotations
@@ -50,15 +59,13 @@ import numpy as np
 
 from estimators.daun.admm import AdmmParameters, TorchProblem, parameters_from, residual
 from estimators.daun.baselines import Dpd, Srl, Stansfield
-from estimators.daun.estimators import (
-    Daun,
-    DaunR,
-    GridLocalizer,
-    PAdmm,
-    grid_parameters,
-    load_checkpoint,
-)
-from estimators.daun.model import DaunScenario, DirectLocalizationProblem, los_position_error_bound
+from estimators.daun.bound import los_position_error_bound
+from estimators.daun.checkpoint import load_checkpoint
+from estimators.daun.estimators import Daun, DaunR, PAdmm
+from estimators.daun.grid import GridLocalizer, grid_parameters
+from estimators.daun.model import DirectLocalizationProblem
+from estimators.daun.scenario import DaunScenario
+from estimators.observe import complex_normal
 from twin.config import load_config
 from twin.dataset.config import parse_dataset_config
 from twin.dataset.loader import read_fields
@@ -83,8 +90,7 @@ def with_noise(h: np.ndarray, snr_db: float, rng: np.random.Generator
     """``y = h + n`` with one ``σ²`` per sample (all BSs), and ``σ² [n, bs]``."""
     power = np.mean(np.abs(h) ** 2, axis=(1, 2))
     sigma2 = power / 10 ** (snr_db / 10)
-    noise = (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape)) * np.sqrt(
-        sigma2 / 2)[:, None, None]
+    noise = complex_normal(rng, h.shape, sigma2[:, None, None])
     return h + noise, np.repeat(sigma2[:, None], h.shape[1], axis=1)
 
 
@@ -145,7 +151,8 @@ def bound_curve(problem: DirectLocalizationProblem, h: np.ndarray, truth: np.nda
     LOS-only bound); appended to ``rows`` as method ``los-crb``."""
     gain = np.sqrt(np.mean(np.abs(h) ** 2, axis=2)) if los_gain is None else los_gain
     power = np.mean(np.abs(h) ** 2, axis=(1, 2))
-    unit = np.array([los_position_error_bound(problem, truth[i], gain[i], power[i]) ** 2
+    geometry = (problem.bs_position, problem.element_positions, problem.wavelength)
+    unit = np.array([los_position_error_bound(*geometry, truth[i], gain[i], power[i]) ** 2
                      for i in range(len(h))])  # at 0 dB; the bound scales as σ
     bound = [float(np.mean(unit) / 10 ** (snr / 10)) for snr in snrs]
     rows.extend({"part": part, "test": test, "method": "los-crb", "snr_db": snr,
@@ -300,6 +307,83 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     fig.savefig(OUT / "daun_twin.png", dpi=120)
 
 
+def efficiency(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The off-grid baselines against the LOS-only bound where it is the exact bound: the
+    paper's eq. (1) with the LOS alone (``DaunScenario``, 16-element ULAs), 30 users at
+    30 dB (``--seed``), the paper's SNR (unit noise). Prints each method's RMSE over the
+    bound's RMS (the ratio ``tests/estimators/daun/test_baselines.py`` holds)."""
+    scenario = DaunScenario(num_bs_antennas=16, grid_shape=(10, 10), num_angles=32,
+                            num_nlos=0)
+    shape, angles = scenario.grid_shape, scenario.num_angles
+    count, snr = 30, 30.0
+    obs, truths = scenario.observation(count, np.random.default_rng(args.seed + 11), snr)
+    truth = truths[0].ue_position
+    estimators: dict[str, GridLocalizer] = {
+        "dpd (refine)": Dpd(refine=True, grid_shape=shape, num_angles=angles),
+        "stansfield": Stansfield(grid_shape=shape, num_angles=angles),
+        "srl": Srl(grid_shape=shape, num_angles=angles)}
+    bound = estimators["stansfield"].crlb(obs, truths).position_error_bound
+    bound_rms = float(np.sqrt(np.mean(bound**2)))
+    test = "DaunScenario(16 elements, LOS only)"
+    rows.append({"part": "efficiency", "test": test, "method": "los-crb", "snr_db": snr,
+                 "mse_m2": f"{bound_rms**2:.4g}", "samples": count})
+    for label, estimator in estimators.items():
+        error = np.linalg.norm(estimator.estimate(obs).ue_position[:, :2] - truth[:, :2],
+                               axis=1)
+        rmse = float(np.sqrt(np.mean(error**2)))
+        rows.append({"part": "efficiency", "test": test, "method": label, "snr_db": snr,
+                     "mse_m2": f"{rmse**2:.4g}", "median_m": f"{np.median(error):.3g}",
+                     "samples": count})
+        print(f"efficiency {label:14} RMSE {rmse:.4g} m, bound {bound_rms:.4g} m, "
+              f"ratio {rmse / bound_rms:.3f}", flush=True)
+
+
+def cli(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """``twin simulate scenes/street/daun_drive.yaml``, then ``twin estimate -a
+    daun,daun-r --snr-db 20`` (the estimate command's per-BS SNR, its default seed) on
+    it: median horizontal errors and converged snapshots, as a user would get them."""
+    import tempfile
+
+    from twin.estimate import estimate_run
+    from twin.estimatefile import read_estimates
+    from twin.runfile import read_run
+    from twin.simulate import simulate_to_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_path, est_path = Path(tmp) / "run.h5", Path(tmp) / "est.h5"
+        simulate_to_file(BUNDLED_DIR / "street" / "daun_drive.yaml", run_path)
+        estimate_run(run_path, "daun,daun-r", est_path, snr_db=20.0)
+        run, estimates = read_run(run_path), read_estimates(est_path)
+    for name, estimate in estimates.estimates.items():
+        error = np.linalg.norm(estimate.ue_position[:, :2] - run.drive.position[:, :2],
+                               axis=1)[estimate.converged]
+        converged = f"{int(estimate.converged.sum())}/{len(estimate.converged)}"
+        rows.append({"part": "cli", "test": "daun_drive (twin estimate, converged)",
+                     "method": name, "snr_db": 20.0, "median_m": f"{np.median(error):.3g}",
+                     "samples": converged})
+        print(f"cli {name}: median {np.median(error):.3g} m, converged {converged}",
+              flush=True)
+
+
+def compare(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """From ``docs/figures/daun.csv`` (no computation): the MSE of ``--compare A,B``'s
+    method A over method B's, per test set and SNR, and the largest deviation from 1."""
+    first, second = args.compare.split(",")
+    with (OUT / "daun.csv").open() as f:
+        table = list(csv.DictReader(f))
+    mse = {(r["test"], r["method"], float(r["snr_db"])): float(r["mse_m2"])
+           for r in table if r["part"] in ("paper", "twin", "eq1") and r["mse_m2"]}
+    for test in sorted({t for t, _, _ in mse}):
+        pairs = [(snr, mse[test, first, snr] / mse[test, second, snr])
+                 for (t, m, snr) in sorted(mse) if t == test and m == first
+                 and (test, second, snr) in mse]
+        if pairs:
+            worst = max(pairs, key=lambda pair: abs(pair[1] - 1))
+            listed = ", ".join(f"{snr:g} dB {ratio:.3f}" for snr, ratio in pairs)
+            print(f"{test}: MSE {first} / {second}: {listed}; furthest from 1: "
+                  f"{worst[1]:.3f} at {worst[0]:g} dB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "daun")
@@ -309,12 +393,17 @@ def main() -> None:
     parser.add_argument("--srl-samples", type=int, default=40)
     parser.add_argument("--snr-db", default="-10,-5,0,5,10,15,20,25,30")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", default="daun (twin),dpd",
+                        help="two method labels for --parts compare")
     args = parser.parse_args()
     args.snr_db = [float(s) for s in args.snr_db.split(",")]
     rows: list[dict[str, Any]] = []
-    parts = {"paper": paper, "nmse": nmse, "twin": twin, "eq1": eq1}
+    parts = {"paper": paper, "nmse": nmse, "twin": twin, "eq1": eq1, "efficiency": efficiency,
+             "cli": cli, "compare": compare}
     for part in args.parts.split(","):
         parts[part](args, rows)
+    if args.parts == "compare":
+        return
     target = OUT / "daun.csv"
     fields = ["part", "test", "method", "snr_db", "mse_m2", "p_sub_meter", "median_m",
               "seconds_per_localization", "samples"]

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m scripts.locman.bench [--sizes 7x4,11x6,...] [--quick] [--seed 1]
         [--limit 60]
+    .venv/bin/python -m scripts.locman.bench --agreement [--seed 3]
 
 For growing sizes ``K x N`` (``K`` subcarriers, ``Nr = Nt = N`` antennas), one fixed-seed
 problem each: 3 paths, 10 dB SNR, ``G = 16`` unit-modulus pilots (``/ sqrt(Nt)``), ``μ`` of
@@ -19,6 +20,11 @@ problem each: 3 paths, 10 dB SNR, ``G = 16`` unit-modulus pilots (``/ sqrt(Nt)``
 
 Sizes grow until the SDP takes longer than ``--limit`` seconds; the table ends with the
 ratio SDP / ADMM (wall times) at each size.
+
+``--agreement``: instead, how closely the two solvers agree when both are run tight
+(ADMM tolerance 1e-7, SCS eps 1e-7) on 8 problems of the size of
+``tests/estimators/locman/test_anm.py`` (``K = 7``, ``N = 4``, ``G = 6``, 20 dB, seeds
+``--seed`` to ``--seed + 7``): the relative difference of ``H`` and of the objective.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from estimators.locman import anm
+from estimators.observe import complex_normal
+from estimators.typing import ComplexArray
 
 PATHS = 3
 PILOTS = 16
@@ -68,23 +76,26 @@ def _record_solve_time() -> None:
     cp.Problem.solve = recording  # type: ignore[method-assign]
 
 
-def make_problem(K: int, N: int, rng: np.random.Generator) -> anm.AnmProblem:
-    """A random 3-path channel at 10 dB SNR (per received sample) and its pilots."""
+def make_problem(
+    K: int, N: int, rng: np.random.Generator, *, num_pilots: int = PILOTS,
+    snr_db: float = SNR_DB,
+) -> anm.AnmProblem:
+    """A random 3-path channel on ``K`` subcarriers between two ``N``-element ULAs at
+    ``snr_db`` [dB] (per received sample), and ``num_pilots`` unit-modulus pilots."""
     w_tau = rng.uniform(0, 2 * np.pi, PATHS)
     w_r = rng.uniform(-np.pi, np.pi, PATHS)
     w_t = rng.uniform(-np.pi, np.pi, PATHS)
-    gains = rng.standard_normal(PATHS) + 1j * rng.standard_normal(PATHS)
+    gains = complex_normal(rng, PATHS, 2.0)
     H = np.einsum("l,lk,lr,lt->krt", gains, anm.vandermonde(np.exp(-1j * w_tau), K),
                   anm.vandermonde(np.exp(1j * w_r), N), anm.vandermonde(np.exp(-1j * w_t), N))
-    x = np.exp(2j * np.pi * rng.uniform(size=(K, N, PILOTS))) / np.sqrt(N)
+    x = np.exp(2j * np.pi * rng.uniform(size=(K, N, num_pilots))) / np.sqrt(N)
     clean = np.einsum("krt,ktg->krg", H, x)
-    sigma2 = float(np.mean(np.abs(clean) ** 2)) * 10 ** (-SNR_DB / 10)
-    noise = rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape)
-    y = clean + np.sqrt(sigma2 / 2) * noise
+    sigma2 = float(np.mean(np.abs(clean) ** 2)) * 10 ** (-snr_db / 10)
+    y = clean + complex_normal(rng, clean.shape, sigma2)
     return anm.AnmProblem(y=y, x=x, mu=anm.regularization(sigma2, x, N))
 
 
-def rel_error(H: anm.ComplexArray, ref: anm.ComplexArray) -> float:
+def rel_error(H: ComplexArray, ref: ComplexArray) -> float:
     return float(np.linalg.norm(H - ref) / np.linalg.norm(ref))
 
 
@@ -140,6 +151,23 @@ def bench_size(K: int, N: int, seed: int, ref_sdp_below: float) -> Row:
                admm.runtime_s, admm.iterations, admm_error)
 
 
+def agreement(first_seed: int) -> None:
+    """Print ADMM-vs-SDP differences, both solvers tight, on 8 test-sized problems."""
+    worst_h = worst_objective = 0.0
+    for seed in range(first_seed, first_seed + 8):
+        problem = make_problem(7, 4, np.random.default_rng(seed), num_pilots=6, snr_db=20.0)
+        sdp = anm.solve_sdp(problem, eps=1e-7)
+        admm = anm.solve_admm(problem, tolerance=1e-7, max_iterations=20_000)
+        h = rel_error(admm.H, sdp.H)
+        objective = abs(admm.objective - sdp.objective) / sdp.objective
+        worst_h, worst_objective = max(worst_h, h), max(worst_objective, objective)
+        print(f"seed {seed}: converged SDP {sdp.converged}, ADMM {admm.converged} "
+              f"({admm.iterations} iterations); |H_admm - H_sdp| / |H_sdp| = {h:.1e}, "
+              f"objective {objective:.1e}", flush=True)
+    print(f"worst over seeds {first_seed}-{first_seed + 7}: H {worst_h:.1e}, "
+          f"objective {worst_objective:.1e}")
+
+
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     sizes = []
     for item in text.split(","):
@@ -160,7 +188,12 @@ def main() -> None:
     parser.add_argument("--ref-sdp-below", type=float, default=10.0,
                         help="also solve the SDP at eps 1e-7 (the reference) when its eps 1e-4 "
                              "solve took less [s]")
+    parser.add_argument("--agreement", action="store_true",
+                        help="ADMM vs SDP, both tight, on 8 test-sized problems (no timing)")
     args = parser.parse_args()
+    if args.agreement:
+        agreement(args.seed)
+        return
     sizes = parse_sizes(QUICK_SIZES if args.quick else args.sizes)
     _record_solve_time()
     print(f"seed {args.seed}; {PATHS} paths, {SNR_DB:g} dB SNR, G = {PILOTS} pilots; "

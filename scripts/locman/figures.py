@@ -2,6 +2,7 @@
 
     .venv/bin/python -m scripts.locman.figures [--trials 20] [--seed 2026] [--workers 2]
         [--replot]
+    .venv/bin/python -m scripts.locman.figures --efficiency [--trials 128] [--seed 1]
 
 Setting: :class:`estimators.locman.scenario.LocmanScenario` (BS at the origin, 8-element
 ULAs, 60 GHz, 100 MHz, 15 subcarriers, 16 random unit-modulus pilots, LOS + 2 NLOS).
@@ -15,6 +16,12 @@ Writes to ``docs/figures/``:
   how often each ε got the order wrong (Fig. 7);
 * ``locman_sync_error.png`` — a common TOA offset (eq. 22) at 20 dB (Fig. 8);
 * ``locman.csv`` — every number.
+
+``--efficiency`` instead measures LOCMAN's distance from the CRLB at ``EFFICIENCY_SNR_DB``
+paired: its position and yaw errors against those of the efficient estimator on the
+same noise (:func:`estimators.locman.bound.efficient_errors`, the ML linearised at the
+truth, whose MSE is the CRLB), over ``--trials`` trials, with the 3-sigma spread of the
+ratio (``tests.tolerances.paired_rmse_margin``); writes ``locman_efficiency.csv``.
 """
 
 from __future__ import annotations
@@ -39,15 +46,13 @@ import numpy as np
 from rich.progress import Progress
 from scipy.optimize import linear_sum_assignment
 
-from estimators.base import Estimator
-from estimators.locman.estimators import (
-    DcsSomp,
-    Locman,
-    locman_bounds,
-    snapshot,
-    true_parameters,
-)
+from estimators.arrays import wrap_angle
+from estimators.locman.baselines import DcsSomp
+from estimators.locman.bound import efficient_errors, locman_bounds, true_parameters
+from estimators.locman.estimators import Locman
+from estimators.locman.model import snapshot
 from estimators.locman.scenario import LocmanScenario
+from estimators.locman.wls import WlsLocalizer
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "figures"
 SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0)
@@ -55,11 +60,12 @@ THRESHOLDS = (1e-3, 1e-2, 0.1, 0.3)
 SYNC_ERRORS_NS = (0.0, 0.5, 1.0, 2.0, 5.0)
 SYNC_SNR_DB = 20.0
 METRICS = ("range", "aoa", "aod", "position", "orientation")
+EFFICIENCY_SNR_DB = 20.0
 #: ``num_paths`` of the threshold variants: room for more paths than there are (3).
 MAX_ORDER = 5
 
 
-def _estimator(label: str) -> Estimator:
+def _estimator(label: str) -> WlsLocalizer:
     if label == "dcs-somp":
         return DcsSomp()
     if label.startswith("locman-eps"):
@@ -79,7 +85,7 @@ def run_point(job: tuple[str, float, float, int, int]) -> dict[str, np.ndarray]:
     """Squared errors of one estimator at one (SNR, sync error), ``trials`` trials."""
     label, snr_db, sync_s, trials, seed = job
     scenario = replace(LocmanScenario(), sync_error_s=sync_s)
-    obs, truth = scenario.sample(snr_db, trials, np.random.default_rng(seed))
+    obs, truth = scenario.observation(trials, np.random.default_rng(seed), snr_db)
     estimator = _estimator(label)
     k_d = np.pi  # half-wavelength ULAs: k d = π
     out = {m: np.full(trials, np.nan) for m in (*METRICS, "order")}
@@ -87,8 +93,8 @@ def run_point(job: tuple[str, float, float, int, int]) -> dict[str, np.ndarray]:
         snap = snapshot(obs, t, 0, None)
         _, eta = true_parameters(snap, truth, t, np.arange(3))
         try:
-            channel = estimator.channel_parameters(snap)  # type: ignore[attr-defined]
-            est = estimator.localize(snap, channel)  # type: ignore[attr-defined]
+            channel = estimator.channel_parameters(snap)
+            est = estimator.localize(snap, channel)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             continue
         out["order"][t] = channel.order
@@ -104,14 +110,14 @@ def run_point(job: tuple[str, float, float, int, int]) -> dict[str, np.ndarray]:
         out["aoa"][t] = np.mean(np.r_[(aoa[rows] - true_aoa[cols]) ** 2, penalty])
         out["aod"][t] = np.mean(np.r_[(aod[rows] - true_aod[cols]) ** 2, penalty])
         out["position"][t] = float(np.sum((est.ue_position[:2] - truth.ue_position[t, :2]) ** 2))
-        yaw_err = np.angle(np.exp(1j * (est.ue_yaw - truth.ue_orientation[t, 0])))  # type: ignore[index]
+        yaw_err = wrap_angle(est.ue_yaw - truth.ue_orientation[t, 0])  # type: ignore[index]
         out["orientation"][t] = float(yaw_err**2)
     return out
 
 
 def bounds_at(snr_db: float, trials: int, seed: int) -> dict[str, float]:
     scenario = LocmanScenario()
-    obs, truth = scenario.sample(snr_db, trials, np.random.default_rng(seed))
+    obs, truth = scenario.observation(trials, np.random.default_rng(seed), snr_db)
     b = locman_bounds(obs, truth, 3)
     return {
         "range": float(np.sqrt(np.mean(b.range_bound**2))),
@@ -126,6 +132,52 @@ def rmse(values: np.ndarray) -> float:
     """RMSE over trials; a failed trial (NaN) counts as infinite error."""
     v = np.where(np.isnan(values), np.inf, values)
     return float(np.sqrt(np.mean(v)))
+
+
+def efficiency(trials: int, seed: int) -> list[dict[str, object]]:
+    """LOCMAN's RMSE over the efficient estimator's on the same noise (paired) and over
+    the CRLB (unpaired), position and yaw, at ``EFFICIENCY_SNR_DB``."""
+    from tests.tolerances import paired_rmse_margin
+
+    obs, truth = LocmanScenario().observation(trials, np.random.default_rng(seed),
+                                              EFFICIENCY_SNR_DB)
+    bound = locman_bounds(obs, truth, 3)
+    est = Locman().estimate(obs)
+    efficient = efficient_errors(obs, truth, 3)
+    assert truth.ue_orientation is not None
+    errors = {
+        "position": (est.ue_position[:, :2] - truth.ue_position[:, :2], efficient[:, :2],
+                     bound.bound.position_error_bound),
+        "orientation": (wrap_angle(est.ue_yaw - truth.ue_orientation[:, 0])[:, None],
+                        efficient[:, 2:3], bound.orientation_error_bound),
+    }
+    rows: list[dict[str, object]] = []
+    for metric, (ours, best, crlb) in errors.items():
+        ms_ours = float(np.mean(np.sum(ours**2, axis=1)))
+        ms_best = float(np.mean(np.sum(best**2, axis=1)))
+        rows.append({
+            "metric": metric, "snr_db": EFFICIENCY_SNR_DB, "trials": trials, "seed": seed,
+            "converged": int(est.converged.sum()),
+            "paired_ratio": float(np.sqrt(ms_ours / ms_best)),
+            "paired_margin_3sigma": paired_rmse_margin(ours, best),
+            "rmse_over_crlb": float(np.sqrt(ms_ours / np.mean(crlb**2))),
+            "efficient_rmse_over_crlb": float(np.sqrt(ms_best / np.mean(crlb**2))),
+        })
+    return rows
+
+
+def write_efficiency(trials: int, seed: int) -> None:
+    """:func:`efficiency`, printed and written to ``locman_efficiency.csv``."""
+    rows = efficiency(trials, seed)
+    for row in rows:
+        print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in row.items()))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / "locman_efficiency.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {OUT / 'locman_efficiency.csv'}")
 
 
 def run_jobs(jobs: Sequence[tuple[str, float, float, int, int]], workers: int
@@ -147,10 +199,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--replot", action="store_true",
                         help="Only redraw the figures from docs/figures/locman.csv.")
+    parser.add_argument("--efficiency", action="store_true",
+                        help="only the paired efficiency measurement (locman_efficiency.csv)")
     args = parser.parse_args()
+    if args.efficiency:
+        write_efficiency(args.trials, args.seed)
+        return
     if args.replot:
         with (OUT / "locman.csv").open() as f:
-            plot(list(csv.DictReader(f)))  # type: ignore[arg-type]
+            plot(list(csv.DictReader(f)))
         return
     print(f"seed {args.seed}, {args.trials} trials per point")
     seeds = np.random.SeedSequence(args.seed).generate_state(len(SNRS_DB) + len(SYNC_ERRORS_NS))

@@ -24,7 +24,7 @@ Per BS pattern, estimator, channel and LOS/NLOS split it prints and writes to
 error, the scatterer error against the nearest ray-traced single-bounce interaction
 point (one specular reflection; transmissions through walls allowed) with the share
 within 0.5 m, and the median PEB / orientation bound of the model paths
-(:func:`estimators.locman.estimators.locman_bounds`); plus ``locman_twin_office_drive.png`` (errors
+(:func:`estimators.locman.bound.locman_bounds`); plus ``locman_twin_office_drive.png`` (errors
 along the drive). About 14 minutes on 2 cores (``--admm-max-iterations`` caps the
 denoiser's iterations, 3000 by default).
 
@@ -51,11 +51,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
 
-from estimators import ESTIMATORS
-from estimators.arrays import SPEED_OF_LIGHT, mimo_ofdm_channel
-from estimators.locman.estimators import locman_bounds
+from estimators.arrays import SPEED_OF_LIGHT, mimo_ofdm_channel, wrap_angle
+from estimators.locman.baselines import DcsSomp
+from estimators.locman.bound import locman_bounds
+from estimators.locman.estimators import Locman
+from estimators.locman.wls import WlsLocalizer
 from estimators.types import ChannelTruth
 from twin.config import load_config
 from twin.paths import InteractionType
@@ -213,7 +215,7 @@ def evaluate(pattern: str, args: argparse.Namespace, progress: Progress) -> Driv
         for name, label, extra in variants:
             if channel == "model paths" and "order_threshold" in extra:
                 continue  # the matched channel is for the known order
-            cls = ESTIMATORS[name]
+            cls: type[WlsLocalizer] = Locman if name == "locman" else DcsSomp
             if name == "locman" and args.admm_max_iterations is not None:
                 extra = {**extra, "admm_max_iterations": args.admm_max_iterations}
             estimator = cls(num_paths=NUM_PATHS, ue_height=ue_height, **extra)
@@ -221,17 +223,19 @@ def evaluate(pattern: str, args: argparse.Namespace, progress: Progress) -> Driv
                 channel_run, rng=np.random.default_rng(args.seed), seed=args.seed,
                 tx_power_dbm=args.tx_power_dbm, **cls.sounding)
             if bound is None:
-                bound = locman_bounds(obs, model_truth, NUM_PATHS, 0, ue_height)
+                bound = locman_bounds(obs, model_truth, NUM_PATHS, 0)
             snr_db = 10 * np.log10(np.maximum(
                 np.mean(np.abs(obs.y[:, 0]) ** 2, axis=(1, 2, 3)) / obs.noise_variance[:, 0]
                 - 1, 1e-12))
             task = progress.add_task(f"{pattern}: {label} ({channel})", total=T)
-            est = estimator.estimate(
-                obs, on_snapshot=lambda done, task=task: progress.update(task, completed=done))
+
+            def advance(done: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done)
+
+            est = estimator.estimate(obs, on_snapshot=advance)
             ue_err = np.linalg.norm(est.ue_position[:, :2] - run.drive.position[:, :2], axis=1)
             ue_err[~est.converged] = np.nan
-            yaw_err = np.abs(np.angle(np.exp(1j * (est.ue_yaw
-                                                   - run.drive.orientation[:, 0]))))
+            yaw_err = np.abs(wrap_angle(est.ue_yaw - run.drive.orientation[:, 0]))
             curves[(label, channel)] = (ue_err, yaw_err)
             sc_err = [scatterer_errors(points[t], est.scatterers[t][est.scatterer_valid[t]])
                       for t in range(T)]

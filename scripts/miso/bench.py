@@ -15,13 +15,11 @@ import time
 import numpy as np
 
 from estimators.miso.estimators import MisoML, MisoSpGrid, MisoSpRefine
-from estimators.miso.scenario import MisoScenario
+from estimators.miso.scenario import MisoScenario, variant_3d
 
 SCENARIOS = {
     "2D, ULA 32, 16 beams": (MisoScenario(), 2),
-    "3D, URA 4x8, 36 beams": (MisoScenario(
-        ue_position=(25.0, 8.0, -5.0), scatterers=((18.0, 20.0, 3.0),), rows=4, cols=8,
-        num_beams=12, beam_zeniths_rad=(np.pi / 2 - 0.25, np.pi / 2, np.pi / 2 + 0.25)), 3),
+    "3D, URA 4x8, 36 beams": (variant_3d(), 3),
 }
 
 
@@ -30,7 +28,7 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=100)
     args = parser.parse_args()
     for label, (scenario, dims) in SCENARIOS.items():
-        obs, _ = scenario.sample(10.0, args.snapshots, np.random.default_rng(1))
+        obs, _ = scenario.observation(args.snapshots, np.random.default_rng(1), 10.0)
         medians = {}
         for cls in (MisoSpGrid, MisoSpRefine, MisoML):
             estimator = cls(dimensions=dims)

@@ -1,12 +1,19 @@
 """Reproduce the MISO paper's figures on its own synthetic model (Fascista et al.).
 
     .venv/bin/python -m scripts.miso.figures [--trials 500] [--seed 2026]
+    .venv/bin/python -m scripts.miso.figures --efficiency [--trials 150] [--seeds 11 21 31]
 
 Writes into docs/figures/: ``miso_rmse_vs_snr_los_stronger.png`` (paper Fig. 6),
 ``miso_rmse_vs_snr_los_weaker.png`` (Fig. 7), ``miso_rmse_vs_lmr.png`` (Fig. 8),
 ``miso_rmse_vs_snr_3d.png`` (the 3D variant) and ``miso.csv`` with every number
 (RMSE of the MS position and of the scatterer position per estimator, the RMS bounds,
 trials, setting). The setting is :class:`estimators.miso.scenario.MisoScenario`.
+
+``--efficiency`` instead measures joint ML against the efficient estimator on the same
+noise (:func:`estimators.miso.bound.efficient_errors`) in the settings of
+``tests/estimators/miso/test_estimators.py``, one row per setting and seed, into
+``miso_efficiency.csv``: RMSE / bound, the efficient estimator's RMSE / bound (its
+Monte-Carlo spread alone), and the paired ratio with its standard error.
 """
 
 from __future__ import annotations
@@ -22,17 +29,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from estimators.miso.bound import efficient_errors
 from estimators.miso.estimators import MisoML, MisoSpGrid, MisoSpRefine
-from estimators.miso.scenario import MisoScenario
+from estimators.miso.scenario import MisoScenario, variant_3d
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "figures"
 ESTIMATORS = (MisoSpGrid, MisoSpRefine, MisoML)
 STYLE = {"miso-sp-grid": ("s-.", "SP ML, coarse grid"),
          "miso-sp-refine": ("D-.", "SP ML with refinement"), "miso-ml": ("o-", "Joint ML")}
-SCENARIO_3D = MisoScenario(
-    ue_position=(25.0, 8.0, -5.0), scatterers=((18.0, 20.0, 3.0),), rows=4, cols=8,
-    num_beams=12, beam_zeniths_rad=(np.pi / 2 - 0.25, np.pi / 2, np.pi / 2 + 0.25),
-)
 
 
 def rmse(x: np.ndarray) -> float:
@@ -41,7 +45,7 @@ def rmse(x: np.ndarray) -> float:
 
 def evaluate(scenario: MisoScenario, snr_db: float, trials: int, seed: int, dims: int,
              experiment: str, x_name: str, x_value: float) -> list[dict[str, object]]:
-    obs, truth = scenario.sample(snr_db, trials, np.random.default_rng(seed))
+    obs, truth = scenario.observation(trials, np.random.default_rng(seed), snr_db)
     bound = MisoML(dimensions=dims).crlb(obs, truth)
     rows = []
     for cls in ESTIMATORS:
@@ -59,6 +63,66 @@ def evaluate(scenario: MisoScenario, snr_db: float, trials: int, seed: int, dims
             "converged": float(est.converged.mean()), "runtime_ms": 1e3 * elapsed,
         })
     return rows
+
+
+#: The settings of tests/estimators/miso/test_estimators.py: (experiment, scenario,
+#: dimensions, SNR [dB]).
+EFFICIENCY_SETTINGS = (
+    ("los_stronger", MisoScenario(lmr_db=(3.0,)), 2, 10.0),
+    ("los_weaker", MisoScenario(lmr_db=(-6.0,)), 2, 0.0),
+    ("los_stronger", MisoScenario(lmr_db=(3.0,)), 2, 30.0),
+    ("3d", variant_3d(), 3, 10.0),
+)
+
+
+def paired_ratio(errors: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """``RMSE(errors) / RMSE(reference)`` over paired trials ``[trial, dims]`` and its
+    standard error (delta method)."""
+    a, b = np.sum(errors**2, axis=-1), np.sum(reference**2, axis=-1)
+    mse_ratio = a.mean() / b.mean()
+    standard_error = np.std(a - mse_ratio * b, ddof=1) / (np.sqrt(a.size) * b.mean())
+    return float(np.sqrt(mse_ratio)), float(standard_error / (2 * np.sqrt(mse_ratio)))
+
+
+def efficiency(trials: int, seeds: list[int]) -> list[dict[str, object]]:
+    """Joint ML vs the efficient estimator on the same noise, per setting and seed."""
+    rows: list[dict[str, object]] = []
+    for experiment, scenario, dims, snr_db in EFFICIENCY_SETTINGS:
+        for seed in seeds:
+            obs, truth = scenario.observation(trials, np.random.default_rng(seed), snr_db)
+            estimator = MisoML(dimensions=dims)
+            est = estimator.estimate(obs)
+            bound = estimator.crlb(obs, truth)
+            ue_efficient, scatterer_efficient = efficient_errors(obs, truth, dimensions=dims)
+            row: dict[str, object] = {
+                "experiment": experiment, "snr_db": snr_db, "dimensions": dims,
+                "seed": seed, "trials": trials, "converged": float(est.converged.mean())}
+            for what, errors, efficient, rms_bound in (
+                ("ue", (est.ue_position - truth.ue_position)[:, :dims], ue_efficient,
+                 rmse(bound.position_error_bound)),
+                ("scatterer", (est.scatterers[:, 0] - truth.scatterer[:, 1])[:, :dims],
+                 scatterer_efficient[:, 0], rmse(bound.scatterer_error_bound[:, 0])),
+            ):
+                ratio, standard_error = paired_ratio(errors, efficient)
+                row |= {
+                    f"{what}_rmse_over_bound":
+                        rmse(np.linalg.norm(errors, axis=1)) / rms_bound,
+                    f"{what}_efficient_rmse_over_bound":
+                        rmse(np.linalg.norm(efficient, axis=1)) / rms_bound,
+                    f"{what}_paired_ratio": ratio,
+                    f"{what}_paired_standard_error": standard_error,
+                }
+            rows.append(row)
+            print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in row.items()), flush=True)
+    return rows
+
+
+def write_csv(rows: list[dict[str, object]], path: Path, fields: list[str]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def plot(rows: list[dict[str, object]], x_name: str, xlabel: str, title: str,
@@ -86,14 +150,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--efficiency", action="store_true",
+                        help="only the paired efficiency measurement (miso_efficiency.csv)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[11, 21, 31])
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.efficiency:
+        rows = efficiency(args.trials, args.seeds)
+        write_csv(rows, OUT / "miso_efficiency.csv", list(rows[0]))
+        print(f"wrote {OUT}/miso_efficiency.csv")
+        return
     snrs = [-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 30.0]
     all_rows: list[dict[str, object]] = []
     experiments = [
         ("los_stronger", MisoScenario(lmr_db=(3.0,)), 2, "LOS 3 dB stronger than NLOS (LMR +3 dB)"),
         ("los_weaker", MisoScenario(lmr_db=(-6.0,)), 2, "LOS 6 dB weaker than NLOS (LMR -6 dB)"),
-        ("3d", SCENARIO_3D, 3, "3D variant: 4x8 planar array, MS 5 m below the BS"),
+        ("3d", variant_3d(), 3, "3D variant: 4x8 planar array, MS 5 m below the BS"),
     ]
     for key, scenario, dims, title in experiments:
         rows = []
@@ -112,11 +184,7 @@ def main() -> None:
     plot(rows, "lmr_db", "LOS-to-multipath ratio LMR [dB]", "RMSE vs LMR at SNR 10 dB",
          OUT / "miso_rmse_vs_lmr.png")
     all_rows += rows
-    fields = sorted({k for r in all_rows for k in r})
-    with (OUT / "miso.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(all_rows)
+    write_csv(all_rows, OUT / "miso.csv", sorted({k for r in all_rows for k in r}))
     print(f"wrote {OUT}/miso_*.png and miso.csv ({len(all_rows)} rows)")
 
 

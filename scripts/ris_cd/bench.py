@@ -7,8 +7,8 @@ instance, same run; prints each time, the ratio and both worst-case objectives.
 Instance: :class:`estimators.ris_cd.scenario.RisCdScenario` over a 6 x 6 m area in 2 m
 blocks (9 blocks, the 12 nearest-neighbour pairs), ``P = 4`` pilots, a 1 bit/s/Hz rate
 target on 3 blocks at 10 dB, 5 % CSI errors; the RIS ``rows x cols`` grows with ``N``.
-The compact form is skipped above ``--compact-max`` elements (N = 32 did not finish in 39
-minutes, docs/BENCHMARKS.md).
+The compact form is skipped above ``--compact-max`` elements (its time grows steeply with
+``N``, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@ vs the prior's spread, for designed, uniform and random RIS phases.
     .venv/bin/python -m scripts.ris_cd.figures [--realizations 3] [--users 200]
         [--twin-draws 10] [--parts synthetic,twin] [--sweeps snr,rate,size,prior]
         [--tag TAG] [--replot docs/figures/ris_cd_all.csv]
+    .venv/bin/python -m scripts.ris_cd.figures --parts synthetic --sweeps prior-weighted
+    .venv/bin/python -m scripts.ris_cd.figures --beam-gains
+
+``--sweeps prior-weighted`` (synthetic only): the SNR figure's users with uniform phases
+and the localizers' ``prior_weighted=True`` (eq. 5's MAP), written to
+``ris_cd_prior_weighted.csv``, no figure. ``--beam-gains``: only print the twin's
+beam-gain table (:func:`beam_gains`).
 
 **Designs.** :func:`estimators.ris_cd.design.design_ris` with ``lmi="norm"`` (the closed
 form of the robust distance under ``|θ_e| = 1`` and tangent-point QoS gains; the same
@@ -18,17 +25,17 @@ it. References: uniform phases, one random draw per realization.
 10 x 10 m area): per channel realization and phase set, ``ris-cd`` and ``ris-rss`` over
 ``--users`` uniform users; the SNR is the paper's (at the area's centre, uniform phases,
 so a design's gain shows). For the QoS design the two bounds of
-:mod:`estimators.ris_cd.bound` (eq. 44 and Lemma 2 / eq. 43, on the first 40 users).
+:mod:`estimators.ris_cd.bound` (eq. 44′ and Lemma 2 / eq. 43′, on the first 40 users).
 
 **Twin** (``scenes/office_floor/ris_positioning.yaml``: the office's hidden room, a 48 x
 48 tile, a 0.5 m radio map): the tile's elements in groups (4 x 4 by default) that each
-get one phase on top of the configured focus (:func:`twin.sounding.design_matrices`);
+get one phase on top of the configured focus (:func:`twin.ris_positioning.design_matrices`);
 the traced map is exact, so the error bound is 0. The design's pairs are the 8 nearest
 blocks' (``--twin-pairs``; each design is also scored on all pairs within the prior's
 radius), its rate target ``--twin-rate-min`` (0.5 bit/s/Hz: the room's direct channel
 through the wall fades on some QoS blocks' pilots, and no θ lifts them far).
 ``ris-cd``/``ris-rss`` through ``twin.sounding.observation_from_run`` with one fixed MRT
-precoder towards the tile (:func:`twin.sounding.mrt_precoder`) and a thermal noise level
+precoder towards the tile (:func:`twin.ris_positioning.mrt_precoder`) and a thermal noise level
 set by the SNR at the map's central block for the configured profile; the run's loop
 repeated over ``--twin-draws`` noise and prior draws. The size sweep keeps every 16/P-th
 subcarrier.
@@ -55,7 +62,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -72,7 +79,6 @@ from estimators.ris_cd.bound import (  # noqa: E402
 )
 from estimators.ris_cd.design import (  # noqa: E402
     DesignProblem,
-    confidence_radius,
     design_ris,
     neighbour_pairs,
     random_phases,
@@ -80,6 +86,7 @@ from estimators.ris_cd.design import (  # noqa: E402
     worst_case_distance_sq,
     worst_case_rates,
 )
+from estimators.ris_cd.model import confidence_radius  # noqa: E402
 from estimators.ris_cd.scenario import RisCdScenario  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
@@ -94,6 +101,8 @@ TWIN_SIZES = ((2, 2), (4, 4), (8, 8))  # element groups of the tile
 PILOTS = (4, 8, 16)
 NAMES = ("ris-cd", "ris-rss")
 PRIOR = "prior mean (GNSS)"
+#: The sweep of the localizers with ``prior_weighted=True`` (synthetic part only).
+PRIOR_WEIGHTED = "prior-weighted"
 QOS, FREE = "designed, QoS", "designed, no QoS"
 
 
@@ -229,14 +238,17 @@ def jacobian(realization: Any, theta: np.ndarray, at: np.ndarray, step: float = 
 
 def synthetic_errors(scenario: RisCdScenario, realization: Any, errors: np.ndarray,
                      theta: np.ndarray, snr_db: float, users: int, seed: int,
-                     bounds: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Horizontal errors [m] per method (and the prior mean) of ``users`` users; with
-    ``bounds``, both bounds' mean squared PEB over the first 40 users."""
+                     bounds: bool = False, prior_weighted: bool = False
+                     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Horizontal errors [m] per method (and the prior mean) of ``users`` users, the
+    localizers with ``prior_weighted``; with ``bounds``, both bounds' mean squared PEB
+    over the first 40 users."""
     radio_map = scenario.fingerprint_map(realization, theta, errors)
     obs, truth = scenario.sample(realization, theta, snr_db, users,
                                  np.random.default_rng(seed), fingerprints=radio_map)
     assert obs.prior is not None
-    found = {name: ESTIMATORS[name]().estimate(obs).ue_position for name in NAMES}
+    found = {name: ESTIMATORS[name](prior_weighted=prior_weighted).estimate(obs).ue_position
+             for name in NAMES}
     found[PRIOR] = obs.prior.mean
     errs = {k: np.linalg.norm((p - truth)[:, :2], axis=1) for k, p in found.items()}
     peb: dict[str, float] = {}
@@ -268,7 +280,8 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]],
 
         def evaluate(scenario: RisCdScenario, phases: dict[str, np.ndarray | None],
                      sweep: str, x: float, snrs: Iterable[float], r: int = r,
-                     bounds: Callable[[str], bool] = lambda _: False, **extra: Any) -> None:
+                     bounds: Callable[[str], bool] = lambda _: False,
+                     prior_weighted: bool = False, **extra: Any) -> None:
             realization, errors = realize(scenario, r)
             for label, theta in phases.items():
                 if theta is None:
@@ -276,8 +289,8 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]],
                 for snr in snrs:
                     errs, peb = synthetic_errors(scenario, realization, errors, theta, snr,
                                                  args.users, 100 * r + int(snr) + 50,
-                                                 bounds(label))
-                    at = snr if sweep == "snr" else x
+                                                 bounds(label), prior_weighted)
+                    at = snr if sweep in ("snr", PRIOR_WEIGHTED) else x
                     rows.extend(error_row("synthetic", sweep, at, label, m, e,
                                           realization=r, **extra) for m, e in errs.items())
                     rows.extend({"part": "synthetic", "sweep": sweep, "x": at,
@@ -306,6 +319,10 @@ def synthetic(args: argparse.Namespace, rows: list[dict[str, Any]],
         if "snr" in args.sweeps:
             evaluate(base, phase_sets(base, None, with_free=True), "snr", 0.0, SNRS_DB,
                      bounds=lambda label: label == QOS)
+        if PRIOR_WEIGHTED in args.sweeps:
+            # The SNR figure's users (same seeds), uniform θ, eq. (5) with its − ln p(i).
+            evaluate(base, {"uniform": uniform_phases(base.num_elements)}, PRIOR_WEIGHTED,
+                     0.0, SNRS_DB, prior_weighted=True)
         if "rate" in args.sweeps:
             for rate in RATES:
                 evaluate(base, {k: v for k, v in phase_sets(base, rate, rate_min=rate).items()
@@ -339,18 +356,18 @@ def realize(scenario: RisCdScenario, r: int) -> tuple[Any, np.ndarray]:
 
 def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
          designs: list[dict[str, Any]]) -> None:
+    from estimators.observe import thermal_noise_variance
     from twin.config import load_config
     from twin.ris import recompute_cfr
-    from twin.scene import BUNDLED_DIR, TwinWarning
-    from twin.simulate import simulate
-    from twin.sounding import (
+    from twin.ris_positioning import (
         design_matrices,
         fingerprint_map,
         grouped_profile,
         mrt_precoder,
-        observation_from_run,
-        thermal_noise_variance,
     )
+    from twin.scene import BUNDLED_DIR, TwinWarning
+    from twin.simulate import simulate
+    from twin.sounding import observation_from_run
 
     config, base_dir = load_config(BUNDLED_DIR / "office_floor" / "ris_positioning.yaml")
     with warnings.catch_warnings():
@@ -471,6 +488,34 @@ def twin(args: argparse.Namespace, rows: list[dict[str, Any]],
                      prior_std, [SWEEP_SNR_DB], prior_std)
 
 
+def beam_gains() -> None:
+    """Print the twin's beam-gain table (docs/estimators/ris_cd.md, "Which beam the BS
+    points on the twin"): for the fixed MRT towards the map's centre and towards the
+    tile, the mean over blocks and subcarriers of ``|·|²`` [dB] of the precoded direct
+    channel, of the cascade through the tile at its configured focus, and of the cascade
+    through one of the 4 x 4 element groups (12 x 12 elements; mean over the groups)."""
+    from twin.config import load_config
+    from twin.ris_positioning import design_matrices, mrt_precoder
+    from twin.scene import BUNDLED_DIR, TwinWarning
+    from twin.simulate import simulate
+
+    config, base_dir = load_config(BUNDLED_DIR / "office_floor" / "ris_positioning.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TwinWarning)
+        run = simulate(config, base_dir).run
+
+    def db(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(np.abs(x) ** 2)))
+
+    print("| BS beam | direct channel | cascade, configured focus | one 12 x 12 group |")
+    beams: tuple[tuple[Literal["block", "tile"], str], ...] = (
+        ("block", "MRT towards the map's centre"), ("tile", "MRT towards the tile"))
+    for towards, label in beams:
+        A, _ = design_matrices(run, mrt_precoder(run, towards=towards), groups=(4, 4))
+        print(f"| {label} | {db(A[..., -1]):.1f} dB | {db(A[..., :-1].sum(axis=-1)):.1f} dB "
+              f"| {db(A[..., :-1]):.1f} dB |")
+
+
 # ---------------------------------------------------------------------- figures
 
 
@@ -583,10 +628,15 @@ def main() -> None:
                              "the prior's radius (eq. 14; ~10x as many, ~10 min a design)")
     parser.add_argument("--tag", help="the tables' <tag> (default: from --sweeps), e.g. to "
                                       "run the parts apart and merge their tables")
+    parser.add_argument("--beam-gains", action="store_true",
+                        help="only print the twin's beam-gain table (one simulation)")
     parser.add_argument("--replot", type=Path, metavar="CSV",
                         help="only redraw the figures and tables of an earlier run's "
                              "ris_cd_<tag>.csv (with the --parts and --sweeps it has)")
     args = parser.parse_args()
+    if args.beam_gains:
+        beam_gains()
+        return
     parts = [p for p in args.parts.split(",") if p]
     args.sweeps = [s for s in args.sweeps.split(",") if s]
     rows: list[dict[str, Any]] = []
@@ -595,6 +645,7 @@ def main() -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     # One run may make the SNR figure and another the sweeps: their tables stay apart.
     tag = args.tag or ("snr" if args.sweeps == ["snr"] else
+                       "prior_weighted" if args.sweeps == [PRIOR_WEIGHTED] else
                        "sweeps" if "snr" not in args.sweeps else "all")
     if args.replot:
         rows = read_rows(args.replot)
@@ -603,7 +654,8 @@ def main() -> None:
             run_part(args, rows, designs)
             # After each part, so that a long run keeps what it has.
             write_csv(FIGURES / f"ris_cd_{tag}.csv", rows)
-            write_csv(FIGURES / f"ris_cd_{tag}_designs.csv", designs)
+            if designs:  # the prior-weighted sweep designs nothing
+                write_csv(FIGURES / f"ris_cd_{tag}_designs.csv", designs)
     rows = like_for_like(rows)
     plot(rows, parts, args.sweeps)
     for part in parts:

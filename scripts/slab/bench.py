@@ -2,7 +2,7 @@
 
     .venv/bin/python -m scripts.slab.bench [--trials 10] [--seed 1]
 
-On the paper setting (:class:`estimators.slab.model.SlabScenario`, J = 3, N'_C = 30,
+On the paper setting (:class:`estimators.slab.scenario.SlabScenario`, J = 3, N'_C = 30,
 L = 1, M = 20, N_B = N_U = 4, 20 dB), per trial (one seed each, ``SeedSequence([seed,
 trial])``), in one run:
 
@@ -27,9 +27,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from estimators.slab.bfr import BfrProblem, gd_bfr, lmi_bfr, slab_bfr
-from estimators.slab.lce import LceProblem, LceResult, gd_lce, ls_lce, multistart, slls
-from estimators.slab.model import SlabScenario
+from estimators.slab.baselines import gd_bfr, gd_lce, lmi_bfr, ls_lce
+from estimators.slab.bfr import BfrProblem, slab_bfr
+from estimators.slab.lce import LceResult, slls
+from estimators.slab.lce_init import multistart
+from estimators.slab.scenario import SlabScenario, lce_problem
 
 LCE_MATCH_M = 1e-3
 LCE_MAX_ITERATIONS = 3000
@@ -44,11 +46,11 @@ def _iterations_to_match(result: LceResult, target: np.ndarray) -> int | None:
 def trial(scenario: SlabScenario, seed: int, index: int) -> dict[str, float]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     w0 = scenario.random_beamformers(rng)
-    first = LceProblem.from_sample(scenario, scenario.sample(w0, rng))
+    first = lce_problem(scenario, scenario.sample(w0, rng))
     ms = multistart(first, rng)
     out = {"multistart_s": ms.runtime_s}
 
-    later = LceProblem.from_sample(scenario, scenario.sample(scenario.random_beamformers(rng),
+    later = lce_problem(scenario, scenario.sample(scenario.random_beamformers(rng),
                                                               rng))
     start = ms.result.alpha
     reference = slls(later, start)
@@ -70,10 +72,10 @@ def trial(scenario: SlabScenario, seed: int, index: int) -> dict[str, float]:
                       ("gd_bfr", lambda: gd_bfr(w0, problem=problem)),
                       ("lmi_bfr", lambda: lmi_bfr(w0, problem=problem, rng=rng))):
         t0 = time.perf_counter()
-        result = run()
+        refined = run()
         out[f"{name}_s"] = time.perf_counter() - t0
-        out[f"{name}_it"] = result.iterations
-        out[f"{name}_cost"] = result.cost
+        out[f"{name}_it"] = refined.iterations
+        out[f"{name}_cost"] = refined.cost
     return out
 
 

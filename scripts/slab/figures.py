@@ -1,12 +1,13 @@
 """SLAB on the paper's synthetic model (Zhou, Liu, Lau 2019, §VII).
 
-    .venv/bin/python -m scripts.slab.figures [--parts lce,slots,gain,cdf] [--seed 2026]
-        [--trials 50] [--max-iterations 300]                       # lce
+    .venv/bin/python -m scripts.slab.figures [--parts lce,random,slots,gain,cdf]
+        [--seed 2026] [--trials 50] [--max-iterations 300]         # lce
+        [--placements 500]                                         # random
         [--slot-trials 30] [--slots 10] [--lmi-trials 10]          # slots
         [--gain-draws 3] [--scenarios 80] [--budget 10]            # gain, cdf
         [--out docs/figures]
 
-Setting: :class:`estimators.slab.model.SlabScenario` (J = 3 BSs, N'_C = 30 subcarriers
+Setting: :class:`estimators.slab.scenario.SlabScenario` (J = 3 BSs, N'_C = 30 subcarriers
 interleaved over the BSs, L = 1 scatterer per BS, M = 20 training beams, SNR 20 dB,
 N_B = N_U = 4, 6 GHz, T_s = 10 ns, 1000 × 1000 m). Parts (``--parts``), each writing to
 ``--out`` (``docs/figures/``):
@@ -16,6 +17,14 @@ N_B = N_U = 4, 6 GHz, T_s = 10 ns, 1000 × 1000 m). Parts (``--parts``), each wr
   from the multi-start's chosen starting point, with the long-term CRLB (Lemma 1) and the
   RMS instantaneous CRLB of the trials' fading draws; ``slab_lce.csv`` — every number (per
   method and iteration: RMSE; per trial: final error, iterations, runtime).
+* ``random`` — the paper's Fig. 4 setting: its 0.028 m is an average over random
+  placements (§VII-A, "at random"), not over the noise of one placement as ``lce``.
+  ``--placements`` fresh placements (:meth:`SlabScenario.random`, one trial each: random
+  BF, fading, noise), the first-slot multi-start + SLLS, and SLLS from the truth (to
+  tell a failed search from a wrong point that fits the data better than the truth).
+  Prints the RMSE over all placements with an estimate (failed starts included), the
+  median, the acquired share (error < 1 m) and its RMSE, and the placements where the
+  multi-start found no starting point at all; ``slab_lce_random.csv`` (per placement).
 * ``slots`` — ``slab_rmse_over_slots.png`` (Fig. 5): the SLAB loop (Algorithm 1,
   :func:`estimators.slab.loop.run_slab`) over ``--slots`` slots with BFR = SLAB / GD / LMI /
   none (``slab-lce``): fused and fresh UE position RMSE per slot, with the long-term CRLB
@@ -41,12 +50,14 @@ N_B = N_U = 4, 6 GHz, T_s = 10 ns, 1000 × 1000 m). Parts (``--parts``), each wr
   normalised cost (23) and the gain do not depend on the SNR: the spread is the
   geometry's. ``slab_bfr_gain_cdf.csv``.
 
-Run time of all four parts with the defaults, one core of the shared 2-core machine:
-~20 min (lce ~4, slots 6.6, gain 1, cdf ~9; lmi-bfr's SDPs are most of slots and cdf,
-hence ``--lmi-trials 10`` of 30 and 80 scenarios).
+Run time of lce, slots, gain and cdf with the defaults, one core of the shared 2-core
+machine: ~20 min (lce ~4, slots 6.6, gain 1, cdf ~9; lmi-bfr's SDPs are most of slots
+and cdf, hence ``--lmi-trials 10`` of 30 and 80 scenarios); random: ~1 s of one core a
+placement (500: 21 min on the shared machine, load ~9).
 
-One seed per run: part ``p`` (lce 0, slots 1, gain 2, cdf 3), trial ``i`` draws from
-``SeedSequence([seed, i])`` (lce, as before) or ``SeedSequence([seed, p, ...])``; the seed
+One seed per run: part ``p`` (lce 0, slots 1, gain 2, cdf 3, random 4), trial ``i``
+draws from ``SeedSequence([seed, i])`` (lce, as before) or ``SeedSequence([seed, p,
+...])``; the seed
 is a column of every new CSV and in every new figure's title.
 """
 
@@ -71,15 +82,17 @@ from rich.progress import track
 
 from estimators.fisher import crlb as invert_fim
 from estimators.fisher import error_bound
-from estimators.slab.bfr import BfrProblem, BfrResult, gd_bfr, lmi_bfr, slab_bfr
+from estimators.slab.baselines import gd_bfr, gd_lce, lmi_bfr, ls_lce
+from estimators.slab.bfr import BfrProblem, BfrResult, slab_bfr
 from estimators.slab.bound import SlabBound, SlabFisher, long_term_bound
-from estimators.slab.lce import LceProblem, LceResult, gd_lce, ls_lce, multistart, slls
-from estimators.slab.loop import SlabRun, run_slab_on
-from estimators.slab.model import SlabScenario
+from estimators.slab.lce import LceResult, slls
+from estimators.slab.lce_init import multistart
+from estimators.slab.loop import SlabRun
+from estimators.slab.scenario import SlabScenario, lce_problem, run_slab_on
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "figures"
 METHODS = ("slls", "gd-lce", "ls-lce")
-PARTS = ("lce", "slots", "gain", "cdf")
+PARTS = ("lce", "random", "slots", "gain", "cdf")
 LOOP_METHODS = ("slab", "gd", "lmi", "none")
 BFR_METHODS = ("slab", "gd", "lmi")
 LABELS = {"slab": "SLAB BFR", "gd": "GD-BFR", "lmi": "LMI-BFR", "none": "no BFR (slab-lce)"}
@@ -97,34 +110,42 @@ def _errors(result: LceResult, truth: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([err, np.full(max(0, length - err.size), err[-1])])[:length]
 
 
+def first_slot_bounds(scenario: SlabScenario, beams: np.ndarray, gains: np.ndarray
+                      ) -> tuple[float, float]:
+    """PEB [m] of a slot with ``beams`` at the truth: the long-term CRLB (Lemma 1) and the
+    instantaneous CRLB at the slot's fading ``gains [bs, path]`` (eq. 48)."""
+    fisher = SlabFisher.at(system=scenario.system(), geometry=scenario.geometry(),
+                           gain_covariance=scenario.gain_covariance(),
+                           noise_variance=scenario.noise_variance())
+    J, P = fisher.gain_covariance.shape[:2]
+    instantaneous = SlabBound.from_fim(fisher.instantaneous(beams, gains), num_bs=J,
+                                       num_nlos=P - 1)
+    return (float(long_term_bound(beams, fisher=fisher).position_error_bound),
+            float(instantaneous.position_error_bound))
+
+
 def lce_trial(scenario: SlabScenario, seed: int, trial: int, max_iterations: int
               ) -> dict[str, object]:
     """One first-slot LCE: random BF, multi-start, then each method from its start."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, trial]))
     beams = scenario.random_beamformers(rng)
     sample = scenario.sample(beams, rng)
-    problem = LceProblem.from_sample(scenario, sample)
+    problem = lce_problem(scenario, sample)
     start = multistart(problem, rng)
     alpha0 = start.candidates[start.best]
     truth = np.asarray(scenario.ue_position)
     results = {"slls": slls(problem, alpha0, max_iterations=max_iterations),
                "gd-lce": gd_lce(problem, alpha0, max_iterations=max_iterations),
                "ls-lce": ls_lce(problem, alpha0, max_iterations=max_iterations)}
-    geometry = scenario.geometry()
-    fisher = SlabFisher.at(system=scenario.system(), geometry=geometry,
-                           gain_covariance=scenario.gain_covariance(),
-                           noise_variance=scenario.noise_variance())
-    J, P = fisher.gain_covariance.shape[:2]
-    instantaneous = SlabBound.from_fim(fisher.instantaneous(beams, sample.gains[0]),
-                                       num_bs=J, num_nlos=P - 1)
+    long_term, instantaneous = first_slot_bounds(scenario, beams, sample.gains[0])
     return {
         "errors": {m: _errors(r, truth, max_iterations + 1) for m, r in results.items()},
         "iterations": {m: r.iterations for m, r in results.items()},
         "converged": {m: r.converged for m, r in results.items()},
         "runtime_s": {m: r.runtime_s for m, r in results.items()},
         "multistart_s": start.runtime_s,
-        "long_term_peb": long_term_bound(beams, fisher=fisher).position_error_bound,
-        "instantaneous_peb": instantaneous.position_error_bound,
+        "long_term_peb": long_term,
+        "instantaneous_peb": instantaneous,
     }
 
 
@@ -176,6 +197,74 @@ def lce_part(args: argparse.Namespace, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "slab_lce_rmse_vs_iteration.png", dpi=120)
     plt.close(fig)
+
+
+# ------------------------------------------- random placements (the paper's Fig. 4 setting)
+
+#: A first-slot estimate this far from the UE is a failed start (a wrong LOS hypothesis
+#: or range alias is off by metres; a converged one by millimetres).
+ACQUIRED_M = 1.0
+
+
+def random_trial(seed: int, trial: int) -> dict[str, object]:
+    """One first-slot LCE on a fresh random placement (:meth:`SlabScenario.random`, the
+    paper's §VII-A "at random"): random BF, the multi-start, and SLLS from the truth (to
+    tell a failed search from a wrong point that fits the data better than the truth)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4, trial]))
+    scenario = SlabScenario.random(rng)
+    beams = scenario.random_beamformers(rng)
+    sample = scenario.sample(beams, rng)
+    problem = lce_problem(scenario, sample)
+    truth = np.asarray(scenario.ue_position)
+    try:
+        start = multistart(problem, rng)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        # No starting point at all (e.g. every LOS hypothesis outside the area): the
+        # registered estimators return converged=False with this reason.
+        start, reason = None, f"{type(exc).__name__}: {exc}"[:120]
+    else:
+        reason = ""
+    from_truth = slls(problem, scenario.geometry().alpha())
+    long_term, instantaneous = first_slot_bounds(scenario, beams, sample.gains[0])
+    return {
+        "seed": seed, "trial": trial,
+        "error_m": (float(np.linalg.norm(start.result.ue_position - truth))
+                    if start is not None else float("nan")),
+        "error_from_truth_m": float(np.linalg.norm(from_truth.ue_position - truth)),
+        "cost": float(start.result.cost) if start is not None else float("nan"),
+        "cost_from_truth": float(from_truth.cost),
+        "long_term_peb_m": long_term, "instantaneous_peb_m": instantaneous,
+        "multistart_s": float(start.runtime_s) if start is not None else float("nan"),
+        "reason": reason,
+    }
+
+
+def random_part(args: argparse.Namespace, out: Path) -> None:
+    """The paper's headline (0.028 m, Fig. 4) is an average over random placements: the
+    first-slot SLLS error over ``--placements`` fresh placements, failed starts included."""
+    rows = [random_trial(args.seed, i)
+            for i in track(range(args.placements), description="random placements")]
+    _write_rows(out / "slab_lce_random.csv", rows)
+    error = np.array([float(r["error_m"]) for r in rows])  # type: ignore[arg-type]
+    no_start = np.isnan(error)
+    acquired = error < ACQUIRED_M
+    cost = np.array([float(r["cost"]) for r in rows])  # type: ignore[arg-type]
+    truth_cost = np.array([float(r["cost_from_truth"]) for r in rows])  # type: ignore[arg-type]
+    wrong_fit_better = ~acquired & ~no_start & (cost <= truth_cost)
+    peb = np.array([float(r["instantaneous_peb_m"]) for r in rows])  # type: ignore[arg-type]
+    print(f"seed {args.seed}, {args.placements} random placements, first slot, random BF")
+    found = error[~no_start]
+    print(f"no starting point at all: {no_start.sum()}/{error.size} placements")
+    print(f"over the {found.size} with an estimate (failed starts included): RMSE "
+          f"{np.sqrt(np.mean(found**2)):.4g} m, median {np.median(found):.4g} m "
+          f"(paper: 0.028 m)")
+    print(f"acquired (< {ACQUIRED_M:g} m) {acquired.sum()}/{error.size}: RMSE "
+          f"{np.sqrt(np.mean(error[acquired]**2)):.4g} m, median "
+          f"{np.median(error[acquired]):.4g} m, RMS instantaneous PEB "
+          f"{np.sqrt(np.mean(peb[acquired]**2)):.4g} m")
+    print(f"failed starts (>= {ACQUIRED_M:g} m off): {(~acquired & ~no_start).sum()} "
+          f"({wrong_fit_better.sum()} on a wrong point that fits better than SLLS from the "
+          f"truth)")
 
 
 # ------------------------------------------------------------------ slots (Fig. 5)
@@ -477,6 +566,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--trials", type=int, default=50, help="lce: trials")
     parser.add_argument("--max-iterations", type=int, default=300, help="lce: iterations")
+    parser.add_argument("--placements", type=int, default=500,
+                        help="random: random placements (one trial each)")
     parser.add_argument("--slot-trials", type=int, default=30, help="slots: trials")
     parser.add_argument("--slots", type=int, default=10, help="slots: time slots")
     parser.add_argument("--lmi-trials", type=int, default=10,
@@ -492,7 +583,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {list(PARTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    functions = {"lce": lce_part, "slots": slots_part, "gain": gain_part, "cdf": cdf_part}
+    functions = {"lce": lce_part, "random": random_part, "slots": slots_part,
+                 "gain": gain_part, "cdf": cdf_part}
     for part in PARTS:
         if part in parts:
             start = time.perf_counter()

@@ -48,6 +48,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from estimators.arrays import wrap_angle
 from estimators.slab.estimators import Slab, SlabLce
 from twin.config import load_config
 from twin.runfile import RunData
@@ -142,7 +143,7 @@ def drive(args: argparse.Namespace) -> None:
                         num_nlos=args.num_nlos, reacquire=reacquire)
         est = estimator.estimate(obs, np.random.default_rng(args.seed))
         ue_err = np.linalg.norm(est.ue_position[:, :2] - run.drive.position[:, :2], axis=1)
-        yaw_err = np.abs(np.angle(np.exp(1j * (est.ue_yaw - UE_YAW))))
+        yaw_err = np.abs(wrap_angle(est.ue_yaw - UE_YAW))
         sc_err = scatterer_errors(run, est.scatterers, args.num_nlos)
         series[label] = (ue_err, sc_err)
         row: dict[str, object] = {

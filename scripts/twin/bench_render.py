@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from twin import map_png, maps
+from twin.maps import data as map_data
+from twin.maps import geometry, render, style
+from twin.maps import png as map_png
 
 FRAME_LIMIT_S = 60.0
 
@@ -41,12 +43,12 @@ def main() -> None:
             print("running the demo chain for a run and its estimates ...", flush=True)
             files = run_demo(Path(tmp))
             run, est = files["run file"], files["estimates"]
-        data = maps.load_map(run, est)
-    width, height = maps.DEFAULT_SIZE
+        data = render.load_map(run, est)
+    width, height = style.DEFAULT_SIZE
     view_width = width - round(map_png.PANEL_FRACTION * width)
-    draw, _ = map_png._draw_list(data, maps.layers(data, None))
-    camera = (maps.parse_camera(args.camera) if args.camera
-              else maps.auto_camera(data.focus, aspect=view_width / height))
+    draw, _ = map_png._draw_list(data, map_data.layers(data, None))
+    camera = (render.parse_camera(args.camera) if args.camera
+              else geometry.auto_camera(data.focus, aspect=view_width / height))
     intrinsic, extrinsic = map_png.camera_matrices(camera, view_width, height)
     scaled = intrinsic * map_png.SUPERSAMPLING
     scaled[2, 2] = 1.0

@@ -12,7 +12,7 @@ partition focused on the walk's end point; docs/RIS.md) and writes to ``docs/fig
   a LOS path marked; plus, dashed, the total for the tile re-focused on each position
   (:func:`twin.ris.recompute_cfr`, no re-tracing) — what a tile tracking the UE gives;
 * ``ris_office_scene.png``: the render of the walk's last position (Sionna's paths, the
-  tile and the paths through it, :func:`twin.render.render_scene_png`);
+  tile and the paths through it, :func:`twin.scene_render.render_scene_png`);
 * ``ris_office.csv``: the numbers behind the power plot.
 """
 
@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from estimators.arrays import SPEED_OF_LIGHT  # noqa: E402
 from twin.config import load_config  # noqa: E402
-from twin.render import render_scene_png  # noqa: E402
 from twin.ris import RisTile, focus_profile, recompute_cfr  # noqa: E402
 from twin.scene import BUNDLED_DIR, TwinWarning  # noqa: E402
+from twin.scene_render import render_scene_png  # noqa: E402
 from twin.simulate import simulate  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"

@@ -12,7 +12,9 @@ from estimators.arrays import (
     rotation_matrix,
     steering_vector,
     unit_direction,
+    wrap_angle,
 )
+from estimators.types import ArrayGeometry
 from tests.tolerances import (
     FLOAT32_ABS,
     FLOAT64_ABS,
@@ -87,3 +89,35 @@ def test_dft_beams_cover_the_field_of_view() -> None:
     # Full DFT codebook: worst-case scalloping between beams is (2/π)² of the array gain.
     assert best.min() > 16 * (2 / np.pi) ** 2 * 0.99
     assert best.max() == pytest.approx(16.0, rel=1e-3)
+
+
+def test_linear_layout_is_the_one_ula_check() -> None:
+    line = ArrayGeometry(planar_array_positions(1, 8, vertical_spacing_m=0.005,
+                                                horizontal_spacing_m=0.004), 1, 8)
+    layout = line.linear_layout()
+    assert layout is not None and layout.size == 8 and layout.centred
+    np.testing.assert_allclose(layout.spacing, 0.004, rtol=FLOAT64_REL)
+    np.testing.assert_allclose(np.abs(layout.axis), [0.0, 1.0, 0.0], atol=FLOAT64_REL)
+    column = ArrayGeometry(planar_array_positions(4, 1, vertical_spacing_m=0.005,
+                                                  horizontal_spacing_m=0.004), 4, 1)
+    assert column.linear_layout() is not None
+    np.testing.assert_allclose(np.abs(column.linear_layout().axis), [0, 0, 1],  # type: ignore[union-attr]
+                               atol=FLOAT64_REL)
+    planar = ArrayGeometry(planar_array_positions(2, 4, vertical_spacing_m=0.005,
+                                                  horizontal_spacing_m=0.005), 2, 4)
+    assert planar.linear_layout() is None
+    shifted = ArrayGeometry(line.element_positions + np.array([0.0, 0.01, 0.0]), 1, 8)
+    assert shifted.linear_layout() is not None and not shifted.linear_layout().centred  # type: ignore[union-attr]
+    uneven = line.element_positions.copy()
+    uneven[3, 1] += 1e-4
+    assert ArrayGeometry(uneven, 1, 8).linear_layout() is None
+    assert ArrayGeometry(line.element_positions[:1], 1, 1).linear_layout() is None
+
+
+def test_wrap_angle() -> None:
+    angles = np.array([0.0, np.pi / 2, 3 * np.pi / 2, -3 * np.pi / 2, 7.0, -7.0])
+    wrapped = wrap_angle(angles)
+    assert np.all((wrapped > -np.pi) & (wrapped <= np.pi))
+    np.testing.assert_allclose(np.exp(1j * wrapped), np.exp(1j * angles), atol=FLOAT64_REL)
+    np.testing.assert_allclose(wrapped[:4], [0.0, np.pi / 2, -np.pi / 2, np.pi / 2],
+                               atol=FLOAT64_REL)

@@ -318,7 +318,7 @@ def test_overwrite_replaces_with_valid_run_file(tmp_path: Path) -> None:
     with h5py.File(output, "r") as f:
         attrs = f["config"].attrs
         assert {"schema_version", "seed", "scene_sha256", "yaml", "versions"} <= set(attrs)
-        assert str(attrs["schema_version"]) == "1.0"
+        assert str(attrs["schema_version"]) == "1.1"
         assert int(attrs["seed"]) == 1234
         sha = hashlib.sha256((tmp_path / "scene.obj").read_bytes()).hexdigest()
         assert str(attrs["scene_sha256"]) == sha

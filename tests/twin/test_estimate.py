@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import h5py
 import numpy as np
@@ -26,13 +26,14 @@ from typer.testing import CliRunner
 from estimators.arrays import SPEED_OF_LIGHT, steering_vector, unit_direction
 from estimators.base import (
     ESTIMATORS,
+    Bound,
     Estimate,
     Estimator,
     EstimatorInputError,
     SnapshotEstimate,
     register,
 )
-from estimators.types import Observation
+from estimators.types import Observation, Truth, bs_truth
 from tests.conftest import make_config, wall_y, write_obj
 from tests.tolerances import FLOAT64_REL
 from tests.twin.test_cli import assert_no_output, assert_one_line_error, run_twin, temp_leftovers
@@ -43,10 +44,10 @@ from twin.estimate import (
     DEFAULT_TX_POWER_DBM,
     algorithm_rng,
     estimate_run,
-    parse_settings,
-    read_estimates,
 )
+from twin.estimatefile import read_estimates
 from twin.runfile import read_run
+from twin.settings import parse_settings
 from twin.simulate import simulate_to_file
 from twin.sounding import observation_from_run, thermal_noise_variance
 
@@ -75,6 +76,7 @@ class StrongestPath(Estimator):
     """
 
     name: ClassVar[str] = STRONGEST
+    paper: ClassVar[str] = "test"
     sounding: ClassVar[dict[str, Any]] = {"link": "downlink", "precoder": "dft"}
 
     def __init__(self, *, num_paths: int = 1, oversampling: int = 4) -> None:
@@ -88,6 +90,10 @@ class StrongestPath(Estimator):
     @property
     def num_estimated_paths(self) -> int:
         return self.num_paths
+
+    def position_dimensions(self, obs: Observation) -> int:
+        """2: the beams' directions are azimuths in the BS's horizontal plane."""
+        return 2
 
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)
@@ -299,7 +305,7 @@ def test_config_and_algorithm_attrs(run_path: Path, tmp_path: Path) -> None:
                      "noise_figure_db": DEFAULT_NOISE_FIGURE_DB}
     with h5py.File(out, "r") as f:
         cfg = f["config"].attrs
-        assert cfg["schema_version"] == "1.0"
+        assert cfg["schema_version"] == "2.0"
         assert cfg["kind"] == "estimates"
         assert int(cfg["seed"]) == 11 == run.seed
         assert cfg["run_file"] == "run.h5"
@@ -320,6 +326,8 @@ def test_config_and_algorithm_attrs(run_path: Path, tmp_path: Path) -> None:
             assert yaml.safe_load(attrs["noise"]) == default_noise
             assert float(attrs["tx_power_dbm"]) == DEFAULT_TX_POWER_DBM
             assert attrs["estimator"].endswith(cls.__qualname__)
+            assert int(attrs["position_dimensions"]) == 2
+            assert "bound" not in f["estimates"][algo]  # no bound declared
         # The int given on the command line became the float the parameter is.
         assert isinstance(yaml.safe_load(f["estimates"][FIRST].attrs["params"])["threshold_db"],
                           float)
@@ -409,7 +417,7 @@ def test_read_estimates_round_trip(run_path: Path, tmp_path: Path) -> None:
     for name, est in results.items():
         assert isinstance(back.estimates[name], Estimate)
         _assert_estimates_equal(est, back.estimates[name])
-    assert back.schema_version == "1.0"
+    assert back.schema_version == "2.0"
     assert (back.seed, back.run_seed, back.run_num_snapshots) == (7, 11, T)
     assert back.run_file == "run.h5"
     assert back.run_scene_sha256 == run.scene_sha256
@@ -481,6 +489,43 @@ def test_set_errors_are_one_line(item: str, needles: tuple[str, ...]) -> None:
         parse_settings([item], {STRONGEST: StrongestPath, FIRST: FirstArrival})
     for needle in needles:
         assert needle in str(info.value), (needle, str(info.value))
+
+
+class Shaped(StrongestPath):
+    """Hyper-parameters of the annotated kinds the project's estimators use."""
+
+    name: ClassVar[str] = "test-shaped"
+
+    def __init__(
+        self, *, area: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        solver: Literal["admm", "sdp"] = "admm", label: str = "", scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.area, self.solver, self.label, self.scale = area, solver, label, scale
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("area=[[0, 1], [2.5, 3]]", ((0.0, 1.0), (2.5, 3.0))),
+    ("area=null", None),
+    ("solver=sdp", "sdp"),
+    ("label=3", "3"),  # a text parameter takes the text as written
+    ("scale=1e6", 1e6),  # YAML 1.1 reads 1e6 as text
+    ("scale=2", 2.0),
+])
+def test_set_validates_against_the_annotation(item: str, expected: Any) -> None:
+    value = parse_settings([item], {Shaped.name: Shaped})[Shaped.name]
+    assert list(value.values()) == [expected]
+    assert type(next(iter(value.values()))) is type(expected)
+
+
+@pytest.mark.parametrize("item", [
+    "area=[[0, 1]]", "area=[[0, 1], [2, 3], [4, 5]]", "solver=qp", "scale=.nan",
+    "scale=true", "area=[[0, true], [2, 3]]",
+])
+def test_set_refuses_what_the_annotation_does_not_allow(item: str) -> None:
+    with pytest.raises(TwinInputError, match=ONE_LINE) as info:
+        parse_settings([item], {Shaped.name: Shaped})
+    assert f"{Shaped.name}.{item.partition('=')[0]} expects" in str(info.value)
 
 
 def test_set_same_key_twice_is_an_error() -> None:
@@ -748,3 +793,109 @@ def test_cli_existing_output_kept_without_overwrite(run_path: Path, tmp_path: Pa
     assert_one_line_error(result, ("est.h5", "--overwrite"))
     assert out.read_bytes() == b"earlier estimates"
     assert temp_leftovers(tmp_path) == []
+
+
+# ------------------------------------------------- dimensions and bounds
+
+
+class RangeBounded(StrongestPath):
+    """:class:`StrongestPath` with a stand-in bound that shows which truth it was given:
+    the true BS-UE range as the position bound, the truth's scatterers' ranges from the
+    BS per path after the first, its yaw as the orientation bound, and a further bound."""
+
+    name: ClassVar[str] = "test-range-bounded"
+    bound: ClassVar[str] = "test: the true range (no paper)"
+
+    def crlb(self, obs: Observation, truth: Truth) -> Bound:
+        if obs.num_bs > 1:  # one ChannelTruth per BS, in the observation's order
+            assert isinstance(truth, list) and len(truth) == obs.num_bs
+            np.testing.assert_array_equal(truth[1].ue_position, truth[0].ue_position)
+        truth = bs_truth(truth, 0)
+        bs = obs.bs_position[0]
+        assert truth.scatterer is not None  # the twin's truth has its scatterers
+        scatterers = truth.scatterer[:, 1:self.num_paths]
+        return Bound(
+            position_error_bound=np.linalg.norm(truth.ue_position - bs, axis=1),
+            scatterer_error_bound=np.linalg.norm(scatterers - bs, axis=-1),
+            orientation_error_bound=truth.ue_orientation[:, 0],
+            other={"delay_s": truth.tau[:, 0]},
+        )
+
+
+class Undeclared(StrongestPath):
+    """An estimator that forgot to declare its dimensions."""
+
+    name: ClassVar[str] = "test-undeclared"
+
+    def position_dimensions(self, obs: Observation) -> int:
+        return Estimator.position_dimensions(self, obs)
+
+
+@pytest.fixture()
+def contract_estimators() -> Iterator[None]:
+    register(RangeBounded)
+    register(Undeclared)
+    yield
+    ESTIMATORS.pop(RangeBounded.name)
+    ESTIMATORS.pop(Undeclared.name)
+
+
+def test_bound_and_dimensions_stored_at_estimate_time(
+    run_path: Path, tmp_path: Path, contract_estimators: None
+) -> None:
+    """An estimator with a bound gets ``bound/position_m``, ``scatterer_m``,
+    ``orientation_rad`` and each further bound, from the twin's truth (the run's own
+    drive); one without gets none; both their declared dimensions."""
+    out = tmp_path / "est.h5"
+    estimate_run(run_path, [RangeBounded.name, STRONGEST], out, snr_db=20.0,
+                 settings=["num_paths=2"])
+    run = read_run(run_path)
+    true_range = np.linalg.norm(run.drive.position - run.bs_position[0], axis=1)
+    with h5py.File(out, "r") as f:
+        g = f["estimates"][RangeBounded.name]
+        assert g["bound"].attrs["description"] == RangeBounded.bound
+        assert sorted(g["bound"]) == ["delay_s", "orientation_rad", "position_m", "scatterer_m"]
+        np.testing.assert_allclose(g["bound/position_m"][()], true_range, rtol=FLOAT64_REL)
+        assert g["bound/scatterer_m"].shape == (T, 1)
+        assert g["bound/position_m"].attrs["units"] == "m"
+        np.testing.assert_allclose(g["bound/delay_s"][()] * SPEED_OF_LIGHT, true_range,
+                                   rtol=1e-6)
+        assert "bound" not in f["estimates"][STRONGEST]
+    back = read_estimates(out)
+    assert back.position_dimensions == {RangeBounded.name: 2, STRONGEST: 2}
+    assert set(back.bounds) == {RangeBounded.name}
+    stored = back.bounds[RangeBounded.name]
+    np.testing.assert_allclose(stored.position_m, true_range, rtol=FLOAT64_REL)
+    assert stored.orientation_rad is not None and stored.orientation_rad.shape == (T,)
+    assert set(stored.other) == {"delay_s"}
+
+
+def test_undeclared_dimensions_fail_before_any_estimator_runs(
+    run_path: Path, tmp_path: Path, contract_estimators: None
+) -> None:
+    """A missing ``position_dimensions`` is a programming error, not a guess: it is
+    raised before anything runs, and nothing is written."""
+    out = tmp_path / "est.h5"
+    ran: list[str] = []
+    with pytest.raises(NotImplementedError, match="test-undeclared"):
+        estimate_run(run_path, [STRONGEST, Undeclared.name], out, snr_db=20.0,
+                     on_progress=lambda name, done, total: ran.append(name))
+    assert ran == [] and not out.exists()
+
+
+def test_bound_gets_one_truth_per_bs(tmp_path: Path, contract_estimators: None) -> None:
+    """On a run with two BSs the bound is given both BSs' true channels, in the BS order
+    (asserted inside :meth:`RangeBounded.crlb`), and what it returns is stored."""
+    write_obj(tmp_path / "scene.obj", wall_y("wall_north", 10.0))
+    config = make_config("scene.obj", ue_positions=UE_POSITIONS[:2],
+                         bs_array={"rows": 1, "cols": 8}, seed=11)
+    config["base_stations"].append({**config["base_stations"][0], "name": "bs1",
+                                    "position": [20.0, 0.0, 3.0]})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    simulate_to_file(tmp_path / "run.yaml", tmp_path / "run.h5")
+    estimate_run(tmp_path / "run.h5", RangeBounded.name, tmp_path / "est.h5", snr_db=20.0)
+    run = read_run(tmp_path / "run.h5")
+    stored = read_estimates(tmp_path / "est.h5").bounds[RangeBounded.name]
+    np.testing.assert_allclose(
+        stored.position_m, np.linalg.norm(run.drive.position - run.bs_position[0], axis=1),
+        rtol=FLOAT64_REL)

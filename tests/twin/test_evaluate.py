@@ -1,4 +1,5 @@
-"""`twin evaluate`: truth sets, scores against direct computations, report, bad input."""
+"""`twin evaluate`: truth sets, scores against direct computations, report, bad input;
+every estimator scored in its stored ``position_dimensions``, with its stored bound."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ import numpy as np
 import pytest
 import yaml
 
+from estimators import Estimate, Estimator
+from estimators.base import SnapshotEstimate
+from estimators.types import Observation
 from tests.conftest import make_config, wall_y, write_obj
 from twin.errors import TwinInputError
-from twin.estimate import estimate_run, read_estimates
-from twin.evaluate import evaluate, evaluate_to_dir, truth_sets
+from twin.estimate import estimate_run
+from twin.estimatefile import StoredBound, read_estimates, write_estimates
+from twin.evaluate import evaluate, evaluate_to_dir
 from twin.runfile import read_run
+from twin.scoring import fuse_points, truth_sets
 from twin.simulate import simulate_to_file
 
 UE = [[12.0, 1.0, 3.0], [18.0, -2.0, 3.0], [25.0, 3.0, 3.0], [9.0, 4.0, 3.0]]
@@ -71,7 +77,8 @@ def test_scores_match_direct_computation(files: dict[str, Path]) -> None:
     m = a["maps"]["single_bounce"]
     assert m["unmodelled"] == len(UE)  # one floor bounce per snapshot
     assert m["matched"] + m["missed"] == len(UE)  # the wall bounce of each snapshot
-    assert 0.0 <= m["precision"] <= 1.0 and m["per_object"]["wall_north"]["truth"] == len(UE)
+    assert m["precision"] == pytest.approx(m["matched"] / (m["matched"] + m["false"]))
+    assert m["per_object"]["wall_north"]["truth"] == len(UE)
     assert a["bound"] is not None  # miso-ml has a CRLB
     assert series["miso-ml"]["ue_error"].shape == (len(UE),)
 
@@ -83,7 +90,7 @@ def test_report_directory_is_written_whole(files: dict[str, Path]) -> None:
         "metrics.json", "report.md", "ue_error_cdf.png", "ue_error_over_time.png",
         "map_precision_recall.png", "map.png", "map.html"])
     data = json.loads((out / "metrics.json").read_text())
-    assert data["schema_version"] == "1.0" and "miso-ml" in data["algorithms"]
+    assert data["schema_version"] == "1.1" and "miso-ml" in data["algorithms"]
     report = (out / "report.md").read_text()
     assert "| wall_north |" in report and "![map](map.png)" in report
     assert "miso-ml: scatterers" in (out / "map.html").read_text()
@@ -123,8 +130,6 @@ def test_bad_inputs_one_line(files: dict[str, Path]) -> None:
 
 
 def test_fuse_points_clusters_within_radius() -> None:
-    from twin.evaluate import fuse_points
-
     pts = np.array([[0.0, 0, 0], [0.1, 0, 0], [5.0, 0, 0], [5.2, 0, 0], [np.nan, 0, 0]])
     fused = fuse_points(pts, radius=0.5)
     np.testing.assert_allclose(fused, [[0.05, 0, 0], [5.1, 0, 0]])
@@ -156,3 +161,145 @@ def test_several_estimate_files_side_by_side(files: dict[str, Path]) -> None:
         evaluate(files["run"], [files["est"], files["est"]])
     only, _ = evaluate(files["run"], [files["est"], second], algorithms=["miso-sp-grid"])
     assert list(only["algorithms"]) == ["miso-sp-grid"]
+
+
+# ------------------------------------------------- stored dimensions and bounds
+
+BS_HEIGHT_M, UE_HEIGHT_M = 8.0, 1.5
+STREET_UE = [[12.0, 1.0, UE_HEIGHT_M], [18.0, -2.0, UE_HEIGHT_M], [25.0, 3.0, UE_HEIGHT_M]]
+
+
+class _Recorded(Estimator):
+    """Stands for an estimator whose results were recorded in an estimate file (the
+    evaluation reads only the file; this class only names the writer's fields)."""
+
+    name = "recorded"
+
+    def __init__(self, *, label: str = "") -> None:
+        self.label = label
+
+    def position_dimensions(self, obs: Observation) -> int:
+        raise AssertionError("twin evaluate must read the stored dimensions")
+
+    def _estimate_snapshot(self, obs: Observation, t: int,
+                           rng: np.random.Generator) -> SnapshotEstimate:
+        raise AssertionError("twin evaluate must not estimate")
+
+
+def _planar_estimate(run_position: np.ndarray, walls: list[np.ndarray]) -> Estimate:
+    """What a planar estimator that is right in the plane reports: the true horizontal
+    UE position and wall points, all at the BS's height."""
+    T, Q = len(run_position), max(len(w) for w in walls)
+    scatterers = np.full((T, Q, 3), np.nan)
+    valid = np.zeros((T, Q), bool)
+    for t, wall in enumerate(walls):
+        scatterers[t, :len(wall)] = wall
+        valid[t, :len(wall)] = True
+    scatterers[..., 2] = np.where(valid, BS_HEIGHT_M, np.nan)
+    ue = np.array(run_position, dtype=np.float64)
+    ue[:, 2] = BS_HEIGHT_M
+    return Estimate(
+        ue_position=ue, ue_yaw=np.full(T, np.nan), scatterers=scatterers,
+        scatterer_valid=valid, path_tau=np.zeros((T, 0)), path_aod=np.zeros((T, 0, 2)),
+        path_gain=np.zeros((T, 0), np.complex128), converged=np.ones(T, bool),
+        reason=("",) * T, runtime_s=np.zeros(T),
+    )
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A run with the BS 6.5 m above the UE (a wall and a floor), and an estimate file
+    holding the same planar estimate twice: stored as 2-D (with a bound) and as 3-D."""
+    tmp = tmp_path_factory.mktemp("street")
+    scene = write_obj(tmp / "street.obj", {
+        **wall_y("wall_north", 10.0),
+        "floor": ((-200.0, -200.0, 0.0), (400.0, 0.0, 0.0), (0.0, 400.0, 0.0))})
+    config = make_config(scene.name, bs_position=(0.0, 0.0, BS_HEIGHT_M),
+                         ue_positions=STREET_UE, tracing={"refraction": False})
+    (tmp / "street.yaml").write_text(yaml.safe_dump(config))
+    simulate_to_file(tmp / "street.yaml", tmp / "street.h5")
+    run = read_run(tmp / "street.h5")
+    truth = truth_sets(run)["single_bounce"]
+    walls = [p.points[np.array([o == "wall_north" for o in p.objects], bool)] for p in truth]
+    est = _planar_estimate(run.drive.position, walls)
+    peb = np.array([0.1, 0.2, np.nan])  # NaN: a snapshot where the paper's bound does not apply
+    write_estimates(
+        tmp / "est.h5", run_path=tmp / "street.h5", run=run, seed=0, noise={"snr_db": 20.0},
+        instances={"planar": _Recorded(label="2-D"), "spatial": _Recorded(label="3-D")},
+        results={"planar": est, "spatial": est},
+        position_dimensions={"planar": 2, "spatial": 3},
+        bounds={"planar": StoredBound(
+            description="test bound", position_m=peb, scatterer_m=np.zeros((3, 0)),
+            other={"two_stage_position_m": 2 * peb})},
+    )
+    return {"run": tmp / "street.h5", "est": tmp / "est.h5", "tmp": tmp}
+
+
+def test_planar_estimator_scored_in_the_plane_with_the_bs_above(street: dict[str, Path]) -> None:
+    """BS at 8 m, UE at 1.5 m: a 2-D estimate at the BS's height has no UE error in the
+    plane, its wall points are matched and its floor points unmodelled; the same arrays
+    stored as 3-D count the 6.5 m height difference as error and the floor as missed."""
+    metrics, series = evaluate(street["run"], [street["est"]])
+    truth = truth_sets(read_run(street["run"]))["single_bounce"]
+    floor = sum(o == "floor" for p in truth for o in p.objects)
+    wall = sum(o == "wall_north" for p in truth for o in p.objects)
+    assert floor == wall == len(STREET_UE)  # one floor and one wall bounce per snapshot
+    planar, spatial = metrics["algorithms"]["planar"], metrics["algorithms"]["spatial"]
+    assert planar["dimensions"] == 2 and planar["ue"]["scored_in"] == "horizontal plane"
+    assert planar["ue"]["rmse_m"] == pytest.approx(0.0, abs=1e-9)
+    m = planar["maps"]["single_bounce"]
+    assert (m["matched"], m["missed"], m["false"], m["unmodelled"]) == (wall, 0, 0, floor)
+    assert spatial["dimensions"] == 3 and spatial["ue"]["scored_in"] == "3D"
+    assert spatial["ue"]["rmse_m"] == pytest.approx(BS_HEIGHT_M - UE_HEIGHT_M, rel=1e-9)
+    m = spatial["maps"]["single_bounce"]
+    assert m["unmodelled"] == 0 and m["missed"] == wall + floor
+    np.testing.assert_allclose(series["spatial"]["ue_error"], BS_HEIGHT_M - UE_HEIGHT_M)
+
+
+def test_bound_column_for_every_algorithm_with_a_stored_bound(street: dict[str, Path]) -> None:
+    """Every algorithm whose estimate-file group has a ``bound`` gets the bound's medians
+    in metrics.json and a value in the report's bound column; one without says so."""
+    out = street["tmp"] / "report"
+    metrics = evaluate_to_dir(street["run"], [street["est"]], out, maps=False)
+    with h5py.File(street["est"], "r") as f:
+        bounded = {name for name in f["estimates"] if "bound" in f["estimates"][name]}
+    assert bounded == {"planar"}
+    for name, a in metrics["algorithms"].items():
+        assert (a["bound"] is not None) == (name in bounded), name
+    bound = metrics["algorithms"]["planar"]["bound"]
+    assert bound["description"] == "test bound"
+    assert bound["peb_median_m"] == pytest.approx(0.15)
+    assert bound["other"] == {"two_stage_position_m": pytest.approx(0.3)}
+    lines = (out / "report.md").read_text().splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("| algorithm | converged")))
+    column = lines[first].split(" | ").index("bound (PEB, median)")
+    rows = {cells[0].lstrip("| "): cells  # the UE table: the two rows below its header
+            for cells in (line.split(" | ") for line in lines[first + 2:first + 4])}
+    assert rows["planar"][column] == "0.15 m" and rows["spatial"][column] == "no bound"
+
+
+def test_every_paper_bound_is_stored_at_estimate_time(files: dict[str, Path]) -> None:
+    """``twin estimate`` stores miso-ml's declared dimensions and its bound: the
+    estimator's own ``crlb`` on the observation it estimated from, with the twin's true
+    channel (a run without a floor: a floor bounce lies on the LOS in the plane, where
+    the paper's 2-D bound is NaN); the evaluation shows it without re-sounding."""
+    from estimators import ESTIMATORS
+    from twin.estimate import algorithm_rng
+    from twin.sounding import channel_truth, observation_from_run
+
+    est_path = files["tmp"] / "est-other.h5"
+    estimate_run(files["other"], "miso-ml", est_path, snr_db=20.0, settings=["num_paths=2"])
+    est_file = read_estimates(est_path)
+    assert est_file.position_dimensions == {"miso-ml": 2}
+    stored = est_file.bounds["miso-ml"]
+    estimator = ESTIMATORS["miso-ml"]().with_params(num_paths=2)
+    run = read_run(files["other"])
+    obs = observation_from_run(run, rng=algorithm_rng(run.seed, "miso-ml"), seed=run.seed,
+                               snr_db=20.0, **type(estimator).sounding)
+    direct = estimator.crlb(obs, channel_truth(run, 0))  # the run's one BS
+    assert stored.description == type(estimator).bound
+    assert np.isfinite(stored.position_m).all() and (stored.position_m > 0).all()
+    np.testing.assert_array_equal(stored.position_m, direct.position_error_bound)
+    np.testing.assert_array_equal(stored.scatterer_m, direct.scatterer_error_bound)
+    _, series = evaluate(files["other"], [est_path])
+    np.testing.assert_array_equal(series["miso-ml"]["peb"], stored.position_m)

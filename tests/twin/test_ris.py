@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -324,6 +325,16 @@ def test_simulate_with_a_tile_writes_the_cascade(tmp_path: Path) -> None:
     other = np.exp(1j * np.random.default_rng(0).uniform(0, 2 * np.pi, (1, 64)))
     expected = cascade_cfr(ris.cfr_direct, ris.bs_to_ris, ris.ris_to_ue, other, ris.amplitude)
     np.testing.assert_allclose(recompute_cfr(back.ris, other), expected, rtol=1e-12)
+    # The tile's element grid travels with the run (nothing re-reads the config for it).
+    assert back.ris.element_grid.tolist() == [[8, 8]]
+    old = tmp_path / "old.h5"
+    old.write_bytes((tmp_path / "run.h5").read_bytes())
+    with h5py.File(old, "r+") as f:
+        del f["ris/element_grid"]
+        f["config"].attrs["schema_version"] = "1.0"
+    with pytest.raises(TwinInputError, match=r"^[^\n]*schema 1\.0[^\n]*schema 1\.1") as info:
+        read_run(old)
+    assert str(old) in str(info.value)
 
 
 def test_cascaded_paths_are_in_the_path_truth(tmp_path: Path) -> None:
@@ -334,9 +345,9 @@ def test_cascaded_paths_are_in_the_path_truth(tmp_path: Path) -> None:
     default pairs 60 dB below the strongest path are left out of ``/paths`` only."""
     from tests.conftest import run_config, write_obj
     from twin.channel import cfr
-    from twin.evaluate import truth_sets
     from twin.paths import InteractionType
     from twin.runfile import read_run, write_run
+    from twin.scoring import truth_sets
 
     config = corner_config(tmp_path)
     floor = {"floor": ((-50.0, -50.0, 0.0), (100.0, 0.0, 0.0), (0.0, 100.0, 0.0))}

@@ -1,6 +1,6 @@
-"""RIS tiles drawn: the tile rectangle's geometry (twin/maps.py), the tiles and the paths
-through them in Sionna's scene render (twin/render.py), and the tiles in the 3D maps
-(twin/map_png.py, twin/map_html.py).
+"""RIS tiles drawn: the tile rectangle's geometry (twin/maps/), the tiles and the paths
+through them in Sionna's scene render (twin/scene_render.py), and the tiles in the 3D maps
+(twin/maps/png.py, twin/maps/html.py).
 
 Renders are compared pixel by pixel with the render of the same run without tiles:
 Mitsuba's sampling is seeded, so two renders differ only where something was added.
@@ -23,11 +23,15 @@ import yaml
 from estimators.arrays import SPEED_OF_LIGHT, rotation_matrix
 from tests.conftest import make_config, write_obj
 from tests.twin.test_render import _pixels, _plotly_call, _values
-from twin import map_png, maps
+from twin.maps import data as map_data
+from twin.maps import geometry as map_geometry
+from twin.maps import png as map_png
+from twin.maps import render as map_render
+from twin.maps import style as map_style
 from twin.paths import InteractionType, PathSet
-from twin.render import SIONNA_FOV_DEG, _overlay_extras, render_scene_png, ris_path_segments
 from twin.runfile import RisData, RunData
 from twin.scene import TwinWarning
+from twin.scene_render import SIONNA_FOV_DEG, _overlay_extras, render_scene_png, ris_path_segments
 
 FC = 3.5e9
 WAVELENGTH = SPEED_OF_LIGHT / FC
@@ -42,9 +46,9 @@ TILE_ORIENTATION = (-np.pi / 2, 0.0, 0.0)  # normal -y
 TILE_ELEMENTS = 32
 SIZE = (320, 240)
 SAMPLES = 4
-SRGB_RIS = 255.0 * np.where(np.asarray(maps.RIS_RGB) <= 0.0031308,
-                            12.92 * np.asarray(maps.RIS_RGB),
-                            1.055 * np.asarray(maps.RIS_RGB) ** (1 / 2.4) - 0.055)
+SRGB_RIS = 255.0 * np.where(np.asarray(map_style.RIS_RGB) <= 0.0031308,
+                            12.92 * np.asarray(map_style.RIS_RGB),
+                            1.055 * np.asarray(map_style.RIS_RGB) ** (1 / 2.4) - 0.055)
 """The tiles' emitted colour as Sionna writes it (8-bit sRGB)."""
 COLOUR_TOL = 40.0
 """Euclidean distance (0-255 RGB) within which a pixel has a given colour."""
@@ -61,7 +65,9 @@ def _ris_data(centres: np.ndarray, orientations: np.ndarray,
         padded[i, :len(x)] = x
     return RisData(
         name=tuple(f"ris{i}" for i in range(r)), position=centres, orientation=orientations,
-        element_positions=padded, profile=np.zeros((r, e), complex),
+        element_positions=padded,
+        element_grid=np.array([[len(x), 1] for x in elements], dtype=np.int64),
+        profile=np.zeros((r, e), complex),
         amplitude=np.ones(r), bs_to_ris=np.zeros((0,), np.complex64),
         ris_to_ue=np.zeros((0,), np.complex64), cfr_direct=np.zeros((0,), np.complex64))
 
@@ -88,7 +94,7 @@ def test_tile_rectangle_spans_the_elements_plus_half_a_spacing() -> None:
     spacings = [(s, 1.5 * s), (s, s), (s, s), (WAVELENGTH / 2, WAVELENGTH / 2)]
     ris = _ris_data(centres, orientations, [_grid(c, o, *g) for c, o, g in
                                             zip(centres, orientations, grids, strict=True)])
-    corners, normals = maps.ris_tile_corners(ris, WAVELENGTH)
+    corners, normals = map_geometry.ris_tile_corners(ris, WAVELENGTH)
     assert corners.shape == (4, 4, 3) and normals.shape == (4, 3)
     for r, ((ny, nz, _, _), spacing) in enumerate(zip(grids, spacings, strict=True)):
         np.testing.assert_allclose(normals[r], rotation_matrix(orientations[r])[:, 0],
@@ -101,7 +107,7 @@ def test_tile_rectangle_spans_the_elements_plus_half_a_spacing() -> None:
         np.testing.assert_allclose(corners[r, 2] - corners[r, 1], v, atol=1e-12)
         assert abs(u @ v) < 1e-12
         assert np.cross(u, v) @ normals[r] > 0
-        elements = maps.finite_rows(ris.element_positions[r])
+        elements = map_geometry.finite_rows(ris.element_positions[r])
         along = (elements - corners[r, 0]) @ np.stack([u / sides[0], v / sides[1]]).T
         np.testing.assert_allclose(along.min(axis=0), np.array(spacing) / 2, atol=1e-9)
         np.testing.assert_allclose(along.max(axis=0), sides - np.array(spacing) / 2,
@@ -185,7 +191,7 @@ def _camera(s: Any) -> tuple[np.ndarray, np.ndarray]:
     width, height = SIZE
     aspect = width / height
     fov = float(np.degrees(2 * np.arctan(np.tan(np.radians(SIONNA_FOV_DEG) / 2) / aspect)))
-    view = maps.auto_camera(s.scene.bounding_box(), fov_deg=fov, aspect=aspect)
+    view = map_geometry.auto_camera(s.scene.bounding_box(), fov_deg=fov, aspect=aspect)
     return map_png.camera_matrices(view, width, height, fov_deg=fov)
 
 
@@ -263,7 +269,7 @@ def test_render_draws_the_tile_where_it_lies(sim: Any, renders: dict[str, Any]) 
     s, _ = sim
     images = renders["images"]
     changed = np.any(images["tile"] != images["without"], axis=-1)
-    corners, _ = maps.ris_tile_corners(s.run.ris, WAVELENGTH)
+    corners, _ = map_geometry.ris_tile_corners(s.run.ris, WAVELENGTH)
     (pix, ahead) = map_png.project(corners[0], *_camera(s))
     assert ahead.all()
     lo, hi = pix.min(axis=0) - EDGE_PX, pix.max(axis=0) + EDGE_PX
@@ -306,19 +312,20 @@ def test_render_draws_the_paths_through_the_tile(sim: Any, renders: dict[str, An
 
 def test_map_data_and_html_hold_the_tile(sim: Any, tmp_path: Path) -> None:
     s, run_path = sim
-    data = maps.load_map(run_path, with_scene=False)
-    corners, normals = maps.ris_tile_corners(s.run.ris, WAVELENGTH)
+    data = map_render.load_map(run_path, with_scene=False)
+    corners, normals = map_geometry.ris_tile_corners(s.run.ris, WAVELENGTH)
     assert data.ris_name == ("ris0",)
     np.testing.assert_allclose(data.ris_corners, corners)
     np.testing.assert_allclose(data.ris_normal, normals)
     assert np.all((corners[0] >= data.focus[0]) & (corners[0] <= data.focus[1]))
-    (name, quad), = maps.ris_quads(data)
+    (name, quad), = map_data.ris_quads(data)
     assert name == "ris0" and quad.num_faces == 2
-    np.testing.assert_allclose(quad.vertices, corners[0] + maps.DRAWN_TILE_OFFSET_M * normals[0])
-    _, legend = map_png._draw_list(data, maps.layers(data, None))
-    assert ("tile", "RIS tile ris0", maps.RIS_RGB) in legend
+    np.testing.assert_allclose(quad.vertices,
+                               corners[0] + map_style.DRAWN_TILE_OFFSET_M * normals[0])
+    _, legend = map_png._draw_list(data, map_data.layers(data, None))
+    assert ("tile", "RIS tile ris0", map_style.RIS_RGB) in legend
     out = tmp_path / "map.html"
-    maps.write_map(data, out, html=True)
+    map_render.write_map(data, out, html=True)
     traces = _plotly_call(out.read_text(), "newPlot")[0]
     (tile,) = [tr for tr in traces if tr["name"] == "RIS tile ris0"]
     assert tile["type"] == "mesh3d" and tile["showlegend"]
@@ -330,12 +337,12 @@ def test_map_png_draws_the_tile(sim: Any, tmp_path: Path) -> None:
     """Open3D draws the tile in its exact colour where the camera projects it (a point off
     its centre, where the true interaction point sits); without the tile, none of it."""
     _, run_path = sim
-    data = maps.load_map(run_path, with_scene=False)
+    data = map_render.load_map(run_path, with_scene=False)
     bare = dataclasses.replace(data, ris_name=(), ris_corners=np.zeros((0, 4, 3)),
                                ris_normal=np.zeros((0, 3)))
     width, height = 400, 300
     view_width = width - round(map_png.PANEL_FRACTION * width)
-    cam = maps.Camera(position=np.array([0.0, -4.0, 5.0]), target=np.array(TILE_CENTRE))
+    cam = map_geometry.Camera(position=np.array([0.0, -4.0, 5.0]), target=np.array(TILE_CENTRE))
     c = data.ris_corners[0]
     on_tile = c[0] + 0.3 * (c[1] - c[0]) + 0.3 * (c[3] - c[0])
     ((x, y),), _ = map_png.project(on_tile, *map_png.camera_matrices(cam, view_width, height))
@@ -345,18 +352,18 @@ def test_map_png_draws_the_tile(sim: Any, tmp_path: Path) -> None:
         assert map_png.write_png(d, out, camera=cam, size=(width, height),
                                  backend="open3d") == "open3d"
         images[label] = _pixels(out)[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2]
-    tile = 255.0 * np.asarray(maps.RIS_RGB)
+    tile = 255.0 * np.asarray(map_style.RIS_RGB)
     assert np.all(np.linalg.norm(images["with"] - tile, axis=-1) < COLOUR_TOL)
     assert np.all(np.linalg.norm(images["without"] - tile, axis=-1) > COLOUR_TOL)
 
 
 def test_map_png_matplotlib_fallback_draws_the_tile(sim: Any, tmp_path: Path) -> None:
     _, run_path = sim
-    data = maps.load_map(run_path, with_scene=False)
+    data = map_render.load_map(run_path, with_scene=False)
     out = tmp_path / "map.png"
-    cam = maps.Camera(position=np.array([0.0, -4.0, 5.0]), target=np.array(TILE_CENTRE))
+    cam = map_geometry.Camera(position=np.array([0.0, -4.0, 5.0]), target=np.array(TILE_CENTRE))
     assert map_png.write_png(data, out, camera=cam, size=(400, 300),
                              backend="matplotlib") == "matplotlib"
     rgb = _pixels(out)
-    tile = np.linalg.norm(rgb - 255.0 * np.asarray(maps.RIS_RGB), axis=-1) < COLOUR_TOL
+    tile = np.linalg.norm(rgb - 255.0 * np.asarray(map_style.RIS_RGB), axis=-1) < COLOUR_TOL
     assert tile.sum() >= 20  # the tile in the view (and its legend patch)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.conftest import assert_stored_bound
 from tests.tolerances import FLOAT32_REL, FLOAT64_ABS
 from twin.errors import TwinInputError
 from twin.scene import BUNDLED_DIR
@@ -39,8 +40,8 @@ def test_radio_map_is_traced_with_the_run(tmp_path: Path) -> None:
     that block's channel; the map for the configured profile is the direct channel plus
     the cascade; it round-trips through the run file."""
     from tests.conftest import run_config
+    from twin.ris_positioning import fingerprint_map, mrt_precoder
     from twin.runfile import read_run, write_run
-    from twin.sounding import fingerprint_map, mrt_precoder
 
     run = run_config(office_config(), tmp_path).run
     fp = run.fingerprints
@@ -72,7 +73,7 @@ def test_twin_estimate_ris_cd_and_ris_rss_on_an_office_drive(tmp_path: Path) -> 
     """The CLI end to end: at a high SNR, UEs on block centres are found on their blocks
     by ``ris-cd``; ``ris-rss`` runs beside it; a run without a radio map is one line."""
     from tests.twin.test_cli import run_twin
-    from twin.estimate import read_estimates
+    from twin.estimatefile import read_estimates
 
     config_path = tmp_path / "positioning.yaml"
     config_path.write_text(yaml.safe_dump(office_config()))
@@ -86,6 +87,10 @@ def test_twin_estimate_ris_cd_and_ris_rss_on_an_office_drive(tmp_path: Path) -> 
     assert all(e.converged.all() for e in estimates.values())
     np.testing.assert_allclose(estimates["ris-cd"].ue_position[:, :2],
                                [[13.5, 2.5], [14.5, 3.5]], atol=FLOAT64_ABS)
+    est_file = read_estimates(tmp_path / "est.h5")
+    for name in estimates:  # the map's bounds at 40 dB: centimetres, both users
+        bound = assert_stored_bound(est_file, name, [True, True])
+        assert np.all(bound.position_m < 0.1), bound.position_m
 
     plain = office_config()
     del plain["fingerprints"]
@@ -116,7 +121,7 @@ def test_design_matrices_are_the_map_for_any_group_phases(tmp_path: Path) -> Non
 
     from tests.conftest import run_config
     from twin.ris import element_groups
-    from twin.sounding import design_matrices, fingerprint_map, grouped_profile, mrt_precoder
+    from twin.ris_positioning import design_matrices, fingerprint_map, grouped_profile, mrt_precoder
 
     group = element_groups(4, 6, (2, 3))
     rows, cols = np.arange(24) % 4, np.arange(24) // 4  # column by column

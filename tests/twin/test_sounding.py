@@ -108,7 +108,7 @@ def test_snapshot_without_paths_gets_the_run_noise_level() -> None:
 
 def test_bad_arguments() -> None:
     cfr = np.zeros((1, 1, 1, 4, 8), complex)
-    with pytest.raises(ValueError, match="exactly one of snr_db and tx_power_dbm"):
+    with pytest.raises(ValueError, match="exactly one of snr_db, noise_variance and tx_power_dbm"):
         observe(cfr)
     with pytest.raises(ValueError, match="exactly one"):
         observe(cfr, snr_db=1.0, tx_power_dbm=1.0, bandwidth_hz=1e6)

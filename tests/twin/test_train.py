@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from estimators.daun.estimators import Daun, load_checkpoint
+from estimators.daun.checkpoint import load_checkpoint
+from estimators.daun.estimators import Daun
+from tests.conftest import assert_stored_bound
 from tests.twin.test_cli import assert_one_line_error, run_twin
 from tests.twin.test_dataset import uma_config, write
 from twin.dataset.engine import make_dataset
@@ -44,13 +46,16 @@ def test_train_writes_a_reproducible_checkpoint_daun_runs_with(uma_dataset: Path
                             "ue_height": 1.5, "num_angles": 16}
     assert a["training"]["seed"] == 0 and a["training"]["num_train"] == 50
     # The checkpoint drives the registered estimator: its grid by default.
-    from estimators.daun.model import DaunScenario
+    from estimators.daun.scenario import DaunScenario
 
     scenario = DaunScenario(num_bs_antennas=8, height=1.5)
-    obs, _ = scenario.sample(30.0, 3, np.random.default_rng(0))
+    obs, truths = scenario.observation(3, np.random.default_rng(0), 30.0)
     estimate = Daun(checkpoint=str(tmp_path / "a.pt")).estimate(obs)
     assert estimate.converged.all()
-    assert np.all(np.abs(estimate.ue_position[:, :2]) <= 20.0)
+    # 30 dB, the LOS at every BS: the user's own cell of the 4 m grid (its half-diagonal
+    # 2.83 m; measured 0.95, 1.39, 2.09 m), not a neighbour's.
+    error = np.linalg.norm(estimate.ue_position[:, :2] - truths[0].ue_position[:, :2], axis=1)
+    assert np.all(error <= 2.0 * np.sqrt(2)), error
     np.testing.assert_allclose(estimate.ue_position[:, 2], 1.5)
 
 
@@ -79,9 +84,11 @@ def test_existing_checkpoint_needs_overwrite(uma_dataset: Path, tmp_path: Path) 
 def test_daun_on_a_twin_drive_with_the_shipped_checkpoint(tmp_path: Path) -> None:
     """`twin simulate` the held-out street drive (shortened) → `twin estimate -a
     daun,daun-r,p-admm` with the shipped `street` checkpoint."""
-    from twin.estimate import estimate_run, read_estimates
+    from twin.estimate import estimate_run
+    from twin.estimatefile import read_estimates
     from twin.runfile import read_run
     from twin.simulate import simulate_to_file
+    from twin.sounding import channel_truth
 
     config = yaml.safe_load((BUNDLED_DIR / "street" / "daun_drive.yaml").read_text())
     config["scene"]["file"] = str(BUNDLED_DIR / "street" / "street.xml")
@@ -100,6 +107,11 @@ def test_daun_on_a_twin_drive_with_the_shipped_checkpoint(tmp_path: Path) -> Non
         assert estimate.converged.all(), name
         error = np.linalg.norm(estimate.ue_position[:, :2] - run.drive.position[:, :2], axis=1)
         assert np.median(error) < MEDIAN_ERROR_M, (name, error)
+        assert est.position_dimensions[name] == 2
+        # The LOS-only bound from every BS's truth: finite where two BSs see the UE.
+        los = np.stack([channel_truth(run, b).los for b in range(len(run.bs_name))])
+        bound = assert_stored_bound(est, name, los.sum(axis=0) >= 2)
+        assert np.all(bound.position_m[np.isfinite(bound.position_m)] < MEDIAN_ERROR_M)
 
 
 #: [m] Measured medians on this segment at 20 dB (5 snapshots, fixed seed): daun 0.94,

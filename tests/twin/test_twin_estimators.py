@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from estimators.arrays import SPEED_OF_LIGHT, mimo_ofdm_channel
+from estimators.miso.bound import efficient_errors
 from estimators.miso.estimators import MisoML
-from tests.conftest import make_config, run_config, wall_y, write_obj
+from tests.conftest import assert_stored_bound, make_config, run_config, wall_y, write_obj
 from tests.tolerances import (
     DCS_SOMP_TWIN_UE_M,
     EFFICIENCY_DB1,
@@ -21,6 +22,7 @@ from tests.tolerances import (
     SLAB_TWIN_UE_M,
     SLAB_TWIN_YAW_RAD,
     STEERING_REL,
+    paired_rmse_margin,
     rmse_margin,
 )
 from twin.runfile import RunData
@@ -70,12 +72,19 @@ def test_miso_ml_on_twin_reaches_its_bound(wall_run: RunData) -> None:
     truth = channel_truth(run)
     bound = MisoML().crlb(obs, truth)
     assert est.converged.all()
-    ue_err = np.linalg.norm(est.ue_position - truth.ue_position, axis=1)
+    # The UE paired with the efficient estimator on the same noise (its MSE is the bound):
+    # measured 0.997-1.004 over seeds 4-7, where the bound-reaching estimator alone scores
+    # 1.06-1.17 x the PEB on 8 positions. The scatterer: unpaired (its paired margin is
+    # x1.5-1.9 on 8 very different positions, no tighter).
+    ue_err = (est.ue_position - truth.ue_position)[:, :2]
+    efficient_ue, _ = efficient_errors(obs, truth, dimensions=2)
+    ratio = np.sqrt(np.mean(np.sum(ue_err**2, axis=1)) / np.mean(np.sum(efficient_ue**2, axis=1)))
+    assert ratio <= EFFICIENCY_DB1 * paired_rmse_margin(ue_err, efficient_ue)
     sc_err = np.linalg.norm(est.scatterers[:, 0] - truth.scatterer[:, 1], axis=1)
     margin = EFFICIENCY_DB1 * rmse_margin(len(UE))
-    assert np.sqrt(np.mean(ue_err**2)) <= margin * np.sqrt(np.mean(bound.position_error_bound**2))
     assert np.sqrt(np.mean(sc_err**2)) <= margin * np.sqrt(
         np.mean(bound.scatterer_error_bound[:, 0] ** 2))
+    ue_err = np.linalg.norm(est.ue_position - truth.ue_position, axis=1)
     assert np.max(ue_err) < 0.1  # centimetres, against the ray-traced positions
 
 
@@ -83,7 +92,8 @@ def test_twin_estimate_end_to_end_on_a_simulated_run_file(tmp_path: Path) -> Non
     """`twin simulate` → run.h5 → `twin estimate -a miso-ml,miso-sp-grid` → est.h5."""
     import yaml
 
-    from twin.estimate import estimate_run, read_estimates
+    from twin.estimate import estimate_run
+    from twin.estimatefile import read_estimates
     from twin.runfile import read_run
     from twin.simulate import simulate_to_file
 
@@ -103,6 +113,9 @@ def test_twin_estimate_end_to_end_on_a_simulated_run_file(tmp_path: Path) -> Non
     assert np.max(np.linalg.norm(ml.ue_position - run.drive.position, axis=1)) < 0.1
     grid = est.estimates["miso-sp-grid"]
     assert np.max(np.linalg.norm(grid.ue_position - run.drive.position, axis=1)) < 3.0
+    for name in est.estimates:  # LOS + one wall at every snapshot: the bound applies
+        bound = assert_stored_bound(est, name, [True] * 4)
+        assert np.all(bound.position_m < 0.1), bound.position_m  # centimetres at 20 dB
 
 
 # ---------------------------------------------------------------- LOCMAN / DCS-SOMP
@@ -168,7 +181,9 @@ def locman_run_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_locman_forward_model_equals_the_twin_cfr(locman_run_file: Path) -> None:
     """LocmanSnapshot.channel at the ray-traced geometry (eq. 3 with the vertical-
     reflector heights) rebuilds the twin's MIMO CFR: steering, delays, gains, yaw."""
-    from estimators.locman.estimators import Locman, snapshot, true_parameters
+    from estimators.locman.bound import true_parameters
+    from estimators.locman.estimators import Locman
+    from estimators.locman.model import snapshot
     from twin.runfile import read_run
 
     run = read_run(locman_run_file)
@@ -191,7 +206,8 @@ def test_twin_estimate_locman_and_dcs_somp_end_to_end(
     locman_run_file: Path, tmp_path: Path, one_blas_thread: None
 ) -> None:
     """run.h5 → `twin estimate -a locman,dcs-somp` → est.h5, against ray-traced truth."""
-    from twin.estimate import estimate_run, read_estimates
+    from twin.estimate import estimate_run
+    from twin.estimatefile import read_estimates
     from twin.runfile import read_run
 
     estimate_run(locman_run_file, "locman,dcs-somp", tmp_path / "est.h5", snr_db=30.0,
@@ -216,6 +232,15 @@ def test_twin_estimate_locman_and_dcs_somp_end_to_end(
     somp = est.estimates["dcs-somp"]
     assert np.max(np.linalg.norm(somp.ue_position - run.drive.position, axis=1)) < \
         DCS_SOMP_TWIN_UE_M
+    # One bound for the method and its baseline, in the plane: below LOCMAN's errors'
+    # scale (millimetres at 30 dB), not the BS-UE height difference. Each algorithm is
+    # sounded with its own random pilots, so the two bounds differ by their draws
+    # (measured 1-3 %).
+    locman_bound = assert_stored_bound(est, "locman", [True] * T)
+    somp_bound = assert_stored_bound(est, "dcs-somp", [True] * T)
+    np.testing.assert_allclose(locman_bound.position_m, somp_bound.position_m, rtol=0.1)
+    assert np.all(locman_bound.position_m < LOCMAN_TWIN_UE_M)
+    assert est.position_dimensions == {"locman": 2, "dcs-somp": 2}
 
 
 # ------------------------------------------------------------------- SLAB
@@ -256,7 +281,8 @@ def test_twin_estimate_slab_closed_loop(
 ) -> None:
     """run.h5 → `twin estimate -a slab,slab-lce` (closed loop: each slot re-sounded with
     the beams SLAB chose) → UE, yaw and the wall points against the ray-traced truth."""
-    from twin.estimate import estimate_run, read_estimates
+    from twin.estimate import estimate_run
+    from twin.estimatefile import read_estimates
     from twin.runfile import read_run
 
     estimate_run(slab_run_file, "slab,slab-lce", tmp_path / "est.h5", snr_db=30.0,
@@ -275,3 +301,7 @@ def test_twin_estimate_slab_closed_loop(
     assert np.all(np.isfinite(slab.diagnostics["bfr_cost"]))  # BFR ran at every slot
     assert np.all(np.isnan(est.estimates["slab-lce"].diagnostics["bfr_cost"]))
     assert est.sounding["slab"]["closed_loop"] is True
+    # The long-term bound from every BS's truth (LOS + one wall each).
+    for name in est.estimates:
+        bound = assert_stored_bound(est, name, [True] * run.drive.num_snapshots)
+        assert np.all(bound.position_m < SLAB_TWIN_UE_M), bound.position_m

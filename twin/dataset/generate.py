@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.path import Path as Polygon
 
+from estimators.observe import complex_normal
 from estimators.typing import FloatArray
 from twin.channel import cfr as compute_cfr
 from twin.dataset.config import SCHEMA_VERSION, DatasetConfig, PositionsConfig
@@ -277,8 +278,7 @@ class ShardGenerator:
         snr_db = rng.uniform(low, high, len(position))
         power = np.mean(np.abs(h) ** 2, axis=(1, 2))
         noise_variance = power / 10 ** (snr_db / 10)
-        noise = (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape)) * np.sqrt(
-            noise_variance / 2)[:, None, None]
+        noise = complex_normal(rng, h.shape, noise_variance[:, None, None])
         observations = {
             "y": (h + noise).astype(np.complex64), "h": h.astype(np.complex64),
             "snr_db": snr_db, "noise_variance": noise_variance,

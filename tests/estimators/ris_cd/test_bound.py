@@ -12,6 +12,7 @@ import pytest
 from scipy import integrate
 
 from estimators.fisher import numerical_jacobian
+from estimators.observe import complex_normal
 from estimators.ris_cd.bound import (
     fingerprint_jacobian,
     geometric_bound_with_prior,
@@ -21,6 +22,7 @@ from estimators.ris_cd.bound import (
     real_stack,
     two_stage_bound,
 )
+from estimators.typing import ComplexArray, FloatArray
 from tests.tolerances import (
     FLOAT64_REL,
     NOISE_SIGMAS,
@@ -30,12 +32,9 @@ from tests.tolerances import (
     RIS_CD_SEPARATED_REL,
 )
 
-FloatArray = npt.NDArray[np.float64]
-ComplexArray = npt.NDArray[np.complex128]
-
 
 def _complex(rng: np.random.Generator, *shape: int) -> ComplexArray:
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    return complex_normal(rng, shape)
 
 
 def _no_prior_crlb(jacobian: ComplexArray, noise_variance: float) -> FloatArray:

@@ -12,13 +12,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from scipy import special
 
+from estimators.observe import complex_normal
 from estimators.ris_cd.design import (
     DesignProblem,
     DesignResult,
     LmiForm,
-    confidence_radius,
     design_ris,
     neighbour_pairs,
     nominal_distance_sq,
@@ -29,10 +28,10 @@ from estimators.ris_cd.design import (
     worst_case_distance_sq,
     worst_case_rates,
 )
+from estimators.ris_cd.model import confidence_radius
 from tests.tolerances import (
     FLOAT64_ABS,
     FLOAT64_REL,
-    NOISE_SIGMAS,
     RIS_CD_BRUTE_FORCE_REL,
     RIS_CD_FORMS_REL,
     RIS_CD_HISTORY_REL,
@@ -53,7 +52,7 @@ def random_problem(rng: np.random.Generator, *, num_blocks: int = 4, num_pilots:
     """i.i.d. CN(0, 1) fingerprints, every pair a neighbour, ``ε_i`` a fraction of
     ``‖A_i‖_F`` (cascade only), noise at 10 dB random-phase SNR."""
     shape = (num_blocks, num_pilots, num_elements + 1)
-    A = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    A = complex_normal(rng, shape)
     if not direct:
         A[..., -1] = 0
     positions = np.column_stack([np.arange(num_blocks) * 0.3, np.zeros((num_blocks, 2))])
@@ -107,26 +106,11 @@ def indoor_problem(*, num_elements: int = 4, num_pilots: int = 3, rows: int = 2,
 
 def unit_sphere(rng: np.random.Generator, shape: tuple[int, ...], count: int) -> np.ndarray:
     """``count`` complex arrays of ``shape`` uniform on the unit Frobenius sphere."""
-    z = rng.standard_normal((count, *shape)) + 1j * rng.standard_normal((count, *shape))
+    z = complex_normal(rng, (count, *shape), 2.0)
     return z / np.linalg.norm(z.reshape(count, -1), axis=1).reshape(count, *[1] * len(shape))
 
 
 # -------------------------------------------------------------- geometry helpers
-
-
-def test_confidence_radius_is_eq14_for_the_chosen_dimension() -> None:
-    sigma, p = 0.3, 0.9
-    assert confidence_radius(sigma, p) == pytest.approx(
-        sigma * np.sqrt(-2 * np.log(1 - p)), rel=FLOAT64_REL)
-    # d = 1: the literal erfc⁻¹ form of eq. (14).
-    assert confidence_radius(sigma, p, dimensions=1) == pytest.approx(
-        np.sqrt(2) * sigma * special.erfcinv(1 - p), rel=FLOAT64_REL)
-    rng = np.random.default_rng(0)
-    samples = 200_000
-    for d in (2, 3):
-        r = np.linalg.norm(sigma * rng.standard_normal((samples, d)), axis=1)
-        inside = np.mean(r <= confidence_radius(sigma, p, dimensions=d))
-        assert abs(inside - p) < NOISE_SIGMAS * np.sqrt(p * (1 - p) / samples)
 
 
 def test_neighbour_pairs_are_the_close_pairs_once() -> None:

@@ -14,18 +14,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from estimators.slab.bfr import (
-    BfrProblem,
-    BfrResult,
-    LmiBfrResult,
-    beam_norms,
-    gd_bfr,
-    lmi_bfr,
-    slab_bfr,
-    slab_direction,
-)
+from estimators.slab.baselines import LmiBfrResult, gd_bfr, lmi_bfr
+from estimators.slab.bfr import BfrProblem, BfrResult, beam_norms, slab_bfr, slab_direction
 from estimators.slab.bound import SlabFisher, long_term_bound, normalized_cost
-from estimators.slab.model import SlabScenario
+from estimators.slab.scenario import SlabScenario
 from tests.tolerances import (
     FLOAT64_REL,
     SLAB_BFR_GRADIENT_REL,

@@ -13,38 +13,29 @@ import numpy as np
 import pytest
 
 from estimators.fisher import numerical_jacobian
+from estimators.slab.baselines import gd_lce, ls_lce
 from estimators.slab.bound import SlabBound, SlabFisher, long_term_bound
+from estimators.slab.fusion import Fused, fuse, slot_precision
 from estimators.slab.lce import (  # the gradient of (36), checked below
-    Fused,
     LceProblem,
-    LceTrack,
     _fit,
     _gradient,
     channel_estimate,
-    fuse,
-    gd_lce,
     lce_cost,
-    ls_lce,
-    redraw_scatterers,
-    run_lce,
     slls,
-    slot_precision,
-    track,
 )
-from estimators.slab.model import (
-    SlabScenario,
-    coefficient_matrix,
-    path_responses,
-    received_signal,
-)
+from estimators.slab.lce_init import multistart, redraw_scatterers, track
+from estimators.slab.loop import SlabRun, run_slab
+from estimators.slab.model import coefficient_matrix, path_responses, received_signal
+from estimators.slab.scenario import SlabSample, SlabScenario, lce_problem
 from tests.tolerances import (
     FIM_NUMERIC_REL,
     FLOAT64_REL,
     SLAB_ALTERNATING_RATE_MIN,
+    SLAB_FIXED_PLACEMENT_RMSE_M,
     SLAB_FUSION_GAIN,
     SLAB_LCE_GROSS_M,
     SLAB_LCE_NOISELESS_REL,
-    SLAB_PAPER_RMSE_M,
     SLAB_SLLS_INSTANTANEOUS_FACTOR,
     SLAB_SLLS_LONG_TERM_FACTOR,
     SLAB_SLLS_MAX_ITERATIONS,
@@ -58,9 +49,9 @@ TRUTH = PAPER.geometry().alpha()
 OFFSET = np.array([1.0, -0.8, 0.05, 1.0, 0.5, -0.7, 0.6, 0.4, -1.0])
 #: Paper-setting Monte Carlo: trials x slots, fixed BF per trial (slab-lce), fixed seed.
 TRIALS, SLOTS, SEED = 8, 3, 2024
-#: One run: the track, its BF vectors ``[bs, bs_ant, beam, subcarrier]`` and the true
-#: gains ``[slot, bs, path]``.
-Run = tuple[LceTrack, np.ndarray, np.ndarray]
+#: One run: the loop without BFR, its BF vectors ``[bs, bs_ant, beam, subcarrier]`` and the
+#: true gains ``[slot, bs, path]``.
+Run = tuple[SlabRun, np.ndarray, np.ndarray]
 
 
 def problem(snr_db: float = 20.0, seed: int = 1, *, noiseless: bool = False) -> LceProblem:
@@ -71,7 +62,7 @@ def problem(snr_db: float = 20.0, seed: int = 1, *, noiseless: bool = False) -> 
     if noiseless:
         G = coefficient_matrix(path_responses(scenario.system(), scenario.geometry()), w)
         sample = dataclasses.replace(sample, z=received_signal(G, sample.gains))
-    return LceProblem.from_sample(scenario, sample)
+    return lce_problem(scenario, sample)
 
 
 def errors(history: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -110,6 +101,18 @@ def test_problem_rejects_mismatched_shapes() -> None:
         dataclasses.replace(pr, beamformers=pr.beamformers[:, :2])
     with pytest.raises(ValueError, match="alpha"):
         lce_cost(pr, TRUTH[:5])
+    # The area is corners ((x_min, y_min), (x_max, y_max)) (estimators.types.Area): the
+    # old ((x_lo, x_hi), (y_lo, y_hi)) spelling of the paper's square is refused.
+    with pytest.raises(ValueError, match="lower-left"):
+        dataclasses.replace(pr, area=((0.0, 1000.0), (0.0, 1000.0)))
+
+
+def test_multistart_without_a_hypothesis_in_the_area_raises() -> None:
+    """Every LOS hypothesis outside the area: no starting point, a ValueError naming it
+    (the estimators turn it into ``converged=False``), not numpy's empty argmin."""
+    pr = dataclasses.replace(problem(), area=((0.0, 0.0), (10.0, 10.0)))
+    with pytest.raises(ValueError, match="no LOS hypothesis"):
+        multistart(pr, np.random.default_rng(0))
 
 
 # --------------------------------------------------------------------- SLLS
@@ -180,29 +183,41 @@ def paper_runs() -> list[Run]:
     for _ in range(TRIALS):
         w = PAPER.random_beamformers(rng)
         sample = PAPER.sample(w, rng, num_slots=SLOTS)
-        problems = [LceProblem.from_sample(PAPER, sample, k) for k in range(SLOTS)]
-        runs.append((run_lce(problems, rng), w, sample.gains))
+        runs.append((replay(sample, rng), w, sample.gains))
     return runs
 
 
+def replay(sample: SlabSample, rng: np.random.Generator, **options: object) -> SlabRun:
+    """Algorithm 1 without BFR (``slab-lce``) on the slots of a drawn ``sample``: the
+    loop's LCE, multi-start and fusion on fixed data."""
+    truth = PAPER.geometry()
+    return run_slab(lambda k, w: sample.z[k], system=PAPER.system(),
+                    bs_position=truth.bs_position, bs_orientation=truth.bs_orientation,
+                    num_nlos=truth.num_nlos, initial_beamformers=sample.beamformers[0],
+                    num_slots=sample.z.shape[0], rng=rng,
+                    noise_variance=sample.noise_variance, area=PAPER.area(), bfr="none",
+                    **options)  # type: ignore[arg-type]
+
+
 def test_paper_setting_first_slot_accuracy(paper_runs: list[Run]) -> None:
-    """§VII-B: the first slot with random BF. The paper reports 0.028 m (the issue's
-    target ≤ 0.03 m). The long-term CRLB (Lemma 1) is a Jensen bound that Rayleigh fading
-    leaves loose, so the RMSE is also held against the instantaneous CRLB at the true
-    ``(α, h[1])`` of each trial."""
+    """§VII-B: the first slot with random BF on the fixed placement: the RMSE measured
+    there (docs/estimators/slab.md; the paper's 0.028 m averages over random placements,
+    a different claim, measured by ``scripts.slab.figures --parts random``). The long-term
+    CRLB (Lemma 1) is a Jensen bound that Rayleigh fading leaves loose, so the RMSE is
+    also held against the instantaneous CRLB at the true ``(α, h[1])`` of each trial."""
     fisher = SlabFisher.at(system=PAPER.system(), geometry=PAPER.geometry(),
                            gain_covariance=PAPER.gain_covariance(),
                            noise_variance=PAPER.noise_variance())
     err, long_term, instantaneous = [], [], []
-    for lce_track, w, gains in paper_runs:
-        err.append(np.linalg.norm(lce_track.slots[0].result.ue_position - TRUTH[:2]))
+    for run, w, gains in paper_runs:
+        err.append(np.linalg.norm(run.lce_results[0].ue_position - TRUTH[:2]))
         long_term.append(long_term_bound(w, fisher=fisher).position_error_bound)
         instantaneous.append(SlabBound.from_fim(
             fisher.instantaneous(w, gains[0]), num_bs=3, num_nlos=1).position_error_bound)
-        assert lce_track.slots[0].result.converged
+        assert run.lce_results[0].converged
     rmse = float(np.sqrt(np.mean(np.square(err))))
     assert max(err) < SLAB_LCE_GROSS_M  # no multi-start failure
-    assert rmse <= SLAB_PAPER_RMSE_M
+    assert rmse <= SLAB_FIXED_PLACEMENT_RMSE_M
     assert rmse <= SLAB_SLLS_LONG_TERM_FACTOR * float(np.sqrt(np.mean(np.square(long_term))))
     assert rmse <= SLAB_SLLS_INSTANTANEOUS_FACTOR * float(
         np.sqrt(np.mean(np.square(instantaneous))))
@@ -215,9 +230,9 @@ def test_fusion_across_slots_reduces_the_error(paper_runs: list[Run]) -> None:
     rms = [float(np.sqrt(np.mean(np.square(e)))) for e in (first, last, fresh)]
     assert rms[1] <= SLAB_FUSION_GAIN * rms[0]
     assert rms[1] < rms[2]  # better than the last slot alone
-    track = paper_runs[0][0]
-    assert track.fused.shape == (SLOTS, 9) and track.runtime_s.shape == (SLOTS,)
-    np.testing.assert_array_equal(track.fused[0], track.estimates[0])  # Λ[0] = 0
+    run = paper_runs[0][0]
+    assert run.fused.shape == (SLOTS, 9) and run.lce_runtime_s.shape == (SLOTS,)
+    np.testing.assert_array_equal(run.fused[0], run.estimates[0])  # Λ[0] = 0
 
 
 # ------------------------------------------------------------------- fusion
@@ -251,17 +266,20 @@ def test_slot_precision_is_the_inverse_alpha_block_of_the_crlb() -> None:
     assert np.max(np.abs((precision - schur) * scale[:, None] * scale[None, :])) < 1e-8
 
 
-def test_run_lce_baselines_and_given_start() -> None:
-    problems = [problem(seed=s) for s in (1, 2)]
-    track = run_lce(problems, np.random.default_rng(0), method="gd-lce",
-                    initial_alpha=TRUTH + 0.01 * OFFSET, solver_options={"max_iterations": 3})
-    assert track.multistart is None
-    assert [s.result.method for s in track.slots] == ["gd-lce", "gd-lce"]
-    assert [s.result.iterations for s in track.slots] == [3, 3]
-    np.testing.assert_array_equal(track.slots[1].result.alpha_history[0],
-                                  track.slots[0].fused.alpha)  # slot 2 starts at ᾱ[1]
-    with pytest.raises(ValueError, match="method"):
-        run_lce(problems, np.random.default_rng(0), method="newton")  # type: ignore[arg-type]
+def test_loop_runs_a_baseline_lce_from_a_given_start() -> None:
+    """``run_slab`` with ``lce="gd-lce"`` and an initial ``α``: no multi-start, the
+    baseline in every slot, slot 2 from the fused ``ᾱ[1]``."""
+    w = PAPER.random_beamformers(np.random.default_rng(0))
+    sample = PAPER.sample(w, np.random.default_rng(1), num_slots=2)
+    run = replay(sample, np.random.default_rng(0), lce="gd-lce",
+                 initial_alpha=TRUTH + 0.01 * OFFSET, lce_options={"max_iterations": 3})
+    assert run.multistart is None
+    assert [r.method for r in run.lce_results] == ["gd-lce", "gd-lce"]
+    assert [r.iterations for r in run.lce_results] == [3, 3]
+    np.testing.assert_array_equal(run.lce_results[1].alpha_history[0],
+                                  run.fused[0])  # slot 2 starts at ᾱ[1]
+    with pytest.raises(ValueError, match="lce"):
+        replay(sample, np.random.default_rng(0), lce="newton")
 
 
 # ------------------------------------------------------------ tracking (windows)

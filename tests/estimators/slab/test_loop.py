@@ -17,14 +17,8 @@ import numpy as np
 import pytest
 
 from estimators.slab.bound import SlabFisher, long_term_bound
-from estimators.slab.loop import (
-    SlabRun,
-    estimate_gain_covariance,
-    run_slab,
-    run_slab_on,
-    scenario_sounder,
-)
-from estimators.slab.model import SlabScenario
+from estimators.slab.loop import SlabRun, estimate_gain_covariance, run_slab
+from estimators.slab.scenario import SlabScenario, run_slab_on, scenario_sounder
 from tests.tolerances import (
     FLOAT64_REL,
     SLAB_LCE_GROSS_M,

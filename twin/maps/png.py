@@ -1,4 +1,4 @@
-"""PNG maps (:mod:`twin.maps`): Open3D's offscreen renderer, matplotlib as the fallback.
+"""PNG maps (:mod:`twin.maps.data`): Open3D's offscreen renderer, matplotlib as the fallback.
 
 The image is the 3D view on the left and a panel on the right with the legend and the
 "which walls were mapped" table (matched / modelled true points per object and
@@ -45,7 +45,22 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.typing import FloatArray
-from twin.maps import (
+from twin.maps.data import (
+    Layers,
+    MapData,
+    drawn_statuses,
+    layers,
+    ris_quads,
+    title,
+)
+from twin.maps.geometry import (
+    Camera,
+    Triangles,
+    auto_camera,
+    camera_basis,
+    finite_rows,
+)
+from twin.maps.style import (
     BS_RGB,
     DEFAULT_SIZE,
     EDGE_RGB,
@@ -54,19 +69,8 @@ from twin.maps import (
     RIS_RGB,
     STATUS_STYLE,
     TRUE_UE_RGB,
-    Camera,
-    Layers,
-    MapData,
     PointStatus,
-    Triangles,
     algorithm_rgb,
-    auto_camera,
-    camera_basis,
-    drawn_statuses,
-    finite_rows,
-    layers,
-    ris_quads,
-    title,
     wall_cell,
 )
 
@@ -330,7 +334,7 @@ def _run_worker(spec: Path, out: Path, log: Path) -> tuple[bool, int]:
 
     read_end, write_end = os.pipe()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    command = [sys.executable, "-m", "twin.map_png", "--open3d-worker", str(spec), str(out),
+    command = [sys.executable, "-m", "twin.maps.png", "--open3d-worker", str(spec), str(out),
                str(write_end)]
     try:
         with log.open("wb") as sink:
@@ -572,4 +576,4 @@ if __name__ == "__main__":  # the Open3D child process of _render_open3d
     if len(sys.argv) == 5 and sys.argv[1] == "--open3d-worker":
         _open3d_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
     else:
-        sys.exit("usage: python -m twin.map_png --open3d-worker SPEC.npz OUT.npy FD")
+        sys.exit("usage: python -m twin.maps.png --open3d-worker SPEC.npz OUT.npy FD")

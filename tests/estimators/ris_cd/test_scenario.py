@@ -1,6 +1,7 @@
-"""RIS-aided fingerprint positioning (Sang et al., issue 10): the synthetic model's
-channel pieces against closed forms, the confidence region of eq. (14), the two-stage
-localizers ``ris-cd`` and ``ris-rss`` on the paper's setting, bad input."""
+"""The synthetic setting of RIS-CD (Sang et al. §II, §V-A; ``estimators/ris_cd/scenario.py``):
+the channel pieces against closed forms, spatial consistency, the design's view of the
+radio map, and the :class:`estimators.scenario.Scenario` face (its noise from
+``complex_normal``, its truth)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from estimators import ESTIMATORS
-from estimators.base import EstimatorInputError
-from estimators.ris_cd.estimators import confidence_region
+from estimators.observe import complex_normal
 from estimators.ris_cd.scenario import (
     RisCdScenario,
     bilinear_weights,
     power_delay_profile,
+    small,
     taps_to_cfr,
 )
+from estimators.scenario import Scenario
 from tests.tolerances import FLOAT64_ABS, FLOAT64_REL, NOISE_SIGMAS
 
 
@@ -107,65 +108,34 @@ def test_spatial_consistency_keeps_the_variance_and_decorrelates_with_distance()
     assert correlation(0, 3) < NOISE_SIGMAS / np.sqrt(300)
 
 
-def test_confidence_region_is_eq_14() -> None:
-    """The region of an isotropic prior is the circle of radius ``σ sqrt(−2 ln(1 − p))``
-    and holds the fraction ``p`` of prior draws."""
-    sigma, p = 2.0, 0.95
-    radius = sigma * np.sqrt(-2 * np.log(1 - p))
-    covariance = np.diag([sigma**2, sigma**2, 1.0])
-    angle = np.linspace(0, 2 * np.pi, 12)
-    ring = np.stack([np.cos(angle), np.sin(angle), np.zeros_like(angle)], -1)
-    assert confidence_region(ring * radius * (1 - 1e-9), np.zeros(3), covariance, p).all()
-    assert not confidence_region(ring * radius * (1 + 1e-9), np.zeros(3), covariance, p).any()
-    draws = np.random.default_rng(3).normal(0, sigma, (20000, 3))
-    inside = confidence_region(draws, np.zeros(3), covariance, p).mean()
-    assert inside == pytest.approx(p, abs=NOISE_SIGMAS * np.sqrt(p * (1 - p) / 20000))
-
-
-def test_noiseless_users_at_block_centres_are_found() -> None:
-    """Exact radio map, no noise to speak of, users on block centres, a confidence region
-    that surely holds them: ``ris-cd`` returns their blocks."""
-    scenario = dataclasses.replace(RisCdScenario(), csi_error=0.0)
-    rng = np.random.default_rng(4)
+def test_observation_is_the_scenario_face_with_its_truth() -> None:
+    """``observation(n, rng, snr_db)``: a realization, then ``n`` users over the area with
+    uniform phases, the noise at the SNR of the area's centre drawn by ``complex_normal``
+    right after the users (the noiseless pilots plus that draw are ``y``), the truth's
+    positions those users'."""
+    scenario = small()
+    assert isinstance(scenario, Scenario)
+    obs, truth = scenario.observation(3, np.random.default_rng(8), -3.0)
+    (x_min, y_min), (x_max, y_max) = scenario.area
+    inside = ((truth.ue_position[:, 0] >= x_min) & (truth.ue_position[:, 0] <= x_max)
+              & (truth.ue_position[:, 1] >= y_min) & (truth.ue_position[:, 1] <= y_max))
+    assert inside.all() and truth.gain.shape == (3, 0) and not truth.los.any()
+    # The same stream by hand: realization, positions, then the noise.
+    rng = np.random.default_rng(8)
     realization = scenario.realize(rng)
-    theta = np.ones(scenario.num_elements)
-    truth = scenario.block_positions()[::9]
-    obs, _ = scenario.sample(realization, theta, 80.0, len(truth), rng, positions=truth)
-    est = ESTIMATORS["ris-cd"](confidence=1 - 1e-12).estimate(obs)
-    np.testing.assert_array_equal(est.ue_position, truth)
+    (x0, y0), (x1, y1) = scenario.area
+    xy = rng.uniform([x0, y0], [x1, y1], size=(3, 2))
+    np.testing.assert_array_equal(xy, truth.ue_position[:, :2])
+    noise_variance = scenario.noise_variance(realization, -3.0)
+    noise = complex_normal(rng, obs.y.shape, noise_variance)
+    h = realization.cfr(truth.ue_position, np.ones(scenario.num_elements))
+    noiseless = np.einsum("tbrsk,s->tbrk", h, realization.precoder)[:, :, :, None, :]
+    np.testing.assert_allclose(obs.y, noiseless + noise, rtol=FLOAT64_REL,
+                               atol=FLOAT64_ABS * np.abs(obs.y).max())
+    np.testing.assert_allclose(obs.noise_variance, noise_variance, rtol=FLOAT64_REL)
+    assert obs.prior is not None and obs.fingerprints is not None
 
 
-def rmse(name: str, snr_db: float, **params: object) -> float:
-    """Horizontal RMSE [m] over 200 users of one realization (fixed seeds)."""
-    scenario = RisCdScenario()
-    realization = scenario.realize(np.random.default_rng(1))
-    theta = np.ones(scenario.num_elements)
-    fingerprints = scenario.fingerprint_map(
-        realization, theta, scenario.map_errors(realization, np.random.default_rng(5)))
-    obs, truth = scenario.sample(realization, theta, snr_db, 200, np.random.default_rng(2),
-                                 fingerprints=fingerprints)
-    est = ESTIMATORS[name](**params).estimate(obs)
-    return float(np.sqrt(np.mean(np.sum((est.ue_position - truth)[:, :2] ** 2, axis=1))))
-
-
-def test_ris_cd_is_ahead_of_ris_rss_at_low_snr() -> None:
-    """The paper's claim at a low SNR (−5 dB at the area's centre), fixed seeds, uniform
-    RIS phases: CFR fingerprints beat RSS fingerprints with the same prior (measured
-    3.14 m against 3.61 m)."""
-    cd, rss = rmse("ris-cd", -5.0), rmse("ris-rss", -5.0)
-    assert cd < rss
-
-
-def test_missing_radio_map_or_prior_is_one_line() -> None:
-    scenario = RisCdScenario()
-    rng = np.random.default_rng(6)
-    realization = scenario.realize(rng)
-    obs, _ = scenario.sample(realization, np.ones(scenario.num_elements), 10.0, 2, rng)
-    for change, needle in (({"fingerprints": None}, "radio map"), ({"prior": None}, "prior")):
-        with pytest.raises(EstimatorInputError, match=needle) as info:
-            ESTIMATORS["ris-cd"]().estimate(dataclasses.replace(obs, **change))
-        assert "\n" not in str(info.value)
-    assert obs.fingerprints is not None
-    wrong = dataclasses.replace(obs.fingerprints, cfr=obs.fingerprints.cfr[..., :3])
-    with pytest.raises(EstimatorInputError, match="does not match"):
-        ESTIMATORS["ris-rss"]().estimate(dataclasses.replace(obs, fingerprints=wrong))
+def test_area_is_checked() -> None:
+    with pytest.raises(ValueError, match="lower-left"):
+        RisCdScenario(area=((41.0, -5.0), (31.0, 5.0)))

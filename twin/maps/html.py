@@ -1,4 +1,4 @@
-"""HTML maps (:mod:`twin.maps`): one self-contained plotly page.
+"""HTML maps (:mod:`twin.maps.data`): one self-contained plotly page.
 
 plotly.js is embedded (nothing is fetched when the page is viewed; ``file://`` works
 offline). The scene is a ``Mesh3d`` (the hidden ceiling a legend entry, off at first),
@@ -18,25 +18,29 @@ from typing import Any
 
 import numpy as np
 
-from twin.maps import (
+from estimators.typing import FloatArray
+from twin.maps.data import (
+    Layers,
+    MapData,
+    drawn_statuses,
+    layers,
+    ris_quads,
+    title,
+)
+from twin.maps.geometry import (
+    Camera,
+    Triangles,
+    auto_camera,
+)
+from twin.maps.style import (
     BS_RGB,
     EDGE_RGB,
     MESH_RGBA,
     RIS_RGB,
     STATUS_STYLE,
     TRUE_UE_RGB,
-    Camera,
-    FloatArray,
-    Layers,
-    MapData,
     PointStatus,
-    Triangles,
     algorithm_rgb,
-    auto_camera,
-    drawn_statuses,
-    layers,
-    ris_quads,
-    title,
     wall_cell,
 )
 

@@ -1,6 +1,6 @@
 """Scene renders with Sionna's Mitsuba renderer (traced paths drawn); the camera and the
-indoor clip height are those of the maps (:func:`twin.maps.auto_camera`,
-:func:`twin.maps.indoor_clip_height`).
+indoor clip height are those of the maps (:func:`twin.maps.geometry.auto_camera`,
+:func:`twin.maps.geometry.indoor_clip_height`).
 
 A run's RIS tiles are no scene geometry (they must not block rays), and the paths
 through them are not Sionna's: both are drawn as extra emissive shapes of the overlay
@@ -22,12 +22,14 @@ import numpy as np
 from estimators.arrays import SPEED_OF_LIGHT
 from estimators.typing import FloatArray
 from twin.backend import mitsuba, sionna_rt
-from twin.maps import (
-    DRAWN_TILE_OFFSET_M,
-    RIS_RGB,
+from twin.maps.geometry import (
     auto_camera,
     indoor_clip_height,
     ris_tile_corners,
+)
+from twin.maps.style import (
+    DRAWN_TILE_OFFSET_M,
+    RIS_RGB,
 )
 from twin.outputs import Artifact, atomic_file, stamp, stamped
 from twin.paths import InteractionType
@@ -37,7 +39,7 @@ SIONNA_FOV_DEG = 45.0
 horizontal in ``render_to_file``)."""
 DRAWN_TILE_THICKNESS_M = 0.01
 """Thickness [m] of a drawn RIS tile: a flat box whose front face lies
-:data:`twin.maps.DRAWN_TILE_OFFSET_M` in front of the tile's plane (a box, unlike a
+:data:`twin.maps.style.DRAWN_TILE_OFFSET_M` in front of the tile's plane (a box, unlike a
 rectangle, emits on both sides)."""
 RIS_PATH_RADIUS_OF_TILE = 0.125
 """The drawn paths through RIS tiles are at most this fraction of the smallest tile side
@@ -84,7 +86,7 @@ def ris_path_segments(run: RunData, snapshots: Sequence[int],
 
 def ris_overlay(mi: Any, run: RunData, snapshots: Sequence[int], sionna_radius: float
                 ) -> dict[str, dict[str, Any]]:
-    """Mitsuba shapes (emissive, :data:`twin.maps.RIS_RGB`) of a run's RIS tiles and of
+    """Mitsuba shapes (emissive, :data:`twin.maps.style.RIS_RGB`) of a run's RIS tiles and of
     the paths through them at ``snapshots``, for Sionna's overlay scene.
 
     Parameters
@@ -98,8 +100,8 @@ def ris_overlay(mi: Any, run: RunData, snapshots: Sequence[int], sionna_radius: 
     Returns
     -------
     ``ris-tile-<r>``: a flat box per tile, of its true extent
-    (:func:`twin.maps.ris_tile_corners`), its front face
-    :data:`twin.maps.DRAWN_TILE_OFFSET_M` in front of its plane;
+    (:func:`twin.maps.geometry.ris_tile_corners`), its front face
+    :data:`twin.maps.style.DRAWN_TILE_OFFSET_M` in front of its plane;
     ``ris-path-<i>``: a cylinder per path segment (:func:`ris_path_segments`).
     """
     assert run.ris is not None
@@ -168,7 +170,7 @@ def render_scene_png(
     """Render the scene with the traced paths of a few snapshots to a PNG.
 
     With RIS tiles, each tile and the paths through them (from ``sim.run.paths``, in
-    :data:`twin.maps.RIS_RGB`) are drawn too (:func:`ris_overlay`).
+    :data:`twin.maps.style.RIS_RGB`) are drawn too (:func:`ris_overlay`).
 
     Parameters
     ----------

@@ -1,0 +1,88 @@
+"""LOCMAN (estimators/locman/estimators.py): contracts, channel stage, accuracy."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from estimators.arrays import wrap_angle
+from estimators.base import EstimatorInputError
+from estimators.locman.baselines import DcsSomp
+from estimators.locman.bound import efficient_errors, true_parameters
+from estimators.locman.estimators import Locman
+from estimators.locman.model import snapshot
+from estimators.locman.scenario import LocmanScenario, small
+from tests.tolerances import (
+    ANM_HIGH_SNR_ABS,
+    LOCMAN_CRLB_FACTOR,
+    LOCMAN_CRLB_TRIALS,
+    LOCMAN_DCS_SOMP_TRIALS,
+    LOCMAN_YAW_CRLB_FACTOR,
+    paired_rmse_margin,
+)
+
+
+def test_declares_a_planar_position_and_the_papers_bound() -> None:
+    obs, _ = small().observation(1, np.random.default_rng(0), 10.0)
+    for estimator in (Locman(), DcsSomp(), Locman(ue_height=1.5)):
+        assert estimator.paper == "locman"
+        assert estimator.position_dimensions(obs) == 2
+        assert "eq. 3" in estimator.bound
+
+
+def test_channel_parameters_and_model_order_at_high_snr() -> None:
+    obs, truth = small().observation(1, np.random.default_rng(8), 40.0)
+    snap = snapshot(obs, 0, 0, None)
+    _, eta = true_parameters(snap, truth, 0, np.arange(3))
+    found = Locman().channel_parameters(snap)
+    np.testing.assert_allclose(found.params, eta, atol=ANM_HIGH_SNR_ABS)  # paired, LOS first
+    estimated = Locman(order_threshold=0.05, num_paths=4).channel_parameters(snap)
+    assert estimated.order == 3
+
+
+def test_the_estimate_keeps_the_known_height() -> None:
+    obs, _ = small().observation(1, np.random.default_rng(10), 20.0)
+    est = Locman(ue_height=-0.5).estimate(obs)
+    assert est.converged.all()
+    np.testing.assert_array_equal(est.ue_position[:, 2], -0.5)
+
+
+def test_rejects_observations_it_cannot_use() -> None:
+    obs, _ = small().observation(1, np.random.default_rng(9), 10.0)
+    planar = dataclasses.replace(obs.ue_array, element_positions=np.array(
+        [[0, -1, -1], [0, 1, -1], [0, -1, 1], [0, 1, 1]], float) * 1e-3, rows=2, cols=2)
+    with pytest.raises(EstimatorInputError, match="UE array"):
+        Locman().estimate(dataclasses.replace(obs, ue_array=planar))
+    with pytest.raises(EstimatorInputError, match="solver"):
+        Locman(solver="cvx").estimate(obs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_locman_is_near_the_bound_and_beats_dcs_somp_at_high_snr() -> None:
+    """docs/estimators/locman.md: at 20 dB within 2 dB of the CRLB in position (the
+    paper's claim) and 3 dB in yaw, and better than DCS-SOMP, on the paper-style
+    setting (fixed seed).
+
+    Paired: LOCMAN's errors against those of the efficient estimator on the same noise
+    (:func:`efficient_errors`, whose MSE is the CRLB), so the margin is the Monte-Carlo
+    spread of their difference, not of either. DCS-SOMP, ~20x off on its grid at every
+    trial, is run on fewer trials: they settle that comparison."""
+    rmse = {}
+    for estimator, trials in ((Locman(), LOCMAN_CRLB_TRIALS), (DcsSomp(), LOCMAN_DCS_SOMP_TRIALS)):
+        obs, truth = LocmanScenario().observation(trials, np.random.default_rng(2026), 20.0)
+        est = estimator.estimate(obs)
+        assert est.converged.all()
+        error = est.ue_position[:, :2] - truth.ue_position[:, :2]
+        rmse[estimator.name] = float(np.sqrt(np.mean(np.sum(error**2, axis=1))))
+        if estimator.name != "locman":
+            continue
+        assert truth.ue_orientation is not None
+        yaw_error = wrap_angle(est.ue_yaw - truth.ue_orientation[:, 0])[:, None]
+        efficient = efficient_errors(obs, truth, 3)
+        for ours, best, factor in ((error, efficient[:, :2], LOCMAN_CRLB_FACTOR),
+                                   (yaw_error, efficient[:, 2:3], LOCMAN_YAW_CRLB_FACTOR)):
+            ratio = np.sqrt(np.mean(np.sum(ours**2, axis=1)) / np.mean(np.sum(best**2, axis=1)))
+            assert ratio <= factor * paired_rmse_margin(ours, best)
+    assert rmse["locman"] < rmse["dcs-somp"]

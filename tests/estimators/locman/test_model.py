@@ -1,0 +1,60 @@
+"""LOCMAN's forward model (estimators/locman/model.py): the twin's channel, its
+Jacobian, and the arrays it accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from estimators.arrays import mimo_ofdm_channel, rotation_matrix
+from estimators.base import EstimatorInputError
+from estimators.fisher import numerical_jacobian
+from estimators.locman.bound import true_parameters
+from estimators.locman.model import Ula, snapshot
+from estimators.locman.scenario import small
+from tests.tolerances import FIM_NUMERIC_REL, FLOAT64_REL
+
+
+def test_forward_model_is_the_twins_channel() -> None:
+    obs, truth = small().observation(1, np.random.default_rng(4), 20.0)
+    snap = snapshot(obs, 0, 0, None)
+    _, eta = true_parameters(snap, truth, 0, np.arange(3))
+    assert truth.ue_orientation is not None
+    ue_elements = obs.ue_array.element_positions @ rotation_matrix(truth.ue_orientation[0]).T
+    reference = mimo_ofdm_channel(
+        truth.gain[0], truth.tau[0], truth.aod[0], truth.aoa[0],
+        tx_element_positions=obs.bs_array.element_positions, rx_element_positions=ue_elements,
+        wavelength=obs.wavelength, frequencies=obs.frequencies)  # [Nr, Nt, K]
+    ours = snap.channel(truth.gain[0], eta).transpose(1, 2, 0)
+    np.testing.assert_allclose(ours, reference, rtol=0, atol=FLOAT64_REL * np.abs(
+        reference).max() * 1e3)
+
+
+def test_channel_jacobian_matches_finite_differences() -> None:
+    obs, truth = small().observation(1, np.random.default_rng(5), 10.0)
+    snap = snapshot(obs, 0, 0, None)
+    _, eta = true_parameters(snap, truth, 0, np.arange(3))
+    gain = truth.gain[0]
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        p = v.reshape(-1, 5)
+        return np.einsum("krt,ktg->krg", snap.channel(p[:, 3] + 1j * p[:, 4], p[:, :3]),
+                         snap.x).ravel()
+
+    v0 = np.column_stack([eta, gain.real, gain.imag]).ravel()
+    steps = np.tile([1e-5, 1e-6, 1e-6, 1e-9, 1e-9], 3)
+    numeric = numerical_jacobian(mean, v0, steps)
+    D = snap.jacobian(gain, eta)
+    assert np.linalg.norm(D - numeric) / np.linalg.norm(numeric) < FIM_NUMERIC_REL
+
+
+def test_ula_accepts_centred_ulas_only() -> None:
+    obs, _ = small().observation(1, np.random.default_rng(9), 10.0)
+    ula = Ula.of(obs.ue_array, "UE array")
+    assert ula.size == 4 and ula.spacing == pytest.approx(obs.wavelength / 2)
+    shifted = dataclasses.replace(obs.ue_array,
+                                  element_positions=obs.ue_array.element_positions + 0.01)
+    with pytest.raises(EstimatorInputError, match="centred"):
+        Ula.of(shifted, "UE array")

@@ -1,0 +1,109 @@
+"""The registered MISO estimators (``estimators/miso/estimators.py``) on the paper's setting.
+
+Efficiency is tested *paired*: each trial's error against the error of the efficient
+estimator on the same noise (:func:`estimators.miso.bound.efficient_errors`, whose mean
+squared error is the CRLB exactly). The ratio of the two RMSEs estimates RMSE / bound
+without most of the Monte-Carlo spread of either
+(:func:`tests.tolerances.paired_rmse_margin`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from estimators.base import EstimatorInputError
+from estimators.miso.bound import efficient_errors
+from estimators.miso.estimators import MisoML, MisoSpGrid, MisoSpRefine, map_scatterers
+from estimators.miso.scenario import MisoScenario, variant_3d
+from tests.tolerances import (
+    EFFICIENCY_DB1,
+    FLOAT64_ABS,
+    MISO_SP_REFINE_FLOOR_30DB,
+    paired_rmse_margin,
+)
+
+
+def rmse(errors: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.sum(errors**2, axis=-1))))
+
+
+def assert_efficient(errors: np.ndarray, efficient: np.ndarray) -> None:
+    """RMSE within 1 dB of the efficient estimator's, plus the paired Monte-Carlo noise."""
+    ratio = rmse(errors) / rmse(efficient)
+    assert ratio <= EFFICIENCY_DB1 * paired_rmse_margin(errors, efficient), ratio
+
+
+def test_closed_form_mapping_recovers_exact_scatterers() -> None:
+    bs, ue = np.array([0.0, 0.0, 2.0]), np.array([25.0, 8.0, 1.0])
+    scat = np.array([[18.0, 20.0, 3.0], [30.0, -6.0, 0.5]])
+    v = scat - bs
+    ranges = np.linalg.norm(v, axis=1) + np.linalg.norm(ue - scat, axis=1)
+    az = np.arctan2(v[:, 1], v[:, 0])
+    zen = np.arctan2(np.hypot(v[:, 0], v[:, 1]), v[:, 2])
+    found, valid = map_scatterers(bs, ue, ranges, az, zen)
+    assert valid.all()
+    np.testing.assert_allclose(found, scat, atol=FLOAT64_ABS * 100)
+    # A "path" shorter than the LOS cannot come from a scatterer.
+    _, invalid = map_scatterers(bs, ue, [np.linalg.norm(ue - bs) * 0.9], az[:1], zen[:1])
+    assert not invalid.any()
+
+
+@pytest.mark.parametrize(
+    "lmr_db, snr_db", [(3.0, 10.0), (-6.0, 0.0)], ids=["los-stronger", "los-weaker"]
+)
+def test_joint_ml_is_efficient(lmr_db: float, snr_db: float) -> None:
+    """Joint ML within 1 dB of the PEB and the scatterer bound (paper Figs. 6-7)."""
+    trials = 150
+    obs, truth = MisoScenario(lmr_db=(lmr_db,)).observation(
+        trials, np.random.default_rng(11), snr_db)
+    est = MisoML().estimate(obs)
+    assert est.converged.all()
+    ue_efficient, scatterer_efficient = efficient_errors(obs, truth, dimensions=2)
+    assert_efficient((est.ue_position - truth.ue_position)[:, :2], ue_efficient)
+    assert_efficient((est.scatterers[:, 0] - truth.scatterer[:, 1])[:, :2],
+                     scatterer_efficient[:, 0])
+
+
+def test_baselines_fall_short_at_high_snr() -> None:
+    """At 30 dB the SP refinement is floored by the other path's interference and the grid
+    by its resolution; joint ML stays on the bound (paper Fig. 6)."""
+    trials = 60
+    obs, truth = MisoScenario().observation(trials, np.random.default_rng(12), 30.0)
+    errors = {}
+    for cls in (MisoSpGrid, MisoSpRefine, MisoML):
+        est = cls().estimate(obs)
+        errors[cls.name] = (est.ue_position - truth.ue_position)[:, :2]
+    ue_efficient, _ = efficient_errors(obs, truth, dimensions=2)
+    assert_efficient(errors["miso-ml"], ue_efficient)
+    peb = float(np.sqrt(np.mean(MisoML().crlb(obs, truth).position_error_bound ** 2)))
+    assert rmse(errors["miso-sp-refine"]) > MISO_SP_REFINE_FLOOR_30DB * peb
+    # The grid reports grid points: every trial within half a cell's diagonal (1 m in
+    # range, 2° in angle at the LOS's 26.2 m), the RMSE above SP refine's.
+    los_length = float(np.linalg.norm(MisoScenario().ue_position))
+    half_cell = np.hypot(MisoSpGrid().range_step_m / 2,
+                         los_length * MisoSpGrid().angle_step_rad / 2)
+    assert np.all(np.linalg.norm(errors["miso-sp-grid"], axis=1) <= half_cell)
+    assert rmse(errors["miso-sp-grid"]) > rmse(errors["miso-sp-refine"])
+
+
+def test_3d_variant_is_efficient() -> None:
+    trials = 40
+    obs, truth = variant_3d().observation(trials, np.random.default_rng(13), 10.0)
+    estimator = MisoML(dimensions=3)
+    assert estimator.position_dimensions(obs) == 3
+    est = estimator.estimate(obs)
+    ue_efficient, _ = efficient_errors(obs, truth, dimensions=3)
+    assert_efficient(est.ue_position - truth.ue_position, ue_efficient)
+
+
+def test_position_dimensions_is_the_hyper_parameter() -> None:
+    obs, _ = MisoScenario().observation(1, np.random.default_rng(0), 10.0)
+    assert MisoML().position_dimensions(obs) == 2
+    assert MisoSpGrid(dimensions=3).position_dimensions(obs) == 3
+
+
+def test_3d_needs_a_planar_array() -> None:
+    obs, _ = MisoScenario().observation(1, np.random.default_rng(0), 10.0)
+    with pytest.raises(EstimatorInputError, match="planar BS array"):
+        MisoML(dimensions=3).estimate(obs)

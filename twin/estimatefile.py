@@ -1,0 +1,412 @@
+"""The estimate file ``twin estimate`` writes: its layout, writer and reader.
+
+ONE HDF5 file per ``twin estimate`` call, separate from the run file (the run stays
+read-only and several estimate files can refer to one run), written atomically::
+
+    /config      attrs: kind ("estimates"), schema_version, seed, algorithms (JSON list,
+                 in the order run), run_file (name), run_scene_sha256, run_num_snapshots,
+                 run_seed, versions (JSON), noise (YAML)
+    /estimates/<algorithm>/
+                 ue_position[T,3] [m], ue_yaw[T] [rad], scatterers[T,Q,3] [m],
+                 scatterer_valid[T,Q], converged[T], reason[T] (strings), runtime_s[T] [s],
+                 path_tau[T,P] [s], path_aod[T,P,2] (azimuth, zenith) [rad],
+                 path_gain[T,P] complex128, diagnostics/<name>[T]
+                 attrs: params (YAML of get_params()), sounding (YAML), estimator (class),
+                 position_dimensions (2: horizontal plane, 3), seed, seed_entropy
+                 ([seed, crc32(name)]), noise (YAML) and its values (snr_db, or
+                 tx_power_dbm and noise_figure_db)
+    /estimates/<algorithm>/bound/          (only where the estimator has a bound)
+                 position_m[T] [m], scatterer_m[T,Q] [m], orientation_rad[T] [rad] (where
+                 the paper bounds the orientation), <name>[T] for each further bound
+                 (``Bound.other``, its unit in its name)
+                 attrs: description (``Estimator.bound``: what is bounded, with the
+                 paper's equation numbers)
+
+Schema 2.0 (1.x: ``ue_orientation`` for ``ue_yaw``, no ``position_dimensions``, no
+``bound``); a file of another major version is refused in one line naming both.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import yaml
+
+from estimators import Bound, Estimate, Estimator
+from estimators.typing import FloatArray
+from twin.errors import TwinInputError
+from twin.outputs import Artifact, atomic_file
+from twin.runfile import RunData, package_versions
+
+SCHEMA_VERSION = "2.0"
+FILE_KIND = "estimates"
+
+_DATASETS: dict[str, dict[str, str]] = {
+    "ue_position": {"units": "m", "dims": "snapshot, xyz"},
+    "ue_yaw": {"units": "rad", "dims": "snapshot"},
+    "scatterers": {"units": "m", "dims": "snapshot, scatterer, xyz"},
+    "scatterer_valid": {"dims": "snapshot, scatterer"},
+    "converged": {"dims": "snapshot"},
+    "runtime_s": {"units": "s", "dims": "snapshot", "meaning": "wall time per snapshot"},
+    "path_tau": {"units": "s", "dims": "snapshot, path"},
+    "path_aod": {"units": "rad (azimuth, zenith)", "dims": "snapshot, path, 2"},
+    "path_gain": {"units": "complex baseband gain", "dims": "snapshot, path"},
+}
+_BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION = (
+    "position_m", "scatterer_m", "orientation_rad")
+
+
+def is_estimate_file(path: Path) -> bool:
+    """Whether ``path`` is an estimate file (its ``/config`` kind), read lazily."""
+    try:
+        if not (path.is_file() and h5py.is_hdf5(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            return "config" in f and f["config"].attrs.get("kind") == FILE_KIND
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+#: What ``twin estimate`` writes (``--overwrite`` replaces only this).
+ESTIMATE_FILE = Artifact("twin estimate file", "twin estimate", is_estimate_file)
+
+
+@dataclass(frozen=True)
+class StoredBound:
+    """An estimator's Cramér-Rao bounds as ``twin estimate`` stored them
+    (:class:`estimators.base.Bound` from the twin's truth at estimate time).
+
+    Attributes
+    ----------
+    description : what is bounded (``Estimator.bound``), with the paper's equations.
+    position_m : ``[snapshot]`` [m] the position error bound, in the estimator's
+        ``position_dimensions`` (NaN where the paper's bound does not apply).
+    scatterer_m : ``[snapshot, Q]`` [m] (``Q`` may be 0).
+    orientation_rad : ``[snapshot]`` [rad], or None where the paper bounds none.
+    other : name (unit in it) → ``[snapshot]`` further bounds of the paper.
+    """
+
+    description: str
+    position_m: FloatArray
+    scatterer_m: FloatArray
+    orientation_rad: FloatArray | None = None
+    other: Mapping[str, FloatArray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EstimateFile:
+    """An estimate file read back (see the module docstring for the layout).
+
+    Attributes
+    ----------
+    schema_version, seed : as written; ``seed`` drew the observations' noise.
+    run_file : name of the run file the estimates were made on.
+    run_scene_sha256, run_num_snapshots, run_seed : that run's scene hash, number of
+        snapshots ``T`` and seed (to check an estimate file against a run file).
+    versions : package versions of the writer.
+    noise : ``{"snr_db": x}`` or ``{"tx_power_dbm": p, "noise_figure_db": nf}``.
+    estimates : algorithm → :class:`estimators.base.Estimate` (``T`` snapshots), in
+        the order they were run.
+    params, sounding : algorithm → its hyper-parameters / sounding options.
+    position_dimensions : algorithm → 2 (its positions live in the horizontal plane)
+        or 3, as the estimator declared on its observation.
+    bounds : algorithm → :class:`StoredBound`, for the algorithms with a bound.
+    """
+
+    schema_version: str
+    seed: int
+    run_file: str
+    run_scene_sha256: str
+    run_num_snapshots: int
+    run_seed: int
+    versions: dict[str, str]
+    noise: dict[str, float]
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sounding: dict[str, dict[str, Any]] = field(default_factory=dict)
+    position_dimensions: dict[str, int] = field(default_factory=dict)
+    bounds: dict[str, StoredBound] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def plain(value: Any) -> Any:
+    """A YAML-safe copy of a parameter value (numpy → python, tuples → lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def _yaml(mapping: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(plain(mapping), sort_keys=False, default_flow_style=False)
+
+
+def stored_bound(estimator: Estimator, bound: Bound) -> StoredBound:
+    """What the estimate file keeps of ``estimator``'s :class:`estimators.base.Bound`.
+
+    Raises
+    ------
+    ValueError
+        A further bound (``Bound.other``) named like one of the fixed datasets: a
+        programming error of the estimator.
+    """
+    clash = sorted(set(bound.other) & {_BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION})
+    if clash:
+        raise ValueError(f"{estimator.name}: Bound.other reuses the name(s) {clash}")
+    return StoredBound(
+        description=type(estimator).bound,
+        position_m=np.asarray(bound.position_error_bound, dtype=np.float64),
+        scatterer_m=np.asarray(bound.scatterer_error_bound, dtype=np.float64),
+        orientation_rad=None if bound.orientation_error_bound is None
+        else np.asarray(bound.orientation_error_bound, dtype=np.float64),
+        other={name: np.asarray(v, dtype=np.float64) for name, v in bound.other.items()},
+    )
+
+
+def write_estimates(
+    output: Path,
+    *,
+    run_path: Path,
+    run: RunData,
+    seed: int,
+    noise: Mapping[str, float],
+    instances: Mapping[str, Estimator],
+    results: Mapping[str, Estimate],
+    position_dimensions: Mapping[str, int],
+    bounds: Mapping[str, StoredBound],
+) -> None:
+    """Write an estimate file (the module docstring's layout) atomically."""
+    with atomic_file(output) as tmp, h5py.File(tmp, "w") as f:
+        cfg = f.create_group("config")
+        cfg.attrs.update(
+            kind=FILE_KIND, schema_version=SCHEMA_VERSION, seed=seed,
+            algorithms=json.dumps(list(results)), run_file=run_path.name,
+            run_scene_sha256=run.scene_sha256, run_num_snapshots=run.drive.num_snapshots,
+            run_seed=run.seed, versions=json.dumps(package_versions(), sort_keys=True),
+            noise=_yaml(noise),
+        )
+        group = f.create_group("estimates")
+        for name, est in results.items():
+            estimator = instances[name]
+            g = group.create_group(name)
+            for key, attrs in _DATASETS.items():
+                g.create_dataset(key, data=getattr(est, key))
+                g[key].attrs.update(attrs)
+            g.create_dataset("reason", data=np.asarray(list(est.reason), dtype=object),
+                             dtype=h5py.string_dtype())
+            diag = g.create_group("diagnostics")
+            for key, values in est.diagnostics.items():
+                diag.create_dataset(key, data=np.asarray(values))
+                diag[key].attrs["dims"] = "snapshot"
+            if name in bounds:
+                _write_bound(g.create_group("bound"), bounds[name])
+            cls = type(estimator)
+            g.attrs.update(
+                params=_yaml(estimator.get_params()), sounding=_yaml(cls.sounding),
+                estimator=f"{cls.__module__}.{cls.__qualname__}",
+                position_dimensions=int(position_dimensions[name]), seed=seed,
+                seed_entropy=[seed, zlib.crc32(name.encode())], noise=_yaml(noise), **noise,
+            )
+
+
+def _write_bound(g: h5py.Group, bound: StoredBound) -> None:
+    g.attrs["description"] = bound.description
+    fixed = {_BOUND_POSITION: (bound.position_m, "m", "snapshot"),
+             _BOUND_SCATTERER: (bound.scatterer_m, "m", "snapshot, scatterer")}
+    if bound.orientation_rad is not None:
+        fixed[_BOUND_ORIENTATION] = (bound.orientation_rad, "rad", "snapshot")
+    for key, (values, units, dims) in fixed.items():
+        g.create_dataset(key, data=values)
+        g[key].attrs.update(units=units, dims=dims)
+    for key, values in bound.other.items():
+        g.create_dataset(key, data=values)
+        g[key].attrs["dims"] = "snapshot"
+
+
+# --------------------------------------------------------------------------- reader
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _read_estimate(g: h5py.Group) -> Estimate:
+    diagnostics: dict[str, np.ndarray] = {}
+
+    def collect(key: str, node: Any) -> None:
+        if isinstance(node, h5py.Dataset):
+            diagnostics[key] = node[()]
+
+    if "diagnostics" in g:
+        g["diagnostics"].visititems(collect)
+    reason = tuple(s.decode() if isinstance(s, bytes) else str(s) for s in g["reason"][()])
+    return Estimate(
+        **{key: g[key][()] for key in _DATASETS}, reason=reason, diagnostics=diagnostics,
+    )
+
+
+def _read_bound(g: h5py.Group) -> StoredBound:
+    fixed = {_BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION}
+    return StoredBound(
+        description=str(g.attrs["description"]),
+        position_m=np.asarray(g[_BOUND_POSITION][()], dtype=np.float64),
+        scatterer_m=np.asarray(g[_BOUND_SCATTERER][()], dtype=np.float64),
+        orientation_rad=np.asarray(g[_BOUND_ORIENTATION][()], dtype=np.float64)
+        if _BOUND_ORIENTATION in g else None,
+        other={key: np.asarray(g[key][()], dtype=np.float64) for key in g if key not in fixed},
+    )
+
+
+def read_estimates(path: str | Path) -> EstimateFile:
+    """Read an estimate file written by ``twin estimate``.
+
+    Raises
+    ------
+    TwinInputError
+        One line: missing file, not HDF5, not an estimate file (e.g. a run file), a file
+        of another major schema version (naming both), or a file missing part of the
+        layout.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TwinInputError(f"{p}: estimate file not found")
+    try:
+        f = h5py.File(p, "r")
+    except OSError:
+        raise TwinInputError(f"{p}: not an HDF5 estimate file") from None
+    with f:
+        cfg = f["config"].attrs if "config" in f else {}
+        if cfg.get("kind") != FILE_KIND:
+            what = "a run file" if "yaml" in cfg else "not an estimate file"
+            raise TwinInputError(f"{p}: {what}, expected estimates (twin estimate -o)")
+        version = str(cfg.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise TwinInputError(
+                f"{p}: estimate schema {version or '?'}, this twin reads {SCHEMA_VERSION}"
+            )
+        try:
+            order = json.loads(str(cfg["algorithms"]))
+            group = f["estimates"]
+            return EstimateFile(
+                schema_version=version, seed=int(cfg["seed"]), run_file=str(cfg["run_file"]),
+                run_scene_sha256=str(cfg["run_scene_sha256"]),
+                run_num_snapshots=int(cfg["run_num_snapshots"]), run_seed=int(cfg["run_seed"]),
+                versions=json.loads(str(cfg["versions"])),
+                noise=yaml.safe_load(str(cfg["noise"])),
+                estimates={name: _read_estimate(group[name]) for name in order},
+                params={name: yaml.safe_load(str(group[name].attrs["params"])) or {}
+                        for name in order},
+                sounding={name: yaml.safe_load(str(group[name].attrs["sounding"])) or {}
+                          for name in order},
+                position_dimensions={name: int(group[name].attrs["position_dimensions"])
+                                     for name in order},
+                bounds={name: _read_bound(group[name]["bound"]) for name in order
+                        if "bound" in group[name]},
+            )
+        except (KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as exc:
+            raise TwinInputError(
+                f"{p}: damaged estimate file ({_one_line(str(exc)) or type(exc).__name__})"
+            ) from None
+
+
+# ------------------------------------------------------------------------ selecting
+
+
+def split_names(algorithms: str | Iterable[str]) -> list[str]:
+    """Names from ``"a,b"`` or ``["a", "b,c"]``, in the order given, blanks dropped."""
+    items = [algorithms] if isinstance(algorithms, str) else list(algorithms)
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
+def check_same_run(run_path: Path, run: RunData, est_path: Path, est: EstimateFile) -> None:
+    """Refuse an estimate file made on another run than ``run`` (its scene hash, snapshot
+    count or seed differ): one line naming both files and what differs."""
+    differences = []
+    if est.run_scene_sha256 != run.scene_sha256:
+        differences.append(
+            f"scene SHA-256 {est.run_scene_sha256[:12]}… vs {run.scene_sha256[:12]}…")
+    if est.run_num_snapshots != run.drive.num_snapshots:
+        differences.append(f"{est.run_num_snapshots} snapshots vs {run.drive.num_snapshots}")
+    if est.run_seed != run.seed:
+        differences.append(f"run seed {est.run_seed} vs {run.seed}")
+    if differences:
+        raise TwinInputError(
+            f"{est_path}: estimates made on another run than {run_path} "
+            f"({'; '.join(differences)})"
+        )
+
+
+def select_estimated(
+    requested: str | Iterable[str] | None, available: Sequence[str], source: str
+) -> tuple[str, ...]:
+    """The algorithms of estimate file(s) to use: ``requested`` (``"a,b"`` or a sequence;
+    None or empty: every one ``available``), in the order given.
+
+    Raises
+    ------
+    TwinInputError
+        A requested name that ``source`` (the file(s), for the message) does not hold;
+        the message lists the available ones.
+    """
+    names = split_names(requested) if requested is not None else []
+    if not names:
+        return tuple(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise TwinInputError(
+            f"--algorithms: {', '.join(repr(n) for n in unknown)} not in {source} "
+            f"(available: {', '.join(available) or 'none'})"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def gather_estimates(
+    run_path: Path, run: RunData, estimate_paths: Sequence[str | Path],
+    algorithms: str | Iterable[str] | None = None,
+) -> dict[str, tuple[Path, EstimateFile]]:
+    """The selected algorithms of one run's estimate files, in file order:
+    algorithm → (its file, that file read back).
+
+    Raises
+    ------
+    TwinInputError
+        An unreadable file or one of another run (:func:`check_same_run`), an unknown
+        algorithm (:func:`select_estimated`), or an algorithm found in two files and not
+        narrowed down by ``algorithms``.
+    """
+    found: list[tuple[str, Path, EstimateFile]] = []
+    for path in map(Path, estimate_paths):
+        est_file = read_estimates(path)
+        check_same_run(run_path, run, path, est_file)
+        found += [(name, path, est_file) for name in est_file.estimates]
+    available = list(dict.fromkeys(name for name, _, _ in found))
+    chosen = select_estimated(algorithms, available, "the estimate file(s)")
+    selected = [item for item in found if item[0] in chosen]
+    names = [name for name, _, _ in selected]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise TwinInputError(f"{', '.join(twice)} appear(s) in more than one estimate file; "
+                             "select with --algorithms")
+    return {name: (path, est_file) for name, path, est_file in selected}
+
+
+__all__ = ["ESTIMATE_FILE", "FILE_KIND", "SCHEMA_VERSION", "EstimateFile", "StoredBound",
+           "check_same_run", "gather_estimates", "is_estimate_file", "plain",
+           "read_estimates", "select_estimated", "split_names", "stored_bound",
+           "write_estimates"]

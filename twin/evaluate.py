@@ -170,7 +170,8 @@ def _plots(out: Path, run: RunData, series: dict[str, dict[str, Any]]) -> None:
     ax.set_xlabel("UE position error [m]")
     ax.set_ylabel("CDF")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # no converged estimate: an empty CDF, no legend
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out / "ue_error_cdf.png", dpi=110)
     plt.close(fig)
@@ -242,7 +243,12 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
     if bounded:
         lines += ["", "Bounds (stored by `twin estimate` from the twin's true channel; "
                       "\"—\": the bound does not apply at any snapshot, e.g. no LOS):", ""]
-        lines += [f"- {name}: {b['description']}" for name, b in bounded.items()]
+        # One line per bound: a paper's estimators share theirs.
+        sharing: dict[str, list[str]] = {}
+        for name, b in bounded.items():
+            sharing.setdefault(b["description"], []).append(name)
+        lines += [f"- {', '.join(names)}: {description}"
+                  for description, names in sharing.items()]
     if any(a["converged"] == 0 for a in algos.values()):
         lines += ["", "Algorithms with no converged snapshot have no UE or map scores: "
                       "every estimate reported `converged = false` (see `reason` in the "

@@ -276,6 +276,7 @@ def test_bound_column_for_every_algorithm_with_a_stored_bound(street: dict[str, 
     rows = {cells[0].lstrip("| "): cells  # the UE table: the two rows below its header
             for cells in (line.split(" | ") for line in lines[first + 2:first + 4])}
     assert rows["planar"][column] == "0.15 m" and rows["spatial"][column] == "no bound"
+    assert lines.count("- planar: test bound") == 1  # what the bound bounds, said once
 
 
 def test_every_paper_bound_is_stored_at_estimate_time(files: dict[str, Path]) -> None:

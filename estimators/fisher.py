@@ -77,6 +77,33 @@ def crlb(fim: npt.ArrayLike) -> FloatArray:
     return np.asarray(np.linalg.inv(scaled) * scale[:, None] * scale[None, :], dtype=np.float64)
 
 
+def efficient_error(
+    jacobian: npt.ArrayLike, noise: npt.ArrayLike, noise_variance: float
+) -> FloatArray:
+    """The error an efficient estimator makes on this noise: the ML linearised at the
+    truth, ``δη = J^-1 (2/σ²) Re{D^H n}`` (Kay I, §7.7) with ``J`` the FIM of
+    :func:`gaussian_fim`.
+
+    Its covariance over the noise is the CRLB exactly, so an estimator's errors compared
+    trial by trial with these measure its distance from the bound without most of the
+    Monte-Carlo spread of either (a paired comparison).
+
+    Parameters
+    ----------
+    jacobian : ``[observation, parameter]`` complex, ``D = ∂μ/∂η`` at the truth.
+    noise : ``[observation]`` complex, ``n = y - μ`` (any shape of that many samples).
+    noise_variance : ``σ²`` per complex sample [W].
+
+    Returns
+    -------
+    ``[parameter]`` float64; NaN where the FIM is singular (:func:`crlb`).
+    """
+    d = np.asarray(jacobian, dtype=np.complex128)
+    n = np.asarray(noise, dtype=np.complex128).ravel()
+    score = 2.0 / noise_variance * np.real(d.conj().T @ n)
+    return np.asarray(crlb(gaussian_fim(d, noise_variance)) @ score, dtype=np.float64)
+
+
 def error_bound(crlb_matrix: npt.ArrayLike, indices: Sequence[int]) -> float:
     """``sqrt(trace)`` of a CRLB block: the position/scatterer error bound [m]."""
     c = np.asarray(crlb_matrix, dtype=np.float64)

@@ -255,3 +255,13 @@ DAUN_CVX_EQUALITY_REL = 1e-12
 # over 30 users (its angle grid and centroid; dpd's refinement and stansfield 1.004 and
 # 1.003: efficient), `scripts/daun/figures.py --parts efficiency`.
 DAUN_SRL_LOS_BOUND_FACTOR = 1.22
+
+# Bounds that `twin estimate` stores on the twin tests' runs (tests/twin/test_twin_estimators.py,
+# test_train.py, test_ris_positioning.py): deterministic given the runs' seeds. Measured
+# largest per run: miso 5.9 mm (20 dB), locman/dcs-somp 2.3 mm (30 dB), slab 3.3 mm (30
+# dB), daun family 0.19 m (20 dB), ris-cd/ris-rss 10.3 mm (40 dB); ~1.5-2x margins, so a
+# bound in the wrong unit or dimensions (the BS-UE height, a 3-D PEB) fails.
+STORED_BOUND_MISO_M = 0.01
+STORED_BOUND_LOCMAN_M = 0.005
+STORED_BOUND_DAUN_M = 0.4
+STORED_BOUND_RIS_CD_M = 0.02

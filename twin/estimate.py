@@ -273,6 +273,7 @@ def estimate_run(
 
     results: dict[str, Estimate] = {}
     bounds: dict[str, StoredBound] = {}
+    truth: Truth | None = None  # the run's, built once for every estimator with a bound
     total = run.drive.num_snapshots
     for name, estimator, rng, obs in jobs:
         on_snapshot = _snapshot_callback(on_progress, name, total)
@@ -284,7 +285,8 @@ def estimate_run(
             )
         results[name] = estimate
         if type(estimator).bound:
-            bounds[name] = _bound(estimator, obs, run)
+            truth = _truth(run) if truth is None else truth
+            bounds[name] = stored_bound(estimator, estimator.crlb(obs, truth))
 
     write_estimates(
         output, run_path=run_path, run=run, seed=seed, noise=noise,
@@ -294,13 +296,12 @@ def estimate_run(
     return results
 
 
-def _bound(estimator: Estimator, obs: Observation, run: RunData) -> StoredBound:
-    """The estimator's bound on ``obs`` from the run's true channel
-    (:data:`estimators.types.Truth`: one :class:`~estimators.types.ChannelTruth` per BS,
-    the estimator picks its own; a single one for a single-BS run)."""
+def _truth(run: RunData) -> Truth:
+    """The run's true channel for the estimators' bounds (:data:`estimators.types.Truth`:
+    one :class:`~estimators.types.ChannelTruth` per BS, each estimator picks its own; a
+    single one for a single-BS run)."""
     per_bs = [channel_truth(run, bs) for bs in range(len(run.bs_name))]
-    truth: Truth = per_bs[0] if len(per_bs) == 1 else per_bs
-    return stored_bound(estimator, estimator.crlb(obs, truth))
+    return per_bs[0] if len(per_bs) == 1 else per_bs
 
 
 

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from estimators.base import Bound
 from estimators.fisher import crlb as invert_fim
-from estimators.fisher import error_bound, gaussian_fim, numerical_jacobian
+from estimators.fisher import efficient_error, error_bound, numerical_jacobian
 from estimators.locman.model import LinkGeometry, LocmanSnapshot, snapshot
 from estimators.types import ChannelTruth, Observation
 from estimators.typing import FloatArray
@@ -233,7 +233,5 @@ def efficient_errors(
         gain = truth.gain[t, paths]
         noise = snap.y - np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)
         jacobian = snap.jacobian(gain, eta) @ geometric_transform(snap.geometry, x, L)
-        fim = gaussian_fim(jacobian, snap.noise_variance)
-        score = 2.0 / snap.noise_variance * np.real(jacobian.conj().T @ noise.ravel())
-        errors[t] = (invert_fim(fim) @ score)[: len(x)]
+        errors[t] = efficient_error(jacobian, noise, snap.noise_variance)[: len(x)]
     return errors

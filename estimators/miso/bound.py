@@ -22,7 +22,7 @@ import numpy as np
 from estimators.arrays import SPEED_OF_LIGHT, steering_vector
 from estimators.base import Bound
 from estimators.fisher import crlb as invert_fim
-from estimators.fisher import error_bound, gaussian_fim
+from estimators.fisher import efficient_error, error_bound, gaussian_fim
 from estimators.miso.model import MisoSnapshot
 from estimators.types import ChannelTruth, Observation
 from estimators.typing import BoolArray, ComplexArray, FloatArray
@@ -224,9 +224,7 @@ def efficient_errors(
         transform, _ = miso_position_transform(snap.bs_position, truth.ue_position[t],
                                                truth.scatterer[t, paths[1:]], d)
         jacobian = miso_jacobian(snap, gain, tau, aod, d) @ transform
-        fim = gaussian_fim(jacobian, snap.noise_variance)
-        score = 2.0 / snap.noise_variance * np.real(jacobian.conj().T @ noise.ravel())
-        step = np.linalg.solve(fim, score)
+        step = efficient_error(jacobian, noise, snap.noise_variance)
         ue.append(step[:d])
         scatterers.append(step[d:d * len(paths)].reshape(-1, d))
     return np.asarray(ue), np.asarray(scatterers)

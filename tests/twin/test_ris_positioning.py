@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import assert_stored_bound
-from tests.tolerances import FLOAT32_REL, FLOAT64_ABS
+from tests.tolerances import FLOAT32_REL, FLOAT64_ABS, STORED_BOUND_RIS_CD_M
 from twin.errors import TwinInputError
 from twin.scene import BUNDLED_DIR
 
@@ -88,9 +88,9 @@ def test_twin_estimate_ris_cd_and_ris_rss_on_an_office_drive(tmp_path: Path) -> 
     np.testing.assert_allclose(estimates["ris-cd"].ue_position[:, :2],
                                [[13.5, 2.5], [14.5, 3.5]], atol=FLOAT64_ABS)
     est_file = read_estimates(tmp_path / "est.h5")
-    for name in estimates:  # the map's bounds at 40 dB: centimetres, both users
+    for name in estimates:  # the map's bounds at 40 dB, both users
         bound = assert_stored_bound(est_file, name, [True, True])
-        assert np.all(bound.position_m < 0.1), bound.position_m
+        assert np.all(bound.position_m < STORED_BOUND_RIS_CD_M), bound.position_m
 
     plain = office_config()
     del plain["fingerprints"]

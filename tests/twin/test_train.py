@@ -12,6 +12,7 @@ import yaml
 from estimators.daun.checkpoint import load_checkpoint
 from estimators.daun.estimators import Daun
 from tests.conftest import assert_stored_bound
+from tests.tolerances import STORED_BOUND_DAUN_M
 from tests.twin.test_cli import assert_one_line_error, run_twin
 from tests.twin.test_dataset import uma_config, write
 from twin.dataset.engine import make_dataset
@@ -111,7 +112,7 @@ def test_daun_on_a_twin_drive_with_the_shipped_checkpoint(tmp_path: Path) -> Non
         # The LOS-only bound from every BS's truth: finite where two BSs see the UE.
         los = np.stack([channel_truth(run, b).los for b in range(len(run.bs_name))])
         bound = assert_stored_bound(est, name, los.sum(axis=0) >= 2)
-        assert np.all(bound.position_m[np.isfinite(bound.position_m)] < MEDIAN_ERROR_M)
+        assert np.all(bound.position_m[np.isfinite(bound.position_m)] < STORED_BOUND_DAUN_M)
 
 
 #: [m] Measured medians on this segment at 20 dB (5 snapshots, fixed seed): daun 0.94,

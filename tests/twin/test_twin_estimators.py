@@ -22,6 +22,8 @@ from tests.tolerances import (
     SLAB_TWIN_UE_M,
     SLAB_TWIN_YAW_RAD,
     STEERING_REL,
+    STORED_BOUND_LOCMAN_M,
+    STORED_BOUND_MISO_M,
     paired_rmse_margin,
     rmse_margin,
 )
@@ -115,7 +117,7 @@ def test_twin_estimate_end_to_end_on_a_simulated_run_file(tmp_path: Path) -> Non
     assert np.max(np.linalg.norm(grid.ue_position - run.drive.position, axis=1)) < 3.0
     for name in est.estimates:  # LOS + one wall at every snapshot: the bound applies
         bound = assert_stored_bound(est, name, [True] * 4)
-        assert np.all(bound.position_m < 0.1), bound.position_m  # centimetres at 20 dB
+        assert np.all(bound.position_m < STORED_BOUND_MISO_M), bound.position_m
 
 
 # ---------------------------------------------------------------- LOCMAN / DCS-SOMP
@@ -239,7 +241,7 @@ def test_twin_estimate_locman_and_dcs_somp_end_to_end(
     locman_bound = assert_stored_bound(est, "locman", [True] * T)
     somp_bound = assert_stored_bound(est, "dcs-somp", [True] * T)
     np.testing.assert_allclose(locman_bound.position_m, somp_bound.position_m, rtol=0.1)
-    assert np.all(locman_bound.position_m < LOCMAN_TWIN_UE_M)
+    assert np.all(locman_bound.position_m < STORED_BOUND_LOCMAN_M)
     assert est.position_dimensions == {"locman": 2, "dcs-somp": 2}
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from estimators.types import Observation, Truth
+from estimators.types import Area, Observation, ServiceArea, Truth
 from estimators.typing import FloatArray
 
 
@@ -33,7 +33,10 @@ class SnapshotEstimate:
 
     ``ue_position [3]`` [m], ``ue_yaw`` [rad] (NaN if not estimated),
     ``scatterers [Q, 3]`` [m], ``scatterer_valid [Q]``, ``path_tau [P]`` [s],
-    ``path_aod [P, 2]`` (azimuth, zenith) [rad], ``path_gain [P]`` complex.
+    ``path_aod [P, 2]`` (azimuth, zenith) [rad], ``path_gain [P]`` complex,
+    ``position_covariance [3, 3]`` [m²] how unsure ``ue_position`` is (None: not
+    reported; a 2-D method fills the horizontal block and leaves z NaN,
+    :func:`position_covariance`).
     """
 
     ue_position: FloatArray
@@ -43,6 +46,7 @@ class SnapshotEstimate:
     path_aod: FloatArray
     path_gain: npt.NDArray[np.complex128]
     ue_yaw: float = float("nan")
+    position_covariance: FloatArray | None = None
     converged: bool = True
     reason: str = ""
     diagnostics: Mapping[str, float] = field(default_factory=dict)
@@ -64,6 +68,9 @@ class Estimate:
     converged : ``[snapshot]`` bool; reason: ``[snapshot]`` why not ("" if converged).
     runtime_s : ``[snapshot]`` [s] wall time per snapshot.
     diagnostics : name -> ``[snapshot]`` array (e.g. final cost).
+    position_covariance : ``[snapshot, 3, 3]`` [m²], the covariance the estimator
+        reports for ``ue_position`` (NaN where it reports none; for a 2-D method the z
+        row and column are NaN): what ``twin evaluate`` checks a wild fix against.
     """
 
     ue_position: FloatArray
@@ -77,6 +84,12 @@ class Estimate:
     reason: tuple[str, ...]
     runtime_s: FloatArray
     diagnostics: Mapping[str, FloatArray] = field(default_factory=dict)
+    position_covariance: FloatArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.position_covariance is None:
+            object.__setattr__(self, "position_covariance",
+                               np.full((self.ue_position.shape[0], 3, 3), np.nan))
 
     @property
     def num_snapshots(self) -> int:
@@ -355,4 +368,40 @@ def _stack(results: list[tuple[SnapshotEstimate, float]]) -> Estimate:
         reason=tuple(r.reason for r, _ in results),
         runtime_s=np.array([dt for _, dt in results]),
         diagnostics={k: _diagnostic(results, k) for k in keys},
+        position_covariance=np.array([
+            np.full((3, 3), np.nan) if r.position_covariance is None
+            else r.position_covariance for r, _ in results], dtype=np.float64).reshape(-1, 3, 3),
     )
+
+
+def position_covariance(block: npt.ArrayLike) -> FloatArray:
+    """A ``[d, d]`` position covariance [m²] (``d = 2``: horizontal; 3) as the ``[3, 3]``
+    of :attr:`SnapshotEstimate.position_covariance`: the z row and column NaN for
+    ``d = 2`` (a height the method does not estimate has no variance)."""
+    c = np.asarray(block, dtype=np.float64)
+    d = c.shape[0]
+    if c.shape != (d, d) or d not in (2, 3):
+        raise ValueError(f"position covariance must be [2, 2] or [3, 3], got {c.shape}")
+    out = np.full((3, 3), np.nan)
+    out[:d, :d] = 0.5 * (c + c.T)
+    return out
+
+
+def resolve_service_area(
+    name: str, obs: Observation, area: Area | None, ue_height: float | None
+) -> ServiceArea:
+    """The service area an estimator searches: its own ``area`` / ``ue_height``
+    hyper-parameters where set, else the observation's (:attr:`Observation.service_area`,
+    the run's). :class:`EstimatorInputError` naming both where neither gives one, or
+    where the hyper-parameters are not an area."""
+    known = obs.service_area
+    if (area is None or ue_height is None) and known is None:
+        raise EstimatorInputError(
+            f"{name}: the observation has no service area; set area=((x0, y0), (x1, y1)) "
+            f"and ue_height")
+    try:
+        return ServiceArea(area=known.area if area is None else area,  # type: ignore[union-attr]
+                           ue_height=known.ue_height if ue_height is None  # type: ignore[union-attr]
+                           else float(ue_height))
+    except (TypeError, ValueError) as exc:
+        raise EstimatorInputError(f"{name}: {exc}") from None

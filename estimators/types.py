@@ -36,6 +36,29 @@ Link = Literal["downlink", "uplink"]
 
 
 @dataclass(frozen=True)
+class ServiceArea:
+    """Where a deployment's users are, as the deployment knows it before measuring: the
+    horizontal region they move in and their nominal height. The prior of every search
+    grid, initialisation and 2-D height hypothesis that an estimator does not get as a
+    hyper-parameter, so that defaults come from the run, never from a paper's setting.
+
+    Attributes
+    ----------
+    area : ``((x_min, y_min), (x_max, y_max))`` [m] corners (:data:`Area`).
+    ue_height : the UEs' nominal height [m] (z of the BSs' frame), the height a method
+        that estimates the horizontal position assumes.
+    """
+
+    area: Area
+    ue_height: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "area", check_area(self.area, "ServiceArea.area"))
+        if not np.isfinite(self.ue_height):
+            raise ValueError(f"ServiceArea.ue_height: must be finite, got {self.ue_height}")
+
+
+@dataclass(frozen=True)
 class ArrayGeometry:
     """Antenna array of a device, in the device's local frame.
 
@@ -160,6 +183,11 @@ class Observation:
         (:class:`estimators.observe.Sounder`); ``None`` otherwise.
     fingerprints : the area's radio map, for fingerprint positioning; ``None`` otherwise.
     prior : a prior on the UE position (e.g. GNSS); ``None`` otherwise.
+    service_area : where the UEs are known to be (:class:`ServiceArea`): the twin's is
+        the drive's horizontal extent grown by a margin and its median height
+        (:func:`twin.sounding.service_area`), a paper's setting gives its own area;
+        ``None`` where nothing is known (estimators that need one then need their own
+        ``area``/``ue_height`` hyper-parameters).
     """
 
     y: npt.NDArray[np.complex128]
@@ -181,6 +209,7 @@ class Observation:
     sounder: Sounder | None = None
     fingerprints: FingerprintMap | None = None
     prior: PositionPrior | None = None
+    service_area: ServiceArea | None = None
 
     @property
     def wavelength(self) -> float:

@@ -43,7 +43,7 @@ from twin.resources import Need, check_memory
 from twin.runfile import RunData, read_run
 from twin.scoring import check_dimensions
 from twin.settings import parse_settings, resolve_algorithms
-from twin.sounding import channel_truth, observation_from_run
+from twin.sounding import channel_truth, observation_from_run, service_area
 
 DEFAULT_TX_POWER_DBM = 20.0
 """Transmit power [dBm] when neither an SNR nor a power is given (thermal noise)."""
@@ -291,7 +291,7 @@ def estimate_run(
     write_estimates(
         output, run_path=run_path, run=run, seed=seed, noise=noise,
         instances={name: estimator for name, estimator, _, _ in jobs}, results=results,
-        position_dimensions=dimensions, bounds=bounds,
+        position_dimensions=dimensions, bounds=bounds, service_area=service_area(run),
     )
     return results
 

@@ -5,12 +5,16 @@ read-only and several estimate files can refer to one run), written atomically::
 
     /config      attrs: kind ("estimates"), schema_version, seed, algorithms (JSON list,
                  in the order run), run_file (name), run_scene_sha256, run_num_snapshots,
-                 run_seed, versions (JSON), noise (YAML)
+                 run_seed, versions (JSON), noise (YAML), service_area (JSON: the
+                 run's ``area`` corners [m] and ``ue_height`` [m] the estimators saw,
+                 :func:`twin.sounding.service_area`)
     /estimates/<algorithm>/
                  ue_position[T,3] [m], ue_yaw[T] [rad], scatterers[T,Q,3] [m],
                  scatterer_valid[T,Q], converged[T], reason[T] (strings), runtime_s[T] [s],
                  path_tau[T,P] [s], path_aod[T,P,2] (azimuth, zenith) [rad],
-                 path_gain[T,P] complex128, diagnostics/<name>[T]
+                 path_gain[T,P] complex128, position_covariance[T,3,3] [m²] (NaN
+                 where the estimator reports none; z NaN for a 2-D method),
+                 diagnostics/<name>[T]
                  attrs: params (YAML of get_params()), sounding (YAML), estimator (class),
                  position_dimensions (2: horizontal plane, 3), seed, seed_entropy
                  ([seed, crc32(name)]), noise (YAML) and its values (snr_db, or
@@ -22,8 +26,9 @@ read-only and several estimate files can refer to one run), written atomically::
                  attrs: description (``Estimator.bound``: what is bounded, with the
                  paper's equation numbers)
 
-Schema 2.0 (1.x: ``ue_orientation`` for ``ue_yaw``, no ``position_dimensions``, no
-``bound``); a file of another major version is refused in one line naming both.
+Schema 2.1 (2.0: no ``position_covariance``, read as NaN, and no ``service_area``; 1.x:
+``ue_orientation`` for ``ue_yaw``, no ``position_dimensions``, no ``bound``); a file of another
+major version is refused in one line naming both.
 """
 
 from __future__ import annotations
@@ -40,12 +45,13 @@ import numpy as np
 import yaml
 
 from estimators import Bound, Estimate, Estimator
+from estimators.types import ServiceArea
 from estimators.typing import FloatArray
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, atomic_file
 from twin.runfile import RunData, package_versions
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 FILE_KIND = "estimates"
 
 _DATASETS: dict[str, dict[str, str]] = {
@@ -58,7 +64,13 @@ _DATASETS: dict[str, dict[str, str]] = {
     "path_tau": {"units": "s", "dims": "snapshot, path"},
     "path_aod": {"units": "rad (azimuth, zenith)", "dims": "snapshot, path, 2"},
     "path_gain": {"units": "complex baseband gain", "dims": "snapshot, path"},
+    "position_covariance": {
+        "units": "m^2", "dims": "snapshot, xyz, xyz",
+        "meaning": "the covariance the estimator reports for ue_position (NaN: none; "
+                   "z NaN for a 2-D method)"},
 }
+#: Datasets a file of an older minor version may lack, and what they read as.
+_ADDED_IN_2_1 = ("position_covariance",)
 _BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION = (
     "position_m", "scatterer_m", "orientation_rad")
 
@@ -190,6 +202,7 @@ def write_estimates(
     results: Mapping[str, Estimate],
     position_dimensions: Mapping[str, int],
     bounds: Mapping[str, StoredBound],
+    service_area: ServiceArea,
 ) -> None:
     """Write an estimate file (the module docstring's layout) atomically."""
     with atomic_file(output) as tmp, h5py.File(tmp, "w") as f:
@@ -200,6 +213,8 @@ def write_estimates(
             run_scene_sha256=run.scene_sha256, run_num_snapshots=run.drive.num_snapshots,
             run_seed=run.seed, versions=json.dumps(package_versions(), sort_keys=True),
             noise=_yaml(noise),
+            service_area=json.dumps({"area": plain(service_area.area),
+                                     "ue_height": service_area.ue_height}),
         )
         group = f.create_group("estimates")
         for name, est in results.items():
@@ -257,7 +272,8 @@ def _read_estimate(g: h5py.Group) -> Estimate:
         g["diagnostics"].visititems(collect)
     reason = tuple(s.decode() if isinstance(s, bytes) else str(s) for s in g["reason"][()])
     return Estimate(
-        **{key: g[key][()] for key in _DATASETS}, reason=reason, diagnostics=diagnostics,
+        **{key: g[key][()] for key in _DATASETS if key in g or key not in _ADDED_IN_2_1},
+        reason=reason, diagnostics=diagnostics,
     )
 
 

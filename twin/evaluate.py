@@ -18,11 +18,12 @@ Output directory (written whole or not at all): ``metrics.json`` (schema below),
 
 ``metrics.json``::
 
-    {"schema_version": "1.1", "run_file", "run_scene_sha256", "cutoff_m",
+    {"schema_version": "1.2", "run_file", "run_scene_sha256", "cutoff_m",
      "truth_sets": {name: description},
      "algorithms": {name: {
         "estimate_file", "params", "dimensions", "snapshots", "converged",
         "ue": {"rmse_m", "median_m", "p90_m", "scored_in"} | null,
+        "integrity": {"wild", "confident_wild", "with_covariance", "coverage_95"},
         "bound": {"description", "peb_median_m", "peb_rms_m",
                   "other": {name: median}} | null,
         "runtime": {"median_s", "total_s"},
@@ -61,6 +62,7 @@ from twin.scoring import (
     TruthPoints,
     check_cutoff,
     fused_map_metrics,
+    integrity_metrics,
     map_metrics,
     match_algorithm,
     truth_sets,
@@ -68,7 +70,7 @@ from twin.scoring import (
     ue_metrics,
 )
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 PR_CUTOFFS_M = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -145,6 +147,7 @@ def _score(run_path: Path, run: RunData, selected: dict[str, tuple[Path, Estimat
             "estimate_file": path.name, "params": est_file.params.get(name, {}),
             "dimensions": dims, "snapshots": est.num_snapshots,
             "converged": int(est.converged.sum()), "ue": ue_metrics(ue_error, dims),
+            "integrity": integrity_metrics(est, run.drive.position, dims),
             "bound": _bound_metrics(bound),
             "runtime": {"median_s": float(np.median(est.runtime_s)),
                         "total_s": float(np.sum(est.runtime_s))},
@@ -227,8 +230,8 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
         "## UE position",
         "",
         "| algorithm | converged | RMSE | median | p90 | scored in | bound (PEB, median) "
-        "| runtime/snapshot |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| > 5 m off (not covered) | 95 % region holds truth | runtime/snapshot |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, a in algos.items():
         ue = a["ue"] or {}
@@ -238,7 +241,14 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
             f"| {name} | {a['converged']}/{a['snapshots']} | {_fmt(ue.get('rmse_m'), ' m')} | "
             f"{_fmt(ue.get('median_m'), ' m')} | {_fmt(ue.get('p90_m'), ' m')} | "
             f"{ue.get('scored_in', '—')} | {peb} | "
+            f"{a['integrity']['wild']} ({a['integrity']['confident_wild']}) | "
+            f"{_fmt(a['integrity']['coverage_95'])} | "
             f"{1e3 * a['runtime']['median_s']:.1f} ms |")
+    lines += ["", "\"> 5 m off\": converged fixes more than 5 m from the truth; in "
+                  "brackets those whose reported covariance does not cover the error (99 % "
+                  "region), or that report none: confident wild fixes. \"95 % region holds "
+                  "truth\": the share of fixes with a covariance whose 95 % region contains "
+                  "the true position (0.95 when calibrated)."]
     bounded = {name: a["bound"] for name, a in algos.items() if a["bound"] is not None}
     if bounded:
         lines += ["", "Bounds (stored by `twin estimate` from the twin's true channel; "

@@ -220,6 +220,65 @@ def ue_metrics(errors: FloatArray, dimensions: int) -> dict[str, Any] | None:
     }
 
 
+WILD_ERROR_M = 5.0
+"""A converged fix further than this [m] from the truth is *wild* (issue: "no confident
+wild fix"): acceptable only when the covariance the estimator reports covers it."""
+COVER_PROBABILITY = 0.99
+"""A covariance *covers* an error when the error lies inside its region of this
+probability (squared Mahalanobis distance below the chi-square quantile)."""
+CALIBRATION_PROBABILITY = 0.95
+"""The confidence region whose empirical coverage :func:`integrity_metrics` reports."""
+
+
+def mahalanobis_squared(est: Estimate, true_position: FloatArray,
+                        dimensions: int) -> FloatArray:
+    """``[snapshot]`` squared Mahalanobis distance of the error in ``dimensions`` under
+    the reported ``position_covariance``; NaN where the fix did not converge or no
+    (finite, positive definite) covariance was reported."""
+    d = dimensions
+    error = (est.ue_position - true_position)[:, :d]
+    assert est.position_covariance is not None  # Estimate fills NaN
+    cov = est.position_covariance[:, :d, :d]
+    out = np.full(est.num_snapshots, np.nan)
+    for t in range(est.num_snapshots):
+        if not (est.converged[t] and np.all(np.isfinite(cov[t]))
+                and np.all(np.isfinite(error[t]))):
+            continue
+        try:
+            factor = np.linalg.cholesky(cov[t])
+        except np.linalg.LinAlgError:
+            continue
+        z = np.linalg.solve(factor, error[t])
+        out[t] = float(z @ z)
+    return out
+
+
+def integrity_metrics(est: Estimate, true_position: FloatArray,
+                      dimensions: int) -> dict[str, Any]:
+    """How honest the reported uncertainty is.
+
+    ``wild``: converged fixes more than :data:`WILD_ERROR_M` off; ``confident_wild``: of
+    those, the ones whose covariance does not cover the error at
+    :data:`COVER_PROBABILITY` (or that report none): the fixes the issue forbids;
+    ``with_covariance``: converged fixes with a covariance; ``coverage_95``: the fraction
+    of those whose :data:`CALIBRATION_PROBABILITY` region contains the truth (about 0.95
+    when calibrated; None without covariances).
+    """
+    from scipy.stats import chi2
+
+    errors = ue_errors(est, true_position, dimensions)
+    d2 = mahalanobis_squared(est, true_position, dimensions)
+    wild = np.isfinite(errors) & (errors > WILD_ERROR_M)
+    covered = np.isfinite(d2) & (d2 <= chi2.ppf(COVER_PROBABILITY, dimensions))
+    reported = np.isfinite(d2)
+    inside = reported & (d2 <= chi2.ppf(CALIBRATION_PROBABILITY, dimensions))
+    return {
+        "wild": int(wild.sum()), "confident_wild": int((wild & ~covered).sum()),
+        "with_covariance": int(reported.sum()),
+        "coverage_95": float(inside.sum() / reported.sum()) if reported.any() else None,
+    }
+
+
 def map_metrics(matching: AlgorithmMatching, truth: Sequence[TruthPoints]) -> dict[str, Any]:
     """GOSPA (mean over snapshots) and its parts, matched RMSE, precision, recall,
     counts and per-object recall of one algorithm's matching against ``truth``."""
@@ -314,7 +373,24 @@ def fused_map_metrics(est: Estimate, truth: Sequence[TruthPoints], dimensions: i
     }
 
 
-__all__ = ["PLANAR", "SPATIAL", "TRUTH_SETS", "AlgorithmMatching", "TruthPoints",
-           "check_cutoff", "check_dimensions", "fuse_points", "fused_map_metrics",
-           "map_metrics", "match_algorithm", "match_snapshot", "scored_in",
-           "snapshot_scatterers", "truth_sets", "ue_errors", "ue_metrics"]
+__all__ = [
+    "PLANAR",
+    "SPATIAL",
+    "TRUTH_SETS",
+    "AlgorithmMatching",
+    "TruthPoints",
+    "check_cutoff",
+    "check_dimensions",
+    "fuse_points",
+    "fused_map_metrics",
+    "integrity_metrics",
+    "mahalanobis_squared",
+    "map_metrics",
+    "match_algorithm",
+    "match_snapshot",
+    "scored_in",
+    "snapshot_scatterers",
+    "truth_sets",
+    "ue_errors",
+    "ue_metrics",
+]

@@ -21,7 +21,7 @@ from estimators.observe import (
     build_observation,
     thermal_noise_variance,
 )
-from estimators.types import ChannelTruth, Observation, PositionPrior
+from estimators.types import ChannelTruth, Observation, PositionPrior, ServiceArea
 from twin.paths import InteractionType
 from twin.ris_positioning import fingerprint_map, mrt_precoder
 from twin.runfile import RunData
@@ -31,8 +31,25 @@ __all__ = [
     "build_observation",
     "channel_truth",
     "observation_from_run",
+    "service_area",
     "thermal_noise_variance",
 ]
+
+SERVICE_MARGIN_M = 10.0
+"""Margin [m] by which :func:`service_area` grows the drive's horizontal extent."""
+
+
+def service_area(run: RunData, margin_m: float = SERVICE_MARGIN_M) -> ServiceArea:
+    """What a deployment knows of where its users are (:class:`ServiceArea`), from the
+    run: the drive's horizontal bounding box grown by ``margin_m`` [m] on every side (the
+    streets or rooms it serves, not the positions in it: a fix anywhere in a box
+    ``margin_m`` wider than the drive is possible), and the drive's median UE height.
+    The default search region of every estimator that searches one (grid localizers,
+    initialisations), overridden per estimator with ``--set ALGO.area=...``."""
+    xy = run.drive.position[:, :2]
+    lo, hi = xy.min(axis=0) - margin_m, xy.max(axis=0) + margin_m
+    return ServiceArea(area=((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))),
+                       ue_height=float(np.median(run.drive.position[:, 2])))
 
 
 def observation_from_run(
@@ -49,6 +66,7 @@ def observation_from_run(
     * ``precoder="mrt"`` (with ``radio_map``): Sang et al.'s fixed wideband MRT precoder,
       towards the run's first RIS tile, or its radio map's central block in a run without
       tiles (:func:`twin.ris_positioning.mrt_precoder`);
+    * the run's :func:`service_area` (``Observation.service_area``);
     * ``prior_std_m``: a horizontal Gaussian prior on the UE position, its mean the true
       position plus ``N(0, prior_std_m² I₂)`` (a GNSS-like fix; Sang et al. eq. 39), drawn
       from ``rng`` after the noise.
@@ -77,7 +95,8 @@ def observation_from_run(
         covariance = np.zeros((T, 3, 3))
         covariance[:, 0, 0] = covariance[:, 1, 1] = float(prior_std) ** 2
         prior = PositionPrior(mean=mean, covariance=covariance)
-    return dataclasses.replace(obs, fingerprints=fingerprints, prior=prior)
+    return dataclasses.replace(obs, fingerprints=fingerprints, prior=prior,
+                               service_area=service_area(run))
 
 
 def channel_truth(run: RunData, bs: int = 0) -> ChannelTruth:

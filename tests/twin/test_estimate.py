@@ -305,7 +305,7 @@ def test_config_and_algorithm_attrs(run_path: Path, tmp_path: Path) -> None:
                      "noise_figure_db": DEFAULT_NOISE_FIGURE_DB}
     with h5py.File(out, "r") as f:
         cfg = f["config"].attrs
-        assert cfg["schema_version"] == "2.0"
+        assert cfg["schema_version"] == "2.1"
         assert cfg["kind"] == "estimates"
         assert int(cfg["seed"]) == 11 == run.seed
         assert cfg["run_file"] == "run.h5"
@@ -417,7 +417,7 @@ def test_read_estimates_round_trip(run_path: Path, tmp_path: Path) -> None:
     for name, est in results.items():
         assert isinstance(back.estimates[name], Estimate)
         _assert_estimates_equal(est, back.estimates[name])
-    assert back.schema_version == "2.0"
+    assert back.schema_version == "2.1"
     assert (back.seed, back.run_seed, back.run_num_snapshots) == (7, 11, T)
     assert back.run_file == "run.h5"
     assert back.run_scene_sha256 == run.scene_sha256

@@ -24,6 +24,7 @@ from twin.evaluate import evaluate, evaluate_to_dir
 from twin.runfile import read_run
 from twin.scoring import fuse_points, truth_sets
 from twin.simulate import simulate_to_file
+from twin.sounding import service_area
 
 UE = [[12.0, 1.0, 3.0], [18.0, -2.0, 3.0], [25.0, 3.0, 3.0], [9.0, 4.0, 3.0]]
 
@@ -90,7 +91,7 @@ def test_report_directory_is_written_whole(files: dict[str, Path]) -> None:
         "metrics.json", "report.md", "ue_error_cdf.png", "ue_error_over_time.png",
         "map_precision_recall.png", "map.png", "map.html"])
     data = json.loads((out / "metrics.json").read_text())
-    assert data["schema_version"] == "1.1" and "miso-ml" in data["algorithms"]
+    assert data["schema_version"] == "1.2" and "miso-ml" in data["algorithms"]
     report = (out / "report.md").read_text()
     assert "| wall_north |" in report and "![map](map.png)" in report
     assert "miso-ml: scatterers" in (out / "map.html").read_text()
@@ -231,6 +232,7 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         bounds={"planar": StoredBound(
             description="test bound", position_m=peb, scatterer_m=np.zeros((3, 0)),
             other={"two_stage_position_m": 2 * peb})},
+        service_area=service_area(run),
     )
     return {"run": tmp / "street.h5", "est": tmp / "est.h5", "tmp": tmp}
 

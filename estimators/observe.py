@@ -7,6 +7,7 @@ is drawn from the ``rng`` passed in.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, dft_beams, random_beams
-from estimators.types import ArrayGeometry, Link, Observation
+from estimators.types import ArrayGeometry, Link, Observation, PositionPrior
 
 BOLTZMANN_DBM_PER_HZ = -174.0
 """Thermal noise density ``k_B T_0`` at 290 K [dBm/Hz]."""
@@ -229,3 +230,32 @@ def build_observation(
         seed=seed,
         sounder=ChannelSounder(h, s, sigma2) if closed_loop else None,
     )
+
+
+def select_snapshots(obs: Observation, index: npt.ArrayLike) -> Observation:
+    """The observation of the snapshots ``index [n]`` only (in that order): every
+    per-snapshot field sliced (``y``, beams, noise, times, the prior, a
+    :class:`ChannelSounder`'s channel), the same noise draws as in ``obs``, so a snapshot
+    gets the same estimate whether or not the others are estimated with it.
+
+    Raises ``ValueError`` for an index outside ``obs``'s snapshots, or a closed-loop
+    sounder that is not a :class:`ChannelSounder` (it cannot be sliced).
+    """
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    T = obs.num_snapshots
+    if idx.size and (idx.min() < 0 or idx.max() >= T):
+        raise ValueError(f"snapshots {idx.tolist()} are not all in 0..{T - 1}")
+    sounder = obs.sounder
+    if sounder is not None:
+        if not isinstance(sounder, ChannelSounder):
+            raise ValueError(f"cannot select snapshots of a {type(sounder).__name__}")
+        sounder = ChannelSounder(sounder.channel[idx], sounder.pilots,
+                                 sounder.noise_variance[idx])
+    prior = obs.prior
+    if prior is not None:
+        prior = PositionPrior(mean=prior.mean[idx], covariance=prior.covariance[idx])
+    times = obs.snapshot_time[idx] if obs.snapshot_time.shape == (T,) else obs.snapshot_time
+    return dataclasses.replace(
+        obs, y=obs.y[idx], noise_variance=obs.noise_variance[idx], snapshot_time=times,
+        precoders=obs.precoders[idx], combiners=obs.combiners[idx], sounder=sounder,
+        prior=prior)

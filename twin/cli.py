@@ -178,6 +178,11 @@ def estimate(
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the noise and the estimators' randomness (default: the run's).",
     )] = None,
+    snapshots: Annotated[list[str] | None, typer.Option(
+        "--snapshots", metavar="[ALGO=]START:STOP[:STEP]",
+        help="Estimate only these snapshots (a slice or I,J,K; per algorithm with ALGO=; "
+             "repeatable); the others are stored as not estimated. Default: all.",
+    )] = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -188,7 +193,7 @@ def estimate(
         results = estimate_run(
             run, algorithms, output, snr_db=snr_db, tx_power_dbm=tx_power_dbm,
             noise_figure_db=noise_figure_db, settings=settings or (), seed=seed,
-            overwrite=overwrite, on_progress=update,
+            snapshots=snapshots or (), overwrite=overwrite, on_progress=update,
         )
     if not quiet:
         _err.print(escape(f"wrote {output}"))
@@ -255,8 +260,9 @@ def demo(
     ),
     quiet: QuietOpt = False,
 ) -> None:
-    """The whole chain on the bundled office floor: simulate, every estimator that fits
-    the drive, evaluate, estimated vs true maps (PNG + HTML)."""
+    """The whole suite on the bundled scenes: four runs (office walk, street drive under
+    four BSs, a UE-array drive, a RIS walk), every registered estimator on the one that
+    fits it, evaluated against the ray-traced truth with 3D maps; report.md sums up."""
     from twin.demo import run_demo
 
     skipped: list[str] = []

@@ -1,34 +1,122 @@
-"""``twin demo``: the whole chain on the bundled office floor.
+"""``twin demo``: the whole suite on the bundled scenes, every registered estimator on a
+run that fits it.
 
-simulate (``run.h5``, ``scene.png``: Sionna's render with the traced paths) → every
-registered estimator that fits the drive (``est.h5``; the drive's UE has one antenna, so
-estimators that need a UE array are skipped, with the reason) → evaluation against the
-ray-traced truth (``report/``, with the estimated vs true map in 3D: ``map.png``,
-``map.html``) → a second walk with a RIS tile on a wall, around a corner
-(``ris_run.h5``, ``ris_scene.png``: the tile and the paths through it drawn at the walk's
-last, hidden position, where the tile is focused; docs/RIS.md).
+Four runs (:data:`DEMO_RUNS`), each simulated, estimated and evaluated against its
+ray-traced truth into ``OUT/<run>/`` (``run.h5``, ``est.h5``, ``report/`` with the 3D maps,
+a layer per algorithm):
+
+* ``office``: a walk on the office floor, one access point, a single-antenna UE: MISO's
+  setting (the UE and the walls from one BS);
+* ``street``: a drive on the street under four BSs on masts, a single-antenna UE: the
+  direct (grid) localizers of the DAUN paper (the BSs of its shipped checkpoint);
+* ``ue_array``: a drive on the street under three BSs with a 1x4 UE array: the setting of
+  LOCMAN (one BS) and SLAB (several);
+* ``ris``: a RIS-aided walk through a hidden room with a radio map: RIS-CD's setting.
+
+The slow convex baselines and LOCMAN estimate a few snapshots of their run
+(``twin estimate --snapshots``; :data:`DemoRun.snapshots`). ``report.md`` gathers every
+algorithm's scores in one table; ``scene.png`` is Sionna's render of the office walk with
+its traced paths, ``ris_scene.png`` the tile and the paths through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from estimators import ESTIMATORS
 from twin.config import load_config
+from twin.errors import TwinInputError
 from twin.estimate import estimate_run
 from twin.estimatefile import ESTIMATE_FILE
 from twin.evaluate import REPORT, evaluate_to_dir
-from twin.outputs import check_output
+from twin.outputs import Artifact, check_output, write_bytes_atomic
 from twin.runfile import RUN_FILE
 from twin.scene import BUNDLED_DIR
 from twin.scene_render import SCENE_RENDER, render_scene_png
 from twin.simulate import run_inputs, simulate_to_file
 
-DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "drive.yaml"
-RIS_DEMO_CONFIG = BUNDLED_DIR / "office_floor" / "ris_drive.yaml"
-#: Estimator settings of the demo: the office channel is rich, so model 4 paths.
-DEMO_SETTINGS = ("num_paths=4",)
+DEMO_SNR_DB = 20.0
+"""The SNR of every demo estimate [dB]: the issue's reference point, so the report
+compares the estimators with their bounds where both are meaningful."""
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One run of the demo: a bundled config and the estimators it is the setting of.
+
+    Attributes
+    ----------
+    key : the run's directory under the demo's output.
+    config : the bundled config it simulates.
+    algorithms : the registered estimators run on it.
+    snapshots : ``twin estimate --snapshots`` items (the slow ones on a few snapshots).
+    what : one line for the report.
+    """
+
+    key: str
+    config: Path
+    algorithms: tuple[str, ...]
+    snapshots: tuple[str, ...] = ()
+    what: str = ""
+
+
+DEMO_RUNS = (
+    DemoRun("office", BUNDLED_DIR / "office_floor" / "drive.yaml",
+            ("miso-ml", "miso-sp-grid", "miso-sp-refine"),
+            what="office walk, one access point (1x16), single-antenna UE"),
+    DemoRun("street", BUNDLED_DIR / "street" / "daun_drive.yaml",
+            ("dpd", "stansfield", "srl", "cvx-direct", "p-admm", "daun", "daun-r"),
+            snapshots=("srl=0:100:6", "cvx-direct=0:100:6"),
+            what="street drive, four BSs (1x16) on 8 m masts, single-antenna UE, "
+                 "narrowband (the BSs of DAUN's shipped `street` checkpoint)"),
+    DemoRun("ue_array", BUNDLED_DIR / "street" / "ue_array_drive.yaml",
+            ("locman", "dcs-somp", "slab", "slab-lce", "gd-lce", "ls-lce", "gd-bfr",
+             "lmi-bfr"), snapshots=("locman=0:100:4",),
+            what="street drive, three BSs (1x8) on 8 m masts, 1x4 UE array"),
+    DemoRun("ris", BUNDLED_DIR / "office_floor" / "ris_positioning.yaml",
+            ("ris-cd", "ris-rss"),
+            what="RIS-aided walk through a hidden room with a radio map"),
+)
+
+
+def _is_demo_summary(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return path.is_file() and f.readline().startswith(SUMMARY_TITLE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+SUMMARY_TITLE = "# twin demo: the suite on the bundled scenes"
+DEMO_SUMMARY = Artifact("twin demo summary", "twin demo", _is_demo_summary)
+
+
+def demo_outputs(out_dir: Path) -> list[tuple[Path, Artifact]]:
+    """Every path the demo writes under ``out_dir``, with what it is."""
+    paths: list[tuple[Path, Artifact]] = [
+        (out_dir / "report.md", DEMO_SUMMARY), (out_dir / "scene.png", SCENE_RENDER),
+        (out_dir / "ris_scene.png", SCENE_RENDER)]
+    for run in DEMO_RUNS:
+        paths += [(out_dir / run.key / "run.h5", RUN_FILE),
+                  (out_dir / run.key / "est.h5", ESTIMATE_FILE),
+                  (out_dir / run.key / "report", REPORT)]
+    return paths
+
+
+def check_demo_runs(registered: Sequence[str]) -> None:
+    """Every registered estimator on exactly one demo run (a programming error if not:
+    a new estimator must be given the run that fits it)."""
+    placed = [name for run in DEMO_RUNS for name in run.algorithms]
+    missing = sorted(set(registered) - set(placed))
+    twice = sorted({name for name in placed if placed.count(name) > 1})
+    unknown = sorted(set(placed) - set(registered))
+    if missing or twice or unknown:
+        raise RuntimeError(f"twin demo: estimators without a run {missing}, on two runs "
+                           f"{twice}, not registered {unknown}")
 
 
 def run_demo(
@@ -37,38 +125,91 @@ def run_demo(
     on_task: Callable[[str, int, int], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> dict[str, Path]:
-    """Run the demo chain into ``out_dir`` (replacing the files an earlier demo wrote
-    there, and nothing else: every output is checked before any work,
+    """Run the demo into ``out_dir`` (replacing the files an earlier demo wrote there, and
+    nothing else: every output is checked before any work,
     :func:`twin.outputs.check_output`); returns the files written, labelled.
-    ``on_task(task, done, total)`` follows each estimator's snapshots, then the evaluation
-    and the maps. Estimators the demo drive does not fit (another UE array, say) are left
-    out and named to ``on_skip(algorithm, reason)``."""
+
+    ``on_progress(done, total)`` follows each run's tracing, ``on_task(task, done,
+    total)`` each estimator's snapshots and each evaluation. ``on_skip(algorithm,
+    reason)``: an estimator that does not fit its demo run (which would be a bug of the
+    demo's table, :data:`DEMO_RUNS`) is reported there instead of failing the demo.
+    """
+    check_demo_runs(sorted(ESTIMATORS))
     task = on_task or (lambda name, done, total: None)
-    run_path, png_path = out_dir / "run.h5", out_dir / "scene.png"
-    est_path, report = out_dir / "est.h5", out_dir / "report"
-    ris_run_path, ris_png_path = out_dir / "ris_run.h5", out_dir / "ris_scene.png"
     inputs: list[Path] = []
-    for config_path in (DEMO_CONFIG, RIS_DEMO_CONFIG):
-        scene, others = run_inputs(*load_config(config_path))
-        inputs += [config_path, *scene, *others]
-    for path, artifact in ((run_path, RUN_FILE), (png_path, SCENE_RENDER),
-                           (est_path, ESTIMATE_FILE), (report, REPORT),
-                           (ris_run_path, RUN_FILE), (ris_png_path, SCENE_RENDER)):
+    for run in DEMO_RUNS:
+        scene, others = run_inputs(*load_config(run.config))
+        inputs += [run.config, *scene, *others]
+    for path, artifact in demo_outputs(out_dir):
         check_output(path, artifact, overwrite=True, inputs=inputs, what="demo output")
-    sim = simulate_to_file(DEMO_CONFIG, run_path, overwrite=True, on_progress=on_progress)
-    render_scene_png(sim, png_path)
-    estimate_run(run_path, sorted(ESTIMATORS), est_path, overwrite=True,
-                 settings=DEMO_SETTINGS, on_progress=on_task,
-                 on_skip=on_skip or (lambda name, reason: None))
-    task("evaluate, draw maps", 0, 1)
-    evaluate_to_dir(run_path, [est_path], report, overwrite=True)
-    task("evaluate, draw maps", 1, 1)
-    task("RIS walk", 0, 1)
-    ris_sim = simulate_to_file(RIS_DEMO_CONFIG, ris_run_path, overwrite=True)
-    render_scene_png(ris_sim, ris_png_path, snapshots=[ris_sim.run.drive.num_snapshots - 1])
-    task("RIS walk", 1, 1)
-    return {"run file": run_path, "scene render": png_path, "estimates": est_path,
-            "report": report / "report.md", "map (PNG)": report / "map.png",
-            "map (interactive, open in a browser)": report / "map.html",
-            "RIS walk (run file)": ris_run_path,
-            "RIS walk render (the tile, the paths through it)": ris_png_path}
+    files: dict[str, Path] = {}
+    scores: dict[str, dict[str, Any]] = {}
+    for run in DEMO_RUNS:
+        directory = out_dir / run.key
+        run_path, est_path, report = (directory / "run.h5", directory / "est.h5",
+                                      directory / "report")
+        sim = simulate_to_file(run.config, run_path, overwrite=True, on_progress=on_progress)
+        if run.key == "office":
+            render_scene_png(sim, out_dir / "scene.png")
+            files["scene render (office walk, traced paths)"] = out_dir / "scene.png"
+        if run.key == "ris":
+            render_scene_png(sim, out_dir / "ris_scene.png",
+                             snapshots=[sim.run.drive.num_snapshots - 1])
+            files["RIS walk render (the tile, the paths through it)"] = (
+                out_dir / "ris_scene.png")
+        try:
+            estimate_run(run_path, run.algorithms, est_path, snr_db=DEMO_SNR_DB,
+                         snapshots=run.snapshots, overwrite=True, on_progress=on_task,
+                         on_skip=on_skip or (lambda name, reason: None))
+        except TwinInputError:
+            if on_skip is None:
+                raise
+            continue  # none of the run's estimators fits it: each was reported
+        task(f"evaluate {run.key}", 0, 1)
+        evaluate_to_dir(run_path, [est_path], report, overwrite=True)
+        task(f"evaluate {run.key}", 1, 1)
+        metrics = json.loads((report / "metrics.json").read_text())
+        scores[run.key] = metrics["algorithms"]
+        files[f"{run.key}: run file"] = run_path
+        files[f"{run.key}: estimates"] = est_path
+        files[f"{run.key}: report"] = report / "report.md"
+        files[f"{run.key}: map (PNG)"] = report / "map.png"
+        files[f"{run.key}: map (interactive, open in a browser)"] = report / "map.html"
+    write_bytes_atomic(out_dir / "report.md", _summary(scores).encode())
+    files["summary (every estimator)"] = out_dir / "report.md"
+    return files
+
+
+def _number(value: float | None, unit: str = " m") -> str:
+    return "—" if value is None else f"{value:.3g}{unit}"
+
+
+def _summary(scores: dict[str, dict[str, Any]]) -> str:
+    """``report.md``: one row per algorithm, grouped by run (each run's own report has
+    the maps and the details)."""
+    lines = [SUMMARY_TITLE, "",
+             f"Every registered estimator at {DEMO_SNR_DB:g} dB on the run that fits it; "
+             "errors in the dimensions each estimates, its Cramér-Rao bound (median over "
+             "the snapshots where it applies), fixes more than 5 m off (in brackets: those "
+             "whose reported covariance does not cover the error). Details and the 3D "
+             "maps: `<run>/report/report.md`.", "",
+             "| run | algorithm | converged | median | p90 | bound (median) | > 5 m off "
+             "(not covered) | runtime/snapshot |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for run in DEMO_RUNS:
+        for name, a in scores.get(run.key, {}).items():
+            ue = a["ue"] or {}
+            bound = a["bound"]
+            peb = "no bound" if bound is None else _number(bound["peb_median_m"])
+            integrity = a["integrity"]
+            lines.append(
+                f"| {run.key} | {name} | {a['converged']}/{a['snapshots']} | "
+                f"{_number(ue.get('median_m'))} | {_number(ue.get('p90_m'))} | {peb} | "
+                f"{integrity['wild']} ({integrity['confident_wild']}) | "
+                f"{1e3 * a['runtime']['median_s']:.3g} ms |")
+    lines += ["", "Runs:", ""]
+    lines += [f"- `{run.key}`: {run.what} (`{run.config.relative_to(BUNDLED_DIR)}`)"
+              + (f"; only some snapshots for {', '.join(s.split('=')[0] for s in run.snapshots)}"
+                 if run.snapshots else "")
+              for run in DEMO_RUNS]
+    return "\n".join(lines) + "\n"

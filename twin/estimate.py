@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # Importing the package (not only estimators.base) registers every estimator.
 from estimators import ESTIMATORS, Estimate, Estimator
 from estimators.base import EstimatorInputError
+from estimators.observe import select_snapshots
 from estimators.types import Observation, Truth
 from twin.errors import TwinInputError
 from twin.estimatefile import (
@@ -113,6 +115,82 @@ def algorithm_rng(seed: int, name: str) -> np.random.Generator:
 # -------------------------------------------------------------------------- running
 
 
+NOT_ESTIMATED = "not estimated (--snapshots)"
+"""The ``reason`` of a snapshot left out by ``--snapshots``."""
+
+
+def parse_snapshots(
+    specs: Iterable[str], names: Sequence[str], total: int
+) -> dict[str, npt.NDArray[np.int64]]:
+    """``--snapshots`` items as the snapshot indices each algorithm estimates.
+
+    Each item is ``[ALGO=]SPEC``, SPEC a Python slice ``START:STOP[:STEP]`` or a
+    comma-separated list of indices; an item without ``ALGO=`` applies to every
+    algorithm that has no item of its own. No item: every snapshot.
+
+    Raises
+    ------
+    TwinInputError
+        One line naming the item: an unknown algorithm, a malformed SPEC, an index outside
+        ``0..total-1``, or a selection with no snapshot.
+    """
+    every = np.arange(total, dtype=np.int64)
+    chosen: dict[str, npt.NDArray[np.int64]] = {}
+    default = every
+    for item in specs:
+        name, _, spec = item.rpartition("=")
+        name = name.strip()
+        if name and name not in names:
+            raise TwinInputError(f"--snapshots {item}: '{name}' is not among the selected "
+                                 f"algorithms ({', '.join(names)})")
+        try:
+            if ":" in spec:
+                parts = [int(x) if x.strip() else None for x in spec.split(":")]
+                if len(parts) > 3:
+                    raise ValueError
+                index = every[slice(*parts)]
+            else:
+                index = np.array([int(x) for x in spec.split(",")], dtype=np.int64)
+        except ValueError:
+            raise TwinInputError(f"--snapshots {item}: expected [ALGO=]START:STOP[:STEP] or "
+                                 "[ALGO=]I,J,K") from None
+        if index.size == 0 or index.min() < 0 or index.max() >= total:
+            raise TwinInputError(f"--snapshots {item}: selects no snapshot or one outside "
+                                 f"0..{total - 1}")
+        if name:
+            chosen[name] = np.unique(index)
+        else:
+            default = np.unique(index)
+    return {name: chosen.get(name, default) for name in names}
+
+
+def _expand(est: Estimate, index: npt.NDArray[np.int64], total: int) -> Estimate:
+    """An estimate of the snapshots ``index`` spread over all ``total``: the others
+    reported as not converged, reason :data:`NOT_ESTIMATED`, NaN and no runtime."""
+    if index.size == total:
+        return est
+
+    def spread(values: Any, fill: Any) -> Any:
+        values = np.asarray(values)
+        out = np.full((total, *values.shape[1:]), fill, dtype=values.dtype)
+        out[index] = values
+        return out
+
+    reason = [NOT_ESTIMATED] * total
+    for i, r in zip(index, est.reason, strict=True):
+        reason[int(i)] = r
+    return Estimate(
+        ue_position=spread(est.ue_position, np.nan), ue_yaw=spread(est.ue_yaw, np.nan),
+        scatterers=spread(est.scatterers, np.nan),
+        scatterer_valid=spread(est.scatterer_valid, False),
+        path_tau=spread(est.path_tau, np.nan), path_aod=spread(est.path_aod, np.nan),
+        path_gain=spread(est.path_gain, np.nan), converged=spread(est.converged, False),
+        reason=tuple(reason), runtime_s=spread(est.runtime_s, 0.0),
+        diagnostics={k: spread(v, np.nan) for k, v in est.diagnostics.items()},
+        position_covariance=spread(est.position_covariance, np.nan),
+    )
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -183,6 +261,7 @@ def estimate_run(
     noise_figure_db: float | None = None,
     settings: Iterable[str] = (),
     seed: int | None = None,
+    snapshots: Iterable[str] = (),
     overwrite: bool = False,
     on_progress: ProgressCallback | None = None,
     on_skip: Callable[[str, str], None] | None = None,
@@ -204,6 +283,11 @@ def estimate_run(
         :func:`twin.settings.parse_settings`.
     seed : seed of the observation noise and the estimators' randomness (default: the
         run's seed); algorithm ``name`` uses :func:`algorithm_rng` ``(seed, name)``.
+    snapshots : ``[ALGO=]START:STOP[:STEP]`` or ``[ALGO=]I,J,K`` items
+        (:func:`parse_snapshots`): estimate only those snapshots (the slow convex
+        baselines on a few); the others are stored as not converged (reason
+        :data:`NOT_ESTIMATED`). The observation is sounded for the whole run first, so a
+        snapshot sees the same noise whichever are selected. Default: all.
     overwrite : replace an existing output.
     on_progress : ``(algorithm, snapshots_done, snapshots_total)``, called with 0 when
         an algorithm starts and after each snapshot.
@@ -240,10 +324,11 @@ def estimate_run(
     seed = run.seed if seed is None else seed
     if seed < 0:
         raise TwinInputError(f"{run_path}: run seed {seed} is negative; pass --seed")
+    selected = parse_snapshots(snapshots, names, run.drive.num_snapshots)
 
     # Sound and check for every algorithm first: a misfit, or a setting the memory cannot
     # hold, fails before any estimator runs.
-    jobs: list[tuple[str, Estimator, np.random.Generator, Observation]] = []
+    jobs: list[tuple[str, Estimator, np.random.Generator, Observation, Observation]] = []
     dimensions: dict[str, int] = {}
     held: list[Need] = []
     working: list[Need] = []
@@ -251,7 +336,8 @@ def estimate_run(
         rng = algorithm_rng(seed, name)
         try:
             obs = _observe(run, run_path, name, type(estimator), rng, seed, noise)
-            arrays = estimator.working_memory(obs)  # checks the observation first
+            chosen = select_snapshots(obs, selected[name])
+            arrays = estimator.working_memory(chosen)  # checks the observation first
         except EstimatorInputError as exc:
             if on_skip is None:
                 raise _input_error(name, run_path, exc) from None
@@ -259,7 +345,7 @@ def estimate_run(
             continue
         # Declared by every estimator: a missing declaration fails here, before any run.
         dimensions[name] = check_dimensions(name, estimator.position_dimensions(obs))
-        jobs.append((name, estimator, rng, obs))
+        jobs.append((name, estimator, rng, obs, chosen))
         held.append(Need(f"'{name}''s observation", _nbytes(obs), "--algorithms"))
         if arrays:
             largest = max(arrays, key=lambda key: arrays[key])
@@ -275,22 +361,21 @@ def estimate_run(
     bounds: dict[str, StoredBound] = {}
     truth: Truth | None = None  # the run's, built once for every estimator with a bound
     total = run.drive.num_snapshots
-    for name, estimator, rng, obs in jobs:
-        on_snapshot = _snapshot_callback(on_progress, name, total)
+    for name, estimator, rng, obs, chosen in jobs:
+        on_snapshot = _snapshot_callback(on_progress, name, chosen.num_snapshots)
         on_snapshot(0)
-        estimate = estimator.estimate(obs, rng, on_snapshot=on_snapshot)  # checked above
-        if estimate.num_snapshots != total:
-            raise RuntimeError(
-                f"{name}: returned {estimate.num_snapshots} snapshots for a run of {total}"
-            )
-        results[name] = estimate
+        estimate = estimator.estimate(chosen, rng, on_snapshot=on_snapshot)  # checked above
+        if estimate.num_snapshots != chosen.num_snapshots:
+            raise RuntimeError(f"{name}: returned {estimate.num_snapshots} snapshots for "
+                               f"{chosen.num_snapshots}")
+        results[name] = _expand(estimate, selected[name], total)
         if type(estimator).bound:
             truth = _truth(run) if truth is None else truth
             bounds[name] = stored_bound(estimator, estimator.crlb(obs, truth))
 
     write_estimates(
         output, run_path=run_path, run=run, seed=seed, noise=noise,
-        instances={name: estimator for name, estimator, _, _ in jobs}, results=results,
+        instances={name: estimator for name, estimator, _, _, _ in jobs}, results=results,
         position_dimensions=dimensions, bounds=bounds, service_area=service_area(run),
     )
     return results
@@ -306,5 +391,5 @@ def _truth(run: RunData) -> Truth:
 
 
 
-__all__ = ["DEFAULT_NOISE_FIGURE_DB", "DEFAULT_TX_POWER_DBM",
-           "algorithm_rng", "estimate_run", "resolve_noise"]
+__all__ = ["DEFAULT_NOISE_FIGURE_DB", "DEFAULT_TX_POWER_DBM", "NOT_ESTIMATED",
+           "algorithm_rng", "estimate_run", "parse_snapshots", "resolve_noise"]

@@ -9,7 +9,9 @@ box at the positions' height with cells of about ``grid_spacing_m``. The last
 Checkpoint (``torch.save`` of plain types, written atomically; read with
 ``weights_only=True``): ``format``, ``parameters {rho, tau1, tau2 [layer], w [bs]}``,
 ``setting {area, grid_shape, ue_height, num_angles}`` (the estimators' defaults),
-``geometry`` (BS positions, orientations, array size, carrier: what it was trained for),
+``geometry`` (BS positions, orientations, array size and element positions, carrier: what
+it was trained for; ``daun`` refuses a run of another geometry,
+:func:`estimators.daun.checkpoint.checkpoint_for`),
 ``training`` (loss, seed, epochs and validation loss per layer, seconds, dataset).
 """
 
@@ -64,10 +66,13 @@ def setting_from(config: DatasetConfig, grid_spacing_m: float, num_angles: int
     shape = [max(1, math.ceil(float(s) / grid_spacing_m - 1e-9)) for s in high - low]
     setting = {"area": [low.tolist(), high.tolist()], "grid_shape": shape,
                "ue_height": float(region.height), "num_angles": int(num_angles)}
+    array = config.base_stations[0].array
     geometry = {
         "bs_position": [list(bs.position) for bs in config.base_stations],
         "bs_orientation": [list(bs.orientation) for bs in config.base_stations],
-        "bs_array": [config.base_stations[0].array.rows, config.base_stations[0].array.cols],
+        "bs_array": [array.rows, array.cols],
+        "element_positions": array_geometry(
+            array, SPEED_OF_LIGHT / config.radio.frequency_hz).element_positions.tolist(),
         "carrier_frequency": float(config.radio.frequency_hz),
     }
     return setting, geometry

@@ -29,7 +29,7 @@ from estimators.locman.model import (
     range_from_delay_phase,
 )
 from estimators.locman.wls import WlsLocalizer
-from estimators.types import Observation
+from estimators.types import Area, Observation
 
 
 @register
@@ -39,9 +39,11 @@ class DcsSomp(WlsLocalizer):
 
     Parameters
     ----------
-    num_paths, order_threshold, los_path, ue_height, max_iterations, bs
-        As :class:`estimators.locman.wls.WlsLocalizer` (``order_threshold`` is not used:
-        DCS-SOMP takes ``num_paths`` atoms).
+    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs
+        As :class:`estimators.locman.wls.WlsLocalizer` ; DCS-SOMP takes
+        ``num_paths`` atoms, then, where a threshold is in effect (``order_threshold``,
+        or :data:`estimators.locman.wls.AUTO_ORDER_THRESHOLD` for ``"auto"``), keeps
+        those whose coefficient power is at least that share of the strongest's).
     oversampling : the dictionary's grid has ``oversampling x`` array-size spatial
         frequencies per side, uniform over ``[-π, π)``; all subcarriers share the
         support (joint sparsity).
@@ -52,16 +54,17 @@ class DcsSomp(WlsLocalizer):
     def __init__(
         self,
         *,
-        num_paths: int = 3,
+        num_paths: int | Literal["auto"] = "auto",
         order_threshold: float | None = None,
-        los_path: Literal["strongest", "earliest"] = "strongest",
+        los_path: Literal["auto", "strongest", "earliest"] = "auto",
         ue_height: float | None = None,
+        area: Area | None = None,
         max_iterations: int = 200,
-        bs: int = 0,
+        bs: int | Literal["auto"] = "auto",
         oversampling: int = 4,
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
-                         los_path=los_path, ue_height=ue_height,
+                         los_path=los_path, ue_height=ue_height, area=area,
                          max_iterations=max_iterations, bs=bs)
         self.oversampling = oversampling
 
@@ -92,7 +95,7 @@ class DcsSomp(WlsLocalizer):
         residual = snap.y.copy()
         support: list[tuple[int, int]] = []
         coefficients = np.zeros((snap.frequencies.size, 0), dtype=np.complex128)
-        for _ in range(self.num_paths):
+        for _ in range(self.max_paths):
             corr = np.einsum("ri,krg,ktg,tj->kij", A_r.conj(), residual, snap.x.conj(), A_t.conj())
             score = np.sum(np.abs(corr) / norms[:, None, :], axis=0)
             for chosen in support:
@@ -112,5 +115,9 @@ class DcsSomp(WlsLocalizer):
         rho = range_from_delay_phase(-np.angle(progression), snap.spacing_hz)
         params = np.column_stack([rho, grid_r[[i for i, _ in support]],
                                   grid_t[[j for _, j in support]]])
+        threshold = self.threshold
+        if threshold is not None:
+            power = np.mean(np.abs(coefficients) ** 2, axis=0)
+            params = params[power >= threshold * np.max(power)]
         return order_paths(snap, params, self.los_path)
 

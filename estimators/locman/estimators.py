@@ -33,7 +33,7 @@ from estimators.locman.model import (
     range_from_delay_phase,
 )
 from estimators.locman.wls import WlsLocalizer
-from estimators.types import Observation
+from estimators.types import Area, Observation
 
 
 @register
@@ -42,7 +42,7 @@ class Locman(WlsLocalizer):
 
     Parameters
     ----------
-    num_paths, order_threshold, los_path, ue_height, max_iterations, bs
+    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs
         As :class:`estimators.locman.wls.WlsLocalizer`.
     solver : ``"admm"`` (:func:`anm.solve_admm`) or ``"sdp"`` (:func:`anm.solve_sdp`,
         cvxpy/SCS, small sizes only); both solve eq. (13) through eq. (17).
@@ -58,19 +58,20 @@ class Locman(WlsLocalizer):
     def __init__(
         self,
         *,
-        num_paths: int = 3,
+        num_paths: int | Literal["auto"] = "auto",
         order_threshold: float | None = None,
-        los_path: Literal["strongest", "earliest"] = "strongest",
+        los_path: Literal["auto", "strongest", "earliest"] = "auto",
         ue_height: float | None = None,
+        area: Area | None = None,
         max_iterations: int = 200,
-        bs: int = 0,
+        bs: int | Literal["auto"] = "auto",
         solver: Literal["admm", "sdp"] = "admm",
         admm_tolerance: float = 1e-3,
         admm_max_iterations: int = 3000,
         mu_scale: float = 1.0,
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
-                         los_path=los_path, ue_height=ue_height,
+                         los_path=los_path, ue_height=ue_height, area=area,
                          max_iterations=max_iterations, bs=bs)
         self.solver = solver
         self.admm_tolerance = admm_tolerance
@@ -94,7 +95,7 @@ class Locman(WlsLocalizer):
         return {"solver": bytes_of(num_subcarriers, num_rx, num_tx)}
 
     def _max_order(self, num_subcarriers: int) -> int:
-        return min(self.num_paths, *anm.hankel_sizes(num_subcarriers))
+        return min(self.max_paths, *anm.hankel_sizes(num_subcarriers))
 
     def denoise(self, snap: LocmanSnapshot) -> anm.AnmSolution:
         """The atomic norm denoiser (eq. 13) with ``μ`` of Prop. 3 (eq. 14)."""
@@ -112,11 +113,9 @@ class Locman(WlsLocalizer):
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         solution = self.denoise(snap)
         K = solution.H.shape[0]
-        limit = min(self.num_paths, *anm.hankel_sizes(K))
-        if self.order_threshold is None:
-            order = limit
-        else:
-            order = anm.model_order(solution.T_rx, self.order_threshold, limit)
+        limit = min(self.max_paths, *anm.hankel_sizes(K))
+        threshold = self.threshold
+        order = limit if threshold is None else anm.model_order(solution.T_rx, threshold, limit)
         paths = anm.decompose(solution, order)
         params = np.column_stack([
             range_from_delay_phase(paths.delay_phase, snap.spacing_hz),

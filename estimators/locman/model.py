@@ -236,10 +236,12 @@ class ChannelEstimate:
 
 
 def order_paths(
-    snap: LocmanSnapshot, params: FloatArray, los_path: Literal["strongest", "earliest"],
+    snap: LocmanSnapshot, params: FloatArray,
+    los_path: Literal["auto", "strongest", "earliest"],
     diagnostics: Mapping[str, float] | None = None,
 ) -> ChannelEstimate:
-    """Gains by least squares; LOS = strongest (§III-D) or earliest path; NLOS by delay."""
+    """Gains by least squares; LOS = strongest (§III-D; also for ``"auto"``, which the
+    position stage may revise) or earliest path; NLOS by delay."""
     gain = snap.fit_gains(params)
     los = int(np.argmax(np.abs(gain))) if los_path == "strongest" else int(np.argmin(params[:, 0]))
     rest = [i for i in np.argsort(params[:, 0]) if i != los]

@@ -13,11 +13,14 @@ The extracted paper lost its numbers; what is chosen here (and why):
 * free-space gains ``λ / (4π ℓ)`` on each path's length ``ℓ`` (the paper's "free-space
   path loss model"), phases uniform at random per trial;
 * ``sync_error_s`` adds the same unknown offset to every TOA (§IV-D, eq. 22);
-* SNR = mean received SNR per noiseless sample (``estimators.observe``, as the twin).
+* SNR = mean received SNR per noiseless sample (``estimators.observe``, as the twin);
+* the service area (``Observation.service_area``): 10 m x 10 m in front of the BS
+  around the target, at the target's height (the plane of the paper's 2D model).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,7 @@ from estimators.arrays import (
 )
 from estimators.observe import build_observation
 from estimators.scenario import static_truth
-from estimators.types import ArrayGeometry, ChannelTruth, Observation
+from estimators.types import ArrayGeometry, ChannelTruth, Observation, ServiceArea
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class LocmanScenario:
         half = self.wavelength / 2
         return ArrayGeometry(planar_array_positions(1, size, vertical_spacing_m=half,
                                                     horizontal_spacing_m=half), 1, size)
+
+    def service_area(self) -> ServiceArea:
+        """Where the target may be: ``[0, 10] x [-5, 5]`` m in front of the BS, at the
+        target's height."""
+        return ServiceArea(area=((0.0, -5.0), (10.0, 5.0)), ue_height=self.ue_position[2])
 
     def geometry(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Path delays ``[L]`` [s] (with the sync error), AODs and AOAs ``[L, 2]``
@@ -112,6 +120,7 @@ class LocmanScenario:
             ue_array=ue_array, rng=rng, precoder=precoders, combiner="identity",
             snr_db=snr_db,
         )
+        obs = dataclasses.replace(obs, service_area=self.service_area())
         truth = static_truth(gains, (tau, aod, aoa), self.ue_position, self.scatterers, orientation)
         return obs, truth
 

@@ -16,8 +16,9 @@ Process., 2022: eqs. (19)-(21), §III-D (LOS = strongest path).
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -30,8 +31,11 @@ from estimators.base import (
     SnapshotEstimate,
     estimate_bytes,
     largest_stage,
+    position_covariance,
+    resolve_service_area,
 )
-from estimators.locman.bound import DESCRIPTION, locman_bounds
+from estimators.fisher import crlb as invert_fim
+from estimators.locman.bound import DESCRIPTION, geometric_transform, locman_bounds
 from estimators.locman.model import (
     ChannelEstimate,
     LinkGeometry,
@@ -39,7 +43,7 @@ from estimators.locman.model import (
     Ula,
     snapshot,
 )
-from estimators.types import Observation, Truth, bs_truth
+from estimators.types import Area, Observation, Truth, bs_truth
 from estimators.typing import FloatArray
 
 
@@ -159,6 +163,103 @@ def solve_position(snap: LocmanSnapshot, channel: ChannelEstimate, max_iteration
     return best
 
 
+# ------------------------------------------------------------------ integrity
+
+#: ``num_paths="auto"``: at most this many paths (the LOS and two bounces, the paper's
+#: setting), the order from the data below it (:attr:`WlsLocalizer.order_threshold`).
+AUTO_MAX_PATHS = 3
+#: ``order_threshold`` where ``num_paths="auto"`` and none is set: paths within 10 dB of
+#: the strongest (ε = 0.1 always found the paper setting's 3 paths, from −5 dB on; the
+#: model-order study of docs/estimators/locman.md).
+AUTO_ORDER_THRESHOLD = 0.1
+#: A path estimated more than this many range cells ``c / B`` before the "LOS" (the
+#: strongest path) contradicts it: a LOS is the shortest path there is.
+EARLIER_PATH_CELLS = 0.5
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """How well the LOS + single-bounce model explains a snapshot (all dimensionless).
+
+    ``residual_factor``: the a-posteriori variance factor of the channel-domain fit,
+    ``||Y - μ(η(x̂), ĝ)||² / ((N - n) σ²)`` (``N`` complex samples, ``n`` complex
+    unknowns); ``geometry_factor``: the EXIP cost of eq. (19) in noise units per degree
+    of freedom, ``(2/σ²) cost / (L - 1)`` (0 for the LOS alone); ``unexplained``: the
+    share of the received energy the fitted model leaves, ``||Y - μ||² / ||Y||²``;
+    ``earlier_m``: how far [m] the earliest other estimated path arrives before the
+    LOS (negative: after it).
+    """
+
+    residual_factor: float
+    geometry_factor: float
+    unexplained: float
+    earlier_m: float
+
+    @property
+    def variance_factor(self) -> float:
+        """``max(1, residual_factor, geometry_factor)``: what the covariance is inflated
+        by (:func:`fix_covariance`)."""
+        return max(1.0, self.residual_factor, self.geometry_factor)
+
+
+def integrity(snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit) -> Integrity:
+    """The model's fit to the data of a snapshot (:class:`Integrity`)."""
+    eta = snap.geometry.paths(fit.x)
+    gain = snap.fit_gains(eta)
+    model = np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)
+    residual = float(np.sum(np.abs(snap.y - model) ** 2))
+    samples, unknowns = snap.y.size, len(fit.x) + 2 * channel.order
+    sigma2 = snap.noise_variance
+    dof = channel.order - 1
+    first_other = float(np.min(channel.params[1:, 0])) if channel.order > 1 else np.inf
+    return Integrity(
+        residual_factor=residual / (max(samples - unknowns / 2, 1) * sigma2),
+        geometry_factor=2.0 * fit.cost / sigma2 / dof if dof > 0 else 0.0,
+        unexplained=residual / max(float(np.sum(np.abs(snap.y) ** 2)), 1e-300),
+        earlier_m=float(channel.params[0, 0] - first_other),
+    )
+
+
+def fix_covariance(snap: LocmanSnapshot, fit: Fit, order: int, variance_factor: float
+                   ) -> FloatArray:
+    """``[2, 2]`` [m²] covariance of the UE ``(x, y)``: the inverse position FIM of the
+    model (``T^T J_η T``, Shahmansoori et al. eqs. 14-20, the bound's
+    :func:`estimators.locman.bound.locman_bounds`) at the ESTIMATED parameters — the
+    fitted geometry ``x̂`` and the least-squares gains there — inflated by the
+    a-posteriori variance factor (:attr:`Integrity.variance_factor`)."""
+    eta = snap.geometry.paths(fit.x)
+    gain = snap.fit_gains(eta)
+    T = geometric_transform(snap.geometry, fit.x, order)
+    bound = invert_fim(T.T @ snap.fim(gain, eta) @ T)
+    return np.asarray(bound[:2, :2] * variance_factor, dtype=np.float64)
+
+
+def reorder(channel: ChannelEstimate, los: int) -> ChannelEstimate:
+    """``channel`` with path ``los`` first (the LOS), the others by delay."""
+    rest = [i for i in np.argsort(channel.params[:, 0]) if i != los]
+    idx = [los, *rest]
+    return ChannelEstimate(params=channel.params[idx], gain=channel.gain[idx],
+                           diagnostics=channel.diagnostics)
+
+
+def los_ranges(geometry: LinkGeometry, area: Area | None) -> tuple[float, float]:
+    """The least and greatest BS-UE distance [m] of a UE in ``area`` at the model's UE
+    height (``(0, ∞)`` without an area)."""
+    if area is None:
+        return 0.0, np.inf
+    (x0, y0), (x1, y1) = area
+    b = geometry.bs_position
+    dz = geometry.ue_height - b[2]
+    near = np.hypot(max(x0 - b[0], 0.0, b[0] - x1), max(y0 - b[1], 0.0, b[1] - y1))
+    far = np.hypot(max(abs(x0 - b[0]), abs(x1 - b[0])), max(abs(y0 - b[1]), abs(y1 - b[1])))
+    return float(np.hypot(near, dz)), float(np.hypot(far, dz))
+
+
+def _outside(point: FloatArray, area: Area) -> bool:
+    (x0, y0), (x1, y1) = area
+    return not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1)
+
+
 # ------------------------------------------------------------------ estimators
 
 
@@ -167,21 +268,44 @@ class WlsLocalizer(Estimator):
     subclass's :meth:`channel_parameters`), then the WLS of eqs. (19)-(21).
 
     The unknowns are planar (eq. 3): the UE's height is known (``ue_height``, default
-    the BS's), so positions are scored in the horizontal plane
-    (:meth:`position_dimensions` = 2), and every subclass returns the paper's bound
-    (:mod:`estimators.locman.bound`).
+    the service area's, :func:`estimators.base.resolve_service_area`), so positions are
+    scored in the horizontal plane (:meth:`position_dimensions` = 2); a BS above or
+    below the UE is handled by the model's known heights (eq. 3 with vertical
+    reflectors). Every subclass returns the paper's bound (:mod:`estimators.locman.bound`).
+
+    Integrity (the paper assumes a LOS, §III-D; a real channel may have none): a fix is
+    reported ``converged=False`` with a reason where the LOS hypothesis fails — the fix
+    outside the service area (a wall's echo taken for the LOS puts the UE at its mirror
+    image behind the wall), or, with ``los_path="strongest"``, a path estimated more
+    than :data:`EARLIER_PATH_CELLS` range cells ``c/B`` before the strongest one.
+    Every converged fix carries ``position_covariance``: the inverse position FIM at the
+    estimated parameters inflated by the a-posteriori variance factor
+    ``max(1, residual/noise, EXIP cost/noise)`` (:func:`fix_covariance`,
+    :class:`Integrity`). With ``bs="auto"`` the BSs are tried from the strongest received
+    signal down, and the first whose fix passes is kept.
 
     Parameters
     ----------
-    num_paths : paths of the model, the LOS and ``num_paths - 1`` single bounces (the
-        most paths the channel stage returns).
-    order_threshold : None: the order is ``num_paths``; else the channel stage's
-        eigenvalue threshold ε of §III-D (where it has one).
-    los_path : which estimated path is the LOS: ``"strongest"`` (§III-D) or
-        ``"earliest"``.
-    ue_height : the UE's known height [m]; None: the BS's (the paper's plane).
+    num_paths : ``"auto"``: the model order from the data, at most
+        :data:`AUTO_MAX_PATHS` paths (the channel stage's threshold
+        ``order_threshold``, default :data:`AUTO_ORDER_THRESHOLD`); an integer: at most
+        that many paths, the LOS and ``num_paths - 1`` single bounces (exactly that many
+        where ``order_threshold`` is None).
+    order_threshold : the channel stage's path threshold ε relative to the strongest
+        (§III-D's eigenvalue threshold for LOCMAN); None: ``num_paths`` paths (an
+        integer) or :data:`AUTO_ORDER_THRESHOLD` (``"auto"``).
+    los_path : which estimated path is the LOS: ``"strongest"`` (§III-D; a path more
+        than :data:`EARLIER_PATH_CELLS` range cells before it makes the fix not
+        converged), ``"earliest"``, or ``"auto"``: the strongest, unless a path arrives
+        that much before it, then the earliest (a LOS is the shortest path; on real
+        channels its ground bounce can fade it below a wall's echo).
+    ue_height : the UE's known height [m]; None: the service area's
+        (:attr:`Observation.service_area`, the run's median UE height).
+    area : ``((x0, y0), (x1, y1))`` [m], where the UE can be: a fix outside is not
+        converged; None: the observation's service area (none: no such check).
     max_iterations : Levenberg-Marquardt evaluations per starting point of eq. (21).
-    bs : which BS of the observation.
+    bs : which BS of the observation: an index, or ``"auto"`` (each snapshot: the BSs
+        in order of received SNR, the first whose fix passes the integrity checks).
     """
 
     paper: ClassVar[str] = "locman"
@@ -194,23 +318,38 @@ class WlsLocalizer(Estimator):
     def __init__(
         self,
         *,
-        num_paths: int = 3,
+        num_paths: int | Literal["auto"] = "auto",
         order_threshold: float | None = None,
-        los_path: Literal["strongest", "earliest"] = "strongest",
+        los_path: Literal["auto", "strongest", "earliest"] = "auto",
         ue_height: float | None = None,
+        area: Area | None = None,
         max_iterations: int = 200,
-        bs: int = 0,
+        bs: int | Literal["auto"] = "auto",
     ) -> None:
         self.num_paths = num_paths
         self.order_threshold = order_threshold
         self.los_path = los_path
         self.ue_height = ue_height
+        self.area = area
         self.max_iterations = max_iterations
         self.bs = bs
 
     @property
+    def max_paths(self) -> int:
+        """The most paths the model takes (``num_paths``, :data:`AUTO_MAX_PATHS` for
+        ``"auto"``)."""
+        return AUTO_MAX_PATHS if self.num_paths == "auto" else int(self.num_paths)
+
+    @property
+    def threshold(self) -> float | None:
+        """The path threshold in effect (``order_threshold``, or the auto default)."""
+        if self.order_threshold is None and self.num_paths == "auto":
+            return AUTO_ORDER_THRESHOLD
+        return self.order_threshold
+
+    @property
     def num_scatterers(self) -> int:
-        return self.num_paths - 1
+        return self.max_paths - 1
 
     def position_dimensions(self, obs: Observation) -> int:
         """2: the UE height is known (eq. 3's planar unknowns), never estimated."""
@@ -218,32 +357,38 @@ class WlsLocalizer(Estimator):
 
     @property
     def num_estimated_paths(self) -> int:
-        return self.num_paths
+        return self.max_paths
 
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)
-        if self.num_paths < 1:
-            raise EstimatorInputError(f"{self.name}: num_paths must be >= 1")
+        if self.num_paths != "auto" and (not isinstance(self.num_paths, (int, np.integer))
+                                         or self.num_paths < 1):
+            raise EstimatorInputError(f"{self.name}: num_paths must be 'auto' or >= 1")
         samples = 2 * int(np.prod(obs.y.shape[2:]))
         unknowns = 5  # complex gain, delay, AOA, AOD
-        if self.num_paths > samples // unknowns:
+        if self.max_paths > samples // unknowns:
             raise EstimatorInputError(
-                f"{self.name}: num_paths={self.num_paths} exceeds {samples // unknowns}, "
+                f"{self.name}: num_paths={self.max_paths} exceeds {samples // unknowns}, "
                 f"the {samples} real samples of a snapshot over {unknowns} unknowns a path")
         if self.max_iterations < 1:
             raise EstimatorInputError(
                 f"{self.name}: max_iterations={self.max_iterations} must be >= 1")
-        if self.los_path not in ("strongest", "earliest"):
-            raise EstimatorInputError(f"{self.name}: los_path must be 'strongest' or 'earliest'")
+        if self.los_path not in ("auto", "strongest", "earliest"):
+            raise EstimatorInputError(
+                f"{self.name}: los_path must be 'auto', 'strongest' or 'earliest'")
         if obs.link != "downlink":
             raise EstimatorInputError(f"{self.name}: needs a downlink observation")
-        if not 0 <= self.bs < obs.num_bs:
-            raise EstimatorInputError(f"{self.name}: bs={self.bs} but {obs.num_bs} BS(s)")
-        Nr = obs.ue_array.num_ant
-        W = obs.combiners[0, self.bs]
-        if W.shape != (Nr, Nr) or not np.allclose(W, np.eye(Nr)):
+        if self.bs != "auto" and (not isinstance(self.bs, (int, np.integer))
+                                  or not 0 <= self.bs < obs.num_bs):
             raise EstimatorInputError(
-                f"{self.name}: needs every UE antenna observed (combiner 'identity')")
+                f"{self.name}: bs={self.bs!r} but {obs.num_bs} BS(s) (or 'auto')")
+        self._service(obs)
+        Nr = obs.ue_array.num_ant
+        for b in self._candidates(obs):
+            W = obs.combiners[0, b]
+            if W.shape != (Nr, Nr) or not np.allclose(W, np.eye(Nr)):
+                raise EstimatorInputError(
+                    f"{self.name}: needs every UE antenna observed (combiner 'identity')")
         K = obs.frequencies.size
         if K < 3 or not np.allclose(np.diff(obs.frequencies), obs.frequencies[1]
                                     - obs.frequencies[0]):
@@ -253,6 +398,25 @@ class WlsLocalizer(Estimator):
         if abs(ula.axis[2]) > 1 - 1e-6:
             raise EstimatorInputError(f"{self.name}: a vertical UE array cannot see its yaw")
 
+    def _service(self, obs: Observation) -> tuple[float, Area | None]:
+        """The UE height [m] and the area a fix must lie in (None: unchecked): the
+        hyper-parameters where set, else the observation's service area."""
+        if self.ue_height is not None and self.area is None and obs.service_area is None:
+            return float(self.ue_height), None
+        service = resolve_service_area(self.name, obs, self.area, self.ue_height)
+        return service.ue_height, service.area
+
+    def _candidates(self, obs: Observation, t: int | None = None) -> list[int]:
+        """The BSs to try: ``[bs]``, or for ``"auto"`` every BS from the highest
+        received SNR ``||Y||² / σ²`` of snapshot ``t`` down (index order without ``t``)."""
+        if self.bs != "auto":
+            return [int(self.bs)]
+        if t is None:
+            return list(range(obs.num_bs))
+        power = np.sum(np.abs(obs.y[t]) ** 2, axis=(1, 2, 3)) / np.maximum(
+            obs.noise_variance[t], 1e-300)
+        return [int(b) for b in np.argsort(-power, kind="stable")]
+
     def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the larger of the two stages: the channel stage's arrays
         (:meth:`_channel_bytes`) or, under ``num_paths``, the position stage's EXIP
@@ -260,7 +424,7 @@ class WlsLocalizer(Estimator):
         listed and stacked beside the paths' atoms, 192 bytes a path and received
         sample) with the per-path results."""
         T, _, S, G, K = obs.y.shape
-        P = self.num_paths
+        P = self.max_paths
         position = 192.0 * self._max_order(K) * K * S * G + estimate_bytes(T, P, P - 1)
         return largest_stage(self._channel_bytes(K, S, obs.bs_array.num_ant, G),
                              {"num_paths": position})
@@ -273,27 +437,47 @@ class WlsLocalizer(Estimator):
 
     def _max_order(self, num_subcarriers: int) -> int:
         """The most paths :meth:`channel_parameters` can return."""
-        return self.num_paths
+        return self.max_paths
 
     @abc.abstractmethod
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         """Per-path ``(c τ [m], ω_R, ω_T [rad])`` and gains, LOS first (the method's first
         stage)."""
 
-    def localize(self, snap: LocmanSnapshot, channel: ChannelEstimate) -> SnapshotEstimate:
-        """Position, yaw and scatterers from the channel parameters (eqs. 19-21)."""
+    def localize(self, snap: LocmanSnapshot, channel: ChannelEstimate,
+                 area: Area | None = None) -> SnapshotEstimate:
+        """Position, yaw and scatterers from the channel parameters (eqs. 19-21), with
+        the integrity checks and covariance of the class docstring (``area``: where a
+        fix must lie, None: anywhere)."""
+        cell = SPEED_OF_LIGHT / (snap.spacing_hz * snap.frequencies.size)
+        channel, problem = self._choose_los(snap, channel, area, EARLIER_PATH_CELLS * cell)
+        if problem:
+            return dataclasses.replace(self._failed(problem),
+                                       diagnostics={"num_paths": float(channel.order)})
         fit = solve_position(snap, channel, self.max_iterations)
         g = snap.geometry
         ue = np.array([fit.x[0], fit.x[1], g.ue_height])
+        L = channel.order
+        quality = integrity(snap, channel, fit)
+        diagnostics = {"wls_cost": fit.cost, "num_paths": float(L),
+                       "residual_factor": quality.residual_factor,
+                       "geometry_factor": quality.geometry_factor,
+                       "unexplained": quality.unexplained, "earlier_m": quality.earlier_m,
+                       **channel.diagnostics}
+        reason = ""
+        if area is not None and _outside(ue, area):
+            reason = (f"fix ({ue[0]:.1f}, {ue[1]:.1f}) m outside the service area "
+                      f"{area}: the LOS hypothesis does not hold")
+        if reason:
+            return dataclasses.replace(self._failed(reason), diagnostics=diagnostics)
         Q = self.num_scatterers
         scatterers = np.full((Q, 3), np.nan)
         found = g.scatterer_position(fit.x)
         scatterers[: len(found)] = found
-        P = self.num_paths
+        P = self.max_paths
         tau = np.full(P, np.nan)
         aod = np.full((P, 2), np.nan)
         gain = np.full(P, np.nan + 0j)
-        L = channel.order
         tau[:L] = channel.params[:, 0] / SPEED_OF_LIGHT
         # Departure directions of the fitted geometry (the ULA alone leaves a mirror image).
         directions = np.vstack([ue, found]) - g.bs_position
@@ -304,32 +488,106 @@ class WlsLocalizer(Estimator):
         valid[: len(found)] = True
         # With the LOS alone a ULA's mirror image fits the yaw exactly as well.
         yaw = float(fit.x[2]) if L > 1 else float("nan")
+        covariance = fix_covariance(snap, fit, L, quality.variance_factor)
         return SnapshotEstimate(
             ue_position=ue, scatterers=scatterers, scatterer_valid=valid, path_tau=tau,
             path_aod=aod, path_gain=gain, ue_yaw=yaw,
-            diagnostics={"wls_cost": fit.cost, "num_paths": float(L), **channel.diagnostics},
+            position_covariance=position_covariance(covariance),
+            diagnostics={**diagnostics, "variance_factor": quality.variance_factor},
         )
+
+    def _choose_los(self, snap: LocmanSnapshot, channel: ChannelEstimate, area: Area | None,
+                    margin: float) -> tuple[ChannelEstimate, str]:
+        """The channel with its LOS first (``los_path``), its other paths' ranges
+        unwrapped past the LOS, or a reason why no path can be the LOS.
+
+        Only a path at a range the service area allows (:func:`los_ranges`, within
+        ``margin`` [m]) can be the LOS: the ranges are known modulo ``c/Δf``, and a long
+        echo comes back at a short alias. ``"strongest"``: the strongest path, not
+        converged where an allowed path arrives more than ``margin`` before it;
+        ``"earliest"``: the earliest allowed; ``"auto"``: the strongest unless an allowed
+        one arrives more than ``margin`` before it, then the earliest. A bounce is longer
+        than the LOS: another path estimated shorter is taken one ``c/Δf`` longer.
+        """
+        rho = channel.params[:, 0]
+        lo, hi = los_ranges(snap.geometry, area)
+        allowed = np.flatnonzero((rho >= lo - margin) & (rho <= hi + margin))
+        if allowed.size == 0:
+            return channel, (f"no LOS: no path at a range the service area allows "
+                             f"({lo:.0f}-{hi:.0f} m; paths at "
+                             f"{', '.join(f'{r:.0f}' for r in rho)} m)")
+        strongest = int(allowed[np.argmax(np.abs(channel.gain[allowed]))])
+        earliest = int(allowed[np.argmin(rho[allowed])])
+        ahead = float(rho[strongest] - rho[earliest])
+        if self.los_path == "earliest" or (self.los_path == "auto" and ahead > margin):
+            los = earliest
+        elif ahead > margin:
+            return channel, (f"no LOS: a path arrives {ahead:.1f} m before the strongest "
+                             f"(taken as the LOS)")
+        else:
+            los = strongest
+        channel = reorder(channel, los)
+        params = channel.params.copy()
+        wrap = SPEED_OF_LIGHT / snap.spacing_hz
+        params[1:, 0] = np.where(params[1:, 0] < params[0, 0], params[1:, 0] + wrap,
+                                 params[1:, 0])
+        return dataclasses.replace(channel, params=params), ""
 
     def _estimate_snapshot(
         self, obs: Observation, t: int, rng: np.random.Generator
     ) -> SnapshotEstimate:
-        snap = snapshot(obs, t, self.bs, self.ue_height)
-        return self.localize(snap, self.channel_parameters(snap))
+        height, area = self._service(obs)
+        reasons = []
+        for b in self._candidates(obs, t):
+            snap = snapshot(obs, t, b, height)
+            result = self.localize(snap, self.channel_parameters(snap), area)
+            result = dataclasses.replace(result, diagnostics={**result.diagnostics,
+                                                              "bs": float(b)})
+            if result.converged:
+                return result
+            reasons.append(f"BS {b}: {result.reason}")
+        return dataclasses.replace(result, reason="; ".join(reasons))
 
     # -- bound --------------------------------------------------------------------
 
     def crlb(self, obs: Observation, truth: Truth) -> Bound:
         """The paper's bounds (:attr:`bound`) at the true channel of every snapshot.
 
-        The first ``num_paths`` valid paths of BS ``bs``'s ``truth`` are the model's (path 0 the
-        LOS, the others single bounces); a snapshot where they are not (no LOS, a
-        multi-bounce path, too few paths) gets NaN. The UE height is the truth's, a
-        known parameter of the model (``ue_height`` is this estimator's assumption of
-        it, not the channel's). ``position_error_bound [snapshot]`` [m] on the UE
-        ``(x, y)``, ``orientation_error_bound [snapshot]`` [rad] on the yaw,
-        ``scatterer_error_bound [snapshot, num_paths - 1]`` [m], ``channel_crlb
-        [snapshot, 5 num_paths, 5 num_paths]`` on per-path ``(c τ [m], ω_R, ω_T [rad],
-        Re g, Im g)`` (:func:`estimators.locman.bound.locman_bounds`).
+        The first ``L`` valid paths of a BS's truth are the model's (path 0 the LOS, the
+        others single bounces): ``L = num_paths``, or for ``"auto"`` the most up to
+        :data:`AUTO_MAX_PATHS` that are; a snapshot where they are not (no LOS, a
+        multi-bounce path, too few paths) gets NaN. The BS is ``bs``, or for ``"auto"``
+        the one of least position bound at each snapshot (no single-BS fix can do
+        better). The UE height is the truth's, a known parameter of the model
+        (``ue_height`` is this estimator's assumption of it, not the channel's).
+        ``position_error_bound [snapshot]`` [m] on the UE ``(x, y)``,
+        ``orientation_error_bound [snapshot]`` [rad] on the yaw, ``scatterer_error_bound
+        [snapshot, max_paths - 1]`` [m], ``channel_crlb [snapshot, 5 max_paths, 5
+        max_paths]`` on per-path ``(c τ [m], ω_R, ω_T [rad], Re g, Im g)``
+        (:func:`estimators.locman.bound.locman_bounds`), NaN-padded beyond ``L``.
         """
         self.check(obs)
-        return locman_bounds(obs, bs_truth(truth, self.bs), self.num_paths, self.bs).bound
+        T, P = obs.num_snapshots, self.max_paths
+        peb, oeb = np.full(T, np.nan), np.full(T, np.nan)
+        seb = np.full((T, P - 1), np.nan)
+        channel = np.full((T, 5 * P, 5 * P), np.nan)
+        orders = [P] if self.num_paths != "auto" else list(range(P, 0, -1))
+        for b in self._candidates(obs):
+            done = np.zeros(T, bool)
+            for L in orders:
+                bound = locman_bounds(obs, bs_truth(truth, b), L, b).bound
+                better = ~done & np.isfinite(bound.position_error_bound) & ~(
+                    bound.position_error_bound >= peb)
+                done |= np.isfinite(bound.position_error_bound)
+                peb[better] = bound.position_error_bound[better]
+                assert bound.orientation_error_bound is not None
+                assert bound.channel_crlb is not None
+                oeb[better] = bound.orientation_error_bound[better]
+                seb[better] = np.nan
+                seb[better, : L - 1] = bound.scatterer_error_bound[better]
+                channel[better] = np.nan
+                n = np.arange(5 * L)
+                channel[np.ix_(better, n, n)] = \
+                    bound.channel_crlb[better]
+        return Bound(position_error_bound=peb, scatterer_error_bound=seb,
+                     orientation_error_bound=oeb, channel_crlb=cast(FloatArray, channel))

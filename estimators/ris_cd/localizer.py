@@ -29,7 +29,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from estimators.base import Bound, Estimator, EstimatorInputError, SnapshotEstimate
+from estimators.base import (
+    Bound,
+    Estimator,
+    EstimatorInputError,
+    SnapshotEstimate,
+    position_covariance,
+)
 from estimators.ris_cd.bound import fingerprint_bound
 from estimators.ris_cd.model import candidate_blocks, map_dimensions, predicted_pilots
 from estimators.types import Observation, Truth, bs_truth
@@ -98,6 +104,25 @@ class FingerprintLocalizer(Estimator):
             raise EstimatorInputError(f"{self.name}: confidence must be in (0, 1), got "
                                       f"{self.confidence}")
 
+    @staticmethod
+    def _covariance(obs: Observation, centres: FloatArray, chosen: FloatArray,
+                    scores: FloatArray) -> FloatArray:
+        """The reported ``[3, 3]`` covariance [m²] of a fix: the candidates' spread about
+        the chosen block under the posterior ``∝ exp(−score)`` (both scores are negative
+        log-likelihoods up to a constant, eq. 5; the caller tempers them by the
+        a-posteriori variance factor, the best block's residual over the noise, so that a
+        radio map that explains the pilots poorly widens the posterior), plus the block's
+        own quantization variance ``size² / 12`` per horizontal axis."""
+        assert obs.fingerprints is not None
+        d = map_dimensions(obs)
+        weight = np.exp(-(scores - np.min(scores)))
+        weight /= weight.sum()
+        offset = centres[:, :d] - chosen[:d]
+        spread = np.einsum("n,ni,nj->ij", weight, offset, offset)
+        quantization = np.zeros(d)
+        quantization[:2] = np.asarray(obs.fingerprints.block_size, dtype=np.float64) ** 2 / 12
+        return position_covariance(spread + np.diag(quantization))
+
     def _estimate_snapshot(self, obs: Observation, t: int, rng: np.random.Generator
                            ) -> SnapshotEstimate:
         assert obs.fingerprints is not None and obs.prior is not None
@@ -110,9 +135,17 @@ class FingerprintLocalizer(Estimator):
             offset = blocks[candidates, :2] - mean[:2]
             scores = scores + 0.5 * np.einsum("ni,ij,nj->n", offset,
                                               np.linalg.inv(covariance[:2, :2]), offset)
-        best = candidates[int(np.argmin(scores))]
+        best_index = int(np.argmin(scores))
+        best = candidates[best_index]
+        noise_variance = float(np.mean(obs.noise_variance[t]))
+        # The a-posteriori variance factor: how much more than the noise the best block's
+        # predicted pilots leave unexplained (the radio map's own errors, eq. 4).
+        misfit = max(1.0, float(np.sum(np.abs(obs.y[t] - predicted[best_index]) ** 2)
+                                / (noise_variance * obs.y[t].size)))
         return SnapshotEstimate(
-            ue_position=blocks[best].copy(), scatterers=np.zeros((0, 3)),
+            ue_position=blocks[best].copy(),
+            position_covariance=self._covariance(obs, blocks[candidates], blocks[best],
+                                                 scores / misfit), scatterers=np.zeros((0, 3)),
             scatterer_valid=np.zeros(0, bool), path_tau=np.zeros(0), path_aod=np.zeros((0, 2)),
             path_gain=np.zeros(0, np.complex128),
             diagnostics={"candidates": float(candidates.size), "block": float(best),

@@ -63,6 +63,7 @@ from estimators.types import (
     FingerprintMap,
     Observation,
     PositionPrior,
+    ServiceArea,
     check_area,
 )
 from estimators.typing import ComplexArray, FloatArray
@@ -305,6 +306,7 @@ class RisCdScenario:
         covariance[:, 0, 0] = covariance[:, 1, 1] = self.prior_std**2
         obs = dataclasses.replace(
             obs, prior=PositionPrior(mean=prior_mean, covariance=covariance),
+            service_area=ServiceArea(area=self.area, ue_height=self.user_height),
             fingerprints=fingerprints if fingerprints is not None else self.fingerprint_map(
                 realization, theta, self.map_errors(realization, rng)))
         return obs, truth

@@ -137,6 +137,16 @@ def test_deterministic_shapes_units_and_no_state(name: str) -> None:
     # Units: metres (a paper-scale position), seconds (delays of tens of metres).
     assert np.all(np.linalg.norm(a.ue_position, axis=1) < 1e3)
     assert np.all((a.path_tau > 0) & (a.path_tau < 1e-5))
+    # Every converged fix says how unsure it is: a symmetric positive semi-definite
+    # covariance [m²] in the dimensions the estimator estimates, NaN in the others.
+    d = estimator.position_dimensions(obs)
+    assert a.position_covariance is not None and a.position_covariance.shape == (T, 3, 3)
+    for t in np.flatnonzero(a.converged):
+        block = a.position_covariance[t, :d, :d]
+        assert np.all(np.isfinite(block)), (name, t, a.position_covariance[t])
+        np.testing.assert_allclose(block, block.T, err_msg=name)
+        assert np.linalg.eigvalsh(block).min() >= 0, (name, block)
+        assert np.all(np.isnan(a.position_covariance[t, d:])), name
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,69 +1,78 @@
-"""``twin demo``: the whole chain on the bundled office floor, as ``make demo`` runs it.
+"""``twin demo``: the whole suite on the bundled scenes, as ``make demo`` runs it.
 
-Contract: simulate → every registered estimator that fits the drive (the others named,
-with the reason, on stderr) → evaluate (a report with the PNG and HTML
-maps), each file printed (``label: path``) on stdout and present; the report scores every
-estimator; the map PNG is a real drawing; a second run into the same directory replaces
-the files; the RIS walk's hidden UE gets its power from the tile.
+Contract: four runs (twin.demo.DEMO_RUNS), every registered estimator on exactly one that
+fits it, none skipped; per run an evaluation (a report with the PNG and HTML maps, a
+layer per algorithm); one summary ``report.md`` with every estimator; each file printed
+(``label: path``) on stdout and present; the RIS walk is hidden from the AP.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from estimators import ESTIMATORS
 from tests.twin.test_cli import run_twin, temp_leftovers
-
-EXPECTED = {"run.h5", "scene.png", "est.h5", "report.md", "map.png", "map.html",
-            "ris_run.h5", "ris_scene.png"}
+from twin.demo import DEMO_RUNS, DEMO_SUMMARY, check_demo_runs, demo_outputs
 
 
-def test_demo_writes_every_file_it_prints(tmp_path: Path) -> None:
+def test_every_estimator_has_exactly_one_demo_run() -> None:
+    check_demo_runs(sorted(ESTIMATORS))
+    with pytest.raises(RuntimeError, match="without a run \\['new-one'\\]"):
+        check_demo_runs([*ESTIMATORS, "new-one"])
+
+
+def test_demo_runs_every_estimator_and_writes_every_file_it_prints(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = run_twin("demo", "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "skipped" not in result.stderr
     printed = {}
     for line in result.stdout.strip().splitlines():
         label, _, path = line.rpartition(": ")
         printed[label] = Path(path)
-    assert {p.name for p in printed.values()} == EXPECTED, result.stdout
     for path in printed.values():
         assert path.is_file() and path.stat().st_size > 0, path
-    assert "evaluate, draw maps" in result.stderr  # the progress display covers the end
-    skipped = set(re.findall(r"^skipped '([^']+)': \S", result.stderr, re.MULTILINE))
-    metrics = json.loads((out / "report" / "metrics.json").read_text())
-    scored = set(metrics["algorithms"])
-    assert scored | skipped == set(ESTIMATORS) and not scored & skipped
-    # The single-antenna walk is the MISO paper's setting; a UE-array method is skipped.
-    assert {"miso-sp-grid", "miso-sp-refine", "miso-ml"} <= scored and "locman" in skipped
-    with Image.open(out / "report" / "map.png") as img:
+    written = {path for path, _ in demo_outputs(out)}
+    assert {p for p in printed.values() if p.parent.name != "report"} <= written
+    scored: set[str] = set()
+    for run in DEMO_RUNS:
+        metrics = json.loads((out / run.key / "report" / "metrics.json").read_text())
+        assert set(metrics["algorithms"]) == set(run.algorithms), run.key
+        scored |= set(metrics["algorithms"])
+        html = (out / run.key / "report" / "map.html").read_text()
+        assert all(name in html for name in run.algorithms), run.key
+    assert scored == set(ESTIMATORS)
+    summary = (out / "report.md").read_text()
+    assert DEMO_SUMMARY.recognise(out / "report.md")
+    assert all(f"| {name} |" in summary for name in ESTIMATORS)
+    with Image.open(out / "office" / "report" / "map.png") as img:
         rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
     assert rgb.shape == (800, 1280, 3) and rgb.std() > 10.0
-    html = (out / "report" / "map.html").read_text()
-    assert all(name in html for name in scored)
-    check_ris_walk(out / "ris_run.h5")
+    check_ris_walk(out / "ris" / "run.h5")
     assert temp_leftovers(out) == []
-    # Again into the same directory: the files are replaced, not refused.
-    again = run_twin("demo", "-o", str(out), "--quiet", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
 
 
 def check_ris_walk(run_path: Path) -> None:
-    """The RIS walk's last position is hidden from the AP (no LOS path) and gets its power
-    from the tile, which is focused on it (measured: 10.9 dB more through the tile than by
-    every direct path together)."""
+    """The RIS walk has its tile and is hidden from the AP (no LOS path at any snapshot)."""
     from twin.runfile import read_run
 
     run = read_run(run_path)
-    assert run.ris is not None
-    last = run.drive.num_snapshots - 1
-    assert not np.any(run.paths.valid[last, 0] & (run.paths.depth[last, 0] == 0))
-    direct = np.mean(np.abs(run.ris.cfr_direct[last]) ** 2)
-    through_tile = np.mean(np.abs(run.cfr[last] - run.ris.cfr_direct[last]) ** 2)
-    assert through_tile > 4 * direct
+    assert run.ris is not None and run.fingerprints is not None
+    assert not np.any(run.paths.valid[:, 0] & (run.paths.depth[:, 0] == 0))
+
+
+def test_demo_refuses_to_replace_what_it_did_not_write(tmp_path: Path) -> None:
+    """A file of the user's where the demo writes its summary: one line, nothing done."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report.md").write_text("my notes\n")
+    result = run_twin("demo", "-o", str(out), cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "report.md" in result.stderr
+    assert (out / "report.md").read_text() == "my notes\n"
+    assert sorted(p.name for p in out.iterdir()) == ["report.md"]

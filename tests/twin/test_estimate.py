@@ -42,6 +42,7 @@ from twin.errors import TwinInputError
 from twin.estimate import (
     DEFAULT_NOISE_FIGURE_DB,
     DEFAULT_TX_POWER_DBM,
+    NOT_ESTIMATED,
     algorithm_rng,
     estimate_run,
 )
@@ -49,7 +50,7 @@ from twin.estimatefile import read_estimates
 from twin.runfile import read_run
 from twin.settings import parse_settings
 from twin.simulate import simulate_to_file
-from twin.sounding import observation_from_run, thermal_noise_variance
+from twin.sounding import SERVICE_MARGIN_M, observation_from_run, thermal_noise_variance
 
 UE_POSITIONS = [(4.0, 0.0, 3.0), (6.0, 2.0, 3.0), (8.0, -1.5, 3.0), (12.0, 3.0, 3.0),
                 (9.0, 5.0, 3.0)]
@@ -365,7 +366,7 @@ def test_same_inputs_give_identical_arrays(run_path: Path, tmp_path: Path) -> No
     a, b = _datasets(tmp_path / "a.h5"), _datasets(tmp_path / "b.h5")
     assert sorted(a) == sorted(b)
     compared = [key for key in a if not key.endswith("runtime_s")]
-    assert len(compared) == 2 * 11
+    assert len(compared) == 2 * 12  # the 11 result datasets and position_covariance
     for key in compared:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
@@ -899,3 +900,51 @@ def test_bound_gets_one_truth_per_bs(tmp_path: Path, contract_estimators: None) 
     np.testing.assert_allclose(
         stored.position_m, np.linalg.norm(run.drive.position - run.bs_position[0], axis=1),
         rtol=FLOAT64_REL)
+
+
+# ------------------------------------------------------- snapshots, service area
+
+
+def test_snapshots_estimate_a_subset_with_the_same_noise(run_path: Path, tmp_path: Path
+                                                         ) -> None:
+    """``--snapshots``: the selected snapshots are estimated exactly as in a full call (the
+    run is sounded whole first), the others stored as not estimated; per algorithm."""
+    full = estimate_run(run_path, BOTH, tmp_path / "full.h5", snr_db=10.0)
+    part = estimate_run(run_path, BOTH, tmp_path / "part.h5", snr_db=10.0,
+                        snapshots=["1:5:2", f"{FIRST}=0,4"])
+    chosen = {STRONGEST: [1, 3], FIRST: [0, 4]}
+    for name, index in chosen.items():
+        left_out = sorted(set(range(T)) - set(index))
+        np.testing.assert_array_equal(part[name].ue_position[index],
+                                      full[name].ue_position[index])
+        assert not part[name].converged[left_out].any()
+        assert {part[name].reason[t] for t in left_out} == {NOT_ESTIMATED}
+        assert np.isnan(part[name].ue_position[left_out]).all()
+    stored = read_estimates(tmp_path / "part.h5").estimates[STRONGEST]
+    assert stored.reason[0] == NOT_ESTIMATED
+
+
+@pytest.mark.parametrize("item", ["nope=0:2", "99", "a:b", "1:1", "0:1:2:3"])
+def test_snapshots_errors_are_one_line(run_path: Path, tmp_path: Path, item: str) -> None:
+    with pytest.raises(TwinInputError, match=ONE_LINE) as err:
+        estimate_run(run_path, BOTH, tmp_path / "est.h5", snr_db=10.0, snapshots=[item])
+    assert item in str(err.value)
+    assert not (tmp_path / "est.h5").exists()
+
+
+def test_service_area_is_the_drive_grown_by_the_margin(run_path: Path, tmp_path: Path
+                                                       ) -> None:
+    """The observation's and the estimate file's service area: the drive's horizontal
+    extent grown by SERVICE_MARGIN_M on every side, its median UE height."""
+    run = read_run(run_path)
+    obs = observation_from_run(run, rng=np.random.default_rng(0), snr_db=10.0)
+    assert obs.service_area is not None
+    xy = np.array(UE_POSITIONS)[:, :2]
+    np.testing.assert_allclose(obs.service_area.area,
+                               [xy.min(0) - SERVICE_MARGIN_M, xy.max(0) + SERVICE_MARGIN_M],
+                               atol=1e-5)
+    assert obs.service_area.ue_height == pytest.approx(3.0, abs=1e-5)
+    estimate_run(run_path, STRONGEST, tmp_path / "est.h5", snr_db=10.0)
+    with h5py.File(tmp_path / "est.h5", "r") as f:
+        stored = json.loads(f["config"].attrs["service_area"])
+    np.testing.assert_allclose(stored["area"], obs.service_area.area)

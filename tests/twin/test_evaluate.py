@@ -22,7 +22,7 @@ from twin.estimate import estimate_run
 from twin.estimatefile import StoredBound, read_estimates, write_estimates
 from twin.evaluate import evaluate, evaluate_to_dir
 from twin.runfile import read_run
-from twin.scoring import fuse_points, truth_sets
+from twin.scoring import fuse_points, integrity_metrics, truth_sets
 from twin.simulate import simulate_to_file
 from twin.sounding import service_area
 
@@ -306,3 +306,24 @@ def test_every_paper_bound_is_stored_at_estimate_time(files: dict[str, Path]) ->
     np.testing.assert_array_equal(stored.scatterer_m, direct.scatterer_error_bound)
     _, series = evaluate(files["other"], [est_path])
     np.testing.assert_array_equal(series["miso-ml"]["peb"], stored.position_m)
+
+
+def test_integrity_counts_wild_fixes_and_coverage() -> None:
+    """A fix 8 m off is wild; it is *confident* unless its covariance covers it at 99 %
+    (here: σ = 1 m does not, σ = 5 m does, none reported does not); the 95 % coverage is
+    the share of fixes with a covariance whose 95 % region holds the truth."""
+    truth = np.zeros((5, 3))
+    position = np.array([[8.0, 0, 0], [8.0, 0, 0], [8.0, 0, 0], [0.5, 0, 0], [3.0, 0, 0]])
+    covariance = np.full((5, 3, 3), np.nan)
+    for t, sigma in ((0, 1.0), (1, 5.0), (3, 1.0), (4, 1.0)):
+        covariance[t, :2, :2] = sigma**2 * np.eye(2)
+    est = Estimate(
+        ue_position=position, ue_yaw=np.full(5, np.nan), scatterers=np.zeros((5, 0, 3)),
+        scatterer_valid=np.zeros((5, 0), bool), path_tau=np.zeros((5, 0)),
+        path_aod=np.zeros((5, 0, 2)), path_gain=np.zeros((5, 0), np.complex128),
+        converged=np.ones(5, bool), reason=("",) * 5, runtime_s=np.zeros(5),
+        position_covariance=covariance)
+    metrics = integrity_metrics(est, truth, 2)
+    # chi2(2) quantiles: 95 % 5.99, 99 % 9.21; d² = 64, 2.56, -, 0.25, 9.
+    assert metrics == {"wild": 3, "confident_wild": 2, "with_covariance": 4,
+                       "coverage_95": 2 / 4}

@@ -68,7 +68,7 @@ def test_estimators_return_the_papers_bound_and_nan_off_the_model() -> None:
     valid = truth.valid.copy()
     valid[3, 2] = False
     off_model = dataclasses.replace(truth, los=los, scatterer=scatterer, valid=valid)
-    bound = Locman().crlb(obs, off_model)
+    bound = Locman(num_paths=3).crlb(obs, off_model)
     assert bound.orientation_error_bound is not None and bound.channel_crlb is not None
     assert bound.scatterer_error_bound.shape == (4, 2)
     assert np.isfinite(bound.position_error_bound[0])
@@ -78,10 +78,15 @@ def test_estimators_return_the_papers_bound_and_nan_off_the_model() -> None:
     expected = locman_bounds(obs, truth, 3).bound.position_error_bound[0]
     assert abs(bound.position_error_bound[0] - expected) <= FLOAT64_REL * expected
     # The baseline is compared with the same bound.
-    baseline = DcsSomp().crlb(obs, off_model)
+    baseline = DcsSomp(num_paths=3).crlb(obs, off_model)
     np.testing.assert_array_equal(baseline.position_error_bound, bound.position_error_bound)
     no_orientation = dataclasses.replace(truth, ue_orientation=None)
     assert np.all(np.isnan(Locman().crlb(obs, no_orientation).position_error_bound))
+    auto = Locman().crlb(obs, off_model).position_error_bound
+    np.testing.assert_array_equal(np.isfinite(auto), [True, False, True, True])
+    assert auto[0] == bound.position_error_bound[0]
+    two_paths = locman_bounds(obs, off_model, 2).bound.position_error_bound
+    np.testing.assert_array_equal(auto[2:], two_paths[2:])
 
 
 def test_the_bound_is_at_the_true_height_whatever_height_an_estimator_assumes() -> None:

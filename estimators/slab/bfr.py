@@ -223,7 +223,7 @@ class BfrProblem:
     def bound(self, beamformers: npt.ArrayLike) -> SlabBound:
         """Long-term CRLB ``𝔅̄_β(ᾱ, Σ; ω)`` (eq. 20) at these BF vectors."""
         return SlabBound.from_fim(self.fim(beamformers), num_bs=self.num_bs,
-                                  num_nlos=self.num_paths - 1)
+                                  num_nlos=(self.num_alpha - 3) // (2 * self.num_bs))
 
     def _cost_of_bound(self, bound: SlabBound) -> float:
         cost = bound.alpha_trace / self.alpha_reference + bound.gain_trace / self.gain_reference
@@ -237,7 +237,7 @@ class BfrProblem:
     def cost_of_covariance(self, covariance: npt.ArrayLike) -> float:
         """κ as a function of the beam covariances ``S`` (the relaxed problem's cost)."""
         bound = SlabBound.from_fim(self.fim_of_covariance(covariance), num_bs=self.num_bs,
-                                   num_nlos=self.num_paths - 1)
+                                   num_nlos=(self.num_alpha - 3) // (2 * self.num_bs))
         return self._cost_of_bound(bound)
 
     def direction_cost(self, beamformers: npt.ArrayLike) -> float:
@@ -256,7 +256,7 @@ class BfrProblem:
     def features_of_covariance(self, covariance: npt.ArrayLike) -> FeatureMatrices:
         """:meth:`features` at beam covariances ``S`` ``[bs, subcarrier, bs_ant, bs_ant]``."""
         bound = SlabBound.from_fim(self.fim_of_covariance(covariance), num_bs=self.num_bs,
-                                   num_nlos=self.num_paths - 1)
+                                   num_nlos=(self.num_alpha - 3) // (2 * self.num_bs))
         if not np.all(np.isfinite(bound.crlb)):
             raise np.linalg.LinAlgError("singular FIM: the BFR cost has no gradient here")
         b_alpha, b_gain = bound.alpha_crlb, bound.gain_crlb

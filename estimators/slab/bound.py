@@ -47,16 +47,23 @@ from estimators.slab.model import (
     SlabGeometry,
     SlabSystem,
     arrival_vectors,
+    azimuth,
     coefficient_matrix,
     departure_vectors,
+    horizontal_lengths,
     path_parameters,
     path_responses,
+    slant,
 )
 from estimators.types import Truth, bs_truth
 from estimators.typing import ComplexArray, FloatArray
 
 #: Index of ``τ``, ``θ_B``, ``θ_U`` in the path-parameter axis of the Jacobians.
 TAU, AOD, AOA = 0, 1, 2
+#: [m] a truth's single-bounce point within this of the height range between the UE and
+#: its BS counts as a vertical-wall bounce (:func:`truth_paths`); a ground bounce at 0 m
+#: under a UE at >= 1 m does not.
+_BOUNCE_HEIGHT_TOL_M = 0.25
 
 
 # ------------------------------------------------------------------ derivatives
@@ -103,7 +110,7 @@ def path_parameter_jacobian(geometry: SlabGeometry) -> FloatArray:
             # The UE end of every path: τ grows along -arr, θ_U = az(arr) with arr = s - x.
             out[j, p, TAU, ue_cols] = -arr / np.linalg.norm(arr) / SPEED_OF_LIGHT
             out[j, p, AOA, ue_cols] = -azimuth_gradient(arr)
-            if p == 0:  # LOS: the departure end is the UE too.
+            if p == 0 or p == geometry.num_nlos + 1:  # LOS, ground: departure at the UE too
                 out[j, p, AOD, ue_cols] = azimuth_gradient(dep)
                 continue
             cols = scatterer_columns(geometry, j, p - 1)
@@ -111,6 +118,36 @@ def path_parameter_jacobian(geometry: SlabGeometry) -> FloatArray:
                                     ) / SPEED_OF_LIGHT
             out[j, p, AOD, cols] = azimuth_gradient(dep)
             out[j, p, AOA, cols] = azimuth_gradient(arr)
+    return _with_heights(geometry, out)
+
+
+def _with_heights(geometry: SlabGeometry, planar: FloatArray) -> FloatArray:
+    """The planar Jacobian ``[bs, path, 3, alpha]`` (of ``D / c`` and the azimuths) turned
+    into that of the model's ``τ = φ / c`` and cone angles ``θ`` for BSs ``Δh ≠ 0`` above
+    the UE (:func:`~estimators.slab.model.slant`): with ``g = D / φ``, ``∂τ = g ∂(D/c)``
+    and ``cos θ ∂θ = g cos(az) ∂az + sin(az) (Δh² / φ³) c ∂(D/c)``."""
+    dh = geometry.path_heights  # [bs, path]
+    if not np.any(dh):
+        return planar
+    out = planar.copy()
+    horizontal = horizontal_lengths(geometry)  # [bs, path]
+    length, g = slant(horizontal, dh)
+    p = path_parameters(geometry)  # cone angles
+    relative = {AOD: azimuth(departure_vectors(geometry)) - geometry.bs_orientation[:, None],
+                AOA: azimuth(arrival_vectors(geometry)) - geometry.ue_yaw}
+    d_horizontal = SPEED_OF_LIGHT * planar[:, :, TAU, :]  # [bs, path, alpha]
+    tilt = (dh**2 / np.maximum(length, 1e-300) ** 3)[..., None]
+    out[:, :, TAU, :] = g[..., None] * planar[:, :, TAU, :]
+    for axis, cone in ((AOD, p.aod), (AOA, p.aoa)):
+        az = relative[axis][..., None]
+        d_sine = (g[..., None] * np.cos(az) * planar[:, :, axis, :]
+                  + np.sin(az) * tilt * d_horizontal)
+        cos = np.cos(cone)[..., None]
+        safe = np.where(np.abs(cos) > 1e-12, cos, np.where(cos < 0, -1e-12, 1e-12))
+        out[:, :, axis, :] = np.where(dh[..., None] != 0, d_sine / safe,
+                                      planar[:, :, axis, :])
+    out[:, :, TAU, :] = np.where(dh[..., None] != 0, out[:, :, TAU, :],
+                                 planar[:, :, TAU, :])
     return out
 
 
@@ -298,8 +335,9 @@ class SlabBound:
 def long_term_bound(beamformers: npt.ArrayLike, *, fisher: SlabFisher) -> SlabBound:
     """Long-term CRLB ``𝔅̄_β(α, Σ; ω)`` of Lemma 1 (eq. 20) for BF vectors
     ``[bs, bs_ant, beam, subcarrier]``."""
-    J, P = fisher.gain_covariance.shape[:2]
-    return SlabBound.from_fim(fisher.long_term(beamformers), num_bs=J, num_nlos=P - 1)
+    J = fisher.gain_covariance.shape[0]
+    L = (fisher.jacobian.shape[-1] - 3) // (2 * J)
+    return SlabBound.from_fim(fisher.long_term(beamformers), num_bs=J, num_nlos=L)
 
 
 def normalized_cost(
@@ -335,13 +373,17 @@ class TruthPaths:
 
 def truth_paths(
     truth: Truth, t: int, *, bs_position: npt.ArrayLike, bs_orientation: npt.ArrayLike,
-    num_nlos: int,
+    num_nlos: int, ground_height: float | None = None,
 ) -> TruthPaths | str:
     """The LOS and ``num_nlos`` single-bounce paths of every BS at snapshot ``t``, or why
     the truth does not have them (a string).
 
     Per BS ``j`` (:func:`~estimators.types.bs_truth`): its path 0 where ``los[t]``, and
-    its ``L`` strongest valid paths with a single-bounce point (``scatterer`` finite).
+    its ``L`` strongest valid paths with a single-bounce point (``scatterer`` finite) on a
+    vertical surface: the point's height between the UE's and the BS's (within
+    ``_BOUNCE_HEIGHT_TOL_M``), as a wall bounce's is; a ground or ceiling bounce is no
+    scatterer of the model's (its length is not the image of the planar one). The
+    geometry's ``height_offset`` is the BSs' height above the true UE.
 
     Parameters
     ----------
@@ -351,6 +393,8 @@ def truth_paths(
     bs_position : ``[bs, 3]`` [m], the ``J`` BSs of the model.
     bs_orientation : ``[bs]`` [rad], their yaws ``φ_j``.
     num_nlos : ``L``.
+    ground_height : [m] where given, a ground bounce per BS is modelled (last path): the
+        truth's strongest single bounce below both ends (gain 0 where there is none).
     """
     u = np.asarray(bs_position, dtype=np.float64)
     J = u.shape[0]
@@ -363,22 +407,38 @@ def truth_paths(
     first = per_bs[0]
     if first.ue_orientation is None:
         return "the truth has no UE orientation"
-    gains = np.empty((J, num_nlos + 1), dtype=np.complex128)
+    ground = ground_height is not None
+    gains = np.zeros((J, num_nlos + 1 + int(ground)), dtype=np.complex128)
     scatterers = np.empty((J, num_nlos, 2))
     for j, bs in enumerate(per_bs):
         if not (bs.los[t] and bs.valid[t, 0]):
             return f"no LOS path from BS {j}"
         single = bs.valid[t] & np.all(np.isfinite(bs.scatterer[t]), axis=-1)
+        z_ue = float(first.ue_position[t, 2])
+        low, high = sorted((z_ue, float(u[j, 2]) if u.shape[1] > 2 else z_ue))
+        with np.errstate(invalid="ignore"):
+            z = bs.scatterer[t, :, 2]
+            single &= (z >= low - _BOUNCE_HEIGHT_TOL_M) & (z <= high + _BOUNCE_HEIGHT_TOL_M)
         single[0] = False
+        if ground:
+            with np.errstate(invalid="ignore"):
+                below = (bs.valid[t] & np.all(np.isfinite(bs.scatterer[t]), axis=-1)
+                         & (bs.scatterer[t, :, 2] < low - _BOUNCE_HEIGHT_TOL_M))
+            below[0] = False
+            if below.any():
+                gains[j, -1] = bs.gain[t, below][np.argmax(np.abs(bs.gain[t, below]))]
         nlos = np.flatnonzero(single)
         if nlos.size < num_nlos:
             return (f"BS {j} has {nlos.size} single-bounce paths in the truth, the model "
                     f"{num_nlos}")
         strongest = nlos[np.argsort(-np.abs(bs.gain[t, nlos]), kind="stable")[:num_nlos]]
-        gains[j] = bs.gain[t, np.concatenate([[0], strongest])]
+        gains[j, : num_nlos + 1] = bs.gain[t, np.concatenate([[0], strongest])]
         scatterers[j] = bs.scatterer[t, strongest, :2]
     geometry = SlabGeometry(
         bs_position=u[:, :2].copy(), bs_orientation=np.asarray(bs_orientation, np.float64),
         ue_position=np.asarray(first.ue_position[t, :2], dtype=np.float64),
-        ue_yaw=float(first.ue_orientation[t, 0]), scatterers=scatterers)
+        ue_yaw=float(first.ue_orientation[t, 0]), scatterers=scatterers,
+        height_offset=(u[:, 2] - float(first.ue_position[t, 2])) if u.shape[1] > 2 else None,
+        ground_offset=(u[:, 2] + float(first.ue_position[t, 2]) - 2.0 * ground_height)
+        if ground_height is not None and u.shape[1] > 2 else None)
     return TruthPaths(geometry=geometry, gains=gains)

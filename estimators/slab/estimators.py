@@ -21,8 +21,8 @@ also re-draws the scatterers from the new window's data at the UE it finds and k
 better fit with its scatterers inside the area (:func:`~estimators.slab.lce_init.track`): a
 reflection point slides along its wall as the UE moves, and a scatterer estimate once in
 another basin of (24) is otherwise never found again. ``window=None``: one window, the
-paper's static setting; ``window=1``: every snapshot on its own (no fusion over
-positions the UE has left).
+paper's static setting; ``window=1`` (the default: a drive moves): every snapshot on
+its own (no fusion over positions the UE has left).
 
 **Mapping to the model** (:mod:`estimators.slab.model`): the plane is the world's
 ``(x, y)``; BS ``j``'s pose is ``bs_position[j, :2]`` and its yaw; arrays must be ``1 x
@@ -32,9 +32,29 @@ observation's carrier: no beam squint); subcarrier frequencies are the observati
 the channel estimates (the paper assumes it known; the twin does not know it). The
 paper's channel ``a_U a_B^H`` (eq. 1) is the physical ``a_U a_B^T`` with the BS elements
 numbered backwards, so the model's BF vector element ``t`` goes to BS antenna
-``N_B - 1 - t``. The model is planar: heights are not modelled (the estimate's ``z`` is
-``ue_height``), so every SLAB estimator's positions are 2-D
+``N_B - 1 - t``. The UE height is not estimated (the estimate's ``z`` is the UE height
+hypothesis), so every SLAB estimator's positions are 2-D
 (:meth:`~estimators.base.Estimator.position_dimensions`).
+
+**Geometry from the observation** (issue 22): ``num_bs=None`` takes every observed BS;
+the subcarriers used are the largest multiple of ``J`` (the highest ``K mod J``
+dropped: diagnostic ``subcarriers_dropped``); ``area``/``ue_height`` ``None`` take the
+observation's service area (:func:`~estimators.base.resolve_service_area`), the UE's
+prior; the scatterers may be anywhere in the bounding box of the area and the BSs grown
+by ``scatterer_margin_m``. The BSs' known heights above the UE hypothesis enter the model
+(:func:`~estimators.slab.model.slant`: image method, vertical walls), and with
+``ground_height`` one ground bounce per BS, its geometry pinned by ``x``.
+
+**Covariance and integrity.** Each fix's ``position_covariance`` is the UE block of
+``Λ[k]^{-1}`` (the fused precision, eqs. 26-27: the inverse instantaneous FIM at the
+estimates), times the a-posteriori variance factor ``max(1, F / (σ² (N - J P - A/2)))``
+(``F`` the LCE residual (24), ``N`` complex samples, ``J P`` gains, ``A`` location
+parameters; the largest over the window's slots so far; diagnostic ``residual_ratio``).
+A fix outside the service area, or with ``residual_ratio > max_residual_ratio``, is
+``converged=False`` with the reason, and the next window restarts from the
+multi-start. The factor scales the noise, not a model bias: on street runs with more
+wall bounces than ``L`` the covariance under-covers (docs/estimators/slab.md, "On real
+drives").
 
 **Bound** (:meth:`_Slab.crlb`, the same for all six, so they are compared to one bound):
 the long-term CRLB of Lemma 1 (eq. 20) of one slot, sounded with the observation's
@@ -70,12 +90,22 @@ from estimators.base import (
     _degenerate,
     _stack,
     estimate_bytes,
+    position_covariance,
     register,
+    resolve_service_area,
 )
 from estimators.slab.bound import SlabFisher, TruthPaths, long_term_bound, truth_paths
 from estimators.slab.loop import BfrMethod, LceMethod, SlabRun, run_slab
 from estimators.slab.model import SlabSystem, random_beamformers, subcarrier_indices
-from estimators.types import LINEAR_LAYOUT_REL, Area, ArrayGeometry, Observation, Truth, bs_truth
+from estimators.types import (
+    LINEAR_LAYOUT_REL,
+    Area,
+    ArrayGeometry,
+    Observation,
+    ServiceArea,
+    Truth,
+    bs_truth,
+)
 from estimators.typing import ComplexArray, FloatArray
 
 
@@ -90,8 +120,68 @@ def _ula_spacing(array: ArrayGeometry, what: str) -> float:
     return float(layout.spacing * np.sign(layout.axis[1]))
 
 
+#: [m] the UE height hypothesis must be this far above ``ground_height`` for a ground
+#: bounce to be modelled (below, it is the LOS again: a degenerate pair of columns).
+_MIN_GROUND_CLEARANCE_M = 0.5
+
+
+def _residual_ratio(run: SlabRun, k: int, noise_variance: float, ue_antennas: int) -> float:
+    """Slot ``k``'s LCE residual ``F`` (24) over the noise power it should leave,
+    ``σ² (N - J P - A/2)`` (``N = J N_U M K'`` complex samples, ``J P`` complex gains and
+    ``A`` real location parameters fitted): ≈ 1 where the model explains the data."""
+    J, P = run.channel_estimates.shape[1:]
+    _, _, beams, per_bs = run.beamformers[k].shape
+    dof = max(J * ue_antennas * beams * per_bs - J * P - run.fused.shape[1] / 2, 1.0)
+    return float(run.lce_results[k].cost / (noise_variance * dof))
+
+
+def _position_covariance(precision: FloatArray, inflation: float) -> FloatArray | None:
+    """The UE block [m²] of ``Λ[k]^{-1}`` (the fused precision, eqs. 26-27: the inverse
+    FIM at the estimates), times ``inflation``; ``None`` where ``Λ`` is singular."""
+    lam = np.asarray(precision, dtype=np.float64)
+    if not np.all(np.isfinite(lam)) or not np.any(lam):
+        return None
+    scale = 1.0 / np.sqrt(np.clip(np.diag(lam), 1e-300, None))
+    try:
+        inverse = scale[:, None] * np.linalg.inv(lam * scale[:, None] * scale[None, :]) \
+            * scale[None, :]
+    except np.linalg.LinAlgError:
+        return None
+    block = inverse[:2, :2] * inflation
+    if not np.all(np.isfinite(block)) or np.any(np.diag(block) <= 0):
+        return None
+    return position_covariance(block)
+
+
 class _Slab(Estimator):
-    """Algorithm 1 with an LCE and a BFR method (class attributes ``lce``, ``bfr``)."""
+    """Algorithm 1 with an LCE and a BFR method (class attributes ``lce``, ``bfr``).
+
+    Hyper-parameters (keyword-only; ``None`` = from the observation)
+    ----------------------------------------------------------------
+    num_bs : ``J``, the first ``J`` BSs of the observation; ``None``: all of them.
+    num_nlos : ``L``, scatterers (single-bounce paths) per BS.
+    window : snapshots per window of fixed geometry (module docstring); ``1`` (default):
+        every snapshot on its own, as along a drive; ``None``: one window, the paper's
+        static setting (the UE does not move between snapshots).
+    area : ``((x_min, y_min), (x_max, y_max))`` [m], where the UE is (the multi-start's
+        prior; a fix outside it is not converged); ``None``: the observation's service
+        area (:func:`~estimators.base.resolve_service_area`).
+    ue_height : the UE height hypothesis [m] (the estimate's ``z``, and the BSs' heights
+        above it enter the model: :mod:`estimators.slab.model`); ``None``: the service
+        area's.
+    scatterer_margin_m : [m] the scatterers may be anywhere in the bounding box of
+        ``area`` and the BSs grown by this (walls that reflect into the area stand
+        outside it).
+    max_iterations, step_tolerance : of the LCE (``None``: ``default_iterations``).
+    reacquire : re-draw the scatterers at each new window (module docstring).
+    ground_height : [m] the ground's height: each BS gets a ground-bounce path (the LOS's
+        directions, the BS's image in the ground; its gain free), where the UE height
+        hypothesis is at least ``_MIN_GROUND_CLEARANCE_M`` above it; ``None``: no ground
+        bounce, the paper's model.
+    max_residual_ratio : a snapshot whose LCE residual is more than this many times the
+        noise power it should leave is reported ``converged=False`` (the model cannot
+        explain the observation).
+    """
 
     paper: ClassVar[str] = "slab"
     bound: ClassVar[str] = (
@@ -105,6 +195,9 @@ class _Slab(Estimator):
     #: (weakly determined scatterer coordinates), so theirs is a budget, and their
     #: snapshots come back ``converged=False`` (docs/estimators/slab.md).
     default_iterations: ClassVar[int] = 50
+    #: ``J`` of :attr:`num_scatterers` before an observation is seen (``num_bs=None``):
+    #: the paper's three BSs; an estimate reports ``num_nlos`` x its observation's BSs.
+    paper_num_bs: ClassVar[int] = 3
     sounding: ClassVar[dict[str, Any]] = {"link": "downlink", "precoder": "random",
                                           "num_beams": 20, "pilots": "ones",
                                           "closed_loop": True}
@@ -112,38 +205,60 @@ class _Slab(Estimator):
     def __init__(
         self,
         *,
-        num_bs: int = 3,
+        num_bs: int | None = None,
         num_nlos: int = 1,
-        window: int | None = None,
-        area_margin_m: float = 100.0,
-        ue_height: float = 0.0,
+        window: int | None = 1,
+        area: Area | None = None,
+        ue_height: float | None = None,
+        scatterer_margin_m: float = 30.0,
         max_iterations: int | None = None,
         step_tolerance: float = 1e-7,
         reacquire: bool = True,
+        ground_height: float | None = 0.0,
+        max_residual_ratio: float = 30.0,
     ) -> None:
         self.num_bs = num_bs
         self.num_nlos = num_nlos
         self.window = window
-        self.area_margin_m = area_margin_m
+        self.area = area
         self.ue_height = ue_height
+        self.scatterer_margin_m = scatterer_margin_m
         self.max_iterations = max_iterations
         self.step_tolerance = step_tolerance
         self.reacquire = reacquire
+        self.ground_height = ground_height
+        self.max_residual_ratio = max_residual_ratio
 
     @property
     def num_scatterers(self) -> int:
-        return self.num_bs * self.num_nlos
+        """``J L``; with ``num_bs=None`` the paper's ``J`` (:attr:`paper_num_bs`): an
+        estimate on an observation reports ``L`` per observed BS."""
+        return (self.num_bs if self.num_bs is not None else self.paper_num_bs) * self.num_nlos
+
+    def _resolved(self, obs: Observation) -> _Slab:
+        """This estimator with ``num_bs`` from ``obs`` where it is ``None``."""
+        return self if self.num_bs is not None else self.with_params(num_bs=obs.num_bs)
+
+    def _num_bs(self) -> int:
+        assert self.num_bs is not None  # _resolved
+        return self.num_bs
 
     def position_dimensions(self, obs: Observation) -> int:
-        """2: the model is planar (§II-B), heights are neither estimated nor scored."""
+        """2: the model is planar (§II-B; the heights enter only as the known BS heights
+        above the UE height hypothesis), the UE height is not estimated nor scored."""
         return 2
 
     def _validate(self, obs: Observation) -> None:
+        if self.num_bs is None:
+            self._resolved(obs)._validate(obs)
+            return
         super()._validate(obs)
         if self.num_bs < 1 or self.num_nlos < 0:
             raise EstimatorInputError(f"{self.name}: num_bs must be >= 1, num_nlos >= 0")
         if self.window is not None and self.window < 1:
             raise EstimatorInputError(f"{self.name}: window must be >= 1 or None")
+        if not self.max_residual_ratio > 1:
+            raise EstimatorInputError(f"{self.name}: max_residual_ratio must be > 1")
         if obs.link != "downlink":
             raise EstimatorInputError(f"{self.name}: needs a downlink observation")
         if obs.sounder is None:
@@ -152,10 +267,12 @@ class _Slab(Estimator):
         if obs.num_bs < self.num_bs:
             raise EstimatorInputError(
                 f"{self.name}: num_bs={self.num_bs} but {obs.num_bs} BS(s) observed")
-        count = obs.frequencies.size
-        if count % self.num_bs or count < 2 * self.num_bs:
+        count = self._used_subcarriers(obs)
+        if count < 2 * self.num_bs:
             raise EstimatorInputError(
-                f"{self.name}: {count} subcarriers do not interleave over {self.num_bs} BSs")
+                f"{self.name}: {obs.frequencies.size} subcarriers leave fewer than 2 per BS "
+                f"over {self.num_bs} BSs")
+        resolve_service_area(self.name, obs, self.area, self.ue_height)
         _ula_spacing(obs.bs_array, f"{self.name}: BS array")
         _ula_spacing(obs.ue_array, f"{self.name}: UE array")
         # A slot's unknowns, 2 J (L + 1) gains (real parts) and 2 J L + 3 location
@@ -188,10 +305,12 @@ class _Slab(Estimator):
         ``max_iterations``: the LCE's iterate histories, ~``16 A + 200`` bytes an
         iteration and slot of a window.
         """
+        if self.num_bs is None:
+            return self._resolved(obs)._working_memory(obs)
         T = obs.num_snapshots
         J, L = self.num_bs, self.num_nlos
         P, A = L + 1, 2 * J * L + 3
-        per_bs = obs.frequencies.size // J
+        per_bs = self._used_subcarriers(obs) // J
         Nu, Nb, M = obs.ue_array.num_ant, obs.bs_array.num_ant, obs.pilots.shape[0]
         responses = J * per_bs * Nu * Nb * P * A
         coefficients = J * Nu * M * per_bs * P * A
@@ -209,6 +328,12 @@ class _Slab(Estimator):
 
     # -------------------------------------------------------------- the mapping
 
+    def _used_subcarriers(self, obs: Observation) -> int:
+        """``N'_C``: the largest multiple of ``J`` within the observation's subcarriers
+        (Θ_j interleaves them evenly, §II-A); the highest ``K mod J`` are not used."""
+        J = self._num_bs()
+        return J * (obs.frequencies.size // J)
+
     def _system(self, obs: Observation) -> SlabSystem:
         theta = self._subcarriers(obs)
         return SlabSystem(
@@ -220,8 +345,9 @@ class _Slab(Estimator):
         )
 
     def _subcarriers(self, obs: Observation) -> npt.NDArray[np.intp]:
-        """``Θ_j`` ``[bs, subcarrier]``, 0-based: ``{j, j + J, ...}``."""
-        return subcarrier_indices(obs.frequencies.size, self.num_bs) - 1
+        """``Θ_j`` ``[bs, subcarrier]``, 0-based: ``{j, j + J, ...}`` over the first
+        :meth:`_used_subcarriers`."""
+        return subcarrier_indices(self._used_subcarriers(obs), self._num_bs()) - 1
 
     def _sound(self, obs: Observation, snapshots: list[int], rng: np.random.Generator
                ) -> Callable[[int, ComplexArray], ComplexArray]:
@@ -229,7 +355,7 @@ class _Slab(Estimator):
         sounder = obs.sounder
         assert sounder is not None  # _validate
         theta = self._subcarriers(obs)
-        J, B, K = self.num_bs, obs.num_bs, obs.frequencies.size
+        J, B, K = self._num_bs(), obs.num_bs, obs.frequencies.size
         pilots = obs.pilots[:, theta]  # [beam, bs, subcarrier]
 
         def sound(k: int, w: ComplexArray) -> ComplexArray:
@@ -242,19 +368,39 @@ class _Slab(Estimator):
 
         return sound
 
-    def _area(self, obs: Observation) -> Area:
-        """The BSs' bounding box widened by ``area_margin_m``, as corners."""
-        xy = obs.bs_position[: self.num_bs, :2]
-        lo, hi = xy.min(axis=0) - self.area_margin_m, xy.max(axis=0) + self.area_margin_m
-        return ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+    def _ground(self, obs: Observation, ue_height: float) -> FloatArray | None:
+        """``[bs]`` [m] the BSs' images in the ground above the UE (``h_j + h_UE - 2
+        h_ground``), or ``None`` where no ground bounce is modelled (``ground_height``)."""
+        if self.ground_height is None or ue_height - self.ground_height < \
+                _MIN_GROUND_CLEARANCE_M:
+            return None
+        J = self._num_bs()
+        return np.asarray(obs.bs_position[:J, 2] + ue_height - 2.0 * self.ground_height)
+
+    def _geometry(self, obs: Observation) -> tuple[ServiceArea, Area, FloatArray]:
+        """The service area (the UE's prior and height hypothesis), the scatterers' region
+        (the bounding box of the area and the BSs grown by ``scatterer_margin_m``) and
+        ``Δh [bs]`` [m], the BSs' heights above the UE hypothesis."""
+        service = resolve_service_area(self.name, obs, self.area, self.ue_height)
+        J = self._num_bs()
+        (x0, y0), (x1, y1) = service.area
+        xy = np.vstack([obs.bs_position[:J, :2], [[x0, y0], [x1, y1]]])
+        m = self.scatterer_margin_m
+        lo, hi = xy.min(axis=0) - m, xy.max(axis=0) + m
+        region = ((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1])))
+        return service, region, obs.bs_position[:J, 2] - service.ue_height
 
     # ----------------------------------------------------------------- the loop
 
     def _estimate(
         self, obs: Observation, rng: np.random.Generator, on_snapshot: Callable[[int], None]
     ) -> Estimate:
-        T, J = obs.num_snapshots, self.num_bs
+        if self.num_bs is None:
+            return self._resolved(obs)._estimate(obs, rng, on_snapshot)
+        T, J = obs.num_snapshots, self._num_bs()
         system = self._system(obs)
+        service, region, heights = self._geometry(obs)
+        dropped = obs.frequencies.size - self._used_subcarriers(obs)
         window = self.window or T
         w = random_beamformers(J, system.num_bs_antennas, obs.pilots.shape[0],
                                system.num_subcarriers_per_bs, rng)
@@ -271,6 +417,7 @@ class _Slab(Estimator):
             good = [t for t in snapshots if t not in results]
             if not good:
                 continue
+            noise = float(np.mean(obs.noise_variance[good[0], :J]))
             try:
                 with np.errstate(all="raise"):
                     run = run_slab(
@@ -278,8 +425,10 @@ class _Slab(Estimator):
                         bs_position=obs.bs_position[:J, :2],
                         bs_orientation=obs.bs_orientation[:J, 0], num_nlos=self.num_nlos,
                         initial_beamformers=w, num_slots=len(good), rng=rng,
-                        noise_variance=float(np.mean(obs.noise_variance[good[0], :J])),
-                        area=self._area(obs), lce=self.lce, bfr=self.bfr,
+                        noise_variance=noise, area=service.area, scatterer_area=region,
+                        height_offset=heights,
+                        ground_offset=self._ground(obs, service.ue_height),
+                        lce=self.lce, bfr=self.bfr,
                         initial_alpha=alpha, reacquire=self.reacquire, lce_options={
                             "max_iterations": self.max_iterations or self.default_iterations,
                             "step_tolerance": self.step_tolerance},
@@ -287,28 +436,51 @@ class _Slab(Estimator):
             except (np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
                 for t in good:
                     results[t] = (self._failed(f"{type(exc).__name__}: {exc}"[:200]), 0.0)
+                alpha = None  # the next window starts afresh (multi-start)
                 continue
+            ratios = [_residual_ratio(run, k, noise, system.num_ue_antennas)
+                      for k in range(len(good))]
             for k, t in enumerate(good):
-                results[t] = self._snapshot(run, k)
-            alpha, w = run.fused[-1], run.next_beamformers
+                results[t] = self._snapshot(run, k, ratios[: k + 1], service, dropped)
+            # The next window tracks this one's last fix, unless that fix failed its own
+            # checks: then it starts afresh from the multi-start.
+            alpha = run.fused[-1] if results[good[-1]][0].converged else None
+            w = run.next_beamformers
             on_snapshot(snapshots[-1] + 1)
         return _stack([results[t] for t in range(T)])
 
-    def _snapshot(self, run: SlabRun, k: int) -> tuple[SnapshotEstimate, float]:
-        ue = np.array([*run.ue_position[k], self.ue_height])
+    def _snapshot(self, run: SlabRun, k: int, ratios: list[float], service: ServiceArea,
+                  dropped: int) -> tuple[SnapshotEstimate, float]:
+        """Slot ``k``'s fused estimate, its covariance and integrity (module docstring,
+        "Covariance and integrity")."""
+        ue = np.array([*run.ue_position[k], service.ue_height])
         points = run.scatterers[k].reshape(-1, 2)
-        scatterers = np.column_stack([points, np.full(len(points), self.ue_height)])
+        scatterers = np.column_stack([points, np.full(len(points), service.ue_height)])
         lce = run.lce_results[k]
+        inflation = max(1.0, *ratios)
+        covariance = _position_covariance(run.precision[k], inflation)
+        converged, reason = bool(lce.converged), lce.reason
+        (x0, y0), (x1, y1) = service.area
+        if converged and not (x0 <= ue[0] <= x1 and y0 <= ue[1] <= y1):
+            converged, reason = False, "the fix is outside the service area"
+        elif converged and ratios[-1] > self.max_residual_ratio:
+            converged, reason = False, (
+                f"the residual is {ratios[-1]:.0f}x the noise power the model leaves "
+                f"(max_residual_ratio={self.max_residual_ratio:g}): the LOS + {self.num_nlos} "
+                f"path model does not explain the observation")
         result = SnapshotEstimate(
             ue_position=ue, ue_yaw=float(run.ue_yaw[k]),
             scatterers=scatterers, scatterer_valid=np.isfinite(points).all(axis=1),
             path_tau=np.zeros(0), path_aod=np.zeros((0, 2)), path_gain=np.zeros(0, complex),
-            converged=bool(lce.converged), reason=lce.reason,
+            converged=converged, reason=reason,
+            position_covariance=covariance,
             diagnostics={"position_error_bound": float(run.position_error_bound[k]),
                          "bfr_cost": float(run.bfr_cost[k]),
                          "lce_iterations": float(lce.iterations),
                          "lce_runtime_s": float(run.lce_runtime_s[k]),
-                         "bfr_runtime_s": float(run.bfr_runtime_s[k])},
+                         "bfr_runtime_s": float(run.bfr_runtime_s[k]),
+                         "residual_ratio": float(ratios[-1]),
+                         "subcarriers_dropped": float(dropped)},
         )
         return result, float(run.lce_runtime_s[k] + run.bfr_runtime_s[k])
 
@@ -330,7 +502,9 @@ class _Slab(Estimator):
         does, and ``ValueError`` if ``truth`` has another number of snapshots.
         """
         self.check(obs)
-        T, J, L = obs.num_snapshots, self.num_bs, self.num_nlos
+        if self.num_bs is None:
+            return self._resolved(obs).crlb(obs, truth)
+        T, J, L = obs.num_snapshots, self._num_bs(), self.num_nlos
         snapshots = bs_truth(truth, 0).tau.shape[0]
         if snapshots != T:
             raise ValueError(f"{self.name}: truth has {snapshots} snapshots, the "
@@ -343,8 +517,12 @@ class _Slab(Estimator):
         orientation = np.full(T, np.nan)
         scatterer = np.full((T, J * L), np.nan)
         for t in range(T):
+            ue_z = float(bs_truth(truth, 0).ue_position[t, 2])
             paths = truth_paths(truth, t, bs_position=obs.bs_position[:J],
-                                bs_orientation=obs.bs_orientation[:J, 0], num_nlos=L)
+                                bs_orientation=obs.bs_orientation[:J, 0], num_nlos=L,
+                                ground_height=self.ground_height if self._ground(
+                                    obs, ue_z) is not None else None)
+            # The bound of the truth: the BSs' heights above the true UE.
             if not isinstance(paths, TruthPaths):
                 continue
             # The model's BF element t is BS antenna N_B - 1 - t (a_B^H, module docstring);
@@ -356,7 +534,7 @@ class _Slab(Estimator):
                 with np.errstate(all="raise"):
                     fisher = SlabFisher.at(
                         system=system, geometry=paths.geometry,
-                        gain_covariance=covariance[:, :, None] * np.eye(L + 1),
+                        gain_covariance=covariance[:, :, None] * np.eye(covariance.shape[1]),
                         noise_variance=float(np.mean(obs.noise_variance[t, :J]
                                                      / pilot_power[:J])))
                     bound = long_term_bound(w, fisher=fisher)

@@ -65,6 +65,12 @@ class LceProblem:
     area : ``((x_min, y_min), (x_max, y_max))`` [m] corners
         (:data:`estimators.types.Area`), where the UE and the scatterers are (the region
         the multi-start draws from).
+    height_offset : ``[bs]`` [m] or ``None`` (the plane), each BS's array height above
+        the UE's hypothesised height (:class:`~estimators.slab.model.SlabGeometry`).
+    scatterer_area : corners where the scatterers may be, ``None``: ``area``. Walls that
+        reflect into the UE's area can stand outside it.
+    ground_offset : ``[bs]`` [m] or ``None``: a ground bounce per BS, last
+        (:class:`~estimators.slab.model.SlabGeometry`).
     """
 
     system: SlabSystem
@@ -75,9 +81,26 @@ class LceProblem:
     z: ComplexArray
     noise_variance: float
     area: Area = ((0.0, 0.0), (1000.0, 1000.0))
+    height_offset: FloatArray | None = None
+    scatterer_area: Area | None = None
+    ground_offset: FloatArray | None = None
+
+    @property
+    def scatterer_region(self) -> Area:
+        """Where the scatterers may be (``scatterer_area``, else ``area``)."""
+        return self.area if self.scatterer_area is None else self.scatterer_area
+
+    @property
+    def heights(self) -> FloatArray:
+        """``Δh [bs]`` [m], zeros for the plane."""
+        if self.height_offset is None:
+            return np.zeros(self.num_bs)
+        return np.asarray(self.height_offset, dtype=np.float64)
 
     def __post_init__(self) -> None:
         check_area(self.area, "LceProblem.area")
+        if self.scatterer_area is not None:
+            check_area(self.scatterer_area, "LceProblem.scatterer_area")
         J = self.bs_position.shape[0]
         NB, NU = self.system.num_bs_antennas, self.system.num_ue_antennas
         K = self.system.num_subcarriers_per_bs
@@ -105,6 +128,7 @@ class LceProblem:
             bs_position=self.bs_position, bs_orientation=self.bs_orientation,
             ue_position=a[:2].copy(), ue_yaw=float(a[ORIENTATION]),
             scatterers=a[3:].reshape(self.num_bs, self.num_nlos, 2),
+            height_offset=self.height_offset, ground_offset=self.ground_offset,
         )
 
 

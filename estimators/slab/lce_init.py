@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
 from estimators.slab.lce import ORIENTATION, LceProblem, LceResult, _wrapped, slls
-from estimators.slab.model import azimuth, ula_response
+from estimators.slab.model import azimuth, slant, ula_response
 from estimators.types import Area
 from estimators.typing import ComplexArray, FloatArray
 
@@ -267,7 +267,9 @@ def _orientation(problem: LceProblem, positions: FloatArray, sin_aoa: FloatArray
     sines ``sin(az(u_j - x) - ϑ) ≈ sin_aoa[j]`` in least squares."""
     grid = np.linspace(-np.pi, np.pi, 360, endpoint=False)
     back = azimuth(problem.bs_position[None, :, :] - positions[:, None, :])  # [n, bs]
-    misfit = np.sum((np.sin(back[:, None, :] - grid[None, :, None]) - sin_aoa) ** 2, axis=-1)
+    cos_el = _cos_el(problem, positions)[:, None, :]
+    misfit = np.sum((cos_el * np.sin(back[:, None, :] - grid[None, :, None]) - sin_aoa) ** 2,
+                    axis=-1)
     return np.asarray(grid[np.argmin(misfit, axis=1)])
 
 
@@ -277,7 +279,16 @@ def _orientation_from(problem: LceProblem, positions: FloatArray, aoa: FloatArra
     ``az(u_j - x) - θ_U,j``, weighted by ``cos² θ_U,j`` (a ULA's angle precision)."""
     back = azimuth(problem.bs_position[None, :, :] - positions[:, None, :])  # [n, bs]
     weights = np.cos(aoa) ** 2 + 1e-3
+    if np.any(problem.heights):
+        aoa = _azimuths(aoa, _cos_el(problem, positions))
     return np.asarray(np.angle(np.sum(weights * np.exp(1j * (back - aoa)), axis=-1)))
+
+
+def _azimuths(cone: FloatArray, cos_el: FloatArray) -> FloatArray:
+    """Relative azimuths [rad] of cone angles ``cone`` seen at elevations ``cos_el``
+    (broadcast): ``sin(az) = sin θ / cos ε`` (clipped to ±1), on ``θ``'s side."""
+    sine = np.clip(np.sin(cone) / cos_el, -1.0, 1.0)
+    return np.asarray(np.where(np.cos(cone) >= 0, np.arcsin(sine), np.pi - np.arcsin(sine)))
 
 
 def _los_hypotheses(problem: LceProblem, paths: Sequence[FloatArray], count: int
@@ -294,16 +305,23 @@ def _los_hypotheses(problem: LceProblem, paths: Sequence[FloatArray], count: int
         su_options = [_sine_options(paths[j][los[j], 2]) for j in range(J)]
         for aod in itertools.product(*(_angle_options(s) for s in sb)):
             x = _triangulate(u, phi + np.asarray(aod), np.cos(np.asarray(aod)) ** 2 + 1e-3)
+            if x is not None and np.any(problem.heights):
+                # BSs above the UE: the sines are cos ε sin(az); undo ε at the first
+                # intersection and intersect again.
+                x = _triangulate(u, phi + _azimuths(np.asarray(aod),
+                                                    _cos_el(problem, x[None])[0]),
+                                 np.cos(np.asarray(aod)) ** 2 + 1e-3)
             if x is None or not _inside(problem.area, x):
                 continue
-            predicted = np.sin(azimuth(x - u) - phi)
+            predicted = _cos_el(problem, x[None])[0] * np.sin(azimuth(x - u) - phi)
             misfit_b = sum(min((predicted[j] - o) ** 2 for o in _sine_options(sb[j]))
                            for j in range(J))
             for su in itertools.product(*su_options):
                 sin_aoa = np.asarray(su)
                 theta = _orientation(problem, x[None], sin_aoa)[0]
                 back = azimuth(u - x)
-                misfit_u = float(np.sum((np.sin(back - theta) - sin_aoa) ** 2))
+                misfit_u = float(np.sum((_cos_el(problem, x[None])[0] * np.sin(back - theta)
+                                         - sin_aoa) ** 2))
                 aoa = np.array([_closest(_angle_options(float(sin_aoa[j])),
                                          float(back[j] - theta)) for j in range(J)])
                 found.append(_Hypothesis(score=float(misfit_b) + misfit_u, position=x, los=los,
@@ -343,8 +361,9 @@ def _polish(problem: LceProblem, paths: Sequence[FloatArray], hyp: _Hypothesis
 
     def residual(p: FloatArray) -> FloatArray:
         x = x0 + scale * p[:2]
-        return np.concatenate([np.sin(azimuth(x - u) - phi) - sb,
-                               np.sin(azimuth(u - x) - p[2]) - su])
+        cos_el = _cos_el(problem, x[None])[0]
+        return np.concatenate([cos_el * np.sin(azimuth(x - u) - phi) - sb,
+                               cos_el * np.sin(azimuth(u - x) - p[2]) - su])
 
     out = least_squares(residual, np.array([0.0, 0.0, theta0]), method="lm")
     x = x0 + scale * out.x[:2]
@@ -356,21 +375,59 @@ def _polish(problem: LceProblem, paths: Sequence[FloatArray], hyp: _Hypothesis
     return _Hypothesis(score=float(np.sum(out.fun**2)), position=x, los=hyp.los, aoa=aoa)
 
 
+def _los_view(problem: LceProblem, bs: int, positions: FloatArray, theta: npt.ArrayLike
+              ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    d = positions - problem.bs_position[bs]
+    return _path_view(problem, bs, np.linalg.norm(d, axis=-1), d, -d, theta)
+
+
+def _nlos_view(problem: LceProblem, bs: int, points: FloatArray, position: FloatArray,
+               theta: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    dep, arr = points - problem.bs_position[bs], points - position
+    length = np.linalg.norm(dep, axis=-1) + np.linalg.norm(arr, axis=-1)
+    return _path_view(problem, bs, length, dep, arr, theta)
+
+
 def _los_columns(problem: LceProblem, bs: int, positions: FloatArray, theta: FloatArray
                  ) -> ComplexArray:
-    d = positions - problem.bs_position[bs]
-    return _columns(problem, bs, np.linalg.norm(d, axis=-1) / SPEED_OF_LIGHT,
-                    np.sin(azimuth(d) - problem.bs_orientation[bs]),
-                    np.sin(azimuth(-d) - theta))
+    return _columns(problem, bs, *_los_view(problem, bs, positions, theta))
+
+
+def _ground_columns(problem: LceProblem, bs: int, position: FloatArray, theta: float
+                    ) -> list[ComplexArray]:
+    """``[]``, or the ground bounce's column of BS ``bs`` with the UE at ``position
+    [2]`` where the problem models one: the LOS's directions, the image's height."""
+    if problem.ground_offset is None:
+        return []
+    d = position - problem.bs_position[bs]
+    length, cos_el = slant(np.linalg.norm(d), float(problem.ground_offset[bs]))
+    return [_columns(problem, bs, length / SPEED_OF_LIGHT,
+                     cos_el * np.sin(azimuth(d) - problem.bs_orientation[bs]),
+                     cos_el * np.sin(azimuth(-d) - theta))[0]]
 
 
 def _nlos_columns(problem: LceProblem, bs: int, points: FloatArray, position: FloatArray,
                   theta: float) -> ComplexArray:
-    dep, arr = points - problem.bs_position[bs], points - position
-    length = np.linalg.norm(dep, axis=-1) + np.linalg.norm(arr, axis=-1)
-    return _columns(problem, bs, length / SPEED_OF_LIGHT,
-                    np.sin(azimuth(dep) - problem.bs_orientation[bs]),
-                    np.sin(azimuth(arr) - theta))
+    return _columns(problem, bs, *_nlos_view(problem, bs, points, position, theta))
+
+
+def _path_view(problem: LceProblem, bs: int, horizontal: FloatArray, departure: FloatArray,
+               arrival: FloatArray, theta: npt.ArrayLike
+               ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(τ, sin θ_B, sin θ_U)`` of paths of BS ``bs`` with unfolded horizontal lengths
+    ``horizontal [n]`` [m], horizontal departure and arrival directions ``[n, 2]`` and UE
+    yaws ``theta``: the BS ``Δh`` above the UE lengthens them and scales the sines by
+    ``cos ε`` (:func:`~estimators.slab.model.slant`)."""
+    length, cos_el = slant(horizontal, problem.heights[bs])
+    return (length / SPEED_OF_LIGHT,
+            cos_el * np.sin(azimuth(departure) - problem.bs_orientation[bs]),
+            cos_el * np.sin(azimuth(arrival) - np.asarray(theta, dtype=np.float64)))
+
+
+def _cos_el(problem: LceProblem, positions: FloatArray) -> FloatArray:
+    """``cos ε [n, bs]`` of the LOS of every BS from UE positions ``[n, 2]``."""
+    d = np.linalg.norm(positions[:, None, :] - problem.bs_position[None], axis=-1)
+    return slant(d, problem.heights[None, :])[1]
 
 
 def _inside(area: Area, point: FloatArray) -> bool:
@@ -395,7 +452,7 @@ def _scatterer_guesses(problem: LceProblem, bs: int, path: FloatArray, position:
             if abs(np.linalg.det(A)) < 1e-9:
                 continue
             s, t = np.linalg.solve(A, position - u)
-            if s > 0 and t > 0 and _inside(problem.area, u + s * e1):
+            if s > 0 and t > 0 and _inside(problem.scatterer_region, u + s * e1):
                 out.append(u + s * e1)
     return np.asarray(out) if out else (u + 0.5 * (position - u))[None]
 
@@ -532,11 +589,7 @@ def draw_starts(
             thetas = _orientation_from(problem, xs, hyp.aoa)
             total = np.zeros(len(xs))
             for j, (energy, t) in enumerate(tables):
-                d = xs - problem.bs_position[j]
-                total += energy - t.lookup(
-                    np.linalg.norm(d, axis=-1) / SPEED_OF_LIGHT,
-                    np.sin(azimuth(d) - problem.bs_orientation[j]),
-                    np.sin(azimuth(-d) - thetas))
+                total += energy - t.lookup(*_los_view(problem, j, xs, thetas))
             return total
 
         def los_cost(xs: FloatArray, hyp: _Hypothesis = hyp,
@@ -570,7 +623,8 @@ def _place_scatterers(problem: LceProblem, bs: int, nlos: FloatArray, x: FloatAr
     scored by the BS's block of (24) with the LOS, the scatterers placed so far and the
     later paths fitted; greedy over the paths."""
     z = problem.z[bs].reshape(-1)
-    fixed = [_los_columns(problem, bs, x[None], np.array([theta]))[0]]
+    fixed = [_los_columns(problem, bs, x[None], np.array([theta]))[0],
+             *_ground_columns(problem, bs, x, theta)]
     out = np.empty((len(nlos), 2))
     for ell in range(len(nlos)):
         later = nlos[ell + 1:]
@@ -580,11 +634,7 @@ def _place_scatterers(problem: LceProblem, bs: int, nlos: FloatArray, x: FloatAr
                                    delay_grid=delay_grid)
 
         def coarse(vs: FloatArray, t: _Periodogram = periodogram) -> FloatArray:
-            dep, arr = vs - problem.bs_position[bs], vs - x
-            length = np.linalg.norm(dep, axis=-1) + np.linalg.norm(arr, axis=-1)
-            return -t.lookup(length / SPEED_OF_LIGHT,
-                             np.sin(azimuth(dep) - problem.bs_orientation[bs]),
-                             np.sin(azimuth(arr) - theta))
+            return -t.lookup(*_nlos_view(problem, bs, vs, x, theta))
 
         def cost(vs: FloatArray, basis: ComplexArray = basis) -> FloatArray:
             return -_gain_of_fit(basis, z, _nlos_columns(problem, bs, vs, x, theta))
@@ -634,7 +684,8 @@ def redraw_scatterers(
                        num_kept=num_kept)
     scatterers = np.empty((J, L, 2))
     for j in range(J):
-        los = _los_columns(problem, j, x[None], np.array([theta])).T  # [obs, 1]
+        los = np.stack([_los_columns(problem, j, x[None], np.array([theta]))[0],
+                        *_ground_columns(problem, j, x, theta)], axis=-1)  # [obs, 1 or 2]
         nlos = _extract_paths(problem, j, L, angle_grid=angle_grid, delay_grid=delay_grid,
                               refine_passes=refine_passes, known=los)
         scatterers[j] = _place_scatterers(problem, j, nlos, x, theta, search,
@@ -704,7 +755,8 @@ def track(
     results = (moved, method(problem, starts[1], **options))
 
     def rank(r: LceResult) -> tuple[bool, float]:
-        inside = all(_inside(problem.area, v) for v in r.scatterers.reshape(-1, 2))
+        inside = all(_inside(problem.scatterer_region, v)
+                     for v in r.scatterers.reshape(-1, 2))
         cost = r.cost if np.isfinite(r.cost) else np.inf
         return (not inside, cost)
 

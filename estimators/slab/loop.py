@@ -211,6 +211,9 @@ def run_slab(
     gain_covariance: npt.ArrayLike | None = None,
     initial_alpha: npt.ArrayLike | None = None,
     reacquire: bool = False,
+    height_offset: npt.ArrayLike | None = None,
+    scatterer_area: Area | None = None,
+    ground_offset: npt.ArrayLike | None = None,
     multistart_options: Mapping[str, Any] | None = None,
     lce_options: Mapping[str, Any] | None = None,
     bfr_options: Mapping[str, Any] | None = None,
@@ -245,6 +248,11 @@ def run_slab(
         re-drawn from the data and keeps the better result
         (:func:`~estimators.slab.lce_init.track`): the geometry may have moved since
         ``initial_alpha`` (a new window along a drive).
+    height_offset : ``[bs]`` [m], each BS's height above the UE (hypothesis); ``None``:
+        the paper's plane (:class:`~estimators.slab.model.SlabGeometry`).
+    scatterer_area : corners where the scatterers may be; ``None``: ``area``.
+    ground_offset : ``[bs]`` [m], each BS's image in the ground above the UE: a ground
+        bounce per BS is modelled (last path); ``None``: none, the paper's model.
     multistart_options : keyword arguments of :func:`~estimators.slab.lce_init.multistart`.
     lce_options : keyword arguments of the LCE method (:func:`~estimators.slab.lce.slls`...).
     bfr_options : keyword arguments of the BFR method (:func:`~estimators.slab.bfr.
@@ -275,12 +283,20 @@ def run_slab(
     u = np.asarray(bs_position, dtype=np.float64)
     phi = np.asarray(bs_orientation, dtype=np.float64)
     w1 = np.array(initial_beamformers, dtype=np.complex128)
-    J, P = u.shape[0], num_nlos + 1
+    ground = None if ground_offset is None else np.asarray(ground_offset, dtype=np.float64)
+    J, P = u.shape[0], num_nlos + 1 + int(ground is not None)
+    if ground is not None and ground.shape != (J,):
+        raise ValueError(f"ground_offset: expected ({J},), got {ground.shape}")
     known = None
     if gain_covariance is not None:
         known = np.asarray(gain_covariance, dtype=np.complex128)
         if known.shape != (J, P, P):
             raise ValueError(f"gain_covariance: expected {(J, P, P)}, got {known.shape}")
+    heights = None if height_offset is None else np.asarray(height_offset, dtype=np.float64)
+    if heights is not None and heights.shape != (J,):
+        raise ValueError(f"height_offset: expected ({J},), got {heights.shape}")
+    if scatterer_area is not None:
+        scatterer_area = check_area(scatterer_area, "run_slab scatterer_area")
     solve = _LCE[lce]
     solver_options = dict(lce_options or {})
     options = dict(bfr_options or {})
@@ -299,7 +315,9 @@ def run_slab(
         z = np.asarray(sound(k, w.copy()), dtype=np.complex128)
         problem = LceProblem(system=system, bs_position=u, bs_orientation=phi,
                              num_nlos=num_nlos, beamformers=w, z=z,
-                             noise_variance=float(noise_variance), area=area)
+                             noise_variance=float(noise_variance), area=area,
+                             height_offset=heights, scatterer_area=scatterer_area,
+                             ground_offset=ground)
         # ---- LCE (Algorithm 2) and fusion (25)-(27)
         start = time.perf_counter()
         if k == 0 and initial_alpha is None:

@@ -83,6 +83,13 @@ class SlabGeometry:
     ue_position : ``[2]`` [m], ``x``.
     ue_yaw : [rad], ``ϑ``: azimuth of the UE array's broadside.
     scatterers : ``[bs, nlos, 2]`` [m], ``v_{l,j}`` (``nlos = L`` may be 0).
+    height_offset : ``[bs]`` [m] or ``None`` (all 0: the paper's plane), ``Δh_j``: BS
+        ``j``'s array height above the UE's (known BS heights, a UE height hypothesis;
+        the extension for BSs on masts, module docstring).
+    ground_offset : ``[bs]`` [m] or ``None`` (no ground bounce, the paper's model):
+        ``h_j + h_UE - 2 h_ground``, the height of BS ``j``'s image in the ground above
+        the UE; where given, each BS has one more path, last: the ground bounce, whose
+        geometry follows from ``x`` (module docstring).
     """
 
     bs_position: FloatArray
@@ -90,6 +97,31 @@ class SlabGeometry:
     ue_position: FloatArray
     ue_yaw: float
     scatterers: FloatArray
+    height_offset: FloatArray | None = None
+    ground_offset: FloatArray | None = None
+
+    @property
+    def has_ground(self) -> bool:
+        """A ground bounce per BS is modelled (``ground_offset`` given)."""
+        return self.ground_offset is not None
+
+    @property
+    def path_heights(self) -> FloatArray:
+        """``[bs, path]`` [m], the height difference of each path's ends: ``Δh_j`` for the
+        LOS and the (vertical-wall) scatterer paths, ``ground_offset`` for the ground
+        bounce (the UE and the BS's image in the ground)."""
+        dh = np.repeat(self.heights[:, None], self.num_nlos + 1, axis=1)
+        if self.ground_offset is not None:
+            dh = np.concatenate([dh, np.asarray(self.ground_offset, np.float64)[:, None]],
+                                axis=1)
+        return np.asarray(dh)
+
+    @property
+    def heights(self) -> FloatArray:
+        """``Δh [bs]`` [m] (zeros where ``height_offset`` is ``None``)."""
+        if self.height_offset is None:
+            return np.zeros(self.num_bs)
+        return np.asarray(self.height_offset, dtype=np.float64)
 
     @property
     def num_bs(self) -> int:
@@ -103,8 +135,8 @@ class SlabGeometry:
 
     @property
     def num_paths(self) -> int:
-        """``L + 1`` paths per BS, the LOS first."""
-        return self.num_nlos + 1
+        """``L + 1`` paths per BS, the LOS first (``L + 2`` with the ground bounce, last)."""
+        return self.num_nlos + 1 + int(self.has_ground)
 
     @property
     def num_alpha(self) -> int:
@@ -127,22 +159,54 @@ class SlabGeometry:
             bs_position=self.bs_position, bs_orientation=self.bs_orientation,
             ue_position=a[:2].copy(), ue_yaw=float(a[2]),
             scatterers=a[3:].reshape(self.num_bs, self.num_nlos, 2),
+            height_offset=self.height_offset, ground_offset=self.ground_offset,
         )
+
+
+def slant(horizontal: npt.ArrayLike, height_offset: npt.ArrayLike
+          ) -> tuple[FloatArray, FloatArray]:
+    """A path of unfolded horizontal length ``D`` between ends ``Δh`` apart in height
+    (image method: vertical walls keep the unfolded length): its length ``φ = √(D² +
+    Δh²)`` [m] and ``cos ε = D / φ`` (1 where ``φ = 0``), the cosine of its elevation at
+    both ends, which scales what a horizontal ULA sees: ``sin θ = cos ε sin(az)``.
+    Broadcast over ``horizontal`` and ``height_offset``."""
+    d = np.asarray(horizontal, dtype=np.float64)
+    length = np.hypot(d, np.asarray(height_offset, dtype=np.float64))
+    cos_el = np.divide(d, length, out=np.ones(np.broadcast(d, length).shape),
+                       where=length > 0)
+    return np.asarray(length), np.asarray(cos_el)
+
+
+def cone_angle(relative_azimuth: npt.ArrayLike, cos_el: npt.ArrayLike) -> FloatArray:
+    """The angle ``θ`` a horizontal ULA measures [rad]: ``sin θ = cos ε sin(az)``, on the
+    side (front ``|θ| ≤ π/2`` or back) of ``az``; ``θ = az`` at ``cos ε = 1``."""
+    az = np.asarray(relative_azimuth, dtype=np.float64)
+    s = np.sin(az) * np.asarray(cos_el, dtype=np.float64)
+    c = np.where(np.cos(az) >= 0, 1.0, -1.0) * np.sqrt(np.clip(1.0 - s * s, 0.0, None))
+    return np.asarray(np.arctan2(s, c))
 
 
 def departure_points(geometry: SlabGeometry) -> FloatArray:
     """``[bs, path, 2]`` [m]: the point each path leaves the BS towards — the UE for the
     LOS (``l = 0``), the scatterer ``v_{l,j}`` for NLOS paths."""
     ue = np.broadcast_to(geometry.ue_position, (geometry.num_bs, 1, 2))
-    return np.concatenate([ue, geometry.scatterers], axis=1)
+    ground = [ue] if geometry.has_ground else []  # the ground bounce leaves towards x
+    return np.concatenate([ue, geometry.scatterers, *ground], axis=1)
 
 
-def path_lengths(geometry: SlabGeometry) -> FloatArray:
-    """``φ_{l,j}`` ``[bs, path]`` [m]: ``‖x - u_j‖`` (LOS), ``‖u_j - v‖ + ‖x - v‖`` (§VII-A)."""
+def horizontal_lengths(geometry: SlabGeometry) -> FloatArray:
+    """``D_{l,j}`` ``[bs, path]`` [m], the paper's planar ``φ``: ``‖x - u_j‖`` (LOS),
+    ``‖u_j - v‖ + ‖x - v‖`` (§VII-A)."""
     points = departure_points(geometry)
     to_point = np.linalg.norm(points - geometry.bs_position[:, None, :], axis=-1)
     to_ue = np.linalg.norm(geometry.ue_position - points, axis=-1)  # 0 for the LOS
     return np.asarray(to_point + to_ue)
+
+
+def path_lengths(geometry: SlabGeometry) -> FloatArray:
+    """``φ_{l,j}`` ``[bs, path]`` [m]: :func:`horizontal_lengths`, with the BS
+    ``Δh_j`` above the UE ``√(D² + Δh²)`` (:func:`slant`; ``D`` where ``Δh = 0``)."""
+    return slant(horizontal_lengths(geometry), geometry.path_heights)[0]
 
 
 def departure_vectors(geometry: SlabGeometry) -> FloatArray:
@@ -153,9 +217,9 @@ def departure_vectors(geometry: SlabGeometry) -> FloatArray:
 def arrival_vectors(geometry: SlabGeometry) -> FloatArray:
     """``[bs, path, 2]`` [m], from the UE back along each path: to the BS (LOS) or to the
     scatterer (eqs. 9-10)."""
-    sources = np.concatenate(
-        [geometry.bs_position[:, None, :], geometry.scatterers], axis=1
-    )
+    bs = geometry.bs_position[:, None, :]
+    ground = [bs] if geometry.has_ground else []
+    sources = np.concatenate([bs, geometry.scatterers, *ground], axis=1)
     return np.asarray(sources - geometry.ue_position)
 
 
@@ -182,9 +246,10 @@ def path_parameters(geometry: SlabGeometry) -> PathParameters:
     """Delays, AODs and AOAs of every path (eqs. 5-10, azimuth form: module docstring)."""
     aod = azimuth(departure_vectors(geometry)) - geometry.bs_orientation[:, None]
     aoa = azimuth(arrival_vectors(geometry)) - geometry.ue_yaw
-    return PathParameters(
-        tau=path_lengths(geometry) / SPEED_OF_LIGHT, aod=wrap_angle(aod), aoa=wrap_angle(aoa)
-    )
+    length, cos_el = slant(horizontal_lengths(geometry), geometry.path_heights)
+    return PathParameters(tau=length / SPEED_OF_LIGHT,
+                          aod=wrap_angle(cone_angle(aod, cos_el)),
+                          aoa=wrap_angle(cone_angle(aoa, cos_el)))
 
 
 # ------------------------------------------------------------------ the system

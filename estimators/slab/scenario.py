@@ -57,7 +57,7 @@ from estimators.slab.model import (
     received_signal,
     subcarrier_indices,
 )
-from estimators.types import Area, ArrayGeometry, ChannelTruth, Observation
+from estimators.types import Area, ArrayGeometry, ChannelTruth, Observation, ServiceArea
 from estimators.typing import ComplexArray
 
 Point = tuple[float, float]
@@ -210,7 +210,8 @@ class SlabScenario:
         The open-loop ``y`` (:func:`~estimators.observe.build_observation`) is one random
         unit-modulus precoder per beam, slot and BS on every subcarrier, pilots all ones,
         noise ``σ²`` for every BS (the noise is at the UE). Positions get ``z = 0`` and
-        orientations ``(yaw, 0, 0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``.
+        orientations ``(yaw, 0, 0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``; the
+        ``service_area`` is the placement square at UE height 0.
         Narrowband only: with ``beam_squint`` the per-subcarrier wavelengths cannot be
         carried (raises ``ValueError``).
 
@@ -249,6 +250,9 @@ class SlabScenario:
             bs_array=ula[NB], ue_array=ula[NU], rng=rng, precoder=precoders,
             pilots="ones", noise_variance=setting.noise_variance(),
             snapshot_time=np.arange(n, dtype=np.float64), closed_loop=True)
+        # The setting's prior: the placement square, every antenna in the plane z = 0.
+        obs = dataclasses.replace(obs, service_area=ServiceArea(area=self.area(),
+                                                                ue_height=0.0))
         return obs, self._truth(geometry, gains)
 
     def _truth(self, geometry: SlabGeometry, gains: ComplexArray

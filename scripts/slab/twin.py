@@ -139,7 +139,7 @@ def drive(args: argparse.Namespace) -> None:
     for label, cls, reacquire in variants:
         obs = observation_from_run(run, rng=np.random.default_rng(args.seed), seed=args.seed,
                                    snr_db=args.snr_db, **cls.sounding)
-        estimator = cls(window=args.window, ue_height=UE_HEIGHT, area_margin_m=20.0,
+        estimator = cls(window=args.window, ue_height=UE_HEIGHT,
                         num_nlos=args.num_nlos, reacquire=reacquire)
         est = estimator.estimate(obs, np.random.default_rng(args.seed))
         ue_err = np.linalg.norm(est.ue_position[:, :2] - run.drive.position[:, :2], axis=1)
@@ -200,7 +200,7 @@ def static(args: argparse.Namespace) -> None:
                 obs_rng, est_rng = (np.random.default_rng(s) for s in trial_seeds)
                 obs = observation_from_run(run, rng=obs_rng, seed=args.seed,
                                            snr_db=args.snr_db, **cls.sounding)
-                est = cls(window=None, ue_height=UE_HEIGHT, area_margin_m=20.0,
+                est = cls(window=None, ue_height=UE_HEIGHT,
                           num_nlos=args.num_nlos).estimate(obs, est_rng)
                 errors[cls.name].append(np.linalg.norm(
                     est.ue_position[:, :2] - run.drive.position[:, :2], axis=1))

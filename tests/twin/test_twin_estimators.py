@@ -288,7 +288,7 @@ def test_twin_estimate_slab_closed_loop(
     from twin.runfile import read_run
 
     estimate_run(slab_run_file, "slab,slab-lce", tmp_path / "est.h5", snr_db=30.0,
-                 settings=["window=2", "ue_height=1.5", "area_margin_m=30"])
+                 settings=["window=2", "ground_height=null"])  # a mesh without ground
     run, est = read_run(slab_run_file), read_estimates(tmp_path / "est.h5")
     walls = np.stack([channel_truth(run, bs=j).scatterer[:, 1] for j in range(3)], axis=1)
     for name, e in est.estimates.items():

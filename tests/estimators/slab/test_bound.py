@@ -179,8 +179,10 @@ def test_crlb_is_lemma_1_for_the_observation_beams_at_the_truth() -> None:
 def _with_path(truth: ChannelTruth, *, scale: float, scatterer_shift: float | None
                ) -> ChannelTruth:
     """``truth`` with its NLOS path 1 copied, the gain times ``scale``, the single-bounce
-    point moved by ``scatterer_shift`` [m] (``None``: a path of several bounces)."""
-    point = truth.scatterer[:, 1:2] + (scatterer_shift or 0.0)
+    point moved by ``scatterer_shift`` [m] in x and y (``None``: a path of several
+    bounces)."""
+    point = truth.scatterer[:, 1:2].copy()
+    point[..., :2] += scatterer_shift or 0.0  # horizontally: a wall bounce stays one
     if scatterer_shift is None:
         point = np.full_like(point, np.nan)
     return dataclasses.replace(

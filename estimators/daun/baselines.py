@@ -4,7 +4,8 @@
 All see what every grid localizer (:mod:`estimators.daun.grid`) sees: the narrowband
 uplink of eq. (1) (one snapshot, a single-antenna user, ``M`` BSs with ``N``-element
 arrays and identity combining), and the grid setting ``area``, ``grid_shape``,
-``ue_height``, ``num_angles`` (the paper's §IV setting by default).
+``ue_height``, ``num_angles`` (from the observation by default: its service area and
+the arrays' resolution), and check every fix the same way (:mod:`estimators.daun.integrity`).
 
 * ``dpd``: direct position determination (Weiss 2004), a grid search of the
   single-snapshot likelihood with an unknown complex gain per BS, optionally polished
@@ -61,7 +62,7 @@ import numpy.typing as npt
 from scipy import optimize
 
 from estimators.base import Estimate, EstimatorInputError, grown_most, register
-from estimators.daun.grid import PAPER_AREA, PAPER_GRID_SHAPE, PAPER_NUM_ANGLES, GridLocalizer
+from estimators.daun.grid import PAPER_NUM_ANGLES, GridLocalizer
 from estimators.daun.model import DirectLocalizationProblem, normalise
 from estimators.types import Area, Observation
 from estimators.typing import ComplexArray, FloatArray
@@ -156,14 +157,17 @@ class Dpd(GridLocalizer):
         self,
         *,
         refine: bool = False,
-        area: Area = PAPER_AREA,
-        grid_shape: tuple[int, int] = PAPER_GRID_SHAPE,
-        ue_height: float = 0.0,
-        num_angles: int = PAPER_NUM_ANGLES,
+        area: Area | None = None,
+        grid_shape: tuple[int, int] | None = None,
+        ue_height: float | None = None,
+        num_angles: int | None = None,
     ) -> None:
         super().__init__(area=area, grid_shape=grid_shape, ue_height=ue_height,
                          num_angles=num_angles)
         self.refine = refine
+
+    def on_grid(self) -> bool:
+        return not self.refine
 
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)
@@ -339,15 +343,18 @@ class Stansfield(GridLocalizer):
 
     name = "stansfield"
 
+    def on_grid(self) -> bool:
+        return False
+
     def __init__(
         self,
         *,
         scan_step_rad: float = float(np.deg2rad(0.1)),
         passes: int = 3,
-        area: Area = PAPER_AREA,
-        grid_shape: tuple[int, int] = PAPER_GRID_SHAPE,
-        ue_height: float = 0.0,
-        num_angles: int = PAPER_NUM_ANGLES,
+        area: Area | None = None,
+        grid_shape: tuple[int, int] | None = None,
+        ue_height: float | None = None,
+        num_angles: int | None = None,
     ) -> None:
         super().__init__(area=area, grid_shape=grid_shape, ue_height=ue_height,
                          num_angles=num_angles)
@@ -459,16 +466,19 @@ class Srl(GridLocalizer):
 
     name = "srl"
 
+    def on_grid(self) -> bool:
+        return False
+
     def __init__(
         self,
         *,
         oversampling: int = 3,
         solver: str = "CLARABEL",
         passes: int = 3,
-        area: Area = PAPER_AREA,
-        grid_shape: tuple[int, int] = PAPER_GRID_SHAPE,
-        ue_height: float = 0.0,
-        num_angles: int = PAPER_NUM_ANGLES,
+        area: Area | None = None,
+        grid_shape: tuple[int, int] | None = None,
+        ue_height: float | None = None,
+        num_angles: int | None = None,
     ) -> None:
         super().__init__(area=area, grid_shape=grid_shape, ue_height=ue_height,
                          num_angles=num_angles)
@@ -491,8 +501,9 @@ class Srl(GridLocalizer):
         # antenna plus ~6 kB an atom (CLARABEL), ~11.5 kB (SCS).
         count = self.oversampling * num_angles
         defaults = self.default_params()
+        # num_angles against the paper's L (its default is derived from the observation).
         key = grown_most({"oversampling": self.oversampling / defaults["oversampling"],
-                          "num_angles": num_angles / defaults["num_angles"]})
+                          "num_angles": num_angles / PAPER_NUM_ANGLES})
         per_atom = 750.0 * num_antennas + (11_500.0 if self.solver == "SCS" else 6_000.0)
         return {key: count * per_atom}
 
@@ -500,7 +511,7 @@ class Srl(GridLocalizer):
         self, problem: DirectLocalizationProblem, y: ComplexArray,
         noise_variance: FloatArray, rng: np.random.Generator,
     ) -> tuple[FloatArray, dict[str, FloatArray]]:
-        count = self.oversampling * int(self.setting()["num_angles"])
+        count = self.oversampling * int(problem.B.shape[2])
 
         def bearings(g: DirectLocalizationProblem, ys: ComplexArray, sigma2: FloatArray,
                      distance: FloatArray) -> FloatArray:
@@ -593,16 +604,19 @@ class CvxDirect(GridLocalizer):
     """
 
     name = "cvx-direct"
+    #: A derived grid of at most the paper's K = 900 points (Table I's size: problem (3)
+    #: costs ~90 kB a point with 4 BSs of 16 elements, and seconds a snapshot).
+    max_grid_points = 900
 
     def __init__(
         self,
         *,
         solver: str = "CLARABEL",
         w: float = 1.0,
-        area: Area = PAPER_AREA,
-        grid_shape: tuple[int, int] = PAPER_GRID_SHAPE,
-        ue_height: float = 0.0,
-        num_angles: int = PAPER_NUM_ANGLES,
+        area: Area | None = None,
+        grid_shape: tuple[int, int] | None = None,
+        ue_height: float | None = None,
+        num_angles: int | None = None,
     ) -> None:
         super().__init__(area=area, grid_shape=grid_shape, ue_height=ue_height,
                          num_angles=num_angles)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.daun.model import narrowband_uplink
-from estimators.fisher import crlb, error_bound, gaussian_fim
+from estimators.fisher import crlb, gaussian_fim
 from estimators.types import ChannelTruth, Observation
 from estimators.typing import FloatArray
 
@@ -40,7 +40,23 @@ def los_position_error_bound(
     los_gain: npt.ArrayLike,
     noise_variance: npt.ArrayLike,
 ) -> float:
-    """Horizontal position error bound [m] of eq. (1) with the LOS path alone.
+    """Horizontal position error bound [m] of eq. (1) with the LOS path alone:
+    ``sqrt(trace)`` of :func:`los_position_crlb` (arguments and NaN/0 cases as there)."""
+    c = los_position_crlb(bs_position, element_positions, wavelength, ue_position,
+                          los_gain, noise_variance)
+    return float(np.sqrt(np.trace(c)))
+
+
+def los_position_crlb(
+    bs_position: npt.ArrayLike,
+    element_positions: npt.ArrayLike,
+    wavelength: float,
+    ue_position: npt.ArrayLike,
+    los_gain: npt.ArrayLike,
+    noise_variance: npt.ArrayLike,
+) -> FloatArray:
+    """The CRLB ``[2, 2]`` [m²] of the horizontal position of eq. (1) with the LOS path
+    alone (the position block of the inverse FIM).
 
     Parameters
     ----------
@@ -54,8 +70,8 @@ def los_position_error_bound(
 
     Returns
     -------
-    ``sqrt(trace)`` of the CRLB's position block [m]: NaN where the FIM is singular
-    (fewer than two BSs with a LOS), 0 where every informative BS is noiseless.
+    ``[2, 2]`` [m²]: NaN where the FIM is singular (fewer than two BSs with a LOS), 0
+    where every informative BS is noiseless.
 
     Notes
     -----
@@ -70,14 +86,15 @@ def los_position_error_bound(
     M, N = elements.shape[:2]
     sigma2 = np.broadcast_to(np.asarray(noise_variance, dtype=np.float64), (M,))
     informative = np.abs(gain) > 0
+    nan = np.full((2, 2), np.nan)
     if not np.all(np.isfinite(sigma2[informative])) or np.any(sigma2[informative] < 0):
-        return float("nan")
+        return nan
     if informative.any() and np.all(sigma2[informative] == 0):
-        return 0.0
+        return np.zeros((2, 2))
     # A noiseless BS beside noisy ones has infinite information along its bearing only:
     # no finite FIM describes it.
     if np.any(sigma2[informative] == 0):
-        return float("nan")
+        return nan
     k = 2 * np.pi / wavelength
     jacobian = np.zeros((M * N, 2 + 2 * M), dtype=np.complex128)
     for m in range(M):
@@ -96,7 +113,7 @@ def los_position_error_bound(
         jacobian[rows, 3 + 2 * m] = whiten * 1j * a
     columns = np.concatenate([[True, True], np.repeat(informative, 2)])
     fim = gaussian_fim(jacobian[:, columns], 1.0)
-    return error_bound(crlb(fim), [0, 1])
+    return np.asarray(crlb(fim)[:2, :2])
 
 
 def los_gains(obs: Observation, truths: Sequence[ChannelTruth]) -> npt.NDArray[np.complex128]:

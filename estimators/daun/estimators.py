@@ -12,19 +12,20 @@ Systems via Deep ADMM Unfolding", eqs. (1)–(18), Algorithm 1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from estimators.base import EstimatorInputError, register
+from estimators.base import Estimate, EstimatorInputError, register
 from estimators.daun.admm import (
     AdmmParameters,
     TorchProblem,
     parameters_from,
     positions,
 )
-from estimators.daun.checkpoint import load_checkpoint
-from estimators.daun.grid import PAPER_AREA, PAPER_GRID_SHAPE, PAPER_NUM_ANGLES, GridLocalizer
+from estimators.daun.checkpoint import checkpoint_for, load_checkpoint
+from estimators.daun.grid import GridLocalizer, grid_parameters
 from estimators.daun.model import DirectLocalizationProblem
 from estimators.types import Area, Observation
 from estimators.typing import ComplexArray, FloatArray
@@ -85,10 +86,10 @@ class PAdmm(_AdmmLocalizer):
         tau2: float = 0.5,
         w: float = 1.0,
         refine: bool = False,
-        area: Area = PAPER_AREA,
-        grid_shape: tuple[int, int] = PAPER_GRID_SHAPE,
-        ue_height: float = 0.0,
-        num_angles: int = PAPER_NUM_ANGLES,
+        area: Area | None = None,
+        grid_shape: tuple[int, int] | None = None,
+        ue_height: float | None = None,
+        num_angles: int | None = None,
     ) -> None:
         super().__init__(area=area, grid_shape=grid_shape, ue_height=ue_height,
                          num_angles=num_angles)
@@ -121,9 +122,16 @@ class PAdmm(_AdmmLocalizer):
 @register
 class Daun(_AdmmLocalizer):
     """DAUN: the unfolded ADMM with trained per-layer ``ρ^(i), τ1^(i), τ2^(i)`` and
-    shared ``w_m`` (§III-B) from a checkpoint (``twin train daun``). The grid setting
-    (``area``, ``grid_shape``, ``ue_height``, ``num_angles``) defaults to the one the
-    checkpoint was trained on.
+    shared ``w_m`` (§III-B) from a checkpoint (``twin train daun``).
+
+    ``checkpoint``: a shipped name (``assets/daun/``) or a path, whose recorded geometry
+    (BSs, array, carrier) must be the observation's; None (the default): the shipped
+    one trained for the observation's geometry
+    (:func:`estimators.daun.checkpoint.checkpoint_for`). Where none is, a one-line
+    :class:`EstimatorInputError` names both geometries and the commands that make one.
+    The grid setting (``area``, ``grid_shape``, ``ue_height``, ``num_angles``) defaults
+    to the one the checkpoint was trained on (its parameters were learned on that
+    grid's dictionaries); fixes are checked as every grid localizer's.
 
     References
     ----------
@@ -136,7 +144,7 @@ class Daun(_AdmmLocalizer):
     def __init__(
         self,
         *,
-        checkpoint: str = "street",
+        checkpoint: str | None = None,
         min_los_bs: int = 3,
         area: Area | None = None,
         grid_shape: tuple[int, int] | None = None,
@@ -148,21 +156,26 @@ class Daun(_AdmmLocalizer):
         self.checkpoint = checkpoint
         self.min_los_bs = min_los_bs
 
-    def setting(self) -> dict[str, Any]:
-        trained = load_checkpoint(self.checkpoint)["setting"]
+    def _preset(self, obs: Observation) -> dict[str, Any]:
+        trained = grid_parameters(load_checkpoint(checkpoint_for(self.checkpoint, obs))
+                                  ["setting"])
         return {key: trained[key] if value is None else value
-                for key, value in super().setting().items()}
+                for key, value in super()._preset(obs).items()}
+
+    def _estimate(self, obs: Observation, rng: np.random.Generator,
+                  on_snapshot: Callable[[int], None]) -> Estimate:
+        chosen = checkpoint_for(self.checkpoint, obs)
+        if chosen != self.checkpoint:  # None: run as the shipped one chosen
+            return self.with_params(checkpoint=chosen)._estimate(obs, rng, on_snapshot)
+        return super()._estimate(obs, rng, on_snapshot)
 
     def parameters(self) -> AdmmParameters:
+        """The trained parameters of ``checkpoint`` (set: :meth:`localize` on arrays has
+        no observation to choose one by)."""
+        if self.checkpoint is None:
+            raise EstimatorInputError(f"{self.name}: localize() on arrays needs a "
+                                      "checkpoint (estimate() chooses one by geometry)")
         return parameters_from(load_checkpoint(self.checkpoint)["parameters"])
-
-    def _validate(self, obs: Observation) -> None:
-        super()._validate(obs)
-        trained = len(self.parameters().w)
-        if trained != obs.num_bs:
-            raise EstimatorInputError(
-                f"{self.name}: checkpoint '{self.checkpoint}' was trained for {trained} BSs, "
-                f"the observation has {obs.num_bs}")
 
     def _localize(
         self, problem: DirectLocalizationProblem, y: ComplexArray,

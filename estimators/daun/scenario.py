@@ -8,6 +8,7 @@ BS (the training batches and the observations alike).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from estimators.arrays import (
 )
 from estimators.daun.model import DirectLocalizationProblem
 from estimators.observe import build_observation, complex_normal
-from estimators.types import Area, ArrayGeometry, ChannelTruth, Observation
+from estimators.types import Area, ArrayGeometry, ChannelTruth, Observation, ServiceArea
 from estimators.typing import BoolArray, ComplexArray, FloatArray
 
 
@@ -57,7 +58,8 @@ class DaunScenario:
 
     Four BSs at ``(±50, ±50)`` m with 50-element half-wavelength ULAs facing the area's
     centre, a 40 × 40 m area, ``K = 30 × 30`` grid, ``L = 100`` angles, 30 GHz. BSs and
-    user at the same height (the paper's planar model). Each BS sees the LOS path with
+    user at the same height (the paper's planar model; ``bs_height`` sets the BSs'
+    apart). Each BS sees the LOS path with
     probability ``los_probability`` (a BS without it is the case Algorithm 1 is for) and
     ``num_nlos`` NLOS paths with arrival azimuths uniform over its front half-plane and
     power ``nlos_power_db`` each relative to the LOS, random phases. The paper's Fig. 2
@@ -77,6 +79,7 @@ class DaunScenario:
     num_angles: int = 100
     carrier_frequency: float = 30e9
     height: float = 0.0
+    bs_height: float | None = None
     num_nlos: int = 2
     nlos_power_db: float = -6.0
     los_probability: float = 1.0
@@ -87,8 +90,9 @@ class DaunScenario:
         return SPEED_OF_LIGHT / self.carrier_frequency
 
     def bs_position(self) -> FloatArray:
-        """``[bs, 3]`` [m]."""
-        return np.array([[x, y, self.height] for x, y in self.bs_xy])
+        """``[bs, 3]`` [m], at ``bs_height`` (None: the users' ``height``)."""
+        z = self.height if self.bs_height is None else self.bs_height
+        return np.array([[x, y, z] for x, y in self.bs_xy])
 
     def bs_orientation(self) -> FloatArray:
         """``[bs, 3]`` (yaw, pitch, roll) [rad]: yaw towards the area's centre."""
@@ -180,8 +184,10 @@ class DaunScenario:
 
         Returns
         -------
-        The observation and one :class:`ChannelTruth` per BS (LOS first; the NLOS paths
-        have arrival angles only: their delays, departures and scatterers are NaN).
+        The observation (its service area: the setting's ``area`` at ``height``, so the
+        grid localizers' defaults search the paper's area) and one :class:`ChannelTruth`
+        per BS (LOS first; the NLOS paths have arrival angles only: their delays,
+        departures and scatterers are NaN).
         """
         noiseless = bool(np.isinf(snr_db)) and snr_db > 0
         p = self.positions(n, rng)
@@ -193,6 +199,7 @@ class DaunScenario:
             bs_array=self.bs_array(), ue_array=ArrayGeometry(np.zeros((1, 3)), 1, 1), rng=rng,
             link="uplink", precoder="identity", combiner="identity", pilots="ones",
             noise_variance=0.0 if noiseless else 1.0)
+        obs = dataclasses.replace(obs, service_area=ServiceArea(self.area, self.height))
         return obs, tuple(self._truth(paths, p, m) for m in range(len(self.bs_xy)))
 
     def _truth(self, paths: DaunPaths, ue_position: FloatArray, m: int) -> ChannelTruth:
@@ -213,5 +220,7 @@ class DaunScenario:
 
 def small() -> DaunScenario:
     """The paper's setting with 8-element ULAs (the conformance test's: ``cvx-direct``
-    solves problem (3) exactly in seconds per snapshot, ~15 s at 50 elements)."""
+    solves problem (3) exactly in seconds per snapshot, ~15 s at 50 elements). DAUN runs
+    on it with the shipped ``paper-small`` checkpoint, trained for this geometry
+    (``scripts/daun/checkpoints.py``)."""
     return DaunScenario(num_bs_antennas=8)

@@ -16,7 +16,14 @@ batches of 7, 200 validation samples):
 
 * ``street`` (the estimators' default; twin, eq. 18's loss), ``street-position`` (twin,
   the supervised position loss), ``street-uma`` (UMa on the street's geometry);
-* ``paper`` and ``paper-position`` (the paper's setting, UMa).
+* ``paper`` and ``paper-position`` (the paper's setting, UMa);
+* ``paper-small``: for ``DaunScenario.small()`` (the conformance test's geometry: the
+  paper's BSs with 8-element ULAs), trained on its eq. (1) batches, 5 layers, 140
+  samples per new layer (small: a fixture, not a result).
+
+Every checkpoint records the geometry it was trained for (``geometry``, what DAUN checks
+a run against). ``--regeometry`` re-saves the shipped ones with their geometry completed
+(the arrays' element positions, from their dataset configs), parameters unchanged.
 """
 
 from __future__ import annotations
@@ -66,13 +73,74 @@ def ensure_dataset(name: str, data: Path) -> None:
     print(f"{name}: made in {time.perf_counter() - start:.0f} s", flush=True)
 
 
+def train_paper_small(output: Path) -> None:
+    """``paper-small``: DAUN for ``DaunScenario.small()`` on its eq. (1) batches."""
+    import numpy as np
+
+    from estimators.daun.admm import train_daun
+    from estimators.daun.checkpoint import observation_geometry
+    from estimators.daun.scenario import small
+    from twin.train import write_checkpoint
+
+    scenario = small()
+    rng = np.random.default_rng(0)
+    snr = rng.uniform(-10.0, 30.0, 1000)
+    y, p = scenario.batch(snr, rng)
+    parameters, log = train_daun(scenario.problem(), (y[:-100], snr[:-100], p[:-100]),
+                                 (y[-100:], snr[-100:], p[-100:]), num_layers=5,
+                                 samples_per_layer=140, rng=np.random.default_rng(0))
+    obs, _ = scenario.observation(1, np.random.default_rng(0), 10.0)
+    setting = {"area": [list(c) for c in scenario.area],
+               "grid_shape": list(scenario.grid_shape), "ue_height": scenario.height,
+               "num_angles": scenario.num_angles}
+    write_checkpoint(output, parameters, log, setting, observation_geometry(obs),
+                     {"seed": 0, "num_train": 900, "num_validation": 100,
+                      "samples_per_layer": 140, "dataset": "DaunScenario.small().batch"})
+    print(f"paper-small: trained in {log.seconds:.0f} s, epochs {log.epochs}", flush=True)
+
+
+def regeometry() -> None:
+    """Add the arrays' element positions to the shipped checkpoints' ``geometry`` (from
+    their dataset configs), parameters and everything else unchanged."""
+    import io
+
+    import torch
+
+    from estimators.arrays import SPEED_OF_LIGHT
+    from twin.dataset.config import parse_dataset_config
+    from twin.outputs import write_bytes_atomic
+    from twin.simulate import array_geometry
+
+    for name, (dataset, _) in CHECKPOINTS.items():
+        path = ROOT / "assets" / "daun" / f"{name}.pt"
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        source = ROOT / "configs" / "datasets" / CONFIGS[dataset]
+        config = parse_dataset_config(yaml.safe_load(source.read_text()), str(source))
+        array = array_geometry(config.base_stations[0].array,
+                               SPEED_OF_LIGHT / config.radio.frequency_hz)
+        assert data["geometry"]["bs_array"] == [array.rows, array.cols], name
+        data["geometry"]["element_positions"] = array.element_positions.tolist()
+        buffer = io.BytesIO()
+        torch.save(data, buffer)
+        write_bytes_atomic(path, buffer.getvalue())
+        print(f"{name}: geometry completed ({array.rows}x{array.cols})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "daun")
     parser.add_argument("--layers", type=int, default=10)
-    parser.add_argument("--only", default=",".join(CHECKPOINTS))
+    parser.add_argument("--only", default=",".join([*CHECKPOINTS, "paper-small"]))
+    parser.add_argument("--regeometry", action="store_true",
+                        help="only complete the shipped checkpoints' recorded geometry")
     args = parser.parse_args()
+    if args.regeometry:
+        regeometry()
+        return
     wanted = args.only.split(",")
+    if "paper-small" in wanted:
+        wanted.remove("paper-small")
+        train_paper_small(ROOT / "assets" / "daun" / "paper-small.pt")
     for name in sorted({CHECKPOINTS[c][0] for c in wanted}):
         ensure_dataset(name, args.data)
         ensure_dataset(name + "-test", args.data)

@@ -42,16 +42,12 @@ CELL_M = 4.0
 HIGH_SNR_USERS = 12
 @dataclass(frozen=True)
 class Placed(DaunScenario):
-    """The scenario with users at chosen positions and BSs at ``bs_height`` [m]."""
+    """The scenario with users at chosen positions (BSs at ``bs_height`` [m])."""
 
     users: tuple[tuple[float, float, float], ...] = ()
-    bs_height: float = 0.0
 
     def positions(self, count: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
         return np.array(self.users, dtype=np.float64)[:count]
-
-    def bs_position(self) -> npt.NDArray[np.float64]:
-        return np.array([[x, y, self.bs_height] for x, y in self.bs_xy])
 
 
 def within_one_cell(estimate: np.ndarray, truth: np.ndarray, grid: np.ndarray) -> np.ndarray:

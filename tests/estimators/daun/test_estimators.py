@@ -3,6 +3,7 @@ and the checkpoints they load (estimators/daun/checkpoint.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from estimators.base import EstimatorInputError
 from estimators.daun.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from estimators.daun.estimators import Daun, PAdmm
-from estimators.daun.scenario import DaunScenario
+from estimators.daun.scenario import DaunScenario, small
 from tests.tolerances import (
     DAUN_PADMM_OWN_CELL_MIN,
     FLOAT32_REL,
@@ -45,8 +46,28 @@ def test_checkpoints_load_by_name_and_refuse_what_they_are_not(tmp_path: Path) -
     foreign.write_bytes(b"not a checkpoint")
     with pytest.raises(EstimatorInputError, match="not readable"):
         load_checkpoint(str(foreign))
-    # A checkpoint trained for 4 BSs refuses an observation of 2, naming both.
+    # A checkpoint trained for other BSs refuses the observation in one line, naming both
+    # geometries and the two commands that make a matching one.
     obs, _ = DaunScenario(num_bs_antennas=8, bs_xy=((-50.0, -50.0), (50.0, 50.0))
                           ).observation(1, np.random.default_rng(0), 10.0)
-    with pytest.raises(EstimatorInputError, match=r"trained for 4 BSs.*has 2"):
-        Daun().estimate(obs)
+    for checkpoint, trained in ((None, r"shipped: 'street': 4 BSs at \(-45, 0, 8\)"),
+                                ("street", r"'street' was trained for 4 BSs at \(-45, 0, 8\)")):
+        with pytest.raises(EstimatorInputError) as error:
+            Daun(checkpoint=checkpoint).estimate(obs)
+        message = str(error.value)
+        assert "\n" not in message
+        assert re.search(trained, message), message
+        assert re.search(r"2 BSs at \(-50, -50, 0\) 45°, \(50, 50, 0\) -135°; 1x8 array; "
+                         r"30 GHz", message), message
+        assert "`twin dataset CONFIG.yaml -o DIR`" in message
+        assert "`twin train daun DIR -o daun.pt`" in message
+
+
+def test_daun_chooses_the_shipped_checkpoint_of_the_geometry() -> None:
+    """``checkpoint=None``: the shipped one trained for the observation's geometry
+    (``small()``: ``paper-small``), the same fixes as naming it."""
+    obs, _ = small().observation(2, np.random.default_rng(1), 20.0)
+    chosen = Daun().estimate(obs)
+    named = Daun(checkpoint="paper-small").estimate(obs)
+    np.testing.assert_array_equal(chosen.ue_position, named.ue_position)
+    assert load_checkpoint("paper-small")["geometry"]["bs_array"] == [1, 8]

@@ -124,8 +124,10 @@ SETUPS: dict[str, tuple[str, ...]] = {
                  "lmi-bfr"),
     "ris": ("ris-cd", "ris-rss"),
 }
-#: Estimators run on a few snapshots only (seconds to minutes per snapshot).
-SLOW = ("srl", "cvx-direct", "locman")
+#: Estimators run on a few snapshots only (seconds to minutes per snapshot: the convex
+#: baselines, LOCMAN's ADMM, SLAB's closed loop).
+SLOW = ("srl", "cvx-direct", "locman", "dcs-somp", "slab", "slab-lce", "gd-lce", "ls-lce",
+        "gd-bfr", "lmi-bfr")
 DAUN_SAMPLES = 1500
 DAUN_TRAIN = ("--layers", "6", "--samples-per-layer", "200", "--validation", "100")
 RIS_CONFIG = BUNDLED_DIR / "office_floor" / "ris_positioning.yaml"
@@ -189,9 +191,14 @@ def daun_checkpoint(config: dict[str, Any], run_path: Path, directory: Path,
     dataset_yaml = directory / "daun_dataset.yaml"
     dataset_yaml.write_text(yaml.safe_dump(dataset_config, sort_keys=False))
     twin = [str(Path(sys.executable).parent / "twin")]  # the venv's console script
-    subprocess.run([*twin, "dataset", str(dataset_yaml), "-o", str(directory / "daun_dataset"),
-                    "--overwrite", "--quiet"], check=True)
-    subprocess.run([*twin, "train", "daun", str(directory / "daun_dataset"), "-o",
+    dataset = directory / "daun_dataset"
+    if fresh and dataset.exists():
+        import shutil
+
+        shutil.rmtree(dataset)
+    subprocess.run([*twin, "dataset", str(dataset_yaml), "-o", str(dataset), "--quiet",
+                    *(["--resume"] if dataset.exists() else [])], check=True)
+    subprocess.run([*twin, "train", "daun", str(dataset), "-o",
                     str(checkpoint), *DAUN_TRAIN, "--overwrite", "--quiet"], check=True)
     return checkpoint
 
@@ -222,17 +229,22 @@ def score(run_path: Path, est_path: Path, snr_db: float) -> list[dict[str, Any]]
             "error": _spread(series[name]["ue_error"]), "bound": _spread(peb),
             "bound_description": None if bound is None else bound.description,
             **a["integrity"],
-            "precision": single["precision"], "recall": single["recall"],
+            # None: the estimator reports no scatterer at all (nothing to score).
+            "precision": single["precision"] if single["matched"] + single["false"] else None,
+            "recall": single["recall"] if single["matched"] + single["false"] else None,
             "runtime_s": float(np.median(est.runtime_s[estimated])),
         })
     return rows
 
 
 def run_drive(name: str, drive: Drive, out: Path, snrs: list[float], slow_snapshots: int,
-              fresh: bool, simulate_only: bool = False) -> list[dict[str, Any]]:
+              fresh: bool, simulate_only: bool = False,
+              only: tuple[str, ...] = tuple(SETUPS)) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     setups = [s for s in SETUPS if s != "ris"] + (["ris"] if name == "office" else [])
     for seed, setup in enumerate(setups, start=1):
+        if setup not in only:
+            continue
         directory = out / name / setup
         if setup == "ris":
             directory.mkdir(parents=True, exist_ok=True)
@@ -275,6 +287,10 @@ def _m(value: float | None) -> str:
     return "—" if value is None else f"{value:.2g}" if value < 10 else f"{value:.0f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A table per drive: every estimator at every SNR."""
     lines: list[str] = []
@@ -293,7 +309,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 f"{r['converged']}/{r['estimated']} | {_m(e['median'])} | {_m(e['p90'])} | "
                 f"{_m(e['rmse'])} | {_m(b['median'])} | {_m(b['p90'])} | "
                 f"{r['wild']} ({r['confident_wild']}) | {cover} | "
-                f"{r['precision']:.2f} | {r['recall']:.2f} | {r['runtime_s']:.2g} |")
+                f"{_ratio(r['precision'])} | {_ratio(r['recall'])} | {r['runtime_s']:.2g} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -328,6 +344,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-suite"))
     parser.add_argument("--drives", default=",".join(DRIVES))
     parser.add_argument("--snr", default="0,10,20")
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help="a subset of the set-ups (single, multi, ue_array, ris)")
     parser.add_argument("--slow-snapshots", type=int, default=6)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--simulate-only", action="store_true",
@@ -342,7 +360,7 @@ def main() -> None:
     results = args.out / "results.json"
     for name in args.drives.split(","):
         rows += run_drive(name, DRIVES[name], args.out, snrs, args.slow_snapshots, args.fresh,
-                          args.simulate_only)
+                          args.simulate_only, tuple(args.setups.split(",")))
         if args.simulate_only:
             continue
         results.write_text(json.dumps(rows, indent=1))

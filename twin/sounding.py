@@ -35,19 +35,34 @@ __all__ = [
     "thermal_noise_variance",
 ]
 
-SERVICE_MARGIN_M = 10.0
-"""Margin [m] by which :func:`service_area` grows the drive's horizontal extent."""
+SERVICE_MARGIN_FRACTION = 0.25
+"""The margin of :func:`service_area`: this fraction of the drive's larger horizontal
+extent, clipped to :data:`SERVICE_MARGIN_RANGE_M`."""
+SERVICE_MARGIN_RANGE_M = (2.0, 10.0)
+"""Smallest and largest margin [m] of :func:`service_area`."""
 
 
-def service_area(run: RunData, margin_m: float = SERVICE_MARGIN_M) -> ServiceArea:
+def service_margin(extent_m: float) -> float:
+    """The margin [m] :func:`service_area` grows a drive of larger horizontal extent
+    ``extent_m`` [m] by: a quarter of it, at least 2 m (a drive along a line, a UE
+    standing still) and at most 10 m (a city drive). Proportional, so that an office
+    walk's area stays in its rooms (a 10 m margin on a 10 m walk would let every
+    front/back or mirror ambiguity in) while a street drive's covers the street."""
+    low, high = SERVICE_MARGIN_RANGE_M
+    return float(np.clip(SERVICE_MARGIN_FRACTION * extent_m, low, high))
+
+
+def service_area(run: RunData, margin_m: float | None = None) -> ServiceArea:
     """What a deployment knows of where its users are (:class:`ServiceArea`), from the
-    run: the drive's horizontal bounding box grown by ``margin_m`` [m] on every side (the
-    streets or rooms it serves, not the positions in it: a fix anywhere in a box
-    ``margin_m`` wider than the drive is possible), and the drive's median UE height.
-    The default search region of every estimator that searches one (grid localizers,
-    initialisations), overridden per estimator with ``--set ALGO.area=...``."""
+    run: the drive's horizontal bounding box grown by ``margin_m`` [m] on every side
+    (default :func:`service_margin` of its extent; the streets or rooms it serves, not
+    the positions in it), and the drive's median UE height. The default search region of
+    every estimator that searches one (grid localizers, initialisations, ambiguity
+    checks), overridden per estimator with ``--set ALGO.area=...``."""
     xy = run.drive.position[:, :2]
-    lo, hi = xy.min(axis=0) - margin_m, xy.max(axis=0) + margin_m
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    margin = service_margin(float(np.max(hi - lo))) if margin_m is None else margin_m
+    lo, hi = lo - margin, hi + margin
     return ServiceArea(area=((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))),
                        ue_height=float(np.median(run.drive.position[:, 2])))
 

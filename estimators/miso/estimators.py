@@ -13,10 +13,28 @@ Fascista et al.'s estimators on the forward model of :mod:`estimators.miso.model
 
 The UE position follows from the LOS, the shortest path (Sec. IV-C1):
 ``p = b + c τ_0 u(θ_0)``; each NLOS path's scatterer from eq. (33).
-``dimensions=2`` is the paper's planar model (azimuth only, zenith π/2, positions in the
-BS's horizontal plane, UE height ``ue_height`` if given); ``dimensions=3`` estimates
-azimuth *and* zenith (a planar BS array is needed) and 3D positions. The bound:
-:mod:`estimators.miso.bound`; derivations: ``docs/estimators/miso.md``.
+
+``dimensions`` (default: the array decides, :meth:`_MisoBase.position_dimensions`): 3
+estimates azimuth *and* zenith and 3D positions (a planar BS array); 2 is the paper's
+planar model with known heights: the BS's and the UE height hypothesis of the service
+area (:func:`estimators.base.resolve_service_area`), every path's zenith following from
+its length (:func:`estimators.miso.model.height_zenith`, vertical reflectors), positions
+in the horizontal plane.
+
+``num_paths`` (default ``"auto"``): paths are extracted one by one while the residual is
+above the noise and the new path explains more than the largest peak noise alone would
+give on the grid (a detection test at false-alarm probability ``detection_pfa``), at
+most ``max_paths``.
+
+Integrity (:meth:`_MisoBase._localize`): a fix is reported ``converged=False`` with the
+reason where the earliest path is too weak to be a LOS (isotropic arrays: free-space
+amplitude at its length), where the array cannot tell the UE from its mirror image
+behind it and both lie in the service area, or where it lies outside the service area;
+every converged fix carries a position covariance: the inverse FIM of the model at the
+estimated parameters (the bound's eqs. 7-16), times the a-posteriori variance factor
+``max(1, residual power / expected noise power)``.
+
+The bound: :mod:`estimators.miso.bound`; derivations: ``docs/estimators/miso.md``.
 
 References
 ----------
@@ -31,9 +49,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from scipy.optimize import minimize
+import numpy.typing as npt
+from scipy.optimize import least_squares, minimize
 
-from estimators.arrays import SPEED_OF_LIGHT, unit_direction
+from estimators.arrays import (
+    SPEED_OF_LIGHT,
+    direction_angles,
+    rotation_matrix,
+    unit_direction,
+)
 from estimators.base import (
     Bound,
     Estimator,
@@ -41,11 +65,19 @@ from estimators.base import (
     SnapshotEstimate,
     estimate_bytes,
     grown_most,
+    position_covariance,
     register,
+    resolve_service_area,
 )
-from estimators.miso.bound import BOUND_DESCRIPTION, miso_bound
-from estimators.miso.model import MisoSnapshot
-from estimators.types import Observation, Truth, bs_truth
+from estimators.fisher import crlb as invert_fim
+from estimators.miso.bound import (
+    BOUND_DESCRIPTION,
+    miso_bound,
+    miso_channel_fim,
+    miso_jacobian,
+)
+from estimators.miso.model import MisoSnapshot, height_zenith
+from estimators.types import Area, Observation, Truth, bs_truth, check_area
 from estimators.typing import BoolArray, ComplexArray, FloatArray
 
 # ------------------------------------------------------------ the SP pseudospectrum
@@ -59,11 +91,15 @@ class _Grid:
     ----------
     ranges : ``[range]`` [m], path lengths ``c τ``.
     azimuths, zeniths : ``[direction]`` [rad], departure directions.
+    range_zeniths : ``[range]`` [rad] or None: in the 2-D model with a BS above the UE,
+        the zenith of every direction at each range (:func:`height_zenith`), which
+        replaces ``zeniths``.
     """
 
     ranges: FloatArray
     azimuths: FloatArray
     zeniths: FloatArray
+    range_zeniths: FloatArray | None = None
 
 
 def _arange_length(start: float, stop: float, step: float) -> int:
@@ -87,15 +123,17 @@ def grid_size(range_step: float, angle_step: float, max_range: float,
 
 
 def _search_grid(snap: MisoSnapshot, bs_yaw: float, range_step: float, angle_step: float,
-                 max_range: float, dimensions: int) -> _Grid:
+                 max_range: float, dimensions: int, height_drop: float = 0.0) -> _Grid:
     """Ranges ``(0, max_range]`` in ``range_step`` [m]; azimuths over the half-space in
     front of the BS array (``bs_yaw ± π/2`` [rad]) in ``angle_step``; zeniths π/2 for
-    ``dimensions == 2``, else ``(0, π)`` in ``angle_step``. The paper's note: 2 m and 4°
-    suffice (footnote 2)."""
+    ``dimensions == 2`` (or, for a BS ``height_drop`` [m] above the UE, the zenith of
+    each range, :func:`height_zenith`), else ``(0, π)`` in ``angle_step``. The paper's
+    note: 2 m and 4° suffice (footnote 2)."""
     ranges = np.arange(range_step, max_range + 1e-9, range_step)
     azimuths = bs_yaw + np.arange(-np.pi / 2 + angle_step / 2, np.pi / 2, angle_step)
     if dimensions == 2:
-        return _Grid(ranges, azimuths, np.full_like(azimuths, np.pi / 2))
+        per_range = height_zenith(ranges, height_drop) if height_drop else None
+        return _Grid(ranges, azimuths, np.full_like(azimuths, np.pi / 2), per_range)
     zeniths = np.arange(angle_step / 2, np.pi, angle_step)
     az, zen = np.meshgrid(azimuths, zeniths, indexing="ij")
     return _Grid(ranges, az.ravel(), zen.ravel())
@@ -130,13 +168,40 @@ def sp_pseudospectrum(snap: MisoSnapshot, grid: _Grid, residual: ComplexArray) -
     tau = grid.ranges / SPEED_OF_LIGHT
     delay_phasors = np.exp(2j * np.pi * np.outer(snap.frequencies, tau))  # [subcarrier, range]
     correlations = (snap.pilots.conj() * residual) @ delay_phasors  # [beam, range]
+    pilot_energy = np.sum(np.abs(snap.pilots) ** 2, axis=1)
+    if grid.range_zeniths is not None:  # [range, direction, beam]: zenith per range
+        responses = snap.beam_response(grid.azimuths[None, :], grid.range_zeniths[:, None])
+        energy = (np.abs(responses) ** 2 @ pilot_energy).T  # [direction, range]
+        scores = np.abs(np.einsum("rdm,mr->dr", responses.conj(), correlations)) ** 2
+        return np.asarray(scores / np.maximum(energy, 1e-300))
     responses = snap.beam_response(grid.azimuths, grid.zeniths)  # [direction, beam]
-    energy = np.abs(responses) ** 2 @ np.sum(np.abs(snap.pilots) ** 2, axis=1)
+    energy = np.abs(responses) ** 2 @ pilot_energy
     scores = np.abs(responses.conj() @ correlations) ** 2
     return np.asarray(scores / np.maximum(energy, 1e-300)[:, None])
 
 
 # ------------------------------------------------------------------- the estimators
+
+#: Patterns whose gain is the same in front of and behind the array's plane.
+_SYMMETRIC_PATTERNS = ("iso", "dipole", "hw_dipole")
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one snapshot's search knows besides the data.
+
+    Attributes
+    ----------
+    dimensions : 2 or 3.
+    height_drop : [m] BS height less the UE height hypothesis (2-D); 0 in 3-D.
+    ue_height : [m] the hypothesis (2-D), None in 3-D.
+    area : the service area's corners [m], or None where none is known.
+    """
+
+    dimensions: int
+    height_drop: float
+    ue_height: float | None
+    area: Area | None
 
 
 class _MisoBase(Estimator):
@@ -145,15 +210,27 @@ class _MisoBase(Estimator):
     Parameters
     ----------
     num_paths : paths of the model, LOS included (the paper takes it from initial
-        access).
-    dimensions : 2 (the paper's planar model: azimuth only, positions in the BS's
-        horizontal plane) or 3 (azimuth and zenith; needs a planar BS array).
+        access), or ``"auto"``: chosen per snapshot from the data (:meth:`_extract`:
+        paths are added while the residual is above the noise and each new one passes a
+        detection test at ``detection_pfa``), at most ``max_paths``.
+    max_paths : the cap of ``num_paths="auto"`` (also the size of the per-path results).
+    dimensions : 2 (the paper's planar model, known heights: positions in the horizontal
+        plane), 3 (azimuth and zenith; needs a planar BS array), or None: 3 where the BS
+        array is planar (rows > 1 and columns > 1), else 2.
     range_step_m : [m] and angle_step_rad : [rad], the coarse grid (paper: 2 m, 4°).
     max_range_m : [m] the grid's reach; None: the unambiguous range ``c / Δf``.
     sage_passes : re-estimations of every path with the others cancelled.
     max_iterations : Nelder-Mead iterations (and function evaluations) per refinement.
-    ue_height : [m] reported as the UE's height for ``dimensions == 2``; None: the
-        BS's.
+    area : ``((x_min, y_min), (x_max, y_max))`` [m], where the UE may be; None: the
+        observation's service area. A fix outside it is not converged; it tells a UE
+        behind the array from its mirror image in front.
+    ue_height : [m] the UE height hypothesis of the 2-D model; None: the observation's
+        service area's.
+    detection_pfa : false-alarm probability of the per-path detection test of
+        ``num_paths="auto"``.
+    los_margin_db : [dB] how far below the free-space amplitude at its length the
+        earliest path may be and still be taken as the LOS (isotropic BS and UE
+        elements only, where that amplitude is known).
     bs : which BS of the observation sounds.
     """
 
@@ -166,50 +243,73 @@ class _MisoBase(Estimator):
     def __init__(
         self,
         *,
-        num_paths: int = 2,
-        dimensions: int = 2,
+        num_paths: int | Literal["auto"] = "auto",
+        max_paths: int = 5,
+        dimensions: int | None = None,
         range_step_m: float = 2.0,
         angle_step_rad: float = float(np.deg2rad(4.0)),
         max_range_m: float | None = None,
         sage_passes: int = 2,
         max_iterations: int = 4000,
+        area: Area | None = None,
         ue_height: float | None = None,
+        detection_pfa: float = 0.01,
+        los_margin_db: float = 6.0,
         bs: int = 0,
     ) -> None:
         self.num_paths = num_paths
+        self.max_paths = max_paths
         self.dimensions = dimensions
         self.range_step_m = range_step_m
         self.angle_step_rad = angle_step_rad
         self.max_range_m = max_range_m
         self.sage_passes = sage_passes
         self.max_iterations = max_iterations
+        self.area = area
         self.ue_height = ue_height
+        self.detection_pfa = detection_pfa
+        self.los_margin_db = los_margin_db
         self.bs = bs
 
     @property
+    def _auto(self) -> bool:
+        return isinstance(self.num_paths, str)
+
+    @property
+    def _size(self) -> int:
+        """Paths of the model (``num_paths``), or at most (``max_paths`` for auto)."""
+        return int(self.max_paths if self._auto else self.num_paths)
+
+    @property
     def num_scatterers(self) -> int:
-        return self.num_paths - 1
+        return self._size - 1
 
     @property
     def num_estimated_paths(self) -> int:
-        return self.num_paths
+        return self._size
 
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)
-        if self.num_paths < 1:
-            raise EstimatorInputError(f"{self.name}: num_paths must be >= 1")
-        if self.dimensions not in (2, 3):
-            raise EstimatorInputError(f"{self.name}: dimensions must be 2 or 3")
+        if self._auto and self.num_paths != "auto":
+            raise EstimatorInputError(
+                f"{self.name}: num_paths must be an integer >= 1 or 'auto', got "
+                f"{self.num_paths!r}")
+        knob = "max_paths" if self._auto else "num_paths"
+        if self._size < 1:
+            raise EstimatorInputError(f"{self.name}: {knob} must be >= 1")
+        if self.dimensions not in (None, 2, 3):
+            raise EstimatorInputError(f"{self.name}: dimensions must be 2, 3 or None")
         if obs.link != "downlink" or obs.y.shape[2] != 1 or obs.ue_array.num_ant != 1:
             raise EstimatorInputError(
                 f"{self.name}: needs a downlink observation at a single-antenna UE "
                 f"(got link={obs.link}, UE antennas={obs.ue_array.num_ant})"
             )
+        dims = self.position_dimensions(obs)
         samples = 2 * int(np.prod(obs.y.shape[2:]))
-        unknowns = 2 + self.dimensions  # complex gain, range, azimuth[, zenith]
-        if self.num_paths > samples // unknowns:
+        unknowns = 2 + dims  # complex gain, range, azimuth[, zenith]
+        if self._size > samples // unknowns:
             raise EstimatorInputError(
-                f"{self.name}: num_paths={self.num_paths} exceeds {samples // unknowns}, "
+                f"{self.name}: {knob}={self._size} exceeds {samples // unknowns}, "
                 f"the {samples} real samples of a snapshot over {unknowns} unknowns a path")
         if not self.range_step_m > 0 or not (self.max_range_m is None or self.max_range_m > 0):
             raise EstimatorInputError(
@@ -222,12 +322,43 @@ class _MisoBase(Estimator):
             raise EstimatorInputError(
                 f"{self.name}: sage_passes={self.sage_passes} must be >= 0, "
                 f"max_iterations={self.max_iterations} >= 1")
+        if not 0 < self.detection_pfa < 1:
+            raise EstimatorInputError(
+                f"{self.name}: detection_pfa must be in (0, 1), got {self.detection_pfa}")
         if not 0 <= self.bs < obs.num_bs:
             raise EstimatorInputError(f"{self.name}: bs={self.bs} but {obs.num_bs} BS(s)")
-        if self.dimensions == 3 and obs.bs_array.rows < 2:
+        if dims == 3 and obs.bs_array.rows < 2:
             raise EstimatorInputError(
                 f"{self.name}: dimensions=3 needs a planar BS array (rows >= 2) to see zenith"
             )
+        self._context(obs)  # a 2-D model without a UE height, or a malformed area
+
+    def _context(self, obs: Observation) -> _Context:
+        """The dimensions, the 2-D height hypothesis and the service area of ``obs``.
+
+        The service area comes from :func:`resolve_service_area` (the hyper-parameters
+        where set, else the observation's). Without any, a 3-D search has no area (no
+        area test, the UE assumed in front of the array as in the paper) and a 2-D one
+        raises (it needs a UE height)."""
+        dims = self.position_dimensions(obs)
+        if obs.service_area is None and (self.area is None or self.ue_height is None):
+            if dims == 2 and self.ue_height is None:
+                resolve_service_area(self.name, obs, self.area, self.ue_height)  # raises
+            area = None
+            if self.area is not None:
+                try:
+                    area = check_area(self.area, f"{self.name}: area")
+                except ValueError as exc:
+                    raise EstimatorInputError(str(exc)) from None
+            height = None if self.ue_height is None else float(self.ue_height)
+        else:
+            service = resolve_service_area(self.name, obs, self.area, self.ue_height)
+            area, height = service.area, service.ue_height
+        if dims == 3:
+            return _Context(3, 0.0, None, area)
+        assert height is not None
+        drop = float(obs.bs_position[self.bs, 2]) - height
+        return _Context(2, drop, height, area)
 
     def _working_memory(self, obs: Observation) -> dict[str, float]:
         """Bytes of the search grid's pseudospectrum (:func:`pseudospectrum_bytes`) and
@@ -236,14 +367,18 @@ class _MisoBase(Estimator):
         The ``R`` ranges go under ``range_step_m`` or ``max_range_m``, the ``D``
         directions under ``angle_step_rad`` or ``dimensions``, the ``[D, R]`` scores
         under whichever of the four grew the grid most from its default
-        (:func:`~estimators.base.grown_most`). ``num_paths``: the ``[path, M, K]`` atoms
-        (their least-squares copy and conjugate alongside), the joint ML's Nelder-Mead
-        simplex over ``num_paths * dimensions`` unknowns, and the results.
+        (:func:`~estimators.base.grown_most`); in 2-D with a BS above the UE the beam
+        responses of every (range, direction), ``[R, D, bs_ant + beam]`` complex, too.
+        ``num_paths`` (``max_paths`` for auto): the ``[path, M, K]`` atoms (their
+        least-squares copy and conjugate alongside), the joint ML's Nelder-Mead simplex
+        over ``paths * dimensions`` unknowns, and the results.
         """
         T, _, _, M, K = obs.y.shape
         N = obs.bs_array.num_ant
         defaults = self.default_params()
-        step, angle, dims = self.range_step_m, self.angle_step_rad, self.dimensions
+        step, angle = self.range_step_m, self.angle_step_rad
+        context = self._context(obs)
+        dims = context.dimensions
         unambiguous = self._unambiguous_range(obs)
         reach = self.max_range_m or unambiguous
         R, D = grid_size(step, angle, reach, dims)
@@ -255,6 +390,8 @@ class _MisoBase(Estimator):
             "dimensions": D / max(grid_size(step, angle, reach, 2)[1], 1),
         }
         spectrum = pseudospectrum_bytes(R, D, M, K, N)
+        if dims == 2 and context.height_drop:
+            spectrum["grid"] += 16.0 * R * D * (N + M)
         terms: dict[str, float] = {}
         for key, value in (
             (grown_most({k: growth[k] for k in ("range_step_m", "max_range_m")}),
@@ -264,10 +401,11 @@ class _MisoBase(Estimator):
             (grown_most(growth), spectrum["grid"]),
         ):
             terms[key] = terms.get(key, 0.0) + value
-        P = self.num_paths
+        P = self._size
         unknowns = P * dims
         simplex = 16.0 * (unknowns + 1) * unknowns if self.stage == "joint" else 0.0
-        terms["num_paths"] = 48.0 * P * M * K + simplex + estimate_bytes(T, P, P - 1)
+        terms["max_paths" if self._auto else "num_paths"] = (
+            48.0 * P * M * K + simplex + estimate_bytes(T, P, P - 1))
         return terms
 
     @staticmethod
@@ -282,22 +420,81 @@ class _MisoBase(Estimator):
         self, obs: Observation, t: int, rng: np.random.Generator
     ) -> SnapshotEstimate:
         snap = MisoSnapshot.from_observation(obs, t, self.bs)
+        context = self._context(obs)
         max_range = self.max_range_m or self._unambiguous_range(obs)
         yaw = float(obs.bs_orientation[self.bs, 0])
         grid = _search_grid(snap, yaw, self.range_step_m, self.angle_step_rad, max_range,
-                            self.dimensions)
-        refined, on_grid = self._extract(snap, grid)  # [L, 3] (range, azimuth, zenith)
+                            context.dimensions, context.height_drop)
+        refined, on_grid = self._extract(snap, grid, context)  # [L, 3] (range, az, zen)
+        detection = self._detection(snap, grid, context)
+        keep = self._significant(snap, refined, detection)
+        refined, on_grid = refined[keep], on_grid[keep]
         if self.stage == "grid":
             params = on_grid
         elif self.stage == "sp-refine":
-            params = np.stack([self._refine_single(snap, p, snap.y) for p in on_grid])
+            params = np.stack([self._refine_single(snap, p, snap.y, context)
+                               for p in on_grid])
         else:
-            params = self._refine_joint(snap, refined)
-        cost = snap.joint_cost(params[:, 0] / SPEED_OF_LIGHT, params[:, 1], params[:, 2])
-        return self._localize(snap, params, cost)
+            params = self._prune_joint(snap, self._refine_joint(snap, refined, context),
+                                       detection, context)
+        params = params[self._significant(snap, params, detection)]
+        return self._localize(obs, snap, params, context)
 
-    def _extract(self, snap: MisoSnapshot, grid: _Grid) -> tuple[FloatArray, FloatArray]:
-        """SAGE-style successive extraction on the SP pseudospectrum.
+    def _prune_joint(self, snap: MisoSnapshot, params: FloatArray, detection: float,
+                     context: _Context) -> FloatArray:
+        """The nested-model test of ``num_paths="auto"`` on the joint ML: the least
+        significant path is dropped and the rest re-fitted jointly while that raises
+        the residual energy by less than ``detection`` [W] (:meth:`_detection`)."""
+
+        def cost(p: FloatArray) -> float:
+            return snap.joint_cost(p[:, 0] / SPEED_OF_LIGHT, p[:, 1], p[:, 2])
+
+        while detection > 0 and len(params) > 1:
+            full = cost(params)
+            rise = [cost(np.delete(params, i, axis=0)) for i in range(len(params))]
+            reduced = self._refine_joint(snap, np.delete(params, int(np.argmin(rise)), axis=0),
+                                         context)
+            if cost(reduced) - full >= detection:
+                break
+            params = reduced
+        return params
+
+    def _detection(self, snap: MisoSnapshot, grid: _Grid, context: _Context) -> float:
+        """The energy [W] a path must explain to be kept by ``num_paths="auto"``:
+        ``σ² (ln(G / detection_pfa) + d)`` (:meth:`_extract`); 0 for a fixed count."""
+        if not self._auto:
+            return 0.0
+        cells = grid.ranges.size * grid.azimuths.size
+        return float(snap.noise_variance * (np.log(cells / self.detection_pfa)
+                                            + context.dimensions))
+
+    def _significant(self, snap: MisoSnapshot, params: FloatArray,
+                     detection: float) -> npt.NDArray[np.intp]:
+        """Indices of the paths of ``params [L, 3]`` kept: the least significant path
+        is dropped, one at a time, while removing it (the other gains refitted) raises
+        the fit's residual energy by less than ``detection`` [W]; the earliest path
+        found is kept always. Ghost paths that an unresolved pair (a LOS and its ground
+        bounce) leaves in the successive extraction go; paths that are there stay."""
+        keep = list(range(len(params)))
+        if detection <= 0:
+            return np.asarray(keep, dtype=np.intp)
+
+        def cost(indices: list[int]) -> float:
+            k = params[indices]
+            return snap.joint_cost(k[:, 0] / SPEED_OF_LIGHT, k[:, 1], k[:, 2])
+
+        while len(keep) > 1:
+            full = cost(keep)
+            rise = [cost([j for j in keep if j != i]) - full for i in keep]
+            weakest = int(np.argmin(rise))
+            if rise[weakest] >= detection:
+                break
+            keep.pop(weakest)
+        return np.asarray(keep, dtype=np.intp)
+
+    def _extract(self, snap: MisoSnapshot, grid: _Grid,
+                 context: _Context) -> tuple[FloatArray, FloatArray]:
+        """SAGE-style successive extraction on the SP pseudospectrum, and the model order.
 
         Each path is found at the grid maximum of the residual's pseudospectrum, refined
         locally (SP cost against the residual), and cancelled with a joint least-squares
@@ -306,111 +503,298 @@ class _MisoBase(Estimator):
         atoms matters: a strong path between grid points otherwise leaves a residual
         stronger than a weak LOS.
 
-        Returns the refined ``[L, 3]`` and the grid ``[L, 3]`` (range, azimuth, zenith).
+        ``num_paths="auto"`` stops before ``max_paths`` where the next path explains
+        less of the residual energy (after the joint least-squares refit) than
+        ``σ² (ln(G / detection_pfa) + d)``: on noise alone the SP score ``|g^H n|²/|g|²``
+        of each of the ``G`` grid cells is ``σ²`` times a unit exponential, whose
+        largest of ``G`` exceeds ``σ² ln(G / pfa)`` with probability ``pfa``, and the
+        local refinement of its ``d`` (range, angles) adds about ``σ²`` each. A residual
+        that is noise alone thus stops it with probability ``1 - pfa``. The first path
+        is always kept.
+
+        Returns the refined ``[L, 3]`` and the grid ``[L, 3]`` (range, azimuth, zenith),
+        ``L <= max_paths``.
         """
         refined: list[FloatArray] = []
         on_grid: list[FloatArray] = []
+        detection = self._detection(snap, grid, context)
 
-        def residual_without(skip: int | None) -> ComplexArray:
-            keep = [c for i, c in enumerate(refined) if i != skip]
-            if not keep:
+        def residual_of(paths: list[FloatArray]) -> ComplexArray:
+            if not paths:
                 return snap.y
-            k = np.asarray(keep)
+            k = np.asarray(paths)
             atoms = snap.atoms(k[:, 0] / SPEED_OF_LIGHT, k[:, 1], k[:, 2])
             return snap.y - np.tensordot(snap.fit_gains(atoms), atoms, axes=1)
 
         def best(residual: ComplexArray) -> tuple[FloatArray, FloatArray]:
             score = sp_pseudospectrum(snap, grid, residual)
             d, r = np.unravel_index(int(np.argmax(score)), score.shape)
-            point = np.array([grid.ranges[r], grid.azimuths[d], grid.zeniths[d]])
-            return self._refine_single(snap, point, residual), point
+            zenith = (grid.zeniths[d] if grid.range_zeniths is None
+                      else grid.range_zeniths[r])
+            point = np.array([grid.ranges[r], grid.azimuths[d], zenith])
+            return self._refine_single(snap, point, residual, context), point
 
-        for _ in range(self.num_paths):
-            fine, coarse = best(residual_without(None))
+        residual = snap.y
+        energy = float(np.vdot(residual, residual).real)
+        for _ in range(self._size):
+            fine, coarse = best(residual)
+            candidate = residual_of([*refined, fine])
+            remaining = float(np.vdot(candidate, candidate).real)
+            if self._auto and refined and energy - remaining < detection:
+                break
             refined.append(fine)
             on_grid.append(coarse)
-        for _ in range(self.sage_passes if self.num_paths > 1 else 0):
-            for i in range(self.num_paths):
-                refined[i], on_grid[i] = best(residual_without(i))
+            residual, energy = candidate, remaining
+        for _ in range(self.sage_passes if len(refined) > 1 else 0):
+            for i in range(len(refined)):
+                others = refined[:i] + refined[i + 1:]
+                refined[i], on_grid[i] = best(residual_of(others))
         return np.asarray(refined), np.asarray(on_grid)
 
-    def _free(self, params: FloatArray) -> FloatArray:
-        cols = [0, 1] if self.dimensions == 2 else [0, 1, 2]
+    def _free(self, params: FloatArray, context: _Context) -> FloatArray:
+        cols = [0, 1] if context.dimensions == 2 else [0, 1, 2]
         return params[:, cols]
 
-    def _full(self, free: FloatArray) -> FloatArray:
-        if self.dimensions == 3:
+    def _full(self, free: FloatArray, context: _Context) -> FloatArray:
+        if context.dimensions == 3:
             return free
-        return np.column_stack([free, np.full(len(free), np.pi / 2)])
+        return np.column_stack([free, height_zenith(free[:, 0], context.height_drop)])
 
-    def _simplex(self, x0: FloatArray) -> FloatArray:
+    def _simplex(self, x0: FloatArray, dims: int) -> FloatArray:
         per_path = [self.range_step_m / 4, self.angle_step_rad / 4, self.angle_step_rad / 4]
-        steps = np.tile(per_path[: self.dimensions], len(x0) // self.dimensions)
+        steps = np.tile(per_path[:dims], len(x0) // dims)
         return np.vstack([x0, x0 + np.diag(steps)])
 
     def _refine_single(
-        self, snap: MisoSnapshot, params: FloatArray, y: ComplexArray
+        self, snap: MisoSnapshot, params: FloatArray, y: ComplexArray, context: _Context
     ) -> FloatArray:
         """Nelder-Mead on the single-path cost (eq. 31) of one path against ``y``."""
-        x0 = self._free(params[None])[0]
+        x0 = self._free(params[None], context)[0]
 
         def cost(x: FloatArray) -> float:
-            p = self._full(x[None])[0]
+            p = self._full(x[None], context)[0]
             return snap.joint_cost(np.array([p[0] / SPEED_OF_LIGHT]), p[1:2], p[2:3], y)
 
         res = minimize(cost, x0, method="Nelder-Mead", options={
-            "initial_simplex": self._simplex(x0), "xatol": 1e-6, "fatol": 1e-14,
-            "maxiter": self.max_iterations, "maxfev": self.max_iterations})
-        return self._full(np.asarray(res.x)[None])[0]
+            "initial_simplex": self._simplex(x0, context.dimensions), "xatol": 1e-6,
+            "fatol": 1e-14, "maxiter": self.max_iterations, "maxfev": self.max_iterations})
+        return self._full(np.asarray(res.x)[None], context)[0]
 
-    def _refine_joint(self, snap: MisoSnapshot, params: FloatArray) -> FloatArray:
-        """Nelder-Mead on the joint compressed ML cost over every path (eq. 30)."""
-        x0 = self._free(params).ravel()
-        scale = float(np.vdot(snap.y, snap.y).real)
+    def _refine_joint(self, snap: MisoSnapshot, params: FloatArray,
+                      context: _Context) -> FloatArray:
+        """The joint ML over every path (eq. 30): the residual ``y - Σ α_p g_p`` in the
+        paths' gains, ranges and angles, minimised by Levenberg-Marquardt with the
+        analytic Jacobian of the bound (:func:`miso_jacobian`, eq. 9) from the SAGE
+        estimates and their least-squares gains. The same minimum as the compressed
+        cost (29) over ranges and angles (the gains concentrated out), reached in tens
+        of Jacobian evaluations instead of thousands of cost evaluations."""
+        dims = context.dimensions
+        per_path = dims + 2
+        tau0 = params[:, 0] / SPEED_OF_LIGHT
+        gains0 = snap.fit_gains(snap.atoms(tau0, params[:, 1], params[:, 2]))
+        x0 = np.column_stack([gains0.real, gains0.imag, self._free(params, context)]).ravel()
+        scale = np.sqrt(float(np.vdot(snap.y, snap.y).real))
 
-        def cost(x: FloatArray) -> float:
-            p = self._full(x.reshape(-1, self.dimensions))
-            return snap.joint_cost(p[:, 0] / SPEED_OF_LIGHT, p[:, 1], p[:, 2]) / scale
+        def unpack(x: FloatArray) -> tuple[ComplexArray, FloatArray, FloatArray]:
+            e = x.reshape(-1, per_path)
+            full = self._full(e[:, 2:], context)
+            return e[:, 0] + 1j * e[:, 1], full[:, 0] / SPEED_OF_LIGHT, full[:, 1:3]
 
-        res = minimize(cost, x0, method="Nelder-Mead", options={
-            "initial_simplex": self._simplex(x0), "xatol": 1e-7, "fatol": 1e-15,
-            "maxiter": self.max_iterations, "maxfev": self.max_iterations,
-            "adaptive": len(x0) > 4})
-        return self._full(np.asarray(res.x).reshape(-1, self.dimensions))
+        def residual(x: FloatArray) -> FloatArray:
+            gains, tau, aod = unpack(x)
+            r = (snap.y - snap.noiseless(gains, tau, aod[:, 0], aod[:, 1])).ravel() / scale
+            return np.concatenate([r.real, r.imag])
 
-    def _localize(self, snap: MisoSnapshot, params: FloatArray, cost: float) -> SnapshotEstimate:
-        """LOS = shortest path (Sec. IV-C1); scatterers by eq. (33)."""
+        def jacobian(x: FloatArray) -> FloatArray:
+            gains, tau, aod = unpack(x)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = miso_jacobian(snap, gains, tau, aod, dims, context.height_drop)
+            d = d.copy()
+            d[:, 2::per_path] /= SPEED_OF_LIGHT  # per metre of range, not per second
+            d = -d / scale
+            return np.asarray(np.concatenate([d.real, d.imag]), dtype=np.float64)
+
+        try:
+            res = least_squares(residual, x0, jac=jacobian, method="lm", x_scale="jac",
+                                max_nfev=min(self.max_iterations, 200), xtol=1e-10,
+                                ftol=1e-10)
+            x = np.asarray(res.x)
+        except ValueError:  # a non-finite Jacobian (a path straight above the BS)
+            x = x0
+        if not np.all(np.isfinite(x)):
+            x = x0
+        return self._full(x.reshape(-1, per_path)[:, 2:], context)
+
+    def _localize(self, obs: Observation, snap: MisoSnapshot, params: FloatArray,
+                  context: _Context) -> SnapshotEstimate:
+        """LOS = shortest path (Sec. IV-C1); scatterers by eq. (33); the integrity tests
+        and the covariance.
+
+        Not converged, with the reason, where (1) both arrays are isotropic and the
+        earliest path's amplitude is more than ``los_margin_db`` below free space at its
+        length, ``λ / (4π c τ_0)`` (a reflection or an obstructed LOS, not a LOS: MISO
+        cannot localize without one, Theorem 1); (2) the BS array is flat (all elements
+        in its local y-z plane) with a pattern symmetric about that plane, so that the
+        UE's mirror image through the plane explains the data equally, and both lie in
+        the service area (the image is taken where only it does); (3) the fix lies
+        outside the service area. The covariance: :meth:`_covariance`.
+        """
         order = np.argsort(params[:, 0])
         params = params[order]
         tau = params[:, 0] / SPEED_OF_LIGHT
         atoms = snap.atoms(tau, params[:, 1], params[:, 2])
         gains = snap.fit_gains(atoms)
+        residual = snap.y - np.tensordot(gains, atoms, axes=1)
+        cost = float(np.vdot(residual, residual).real)
+        isotropic = obs.bs_array.pattern == "iso" and obs.ue_array.pattern == "iso"
+        with np.errstate(divide="ignore"):
+            free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi * params[:, 0]
+                                          / snap.wavelength)
+        if isotropic:
+            # Nothing arrives before the LOS: an earlier path far below free space is a
+            # fitting artefact of an unresolved pair, not the LOS; drop it.
+            strong = np.flatnonzero(free_space_db >= -self.los_margin_db)
+            first = int(strong[0]) if strong.size else 0
+            keep = np.r_[first:len(tau)]
+            params, tau, gains = params[keep], tau[keep], gains[keep]
+            free_space_db = free_space_db[keep]
         b = snap.bs_position
         ue = b + params[0, 0] * unit_direction(params[0, 1], params[0, 2])
-        if self.dimensions == 2 and self.ue_height is not None:
+        if context.dimensions == 2 and context.ue_height is not None:
             ue = ue.copy()
-            ue[2] = self.ue_height
+            ue[2] = context.ue_height  # = b_z - Δh already, up to rounding
         scatterers, valid = map_scatterers(b, ue, params[1:, 0], params[1:, 1], params[1:, 2])
+        aod = params[:, 1:3].copy()
+        reason = ""
+        los_db = float(free_space_db[0]) if isotropic else float("nan")
+        if isotropic and los_db < -self.los_margin_db:
+            reason = (f"no LOS: the strongest-to-free-space path ({params[0, 0]:.1f} m) is "
+                      f"{-los_db:.1f} dB below free space at its length (reflections or "
+                      f"an obstructed LOS only)")
+        mirror = self._mirror(obs)
+        if not reason and mirror is not None and context.area is not None:
+            image = b + mirror @ (ue - b)
+            here, there = _inside(ue, context.area), _inside(image, context.area)
+            if here and there:
+                reason = (f"front/back ambiguous: the BS array cannot tell the fix "
+                          f"({ue[0]:.1f}, {ue[1]:.1f}) from its mirror image "
+                          f"({image[0]:.1f}, {image[1]:.1f}), both in the service area")
+            elif there:
+                ue = image
+                scatterers = b + (scatterers - b) @ mirror.T
+                directions = unit_direction(aod[:, 0], aod[:, 1]) @ mirror.T
+                aod = np.stack(direction_angles(directions), axis=-1)
+        if not reason and context.area is not None and not _inside(ue, context.area):
+            reason = (f"outside the service area: fix ({ue[0]:.1f}, {ue[1]:.1f}) m, area "
+                      f"{context.area}")
+        covariance, variance_factor = self._covariance(snap, gains, tau, aod, ue, cost,
+                                                       context)
+        P, L = self._size, len(tau)
+        diagnostics = {"cost": cost, "residual_ratio": cost / float(np.vdot(snap.y, snap.y).real),
+                       "num_paths": float(L), "variance_factor": variance_factor,
+                       "los_free_space_db": los_db}
         return SnapshotEstimate(
-            ue_position=ue, scatterers=scatterers, scatterer_valid=valid, path_tau=tau,
-            path_aod=params[:, 1:3].copy(), path_gain=gains,
-            diagnostics={"cost": cost, "residual_ratio": cost / float(
-                np.vdot(snap.y, snap.y).real)},
+            ue_position=np.full(3, np.nan) if reason else ue,
+            scatterers=_pad(scatterers, P - 1, np.nan),
+            scatterer_valid=_pad(valid & ~bool(reason), P - 1, False),
+            path_tau=_pad(tau, P, np.nan), path_aod=_pad(aod, P, np.nan),
+            path_gain=_pad(gains, P, np.nan + 0j),
+            position_covariance=None if reason or covariance is None
+            else position_covariance(covariance),
+            converged=not reason, reason=reason, diagnostics=diagnostics,
         )
+
+    def _mirror(self, obs: Observation) -> FloatArray | None:
+        """The reflection ``[3, 3]`` through the BS array's plane where the array cannot
+        tell front from back (every element at the same local x, a pattern symmetric
+        about that plane), else None."""
+        r = obs.bs_array.element_positions
+        if obs.bs_array.pattern not in _SYMMETRIC_PATTERNS or np.ptp(r[:, 0]) > 1e-9:
+            return None
+        normal = rotation_matrix(obs.bs_orientation[self.bs])[:, 0]
+        return np.eye(3) - 2.0 * np.outer(normal, normal)
+
+    def _covariance(
+        self, snap: MisoSnapshot, gains: ComplexArray, tau: FloatArray, aod: FloatArray,
+        ue: FloatArray, cost: float, context: _Context,
+    ) -> tuple[FloatArray | None, float]:
+        """The UE's position covariance ``[d, d]`` [m²] and its variance factor.
+
+        The channel CRLB of the model (eqs. 7-9, every estimated path) at the
+        *estimated* paths, its LOS block ``(τ_0, azimuth_0[, zenith_0])`` mapped to the
+        UE through ``p = b + c τ_0 u`` (2-D: the horizontal distance ``sqrt((c τ_0)² -
+        Δh²)``) — the position CRLB of eqs. 14-16, since the paths' single-bounce
+        scatterers map one-to-one to their parameters (Theorem 1) — times the
+        a-posteriori variance factor ``max(1, |r|² / (σ² (MK - n/2)))`` for ``n`` real
+        unknowns: the residual is what the noise explains when the model fits; more
+        (unmodelled paths, diffuse energy) inflates it. Where the full model's FIM is
+        singular (two estimates of one path), the LOS's own FIM alone. None without
+        noise."""
+        d = context.dimensions
+        sigma2 = snap.noise_variance
+        if not sigma2 > 0:
+            return None, float("nan")
+        unknowns = len(tau) * (d + 2)
+        factor = max(1.0, cost / (sigma2 * max(snap.y.size - unknowns / 2, 1.0)))
+        zen = aod[:, 1] if d == 3 else height_zenith(SPEED_OF_LIGHT * tau, context.height_drop)
+        angles = np.column_stack([aod[:, 0], zen])
+        los = slice(2, d + 2)  # τ, azimuth[, zenith] of path 0
+        block = np.full((d - 1, d - 1), np.nan)
+        for paths in (len(tau), 1):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fim = miso_channel_fim(snap, gains[:paths], tau[:paths], angles[:paths], d,
+                                       context.height_drop)
+            block = invert_fim(fim)[los, los]
+            if np.all(np.isfinite(block)):
+                break
+        r, az, theta = SPEED_OF_LIGHT * tau[0], angles[0, 0], angles[0, 1]
+        if d == 3:
+            u = unit_direction(az, theta)
+            du_daz = np.array([-np.sin(theta) * np.sin(az), np.sin(theta) * np.cos(az), 0.0])
+            du_dzen = np.array([np.cos(theta) * np.cos(az), np.cos(theta) * np.sin(az),
+                                -np.sin(theta)])
+            jac = np.column_stack([SPEED_OF_LIGHT * u, r * du_daz, r * du_dzen])
+        else:
+            rho = np.sqrt(max(r**2 - context.height_drop**2, 1e-12))
+            heading = np.array([np.cos(az), np.sin(az)])
+            jac = np.column_stack([SPEED_OF_LIGHT * r / rho * heading,
+                                   rho * np.array([-np.sin(az), np.cos(az)])])
+        if not np.all(np.isfinite(block)):
+            return None, factor
+        return factor * jac @ block @ jac.T, factor
 
     # -- contracts ---------------------------------------------------------------
 
     def position_dimensions(self, obs: Observation) -> int:
-        """The hyper-parameter ``dimensions``: 2 (the paper's planar model) or 3."""
-        return self.dimensions
+        """The hyper-parameter ``dimensions``; None: 3 where the BS array is planar (rows
+        > 1 and columns > 1: the method's 3-D form), else 2 (the paper's planar model)."""
+        if self.dimensions is not None:
+            return int(self.dimensions)
+        return 3 if obs.bs_array.rows > 1 and obs.bs_array.cols > 1 else 2
 
     def crlb(self, obs: Observation, truth: Truth) -> Bound:
         """The paper's bounds (:func:`estimators.miso.bound.miso_bound`, eqs. 7-17) at
-        BS ``bs``'s first ``num_paths`` valid paths in ``truth``; NaN where they do not
-        apply."""
+        BS ``bs``'s first ``num_paths`` valid paths in ``truth`` (``"auto"``: all, at
+        most ``max_paths``); NaN where they do not apply."""
         self.check(obs)
-        return miso_bound(obs, bs_truth(truth, self.bs), num_paths=self.num_paths,
-                          dimensions=self.dimensions, bs=self.bs)
+        return miso_bound(obs, bs_truth(truth, self.bs),
+                          num_paths=None if self._auto else int(self.num_paths),
+                          max_paths=self._size, dimensions=self.position_dimensions(obs),
+                          bs=self.bs)
+
+
+def _inside(position: FloatArray, area: Area) -> bool:
+    """Whether ``position [3]``'s horizontal part lies in ``area`` (corners [m])."""
+    (x0, y0), (x1, y1) = area
+    return bool(x0 <= position[0] <= x1 and y0 <= position[1] <= y1)
+
+
+def _pad(values: Any, size: int, fill: Any) -> Any:
+    """``values [n, ...]`` padded with ``fill`` to ``[size, ...]``."""
+    v = np.asarray(values)
+    out = np.full((size, *v.shape[1:]), fill, dtype=v.dtype if v.size else type(fill))
+    out[:len(v)] = v
+    return out
 
 
 def map_scatterers(

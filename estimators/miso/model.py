@@ -29,6 +29,23 @@ from estimators.types import Observation
 from estimators.typing import ComplexArray, FloatArray
 
 
+def height_zenith(lengths: npt.ArrayLike, height_drop: float) -> FloatArray:
+    """Departure zenith [rad] of paths of (unfolded) length ``lengths [...]`` [m] from a
+    BS ``height_drop`` [m] above the UE, bouncing only off vertical surfaces.
+
+    The 2-D model with known heights: such a path unfolds into a straight line from the
+    BS to the UE's image at the UE's height, so ``cos θ = -Δh / (c τ)`` for every path
+    (π/2, the paper's plane, for ``Δh = 0``; lengths shorter than ``|Δh|`` are clipped
+    to straight down or up).
+    """
+    r = np.asarray(lengths, dtype=np.float64)
+    if height_drop == 0:
+        return np.full(r.shape, np.pi / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine = np.clip(-height_drop / r, -1.0, 1.0)
+    return np.asarray(np.arccos(np.where(np.isfinite(cosine), cosine, -np.sign(height_drop))))
+
+
 @dataclass(frozen=True)
 class MisoSnapshot:
     """One snapshot of one BS of a MISO observation: everything the model needs.

@@ -13,7 +13,9 @@ The extracted paper lost most numbers; what is chosen here (and why):
   ``LMR = |α_0|² / |α_1|²``; path phases uniform at random per trial (the paper's
   ``φ_l``);
 * ``SNR`` = mean received SNR per noiseless sample (``estimators.observe``), the same
-  definition the twin uses.
+  definition the twin uses;
+* the service area (``Observation.service_area``): the 50 m x 60 m region in front of
+  the BS that the beams cover, ``((0, -10), (50, 50))`` m, at the MS's height.
 
 :func:`small` is the instance the conformance test runs every ``miso-*`` estimator on;
 :func:`variant_3d` the 3D variant of the tests, figures and benchmark.
@@ -27,6 +29,7 @@ localization and mapping with a single-antenna receiver", IEEE Trans. Wireless C
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +44,7 @@ from estimators.arrays import (
 )
 from estimators.observe import build_observation
 from estimators.scenario import static_truth
-from estimators.types import ArrayGeometry, ChannelTruth, Observation
+from estimators.types import ArrayGeometry, ChannelTruth, Observation, ServiceArea
 from estimators.typing import ComplexArray, FloatArray
 
 
@@ -75,6 +78,9 @@ class MisoScenario:
     #: array rows uniformly, and the zenith then only scales a real array factor that
     #: cannot be told from the unknown path gain (the FIM is singular).
     beam_zeniths_rad: tuple[float, ...] = (float(np.pi / 2),)
+    #: The service area's corners [m] (``Observation.service_area``, at the MS height).
+    service_region: tuple[tuple[float, float], tuple[float, float]] = ((0.0, -10.0),
+                                                                       (50.0, 50.0))
 
     @property
     def wavelength(self) -> float:
@@ -141,6 +147,8 @@ class MisoScenario:
             ue_array=ue_array, rng=rng, precoder=self.precoders(), combiner="identity",
             snr_db=snr_db,
         )
+        obs = dataclasses.replace(obs, service_area=ServiceArea(
+            area=self.service_region, ue_height=float(self.ue_position[2])))
         truth = static_truth(gains, (tau, aod, aoa), self.ue_position, self.scatterers)
         return obs, truth
 

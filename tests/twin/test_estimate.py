@@ -50,7 +50,7 @@ from twin.estimatefile import read_estimates
 from twin.runfile import read_run
 from twin.settings import parse_settings
 from twin.simulate import simulate_to_file
-from twin.sounding import SERVICE_MARGIN_M, observation_from_run, thermal_noise_variance
+from twin.sounding import observation_from_run, service_margin, thermal_noise_variance
 
 UE_POSITIONS = [(4.0, 0.0, 3.0), (6.0, 2.0, 3.0), (8.0, -1.5, 3.0), (12.0, 3.0, 3.0),
                 (9.0, 5.0, 3.0)]
@@ -935,14 +935,17 @@ def test_snapshots_errors_are_one_line(run_path: Path, tmp_path: Path, item: str
 def test_service_area_is_the_drive_grown_by_the_margin(run_path: Path, tmp_path: Path
                                                        ) -> None:
     """The observation's and the estimate file's service area: the drive's horizontal
-    extent grown by SERVICE_MARGIN_M on every side, its median UE height."""
+    extent grown on every side by a quarter of its larger side (8 m here: 2 m), its
+    median UE height."""
     run = read_run(run_path)
     obs = observation_from_run(run, rng=np.random.default_rng(0), snr_db=10.0)
     assert obs.service_area is not None
     xy = np.array(UE_POSITIONS)[:, :2]
+    margin = 0.25 * 8.0
+    assert service_margin(8.0) == margin and service_margin(1.0) == 2.0
+    assert service_margin(400.0) == 10.0
     np.testing.assert_allclose(obs.service_area.area,
-                               [xy.min(0) - SERVICE_MARGIN_M, xy.max(0) + SERVICE_MARGIN_M],
-                               atol=1e-5)
+                               [xy.min(0) - margin, xy.max(0) + margin], atol=1e-5)
     assert obs.service_area.ue_height == pytest.approx(3.0, abs=1e-5)
     estimate_run(run_path, STRONGEST, tmp_path / "est.h5", snr_db=10.0)
     with h5py.File(tmp_path / "est.h5", "r") as f:

@@ -84,12 +84,16 @@ def test_bound_is_nan_where_it_does_not_apply() -> None:
     one_path[1, 1] = False
     noiseless = obs.noise_variance.copy()
     noiseless[2] = 0.0
-    bound = MisoML().crlb(dataclasses.replace(obs, noise_variance=noiseless),
-                          dataclasses.replace(truth, los=no_los, valid=one_path))
+    bound = MisoML(num_paths=2).crlb(dataclasses.replace(obs, noise_variance=noiseless),
+                                     dataclasses.replace(truth, los=no_los, valid=one_path))
     assert np.isnan(bound.position_error_bound[:3]).all()
     assert np.isnan(bound.scatterer_error_bound[:3]).all()
     assert np.isfinite(bound.position_error_bound[3])
     assert np.isfinite(bound.scatterer_error_bound[3]).all()
+    # num_paths="auto": the bound of the paths there are (the LOS alone on snapshot 1).
+    auto = MisoML().crlb(obs, dataclasses.replace(truth, valid=one_path))
+    assert np.isfinite(auto.position_error_bound).all()
+    assert np.isnan(auto.scatterer_error_bound[1]).all()
     # A UE straight above the BS has no azimuth: a singular FIM, NaN.
     above = truth.ue_position.copy()
     above[3] = (0.0, 0.0, 10.0)

@@ -2,7 +2,11 @@
 drives, at 0, 10 and 20 dB, scored against the ray-traced truth and its own bound.
 
     .venv/bin/python -m scripts.bench_suite [--out bench-suite] [--drives office,street,...]
-        [--snr 0,10,20] [--slow-snapshots 6] [--fresh]
+        [--setups single,multi,ue_array,ris] [--snr 0,10,20] [--slow-snapshots 3] [--fresh]
+    .venv/bin/python -m scripts.bench_suite --out bench-suite --report
+
+The numbers in docs/BENCHMARKS.md: two processes, one per core (``OMP_NUM_THREADS=1``),
+``--drives office,street`` and ``--drives canyon,munich``, then ``--report``.
 
 Drives (:data:`DRIVES`): the bundled office walk and street drive, and Sionna's built-in
 ``simple_street_canyon`` and ``munich``, each with BSs on masts (access points at 2.6 m
@@ -346,10 +350,13 @@ def main() -> None:
     parser.add_argument("--snr", default="0,10,20")
     parser.add_argument("--setups", default=",".join(SETUPS),
                         help="a subset of the set-ups (single, multi, ue_array, ris)")
-    parser.add_argument("--slow-snapshots", type=int, default=6)
+    parser.add_argument("--slow-snapshots", type=int, default=3)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--simulate-only", action="store_true",
                         help="only simulate (and cache) the runs, print their LOS shares")
+    parser.add_argument("--report", action="store_true",
+                        help="no runs: the tables and the figure from every OUT/results_*.json "
+                             "(drives run in separate processes, one per core)")
     args = parser.parse_args()
     placed = [a for algos in SETUPS.values() for a in algos]
     if sorted(placed) != sorted(ESTIMATORS):
@@ -357,17 +364,28 @@ def main() -> None:
                          f"{sorted(set(ESTIMATORS) ^ set(placed))}")
     snrs = [float(s) for s in args.snr.split(",")]
     rows: list[dict[str, Any]] = []
-    results = args.out / "results.json"
+    if args.report:
+        for path in sorted(args.out.glob("results_*.json")):
+            rows += json.loads(path.read_text())
+        order = list(DRIVES)
+        rows.sort(key=lambda r: order.index(r["drive"]))
+        report(rows, args.out, snrs)
+        return
+    results = args.out / f"results_{args.drives.replace(',', '-')}.json"
     for name in args.drives.split(","):
         rows += run_drive(name, DRIVES[name], args.out, snrs, args.slow_snapshots, args.fresh,
                           args.simulate_only, tuple(args.setups.split(",")))
         if args.simulate_only:
             continue
         results.write_text(json.dumps(rows, indent=1))
-    if args.simulate_only:
-        return
+    if not args.simulate_only:
+        report(rows, args.out, snrs)
+
+
+def report(rows: list[dict[str, Any]], out: Path, snrs: list[float]) -> None:
+    """``OUT/bench_suite.md`` (and stdout): the tables; the figure at the highest SNR."""
     table = markdown(rows)
-    (args.out / "bench_suite.md").write_text(table)
+    (out / "bench_suite.md").write_text(table)
     figure(rows, max(snrs))
     print(table)
 

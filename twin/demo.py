@@ -13,8 +13,10 @@ a layer per algorithm):
   LOCMAN (one BS) and SLAB (several);
 * ``ris``: a RIS-aided walk through a hidden room with a radio map: RIS-CD's setting.
 
-The slow convex baselines and LOCMAN estimate a few snapshots of their run
-(``twin estimate --snapshots``; :data:`DemoRun.snapshots`). ``report.md`` gathers every
+The slow ones estimate a few snapshots of their run (``twin estimate --snapshots``;
+:data:`DemoRun.snapshots`): the convex baselines of the direct methods every sixth,
+LOCMAN (about 35 s a snapshot on 2 cores, issue "Drive-scale speed") and SLAB's
+closed-loop family one (the same for all). ``report.md`` gathers every
 algorithm's scores in one table; ``scene.png`` is Sionna's render of the office walk with
 its traced paths, ``ris_scene.png`` the tile and the paths through it.
 """
@@ -75,7 +77,9 @@ DEMO_RUNS = (
                  "narrowband (the BSs of DAUN's shipped `street` checkpoint)"),
     DemoRun("ue_array", BUNDLED_DIR / "street" / "ue_array_drive.yaml",
             ("locman", "dcs-somp", "slab", "slab-lce", "gd-lce", "ls-lce", "gd-bfr",
-             "lmi-bfr"), snapshots=("locman=0:100:4",),
+             "lmi-bfr"),
+            snapshots=tuple(f"{name}=4" for name in ("locman", "slab", "slab-lce", "gd-lce",
+                                                      "ls-lce", "gd-bfr", "lmi-bfr")),
             what="street drive, three BSs (1x8) on 8 m masts, 1x4 UE array"),
     DemoRun("ris", BUNDLED_DIR / "office_floor" / "ris_positioning.yaml",
             ("ris-cd", "ris-rss"),

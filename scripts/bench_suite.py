@@ -52,7 +52,7 @@ import yaml
 
 from estimators import ESTIMATORS
 from twin.estimate import estimate_run
-from twin.estimatefile import read_estimates
+from twin.estimatefile import estimated, read_estimates
 from twin.evaluate import evaluate
 from twin.runfile import read_run
 from twin.scene import BUNDLED_DIR
@@ -222,21 +222,21 @@ def score(run_path: Path, est_path: Path, snr_db: float) -> list[dict[str, Any]]
     rows = []
     for name, a in metrics["algorithms"].items():
         est = est_file.estimates[name]
-        estimated = np.array([r != "not estimated (--snapshots)" for r in est.reason])
+        ran = estimated(est)
         bound = est_file.bounds.get(name)
         peb = (np.full(est.num_snapshots, np.nan) if bound is None
-               else np.where(estimated, bound.position_m, np.nan))
+               else np.where(ran, bound.position_m, np.nan))
         single = a["maps"]["single_bounce"]
         rows.append({
             "algorithm": name, "snr_db": snr_db, "dimensions": a["dimensions"],
-            "estimated": int(estimated.sum()), "converged": a["converged"],
+            "estimated": int(ran.sum()), "converged": a["converged"],
             "error": _spread(series[name]["ue_error"]), "bound": _spread(peb),
             "bound_description": None if bound is None else bound.description,
             **a["integrity"],
             # None: the estimator reports no scatterer at all (nothing to score).
             "precision": single["precision"] if single["matched"] + single["false"] else None,
             "recall": single["recall"] if single["matched"] + single["false"] else None,
-            "runtime_s": float(np.median(est.runtime_s[estimated])),
+            "runtime_s": float(np.median(est.runtime_s[ran])),
         })
     return rows
 

@@ -306,7 +306,7 @@ def evaluate(
             ue = a["ue"]
             median = f"{ue['median_m']:.3g} m" if ue else "no converged snapshot"
             _err.print(escape(f"{name}: UE median error {median}, "
-                              f"{a['converged']}/{a['snapshots']} converged"))
+                              f"{a['converged']}/{a['estimated']} converged"))
         drawn = ", map.png, map.html" if maps else ""
         _err.print(escape(f"wrote {output}/ (metrics.json, report.md, plots{drawn})"))
 

@@ -36,6 +36,7 @@ from estimators.types import Observation, Truth
 from twin.errors import TwinInputError
 from twin.estimatefile import (
     ESTIMATE_FILE,
+    NOT_ESTIMATED,
     StoredBound,
     stored_bound,
     write_estimates,
@@ -113,10 +114,6 @@ def algorithm_rng(seed: int, name: str) -> np.random.Generator:
 
 
 # -------------------------------------------------------------------------- running
-
-
-NOT_ESTIMATED = "not estimated (--snapshots)"
-"""The ``reason`` of a snapshot left out by ``--snapshots``."""
 
 
 def parse_snapshots(

@@ -42,6 +42,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 import yaml
 
 from estimators import Bound, Estimate, Estimator
@@ -69,6 +70,16 @@ _DATASETS: dict[str, dict[str, str]] = {
         "meaning": "the covariance the estimator reports for ue_position (NaN: none; "
                    "z NaN for a 2-D method)"},
 }
+NOT_ESTIMATED = "not estimated (--snapshots)"
+"""The ``reason`` of a snapshot ``twin estimate --snapshots`` left out."""
+
+
+def estimated(est: Estimate) -> npt.NDArray[np.bool_]:
+    """``[snapshot]``: the snapshots the estimator was run on (not left out by
+    ``--snapshots``)."""
+    return np.array([reason != NOT_ESTIMATED for reason in est.reason], dtype=bool)
+
+
 #: Datasets a file of an older minor version may lack, and what they read as.
 _ADDED_IN_2_1 = ("position_covariance",)
 _BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION = (

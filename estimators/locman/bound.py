@@ -44,15 +44,17 @@ DESCRIPTION = (
 )
 
 
-def geometric_transform(geometry: LinkGeometry, x: FloatArray, num_paths: int) -> FloatArray:
+def geometric_transform(geometry: LinkGeometry, x: FloatArray, num_paths: int,
+                        ground_height: float | None = None) -> FloatArray:
     """``T = ∂η/∂x`` from ``(x, gains)`` to per-path ``(c τ, ω_R, ω_T, Re g, Im g)``.
 
     The geometric block by central differences of :meth:`LinkGeometry.paths` (a smooth
-    closed form); the gains map to themselves. Returns ``[5 path, len(x) + 2 path]``
+    closed form; with its ground bounce where ``ground_height`` is given, counted in
+    ``num_paths``); the gains map to themselves. Returns ``[5 path, len(x) + 2 path]``
     (``x`` of eq. 19, then ``(Re g, Im g)`` per path).
     """
     n_x = len(x)
-    D = np.real(numerical_jacobian(lambda v: geometry.paths(v).ravel(), x,
+    D = np.real(numerical_jacobian(lambda v: geometry.paths(v, ground_height).ravel(), x,
                                    _GEOMETRY_STEP * np.maximum(1.0, np.abs(x))))
     T = np.zeros((5 * num_paths, n_x + 2 * num_paths))
     for l_ in range(num_paths):

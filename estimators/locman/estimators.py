@@ -28,11 +28,12 @@ from estimators.base import EstimatorInputError, register
 from estimators.locman import anm
 from estimators.locman.model import (
     ChannelEstimate,
+    LinkGeometry,
     LocmanSnapshot,
     order_paths,
     range_from_delay_phase,
 )
-from estimators.locman.wls import WlsLocalizer
+from estimators.locman.wls import MIN_GROUND_CLEARANCE_M, WlsLocalizer
 from estimators.types import Area, Observation
 
 
@@ -51,6 +52,12 @@ class Locman(WlsLocalizer):
         of the iterations).
     admm_max_iterations : the ADMM's iteration cap.
     mu_scale : multiplies the regularization ``μ`` of Prop. 3 (eq. 14); 1 = the paper's.
+    ground_height : [m] the height of a horizontal ground (outside the paper): the fix
+        of eq. (19) is refit to the received pilots with the LOS's ground bounce
+        modelled (:func:`estimators.locman.wls.refine_with_ground`; a BS on a mast sees
+        it inside one range cell behind the LOS, which it otherwise biases), where the
+        UE and the BS are both at least ``MIN_GROUND_CLEARANCE_M`` = 0.5 m above it;
+        None: no ground (the paper's model).
     """
 
     name = "locman"
@@ -69,6 +76,7 @@ class Locman(WlsLocalizer):
         admm_tolerance: float = 1e-3,
         admm_max_iterations: int = 3000,
         mu_scale: float = 1.0,
+        ground_height: float | None = 0.0,
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
                          los_path=los_path, ue_height=ue_height, area=area,
@@ -77,6 +85,16 @@ class Locman(WlsLocalizer):
         self.admm_tolerance = admm_tolerance
         self.admm_max_iterations = admm_max_iterations
         self.mu_scale = mu_scale
+        self.ground_height = ground_height
+
+    def _ground_height(self, geometry: LinkGeometry) -> float | None:
+        """``ground_height`` where the UE and the BS are both at least
+        :data:`MIN_GROUND_CLEARANCE_M` above it, else None (no ground bounce)."""
+        h = self.ground_height
+        if h is None or min(geometry.ue_height, float(geometry.bs_position[2])) - h < \
+                MIN_GROUND_CLEARANCE_M:
+            return None
+        return float(h)
 
     def _validate(self, obs: Observation) -> None:
         super()._validate(obs)

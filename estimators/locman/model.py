@@ -93,11 +93,15 @@ class LinkGeometry:
         """``[3]`` the UE ULA's world axis at ``yaw`` [rad] (pitch = roll = 0)."""
         return np.asarray(rotation_matrix([yaw, 0.0, 0.0]) @ self.ue_axis_local)
 
-    def paths(self, x: FloatArray) -> FloatArray:
+    def paths(self, x: FloatArray, ground_height: float | None = None) -> FloatArray:
         """The mapping ``x ↦ η`` of eq. (3): ``[path, 3]`` of ``(c τ [m], ω_R, ω_T)``.
 
         ``x = (p_x, p_y, α, s_1x, s_1y, ...)`` [m, rad]. Heights: UE at ``ue_height``,
-        scatterers on vertical reflectors (module docstring).
+        scatterers on vertical reflectors (module docstring). ``ground_height`` [m]:
+        where given (outside the paper), each path's bounce off a horizontal ground at
+        that height follows, in the same order: the same horizontal (unfolded) path
+        from the BS's image in the ground, of length ``sqrt(D² + (z_b + z_p - 2 h)²)``
+        (``D`` its horizontal length), leaving and arriving at that downward slope.
         """
         b = self.bs_position
         p = np.array([x[0], x[1], self.ue_height])
@@ -113,6 +117,20 @@ class LinkGeometry:
             lt, lr = float(np.linalg.norm(vt)), float(np.linalg.norm(vr))
             rows.append((lt + lr, k * self.ue_spacing * (vr @ e_r) / lr,
                          k * self.bs_spacing * (vt @ e_t) / lt))
+        if ground_height is not None:
+            # Each path's ground bounce: the same horizontal (unfolded) path, the BS's
+            # image in the ground as its source — it leaves and arrives at the same
+            # downward slope (in either order of a wall and the ground).
+            drop = 2.0 * ground_height - p[2] - b[2]
+            ends = [(v[:2], -v[:2], float(np.hypot(v[0], v[1])))] + [
+                ((s - b)[:2], (s - p)[:2], float(np.hypot(*(s - b)[:2]) + np.hypot(*(s - p)[:2])))
+                for s in self.scatterer_position(x)]
+            for vt, vr, horizontal in ends:
+                lg = float(np.hypot(horizontal, drop))
+                dt = np.append(vt * horizontal / np.hypot(*vt), drop) / lg
+                dr = np.append(vr * horizontal / np.hypot(*vr), drop) / lg
+                rows.append((lg, k * self.ue_spacing * (dr @ e_r),
+                             k * self.bs_spacing * (dt @ e_t)))
         return np.asarray(rows, dtype=np.float64)
 
     def scatterer_position(self, x: FloatArray) -> FloatArray:

@@ -163,6 +163,42 @@ def solve_position(snap: LocmanSnapshot, channel: ChannelEstimate, max_iteration
     return best
 
 
+def refine_with_ground(snap: LocmanSnapshot, fit: Fit, ground_height: float,
+                       max_iterations: int) -> Fit:
+    """The fix ``x`` refit to the received pilots with the LOS's ground bounce modelled
+    (outside the paper: a BS on a mast sees the ground echo 0.2-1.4 m of path behind
+    the LOS, inside one range cell ``c/B``; merged with the LOS it biases its delay and
+    angles, hence the WLS fix).
+
+    The paths are the geometry's — LOS and single bounces of eq. (3) and the LOS's
+    ground bounce (:meth:`LinkGeometry.paths` with ``ground_height``) — and their gains
+    are concentrated out by least squares (footnote 2), so ``x`` minimizes
+    ``||Y - μ(η(x), ĝ(x))||²`` (the channel-domain ML for white noise), by
+    Levenberg-Marquardt from the WLS fix ``fit.x``. Returns the refit ``x`` with ``cost``
+    its residual ``||Y - μ||²`` [W]; ``fit`` where the refit does not lower the
+    residual.
+    """
+    y = snap.y.ravel()
+
+    def residual(x: FloatArray) -> FloatArray:
+        eta = snap.geometry.paths(x, ground_height)
+        A = snap.atoms(eta).reshape(len(eta), -1).T
+        gain, *_ = np.linalg.lstsq(A, y, rcond=None)
+        r = y - A @ gain
+        return np.concatenate([r.real, r.imag])
+
+    start = float(np.sum(residual(fit.x) ** 2))
+    try:
+        res = least_squares(residual, fit.x, method="lm", max_nfev=max_iterations,
+                            x_scale="jac")
+    except ValueError:
+        return dataclasses.replace(fit, cost=start)
+    cost = float(np.sum(res.fun**2))
+    if not (np.all(np.isfinite(res.x)) and cost < start):
+        return dataclasses.replace(fit, cost=start)
+    return Fit(np.asarray(res.x, dtype=np.float64), cost)
+
+
 # ------------------------------------------------------------------ integrity
 
 #: ``num_paths="auto"``: at most this many paths (the LOS and two bounces, the paper's
@@ -172,6 +208,10 @@ AUTO_MAX_PATHS = 3
 #: the strongest (ε = 0.1 always found the paper setting's 3 paths, from −5 dB on; the
 #: model-order study of docs/estimators/locman.md).
 AUTO_ORDER_THRESHOLD = 0.1
+#: [m] the UE and the BS must be this far above the ground for :class:`Locman` to model
+#: the LOS's ground bounce (closer, it has the LOS's delay and directions: one path; as
+#: SLAB's clearance).
+MIN_GROUND_CLEARANCE_M = 0.5
 #: A path estimated more than this many range cells ``c / B`` before the "LOS" (the
 #: strongest path) contradicts it: a LOS is the shortest path there is.
 EARLIER_PATH_CELLS = 0.5
@@ -202,13 +242,16 @@ class Integrity:
         return max(1.0, self.residual_factor, self.geometry_factor)
 
 
-def integrity(snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit) -> Integrity:
-    """The model's fit to the data of a snapshot (:class:`Integrity`)."""
-    eta = snap.geometry.paths(fit.x)
+def integrity(snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit,
+              ground_height: float | None = None) -> Integrity:
+    """The model's fit to the data of a snapshot (:class:`Integrity`); ``fit.cost`` the
+    WLS's EXIP cost (eq. 19), ``ground_height`` where the model has the LOS's ground
+    bounce (:func:`refine_with_ground`)."""
+    eta = snap.geometry.paths(fit.x, ground_height)
     gain = snap.fit_gains(eta)
     model = np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)
     residual = float(np.sum(np.abs(snap.y - model) ** 2))
-    samples, unknowns = snap.y.size, len(fit.x) + 2 * channel.order
+    samples, unknowns = snap.y.size, len(fit.x) + 2 * len(eta)
     sigma2 = snap.noise_variance
     dof = channel.order - 1
     first_other = float(np.min(channel.params[1:, 0])) if channel.order > 1 else np.inf
@@ -220,16 +263,17 @@ def integrity(snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit) -> Integ
     )
 
 
-def fix_covariance(snap: LocmanSnapshot, fit: Fit, order: int, variance_factor: float
-                   ) -> FloatArray:
+def fix_covariance(snap: LocmanSnapshot, fit: Fit, variance_factor: float,
+                   ground_height: float | None = None) -> FloatArray:
     """``[2, 2]`` [m²] covariance of the UE ``(x, y)``: the inverse position FIM of the
     model (``T^T J_η T``, Shahmansoori et al. eqs. 14-20, the bound's
-    :func:`estimators.locman.bound.locman_bounds`) at the ESTIMATED parameters — the
-    fitted geometry ``x̂`` and the least-squares gains there — inflated by the
-    a-posteriori variance factor (:attr:`Integrity.variance_factor`)."""
-    eta = snap.geometry.paths(fit.x)
+    :func:`estimators.locman.bound.locman_bounds`; with the LOS's ground bounce where
+    ``ground_height`` is given) at the ESTIMATED parameters — the fitted geometry ``x̂``
+    and the least-squares gains there — inflated by the a-posteriori variance factor
+    (:attr:`Integrity.variance_factor`)."""
+    eta = snap.geometry.paths(fit.x, ground_height)
     gain = snap.fit_gains(eta)
-    T = geometric_transform(snap.geometry, fit.x, order)
+    T = geometric_transform(snap.geometry, fit.x, len(eta), ground_height)
     bound = invert_fim(T.T @ snap.fim(gain, eta) @ T)
     return np.asarray(bound[:2, :2] * variance_factor, dtype=np.float64)
 
@@ -281,7 +325,11 @@ class WlsLocalizer(Estimator):
     Every converged fix carries ``position_covariance``: the inverse position FIM at the
     estimated parameters inflated by the a-posteriori variance factor
     ``max(1, residual/noise, EXIP cost/noise)`` (:func:`fix_covariance`,
-    :class:`Integrity`). With ``bs="auto"`` the BSs are tried from the strongest received
+    :class:`Integrity`). Where the subclass models the ground (:meth:`_ground_height`,
+    :class:`Locman`'s ``ground_height``), the WLS fix is then refit to the pilots with
+    every path's ground bounce (:func:`refine_with_ground`), and its covariance is that
+    model's inverse FIM at the refit times ``max(1, residual/noise)`` of the refit.
+    With ``bs="auto"`` the BSs are tried from the strongest received
     signal down, and the first whose fix passes is kept.
 
     Parameters
@@ -439,6 +487,11 @@ class WlsLocalizer(Estimator):
         """The most paths :meth:`channel_parameters` can return."""
         return self.max_paths
 
+    def _ground_height(self, geometry: LinkGeometry) -> float | None:
+        """The ground height [m] whose LOS bounce the fix models
+        (:func:`refine_with_ground`), or None: none (here; :class:`Locman` has it)."""
+        return None
+
     @abc.abstractmethod
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         """Per-path ``(c τ [m], ω_R, ω_T [rad])`` and gains, LOS first (the method's first
@@ -456,10 +509,26 @@ class WlsLocalizer(Estimator):
                                        diagnostics={"num_paths": float(channel.order)})
         fit = solve_position(snap, channel, self.max_iterations)
         g = snap.geometry
+        ground = self._ground_height(g)
+        quality = integrity(snap, channel, fit)
+        variance_factor = quality.variance_factor
+        wls_x = fit.x
+        if ground is not None:
+            # The refit is the channel-domain ML of the model with the ground bounces:
+            # its residual is the a-posteriori variance factor (the WLS's EXIP cost
+            # measures the LOS/ground merging the refit removes; kept as a diagnostic).
+            refined = refine_with_ground(snap, fit, ground, self.max_iterations)
+            ground_quality = integrity(snap, channel, dataclasses.replace(refined, cost=0.0),
+                                       ground)
+            quality = dataclasses.replace(quality,
+                                          residual_factor=ground_quality.residual_factor,
+                                          unexplained=ground_quality.unexplained)
+            variance_factor = max(1.0, ground_quality.residual_factor)
+            fit = dataclasses.replace(refined, cost=fit.cost)
         ue = np.array([fit.x[0], fit.x[1], g.ue_height])
         L = channel.order
-        quality = integrity(snap, channel, fit)
         diagnostics = {"wls_cost": fit.cost, "num_paths": float(L),
+                       "ground_shift_m": float(np.hypot(*(fit.x[:2] - wls_x[:2]))),
                        "residual_factor": quality.residual_factor,
                        "geometry_factor": quality.geometry_factor,
                        "unexplained": quality.unexplained, "earlier_m": quality.earlier_m,
@@ -488,12 +557,12 @@ class WlsLocalizer(Estimator):
         valid[: len(found)] = True
         # With the LOS alone a ULA's mirror image fits the yaw exactly as well.
         yaw = float(fit.x[2]) if L > 1 else float("nan")
-        covariance = fix_covariance(snap, fit, L, quality.variance_factor)
+        covariance = fix_covariance(snap, fit, variance_factor, ground)
         return SnapshotEstimate(
             ue_position=ue, scatterers=scatterers, scatterer_valid=valid, path_tau=tau,
             path_aod=aod, path_gain=gain, ue_yaw=yaw,
             position_covariance=position_covariance(covariance),
-            diagnostics={**diagnostics, "variance_factor": quality.variance_factor},
+            diagnostics={**diagnostics, "variance_factor": variance_factor},
         )
 
     def _choose_los(self, snap: LocmanSnapshot, channel: ChannelEstimate, area: Area | None,

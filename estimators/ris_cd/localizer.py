@@ -115,7 +115,8 @@ class FingerprintLocalizer(Estimator):
         own quantization variance ``size² / 12`` per horizontal axis."""
         assert obs.fingerprints is not None
         d = map_dimensions(obs)
-        weight = np.exp(-(scores - np.min(scores)))
+        # Clipped: exp(-700) is still a normal float (no underflow under errstate).
+        weight = np.exp(-np.minimum(scores - np.min(scores), 700.0))
         weight /= weight.sum()
         offset = centres[:, :d] - chosen[:d]
         spread = np.einsum("n,ni,nj->ij", weight, offset, offset)

@@ -1,6 +1,6 @@
 """LOCMAN and DCS-SOMP with their defaults on small real (ray-traced) runs: BSs on masts.
 
-    .venv/bin/python -m scripts.locman.real [--snr-db 20] [--seed 1] [--runs mast,blocked,two]
+    .venv/bin/python -m scripts.locman.real [--snr-db 20] [--seed 1] [--runs mast,blocked]
     .venv/bin/python -m scripts.locman.real --paper-coverage 64
 
 ``--paper-coverage N``: instead, the calibration of the reported covariance on the
@@ -13,7 +13,7 @@ path), BS 1x8 ULAs 6 m up on masts, UE 1x4 ULA at 1.5 m facing the BS side:
 
 * ``mast``: one BS, a concrete ground and one wall 10 m beside the drive (LOS, ground
   bounce 0.2-1.4 m behind it, wall bounce, wall-ground pairs);
-* ``no-ground``: ``mast`` without its ground (the cause of its bias);
+* ``no-ground``: ``mast`` without its ground (LOCMAN still models one at 0 m: its cost);
 * ``blocked``: the same with a tall screen between the BS and the drive: no LOS (and no
   ground bounce) at the BS, the wall bounce and its ground pair only;
 * ``two``: ``blocked`` plus a second BS with LOS, on the drive's other side.
@@ -45,6 +45,7 @@ import numpy as np
 from estimators.base import Estimator
 from estimators.locman.baselines import DcsSomp
 from estimators.locman.estimators import Locman
+from tests.conftest import Quad, write_obj
 from twin.config import parse_config
 from twin.runfile import RunData
 from twin.simulate import simulate
@@ -57,23 +58,6 @@ DRIVE = [(x, y) for x, y in zip(np.linspace(9.0, 27.0, 7), [0.0, 1.5, 3.0, 1.0, 
                                 strict=True)]
 UE_HEIGHT = 1.5
 BS_HEIGHT = 6.0
-
-Quad = tuple[Sequence[float], Sequence[float], Sequence[float]]
-
-
-def write_obj(path: Path, quads: dict[str, Quad]) -> Path:
-    """Named rectangles (corner, edge u, edge v) as the objects of an OBJ file."""
-    lines, base = [], 1
-    for name, (corner, u, v) in quads.items():
-        c, du, dv = (np.asarray(a, dtype=float) for a in (corner, u, v))
-        lines.append(f"o {name}")
-        for p in (c, c + du, c + du + dv, c + dv):
-            lines.append("v {:.9f} {:.9f} {:.9f}".format(*p))
-        lines += [f"f {base} {base + 1} {base + 2}", f"f {base} {base + 2} {base + 3}"]
-        base += 4
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
 
 GROUND: dict[str, Quad] = {"ground": ((-100.0, -100.0, 0.0), (200.0, 0.0, 0.0), (0.0, 200.0, 0.0))}
 WALL: dict[str, Quad] = {"wall": ((-100.0, 10.0, 0.0), (200.0, 0.0, 0.0), (0.0, 0.0, 30.0))}
@@ -169,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--runs", default="mast,blocked,two")
+    parser.add_argument("--runs", default="mast,no-ground,blocked,two")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--paper-coverage", type=int, default=0)
     args = parser.parse_args(argv)
@@ -191,7 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                               f"peb {r['bound'][t]:.4f} bs {d.get('bs', [np.nan]*99)[t]:.0f} "
                               f"L {d['num_paths'][t]:.0f} rf {d['residual_factor'][t]:8.1f} "
                               f"gf {d['geometry_factor'][t]:9.1f} unexpl {d['unexplained'][t]:.3f} "
-                              f"earlier {d['earlier_m'][t]:6.2f} {r['reason'][t][:90]}")
+                              f"earlier {d['earlier_m'][t]:6.2f} "
+                              f"vf {d.get('variance_factor', [np.nan] * 99)[t]:7.1f} "
+                              f"ground shift {d.get('ground_shift_m', [np.nan] * 99)[t]:.3f} "
+                              f"{r['reason'][t][:90]}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from estimators import ESTIMATORS
+from tests.conftest import Quad, write_obj
 
 #: (position [m], yaw [rad]) of the BSs of the ``mast`` run: 8 m masts over a UE at 1.5 m.
 MAST_BS = (((0.0, -10.0, 8.0), np.pi / 2), ((-30.0, 10.0, 8.0), -np.pi / 2),
@@ -50,22 +51,13 @@ RADIO = {"frequency_hz": 28e9, "bandwidth_hz": 25e6, "num_subcarriers": 32}
 
 def _quads(path: Path) -> Path:
     """The ``mast`` scene: ground, two street walls, an end wall (OBJ quads)."""
-    quads = {
+    quads: dict[str, Quad] = {
         "ground": ((-100.0, -100.0, 0.0), (200.0, 0.0, 0.0), (0.0, 200.0, 0.0)),
         "wall_north": ((-100.0, 12.0, 0.0), (200.0, 0.0, 0.0), (0.0, 0.0, 20.0)),
         "wall_south": ((-100.0, -12.0, 0.0), (200.0, 0.0, 0.0), (0.0, 0.0, 20.0)),
         "wall_east": ((40.0, -12.0, 0.0), (0.0, 24.0, 0.0), (0.0, 0.0, 20.0)),
     }
-    lines, base = [], 1
-    for name, (c, u, v) in quads.items():
-        c0, du, dv = (np.asarray(a, dtype=float) for a in (c, u, v))
-        lines.append(f"o {name}")
-        for p in (c0, c0 + du, c0 + du + dv, c0 + dv):
-            lines.append("v {:.9f} {:.9f} {:.9f}".format(*p))
-        lines += [f"f {base} {base + 1} {base + 2}", f"f {base} {base + 2} {base + 3}"]
-        base += 4
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_obj(path, quads)
 
 
 def config(scene: str, stations: Any, drive: Any, snapshots: int, depth: int

@@ -58,3 +58,21 @@ def test_ula_accepts_centred_ulas_only() -> None:
                                   element_positions=obs.ue_array.element_positions + 0.01)
     with pytest.raises(EstimatorInputError, match="centred"):
         Ula.of(shifted, "UE array")
+
+
+def test_ground_bounces_are_the_paths_from_the_bs_image_in_the_ground() -> None:
+    """Each path's ground bounce (``paths(x, ground_height)``, outside the paper) is the
+    same path from the BS's image in the ground, whose array is mirrored too."""
+    obs, truth = small().observation(1, np.random.default_rng(4), 20.0)
+    snap = snapshot(obs, 0, 0, None)
+    x, _ = true_parameters(snap, truth, 0, np.arange(3))
+    b, h = np.array([0.0, 0.0, 6.0]), 0.3
+    tilted = np.array([0.0, 0.8, 0.6])  # a BS axis with a vertical component
+    geometry = dataclasses.replace(snap.geometry, bs_position=b, bs_axis=tilted,
+                                   ue_height=1.5)
+    image = dataclasses.replace(geometry, bs_position=b * [1, 1, -1] + [0, 0, 2 * h],
+                                bs_axis=tilted * [1, 1, -1])
+    eta = geometry.paths(x, ground_height=h)
+    assert eta.shape == (6, 3)
+    np.testing.assert_allclose(eta[:3], geometry.paths(x), rtol=FLOAT64_REL * 10)
+    np.testing.assert_allclose(eta[3:], image.paths(x), rtol=FLOAT64_REL * 1e3, atol=1e-12)

@@ -243,7 +243,8 @@ def score(run_path: Path, est_path: Path, snr_db: float) -> list[dict[str, Any]]
 
 def run_drive(name: str, drive: Drive, out: Path, snrs: list[float], slow_snapshots: int,
               fresh: bool, simulate_only: bool = False,
-              only: tuple[str, ...] = tuple(SETUPS)) -> list[dict[str, Any]]:
+              only: tuple[str, ...] = tuple(SETUPS),
+              only_algorithms: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     setups = [s for s in SETUPS if s != "ris"] + (["ris"] if name == "office" else [])
     for seed, setup in enumerate(setups, start=1):
@@ -272,10 +273,15 @@ def run_drive(name: str, drive: Drive, out: Path, snrs: list[float], slow_snapsh
         if setup == "multi":
             checkpoint = daun_checkpoint(config, run_path, directory, fresh)
             settings = [f"daun.checkpoint={checkpoint}", f"daun-r.checkpoint={checkpoint}"]
-        algorithms = SETUPS[setup]
+        algorithms = tuple(a for a in SETUPS[setup] if not only_algorithms
+                           or a in only_algorithms)
+        if not algorithms:
+            continue
         snapshots = [f"{a}={step // 2}:{total}:{step}" for a in algorithms if a in SLOW]
         for snr in snrs:
-            est_path = directory / f"est_{snr:g}dB.h5"
+            # A partial re-run (--algorithms) keeps the full run's estimate file.
+            suffix = "_" + "-".join(only_algorithms) if only_algorithms else ""
+            est_path = directory / f"est_{snr:g}dB{suffix}.h5"
             start = time.perf_counter()
             estimate_run(run_path, algorithms, est_path, snr_db=snr, settings=settings,
                          snapshots=snapshots, overwrite=True,
@@ -350,6 +356,9 @@ def main() -> None:
     parser.add_argument("--snr", default="0,10,20")
     parser.add_argument("--setups", default=",".join(SETUPS),
                         help="a subset of the set-ups (single, multi, ue_array, ris)")
+    parser.add_argument("--algorithms", default="",
+                        help="only these estimators (comma-separated; default: all); their "
+                             "rows replace earlier ones in --report")
     parser.add_argument("--slow-snapshots", type=int, default=3)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--simulate-only", action="store_true",
@@ -365,16 +374,24 @@ def main() -> None:
     snrs = [float(s) for s in args.snr.split(",")]
     rows: list[dict[str, Any]] = []
     if args.report:
-        for path in sorted(args.out.glob("results_*.json")):
-            rows += json.loads(path.read_text())
-        order = list(DRIVES)
-        rows.sort(key=lambda r: order.index(r["drive"]))
+        # Oldest file first: a later re-run's rows replace the earlier ones.
+        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for path in sorted(args.out.glob("results_*.json"), key=lambda p: p.stat().st_mtime):
+            for row in json.loads(path.read_text()):
+                latest[(row["drive"], row["setup"], row["algorithm"], row["snr_db"])] = row
+        drives, placed = list(DRIVES), [a for algos in SETUPS.values() for a in algos]
+        rows = sorted(latest.values(), key=lambda r: (
+            drives.index(r["drive"]), list(SETUPS).index(r["setup"]),
+            placed.index(r["algorithm"]), r["snr_db"]))
         report(rows, args.out, snrs)
         return
-    results = args.out / f"results_{args.drives.replace(',', '-')}.json"
+    results = args.out / (f"results_{args.drives.replace(',', '-')}"
+                          f"{'_' + args.algorithms.replace(',', '-') if args.algorithms else ''}"
+                          ".json")
     for name in args.drives.split(","):
         rows += run_drive(name, DRIVES[name], args.out, snrs, args.slow_snapshots, args.fresh,
-                          args.simulate_only, tuple(args.setups.split(",")))
+                          args.simulate_only, tuple(args.setups.split(",")),
+                          tuple(a for a in args.algorithms.split(",") if a))
         if args.simulate_only:
             continue
         results.write_text(json.dumps(rows, indent=1))

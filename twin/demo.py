@@ -188,6 +188,10 @@ def _number(value: float | None, unit: str = " m") -> str:
     return "—" if value is None else f"{value:.3g}{unit}"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds >= 1 else f"{1e3 * seconds:.3g} ms"
+
+
 def _summary(scores: dict[str, dict[str, Any]]) -> str:
     """``report.md``: one row per algorithm, grouped by run (each run's own report has
     the maps and the details)."""
@@ -210,7 +214,7 @@ def _summary(scores: dict[str, dict[str, Any]]) -> str:
                 f"| {run.key} | {name} | {a['converged']}/{a['estimated']} | "
                 f"{_number(ue.get('median_m'))} | {_number(ue.get('p90_m'))} | {peb} | "
                 f"{integrity['wild']} ({integrity['confident_wild']}) | "
-                f"{1e3 * a['runtime']['median_s']:.3g} ms |")
+                f"{_duration(a['runtime']['median_s'])} |")
     lines += ["", "Runs:", ""]
     lines += [f"- `{run.key}`: {run.what} (`{run.config.relative_to(BUNDLED_DIR)}`)"
               + (f"; only some snapshots for {', '.join(s.split('=')[0] for s in run.snapshots)}"

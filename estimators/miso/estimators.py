@@ -194,7 +194,7 @@ class _Context:
     ----------
     dimensions : 2 or 3.
     height_drop : [m] BS height less the UE height hypothesis (2-D); 0 in 3-D.
-    ue_height : [m] the hypothesis (2-D), None in 3-D.
+    ue_height : [m] the hypothesis (2-D), the nominal height (3-D), None where unknown.
     area : the service area's corners [m], or None where none is known.
     """
 
@@ -224,8 +224,12 @@ class _MisoBase(Estimator):
     area : ``((x_min, y_min), (x_max, y_max))`` [m], where the UE may be; None: the
         observation's service area. A fix outside it is not converged; it tells a UE
         behind the array from its mirror image in front.
-    ue_height : [m] the UE height hypothesis of the 2-D model; None: the observation's
-        service area's.
+    ue_height : [m] the UE height hypothesis of the 2-D model, the nominal height a 3-D
+        fix is checked against; None: the observation's service area's.
+    height_tolerance_m : [m] how far a 3-D fix's height may lie from the nominal UE
+        height (a person or a car: within a couple of metres of the drive's median;
+        larger for drones); further is not converged (a direction near the array's
+        endfire aliased, a fix below the ground).
     detection_pfa : false-alarm probability of the per-path detection test of
         ``num_paths="auto"``.
     los_margin_db : [dB] how far below the free-space amplitude at its length the
@@ -253,6 +257,7 @@ class _MisoBase(Estimator):
         max_iterations: int = 4000,
         area: Area | None = None,
         ue_height: float | None = None,
+        height_tolerance_m: float = 2.0,
         detection_pfa: float = 0.01,
         los_margin_db: float = 6.0,
         bs: int = 0,
@@ -267,6 +272,7 @@ class _MisoBase(Estimator):
         self.max_iterations = max_iterations
         self.area = area
         self.ue_height = ue_height
+        self.height_tolerance_m = height_tolerance_m
         self.detection_pfa = detection_pfa
         self.los_margin_db = los_margin_db
         self.bs = bs
@@ -315,6 +321,9 @@ class _MisoBase(Estimator):
             raise EstimatorInputError(
                 f"{self.name}: range_step_m and max_range_m must be > 0 (got "
                 f"{self.range_step_m}, {self.max_range_m})")
+        if not self.height_tolerance_m > 0:
+            raise EstimatorInputError(
+                f"{self.name}: height_tolerance_m must be > 0, got {self.height_tolerance_m}")
         if not 0 < self.angle_step_rad <= np.pi:
             raise EstimatorInputError(
                 f"{self.name}: angle_step_rad must be in (0, π], got {self.angle_step_rad}")
@@ -355,7 +364,7 @@ class _MisoBase(Estimator):
             service = resolve_service_area(self.name, obs, self.area, self.ue_height)
             area, height = service.area, service.ue_height
         if dims == 3:
-            return _Context(3, 0.0, None, area)
+            return _Context(3, 0.0, height, area)
         assert height is not None
         drop = float(obs.bs_position[self.bs, 2]) - height
         return _Context(2, drop, height, area)
@@ -687,6 +696,11 @@ class _MisoBase(Estimator):
         if not reason and context.area is not None and not _inside(ue, context.area):
             reason = (f"outside the service area: fix ({ue[0]:.1f}, {ue[1]:.1f}) m, area "
                       f"{context.area}")
+        if (not reason and context.dimensions == 3 and context.ue_height is not None
+                and abs(ue[2] - context.ue_height) > self.height_tolerance_m):
+            reason = (f"implausible height: fix at z = {ue[2]:.1f} m, the UEs' nominal "
+                      f"height {context.ue_height:.1f} m (height_tolerance_m "
+                      f"{self.height_tolerance_m:g})")
         covariance, variance_factor = self._covariance(snap, gains, tau, aod, ue, cost,
                                                        context)
         P, L = self._size, len(tau)
@@ -727,9 +741,10 @@ class _MisoBase(Estimator):
         scatterers map one-to-one to their parameters (Theorem 1) — times the
         a-posteriori variance factor ``max(1, |r|² / (σ² (MK - n/2)))`` for ``n`` real
         unknowns: the residual is what the noise explains when the model fits; more
-        (unmodelled paths, diffuse energy) inflates it. Where the full model's FIM is
-        singular (two estimates of one path), the LOS's own FIM alone. None without
-        noise."""
+        (unmodelled paths, diffuse energy) inflates it; for ``miso-sp-grid``, whose
+        parameters are grid points, plus the grid's quantisation variance (``step²/12``
+        in range and angle). Where the full model's FIM is singular (two estimates of one
+        path), the LOS's own FIM alone. None without noise."""
         d = context.dimensions
         sigma2 = snap.noise_variance
         if not sigma2 > 0:
@@ -761,7 +776,14 @@ class _MisoBase(Estimator):
                                    rho * np.array([-np.sin(az), np.cos(az)])])
         if not np.all(np.isfinite(block)):
             return None, factor
-        return factor * jac @ block @ jac.T, factor
+        block = factor * block
+        if self.stage == "grid":
+            # The grid estimator reports grid points: their uniform quantisation error
+            # (step² / 12 in range and in each angle) adds to the noise's.
+            step = np.array([self.range_step_m / SPEED_OF_LIGHT, self.angle_step_rad,
+                             self.angle_step_rad])[:d]
+            block = block + np.diag(step**2 / 12.0)
+        return jac @ block @ jac.T, factor
 
     # -- contracts ---------------------------------------------------------------
 

@@ -40,10 +40,12 @@ UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def run_twin(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False
+    *args: str, cwd: Path, env: dict[str, str] | None = None, unprivileged: bool = False,
+    timeout: float = 300.0,
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed ``twin`` console script in ``cwd`` (``unprivileged``: as root,
-    bound by file permissions as any user is)."""
+    bound by file permissions as any user is; ``timeout`` [s] against a hang, generous:
+    the machine may be shared)."""
     if not TWIN.exists():
         pytest.skip(f"console script not installed at {TWIN}")
     full_env = {k: v for k, v in os.environ.items() if k not in _LAYOUT_VARS}
@@ -52,7 +54,7 @@ def run_twin(
     prefix = UNPRIVILEGED if unprivileged and os.geteuid() == 0 else []
     return subprocess.run(
         [*prefix, str(TWIN), *args], capture_output=True, text=True, cwd=cwd, env=full_env,
-        timeout=300, check=False,
+        timeout=timeout, check=False,
     )
 
 

@@ -28,7 +28,7 @@ def test_every_estimator_has_exactly_one_demo_run() -> None:
 
 def test_demo_runs_every_estimator_and_writes_every_file_it_prints(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run_twin("demo", "-o", str(out), cwd=tmp_path)
+    result = run_twin("demo", "-o", str(out), cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "skipped" not in result.stderr
     printed = {}

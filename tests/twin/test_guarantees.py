@@ -549,11 +549,12 @@ def test_a_dataset_that_fails_before_its_first_shard_leaves_no_directory(
 def test_demo_checks_every_output_before_it_starts(tmp_path: Path) -> None:
     """Case 14: ``demo/report`` as a file failed after 16 s, with files left behind."""
     demo = tmp_path / "demo"
-    demo.mkdir()
-    (demo / "report").write_bytes(CANARY)
+    (demo / "office").mkdir(parents=True)
+    (demo / "office" / "report").write_bytes(CANARY)  # where the office walk's report goes
     assert_refused(cli("demo", "-o", str(demo), "-q", cwd=tmp_path), "report")
-    assert [p.name for p in demo.iterdir()] == ["report"]
-    assert (demo / "report").read_bytes() == CANARY
+    assert [p.name for p in demo.iterdir()] == ["office"]
+    assert [p.name for p in (demo / "office").iterdir()] == ["report"]
+    assert (demo / "office" / "report").read_bytes() == CANARY
 
 
 def test_config_files_are_bounded(tmp_path: Path) -> None:

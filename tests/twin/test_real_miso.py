@@ -65,7 +65,7 @@ def blocked_run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
     tmp = tmp_path_factory.mktemp("miso-blocked")
     screen = {"screen": ((5.0, -6.0, -10.0), (0.0, 12.0, 0.0), (0.0, 0.0, 30.0))}
     scene = write_obj(tmp / "blocked.obj", {**wall_y("north", 10.0), **screen})
-    ue = [[12.0, 1.0, 3.0], [18.0, -2.0, 3.0], [25.0, 3.0, 3.0], [15.0, 0.0, 3.0]]
+    ue = [[12.0, 1.0, 3.0], [18.0, -2.0, 3.0], [14.0, -4.0, 3.0], [15.0, 0.0, 3.0]]
     config = make_config(scene, ue_positions=ue, bs_array={"rows": 1, "cols": 16},
                          tracing=TRACING, radio=RADIO)
     run: RunData = run_config(config, tmp).run

@@ -395,13 +395,14 @@ def resolve_service_area(
     the run's). :class:`EstimatorInputError` naming both where neither gives one, or
     where the hyper-parameters are not an area."""
     known = obs.service_area
-    if (area is None or ue_height is None) and known is None:
-        raise EstimatorInputError(
-            f"{name}: the observation has no service area; set area=((x0, y0), (x1, y1)) "
-            f"and ue_height")
+    if area is None or ue_height is None:
+        if known is None:
+            raise EstimatorInputError(
+                f"{name}: the observation has no service area; set area=((x0, y0), "
+                f"(x1, y1)) and ue_height")
+        area = known.area if area is None else area
+        ue_height = known.ue_height if ue_height is None else ue_height
     try:
-        return ServiceArea(area=known.area if area is None else area,  # type: ignore[union-attr]
-                           ue_height=known.ue_height if ue_height is None  # type: ignore[union-attr]
-                           else float(ue_height))
+        return ServiceArea(area=area, ue_height=float(ue_height))
     except (TypeError, ValueError) as exc:
         raise EstimatorInputError(f"{name}: {exc}") from None

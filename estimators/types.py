@@ -32,6 +32,15 @@ def check_area(area: Area, what: str = "area") -> Area:
                          f"of the upper-right one ({x1}, {y1})")
     return ((x0, y0), (x1, y1))
 
+def in_area(area: Area, point: npt.ArrayLike) -> bool:
+    """Whether the horizontal part of ``point`` (``[2]`` or ``[3]`` [m]) lies in ``area``
+    (corners, edges included): the one containment test of every search area and
+    service area."""
+    (x0, y0), (x1, y1) = area
+    x, y = np.asarray(point, dtype=np.float64)[:2]
+    return bool(x0 <= x <= x1 and y0 <= y <= y1)
+
+
 Link = Literal["downlink", "uplink"]
 
 

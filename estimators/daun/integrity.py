@@ -20,12 +20,12 @@ The paper gives neither. A fix ``p̂`` is checked against the observation it cam
   los_position_crlb`) at ``p̂`` with the estimated gains ``α̂_m = a_m(p̂)^H y_m / N``,
   times the a-posteriori variance factor ``κ = max(1, Σ_m ‖y_m − α̂_m a_m(p̂)‖² / Σ_m
   (N − 1) σ_m²)`` over every BS (what the LOS model at the fix leaves unexplained, over
-  what noise explains: a BS whose energy comes from elsewhere inflates it), or, where
-  larger (trace), the second moment about ``p̂`` of the grid points in the LOS model's
-  likelihood region (:func:`region_moment`: a fix the unfolded or early-stopped ADMM put
-  cells away from where eq. (1) fits the data best is as unsure as that distance), plus
-  ``Δ²/12`` per axis for a fix that is a grid point (``Δ`` the cell: the uniform
-  quantisation error).
+  what noise explains: a BS whose energy comes from elsewhere inflates it), plus the
+  outer product of the offset from ``p̂`` to the mean of the LOS model's likelihood
+  region (:func:`region_offset`: a fix the unfolded or early-stopped ADMM put cells away
+  from where eq. (1) fits the data best is as unsure as that distance), plus ``Δ²/12``
+  per axis for a fix that is a grid point (``Δ`` the cell: the uniform quantisation
+  error).
 """
 
 from __future__ import annotations
@@ -41,27 +41,25 @@ from estimators.typing import ComplexArray, FloatArray
 SUPPORT_SHARE = 0.5
 #: BSs that must support a fix (two bearings fix a point in the plane).
 MIN_SUPPORT = 2
-#: The likelihood region of :func:`region_moment`: ``2 ΔLL <= κ`` times this, the
+#: The likelihood region of :func:`region_offset`: ``2 ΔLL <= κ`` times this, the
 #: chi-square(2) level whose uniform disc has the Gaussian's second moment (radius² =
 #: 4 σ², second moment radius²/4 = σ²).
 REGION_CHI2 = 4.0
 
 
-def region_moment(problem: DirectLocalizationProblem, y: ComplexArray,
+def region_offset(problem: DirectLocalizationProblem, y: ComplexArray,
                   noise_variance: FloatArray, position: FloatArray, kappa: float
                   ) -> FloatArray:
-    """The second moment ``[2, 2]`` [m²] about ``position [3]`` of the grid points whose
-    LOS log-likelihood (eq. 1 with each BS's gain concentrated out, ``LL(p) = Σ_m
+    """``[2]`` [m]: from ``position [3]`` to the mean of the grid points whose LOS
+    log-likelihood (eq. 1 with each BS's gain concentrated out, ``LL(p) = Σ_m
     |a_m(p)^H y_m|² / (N σ_m²)``) lies within ``κ`` :data:`REGION_CHI2` ``/ 2`` of the
-    grid's best: the points the data cannot tell from the best one, measured from the
-    fix the method chose."""
+    grid's best: how far the fix lies from where the data put the user."""
     columns = np.sum(np.abs(problem.A) ** 2, axis=1)  # [bs, grid]
     projected = np.abs(np.einsum("mnk,mn->mk", problem.A.conj(), y)) ** 2
     sigma2 = np.where(noise_variance > 0, noise_variance, 1.0)
     loglik = np.sum(projected / columns / sigma2[:, None], axis=0)
     region = loglik >= loglik.max() - kappa * REGION_CHI2 / 2
-    offsets = problem.grid_points[region, :2] - position[:2]
-    return np.asarray(offsets.T @ offsets / max(int(region.sum()), 1))
+    return np.asarray(problem.grid_points[region, :2].mean(axis=0) - position[:2])
 
 
 def _response(problem: DirectLocalizationProblem, m: int, position: FloatArray
@@ -171,10 +169,8 @@ def fix_integrity(problem: DirectLocalizationProblem, y: ComplexArray,
                              problem.wavelength, position, gain, sigma2)
     if not np.all(np.isfinite(crlb)):
         return "", None, found
-    covariance = kappa * crlb
-    moment = region_moment(problem, y, sigma2, position, kappa)
-    if np.trace(moment) > np.trace(covariance):
-        covariance = moment
+    offset = region_offset(problem, y, sigma2, position, kappa)
+    covariance = kappa * crlb + np.outer(offset, offset)
     if on_grid:
         covariance = covariance + np.diag(problem.cell_size**2 / 12.0)
     return "", covariance, found

@@ -43,7 +43,7 @@ from estimators.locman.model import (
     Ula,
     snapshot,
 )
-from estimators.types import Area, Observation, Truth, bs_truth
+from estimators.types import Area, Observation, Truth, bs_truth, in_area
 from estimators.typing import FloatArray
 
 
@@ -299,11 +299,6 @@ def los_ranges(geometry: LinkGeometry, area: Area | None) -> tuple[float, float]
     return float(np.hypot(near, dz)), float(np.hypot(far, dz))
 
 
-def _outside(point: FloatArray, area: Area) -> bool:
-    (x0, y0), (x1, y1) = area
-    return not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1)
-
-
 # ------------------------------------------------------------------ estimators
 
 
@@ -534,7 +529,7 @@ class WlsLocalizer(Estimator):
                        "unexplained": quality.unexplained, "earlier_m": quality.earlier_m,
                        **channel.diagnostics}
         reason = ""
-        if area is not None and _outside(ue, area):
+        if area is not None and not in_area(area, ue):
             reason = (f"fix ({ue[0]:.1f}, {ue[1]:.1f}) m outside the service area "
                       f"{area}: the LOS hypothesis does not hold")
         if reason:

@@ -77,7 +77,7 @@ from estimators.miso.bound import (
     miso_jacobian,
 )
 from estimators.miso.model import MisoSnapshot, height_zenith
-from estimators.types import Area, Observation, Truth, bs_truth, check_area
+from estimators.types import Area, Observation, Truth, bs_truth, check_area, in_area
 from estimators.typing import BoolArray, ComplexArray, FloatArray
 
 # ------------------------------------------------------------ the SP pseudospectrum
@@ -683,7 +683,7 @@ class _MisoBase(Estimator):
         mirror = self._mirror(obs)
         if not reason and mirror is not None and context.area is not None:
             image = b + mirror @ (ue - b)
-            here, there = _inside(ue, context.area), _inside(image, context.area)
+            here, there = in_area(context.area, ue), in_area(context.area, image)
             if here and there:
                 reason = (f"front/back ambiguous: the BS array cannot tell the fix "
                           f"({ue[0]:.1f}, {ue[1]:.1f}) from its mirror image "
@@ -693,7 +693,7 @@ class _MisoBase(Estimator):
                 scatterers = b + (scatterers - b) @ mirror.T
                 directions = unit_direction(aod[:, 0], aod[:, 1]) @ mirror.T
                 aod = np.stack(direction_angles(directions), axis=-1)
-        if not reason and context.area is not None and not _inside(ue, context.area):
+        if not reason and context.area is not None and not in_area(context.area, ue):
             reason = (f"outside the service area: fix ({ue[0]:.1f}, {ue[1]:.1f}) m, area "
                       f"{context.area}")
         if (not reason and context.dimensions == 3 and context.ue_height is not None
@@ -805,10 +805,6 @@ class _MisoBase(Estimator):
                           bs=self.bs)
 
 
-def _inside(position: FloatArray, area: Area) -> bool:
-    """Whether ``position [3]``'s horizontal part lies in ``area`` (corners [m])."""
-    (x0, y0), (x1, y1) = area
-    return bool(x0 <= position[0] <= x1 and y0 <= position[1] <= y1)
 
 
 def _pad(values: Any, size: int, fill: Any) -> Any:

@@ -105,6 +105,7 @@ from estimators.types import (
     ServiceArea,
     Truth,
     bs_truth,
+    in_area,
 )
 from estimators.typing import ComplexArray, FloatArray
 
@@ -460,8 +461,7 @@ class _Slab(Estimator):
         inflation = max(1.0, *ratios)
         covariance = _position_covariance(run.precision[k], inflation)
         converged, reason = bool(lce.converged), lce.reason
-        (x0, y0), (x1, y1) = service.area
-        if converged and not (x0 <= ue[0] <= x1 and y0 <= ue[1] <= y1):
+        if converged and not in_area(service.area, ue):
             converged, reason = False, "the fix is outside the service area"
         elif converged and ratios[-1] > self.max_residual_ratio:
             converged, reason = False, (

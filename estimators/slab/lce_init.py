@@ -31,7 +31,7 @@ import numpy.typing as npt
 from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
 from estimators.slab.lce import ORIENTATION, LceProblem, LceResult, _wrapped, slls
 from estimators.slab.model import azimuth, slant, ula_response
-from estimators.types import Area
+from estimators.types import in_area
 from estimators.typing import ComplexArray, FloatArray
 
 #: ``search(coarse, cost, centers) -> [(cost, point)]``, best first (:func:`_coarse_to_fine`).
@@ -311,7 +311,7 @@ def _los_hypotheses(problem: LceProblem, paths: Sequence[FloatArray], count: int
                 x = _triangulate(u, phi + _azimuths(np.asarray(aod),
                                                     _cos_el(problem, x[None])[0]),
                                  np.cos(np.asarray(aod)) ** 2 + 1e-3)
-            if x is None or not _inside(problem.area, x):
+            if x is None or not in_area(problem.area, x):
                 continue
             predicted = _cos_el(problem, x[None])[0] * np.sin(azimuth(x - u) - phi)
             misfit_b = sum(min((predicted[j] - o) ** 2 for o in _sine_options(sb[j]))
@@ -367,7 +367,7 @@ def _polish(problem: LceProblem, paths: Sequence[FloatArray], hyp: _Hypothesis
 
     out = least_squares(residual, np.array([0.0, 0.0, theta0]), method="lm")
     x = x0 + scale * out.x[:2]
-    if not _inside(problem.area, x):
+    if not in_area(problem.area, x):
         return hyp
     back = azimuth(u - x)
     aoa = np.array([_closest(_angle_options(float(su[j])), float(back[j] - out.x[2]))
@@ -430,11 +430,6 @@ def _cos_el(problem: LceProblem, positions: FloatArray) -> FloatArray:
     return slant(d, problem.heights[None, :])[1]
 
 
-def _inside(area: Area, point: FloatArray) -> bool:
-    (x0, y0), (x1, y1) = area
-    return bool(x0 <= point[0] <= x1 and y0 <= point[1] <= y1)
-
-
 def _scatterer_guesses(problem: LceProblem, bs: int, path: FloatArray, position: FloatArray,
                        theta: float) -> FloatArray:
     """``[option, 2]``: intersections of the path's BS ray and UE ray over the front/back
@@ -452,7 +447,7 @@ def _scatterer_guesses(problem: LceProblem, bs: int, path: FloatArray, position:
             if abs(np.linalg.det(A)) < 1e-9:
                 continue
             s, t = np.linalg.solve(A, position - u)
-            if s > 0 and t > 0 and _inside(problem.scatterer_region, u + s * e1):
+            if s > 0 and t > 0 and in_area(problem.scatterer_region, u + s * e1):
                 out.append(u + s * e1)
     return np.asarray(out) if out else (u + 0.5 * (position - u))[None]
 
@@ -755,7 +750,7 @@ def track(
     results = (moved, method(problem, starts[1], **options))
 
     def rank(r: LceResult) -> tuple[bool, float]:
-        inside = all(_inside(problem.scatterer_region, v)
+        inside = all(in_area(problem.scatterer_region, v)
                      for v in r.scatterers.reshape(-1, 2))
         cost = r.cost if np.isfinite(r.cost) else np.inf
         return (not inside, cost)

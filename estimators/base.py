@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import inspect
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -173,14 +174,28 @@ class Estimator(abc.ABC):
         raise NotImplementedError(f"{self.name} does not declare its position dimensions")
 
     @classmethod
+    def hyper_parameters(cls) -> dict[str, tuple[inspect.Parameter, Any]]:
+        """The keyword-only hyper-parameters of ``__init__`` and their type hints; an
+        ``__init__`` that adds its own and passes ``**kwargs`` on (a subclass with one
+        more option) also has its parent's."""
+        found: dict[str, tuple[inspect.Parameter, Any]] = {}
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            parameters = inspect.signature(init).parameters.values()
+            hints = typing.get_type_hints(init)
+            for p in parameters:
+                if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                    found.setdefault(p.name, (p, hints.get(p.name, Any)))
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+                break
+        return found
+
+    @classmethod
     def default_params(cls) -> dict[str, Any]:
         """The keyword-only hyper-parameters of ``__init__`` and their defaults."""
-        signature = inspect.signature(cls.__init__)
-        return {
-            name: p.default
-            for name, p in signature.parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        return {name: p.default for name, (p, _) in cls.hyper_parameters().items()}
 
     def get_params(self) -> dict[str, Any]:
         """The hyper-parameters, as passed to ``__init__``."""

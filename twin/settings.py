@@ -11,10 +11,8 @@ parameter takes the text as written.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
-import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,12 +58,9 @@ def parameter_adapters(cls: type[Estimator]) -> dict[str, tuple[Any, TypeAdapter
     """Per keyword-only hyper-parameter of ``cls.__init__``: its annotation and a
     pydantic :class:`~pydantic.TypeAdapter` validating values against it (``Any`` for
     an unannotated one)."""
-    hints = typing.get_type_hints(cls.__init__)
     return {
         name: (hint, TypeAdapter(hint, config=_STRICT_FINITE))
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-        for hint in [hints.get(name, Any)]
+        for name, (_, hint) in cls.hyper_parameters().items()
     }
 
 

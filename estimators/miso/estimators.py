@@ -45,7 +45,7 @@ localization and mapping with a single-antenna receiver", IEEE Trans. Wireless C
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -70,15 +70,20 @@ from estimators.base import (
     resolve_service_area,
 )
 from estimators.fisher import crlb as invert_fim
+from estimators.fisher import gaussian_fim, numerical_jacobian
 from estimators.miso.bound import (
     BOUND_DESCRIPTION,
     miso_bound,
     miso_channel_fim,
     miso_jacobian,
 )
-from estimators.miso.model import MisoSnapshot, height_zenith
+from estimators.miso.model import MisoSnapshot, ground_bounce, height_zenith
 from estimators.types import Area, Observation, Truth, bs_truth, check_area, in_area
 from estimators.typing import BoolArray, ComplexArray, FloatArray
+
+#: [m] the BS and the UE must be this far above the ground for ``miso-ml`` to model the
+#: LOS's ground bounce (as LOCMAN's and SLAB's).
+MIN_GROUND_CLEARANCE_M = 0.5
 
 # ------------------------------------------------------------ the SP pseudospectrum
 
@@ -439,15 +444,113 @@ class _MisoBase(Estimator):
         keep = self._significant(snap, refined, detection)
         refined, on_grid = refined[keep], on_grid[keep]
         if self.stage == "grid":
-            params = on_grid
-        elif self.stage == "sp-refine":
+            params = on_grid[self._significant(snap, on_grid, detection)]
+            return self._grid_fix(self._localize(obs, snap, params, context),
+                                  self._localize(obs, snap, refined, context))
+        if self.stage == "sp-refine":
             params = np.stack([self._refine_single(snap, p, snap.y, context)
                                for p in on_grid])
         else:
             params = self._prune_joint(snap, self._refine_joint(snap, refined, context),
                                        detection, context)
         params = params[self._significant(snap, params, detection)]
-        return self._localize(obs, snap, params, context)
+        ground = self._ground_height(snap, params[np.argmin(params[:, 0])], context)
+        if ground is not None:
+            params, ground = self._refit_with_ground(snap, params, ground, detection, context)
+        return self._localize(obs, snap, params, context, ground)
+
+    def _ground_height(self, snap: MisoSnapshot, los: FloatArray,
+                       context: _Context) -> float | None:
+        """The ground height [m] whose LOS bounce the model includes, or None (the
+        paper's model: here; :class:`MisoML` has it)."""
+        return None
+
+    def _refit_with_ground(self, snap: MisoSnapshot, params: FloatArray,
+                           ground_height: float, detection: float,
+                           context: _Context) -> tuple[FloatArray, float | None]:
+        """The joint ML (eq. 30) of the LOS, its ground bounce pinned to it
+        (:func:`~estimators.miso.model.ground_bounce`) and the other paths, from the
+        free model's estimates ``params [L, 3]``; then the nested test of
+        :meth:`_prune_joint` on the other paths, which drops a free path that was the
+        ground bounce itself (it explains nothing the pinned one does not).
+
+        Outside the paper: a BS on a mast sees the ground echo 0.2-1.5 m of path behind
+        the LOS, at a zenith a few degrees steeper, inside one range cell ``c / B`` and
+        one beam: free, the pair is the ill-conditioned fit that biases the LOS (and so
+        the fix) by metres, or splits into a cancelling pair far above free space.
+        Pinned, it costs one complex gain. Gains are concentrated out (eq. 29) and the
+        geometry fitted by Levenberg-Marquardt. The bounce itself passes the same test as
+        any path (``num_paths="auto"``): where dropping it raises the residual energy by
+        less than ``detection`` (no ground there, a ground that absorbs), the free model
+        ``params`` is kept. Returns ``[L', 3]`` (range, azimuth, zenith), the LOS first
+        and the ground bounce last, and ``ground_height``; or ``params`` and None.
+        """
+        d = context.dimensions
+        b = snap.bs_position
+        params = params[np.argsort(params[:, 0])]
+        scale = np.sqrt(float(np.vdot(snap.y, snap.y).real))
+
+        def rows(x: FloatArray) -> FloatArray:
+            free = self._full(x.reshape(-1, d), context)
+            return np.vstack([free, ground_bounce(b, free[0], ground_height)])
+
+        def residual(x: FloatArray) -> FloatArray:
+            k = rows(x)
+            atoms = snap.atoms(k[:, 0] / SPEED_OF_LIGHT, k[:, 1], k[:, 2])
+            r = (snap.y - np.tensordot(snap.fit_gains(atoms), atoms, axes=1)).ravel()
+            return np.concatenate([r.real, r.imag]) / scale
+
+        def fit(free: FloatArray) -> tuple[FloatArray, float]:
+            x0 = self._free(free, context).ravel()
+            try:
+                res = least_squares(residual, x0, method="lm", x_scale="jac",
+                                    max_nfev=min(self.max_iterations, 100 * x0.size))
+                x = np.asarray(res.x)
+            except ValueError:  # a non-finite residual (a path straight above the BS)
+                x = x0
+            if not np.all(np.isfinite(x)):
+                x = x0
+            k = rows(x)
+            return k, float(np.sum(residual(x) ** 2)) * scale**2
+
+        def cost(free: FloatArray) -> float:
+            k = np.vstack([free, ground_bounce(b, free[0], ground_height)])
+            return snap.joint_cost(k[:, 0] / SPEED_OF_LIGHT, k[:, 1], k[:, 2])
+
+        fitted, full = fit(params)
+        while detection > 0 and len(fitted) > 2:
+            free = fitted[:-1]
+            rise = [cost(np.delete(free, i, axis=0)) for i in range(1, len(free))]
+            reduced, reduced_cost = fit(np.delete(free, 1 + int(np.argmin(rise)), axis=0))
+            if reduced_cost - full >= detection:
+                break
+            fitted, full = reduced, reduced_cost
+        free = fitted[:-1]
+        if detection > 0 and snap.joint_cost(free[:, 0] / SPEED_OF_LIGHT, free[:, 1],
+                                             free[:, 2]) - full < detection:
+            return params, None
+        return fitted, ground_height
+
+    @staticmethod
+    def _grid_fix(grid: SnapshotEstimate, refined: SnapshotEstimate) -> SnapshotEstimate:
+        """The grid estimator's fix with the offset to the fix of its own locally refined
+        paths added to its covariance.
+
+        The grid points' quantisation (``step² / 12`` in :meth:`_covariance`) assumes
+        each reported path is the grid point nearest its own peak; where the extraction's
+        local refinement moved a path by more than a cell (the LOS and a reflection
+        unresolved on the coarse grid, the LOS on the peak of another path's sidelobe),
+        the grid fix is off by that move, which the estimator itself measured. Adding
+        ``(p_grid - p_refined)(p_grid - p_refined)^T`` keeps a grid fix from being
+        reported as confident where its own refinement disagrees (issue 22's integrity
+        rule), as the DAUN family adds its offset to the likelihood region.
+        """
+        if not (grid.converged and refined.converged
+                and grid.position_covariance is not None):
+            return grid
+        offset = np.nan_to_num(grid.ue_position - refined.ue_position)
+        covariance = grid.position_covariance + np.outer(offset, offset)
+        return replace(grid, position_covariance=covariance)
 
     def _prune_joint(self, snap: MisoSnapshot, params: FloatArray, detection: float,
                      context: _Context) -> FloatArray:
@@ -635,7 +738,7 @@ class _MisoBase(Estimator):
         return self._full(x.reshape(-1, per_path)[:, 2:], context)
 
     def _localize(self, obs: Observation, snap: MisoSnapshot, params: FloatArray,
-                  context: _Context) -> SnapshotEstimate:
+                  context: _Context, ground_height: float | None = None) -> SnapshotEstimate:
         """LOS = shortest path (Sec. IV-C1); scatterers by eq. (33); the integrity tests
         and the covariance.
 
@@ -647,14 +750,26 @@ class _MisoBase(Estimator):
         UE's mirror image through the plane explains the data equally, and both lie in
         the service area (the image is taken where only it does); (3) the fix lies
         outside the service area. The covariance: :meth:`_covariance`.
+
+        With ``ground_height``, the last row of ``params`` is the LOS's ground bounce
+        (:meth:`_refit_with_ground`), re-derived from whichever path is taken as the LOS;
+        its scatterer is the ground point (3-D; the planar model has no floor).
         """
-        order = np.argsort(params[:, 0])
-        params = params[order]
-        tau = params[:, 0] / SPEED_OF_LIGHT
-        atoms = snap.atoms(tau, params[:, 1], params[:, 2])
-        gains = snap.fit_gains(atoms)
-        residual = snap.y - np.tensordot(gains, atoms, axes=1)
-        cost = float(np.vdot(residual, residual).real)
+        ground = ground_height is not None
+        free = params[:-1] if ground else params
+        free = free[np.argsort(free[:, 0])]
+        b = snap.bs_position
+
+        def fitted(free: FloatArray) -> tuple[FloatArray, FloatArray, ComplexArray, float]:
+            rows = (np.vstack([free, ground_bounce(b, free[0], ground_height)])
+                    if ground_height is not None else free)
+            tau = rows[:, 0] / SPEED_OF_LIGHT
+            atoms = snap.atoms(tau, rows[:, 1], rows[:, 2])
+            gains = snap.fit_gains(atoms)
+            residual = snap.y - np.tensordot(gains, atoms, axes=1)
+            return rows, tau, gains, float(np.vdot(residual, residual).real)
+
+        params, tau, gains, cost = fitted(free)
         isotropic = obs.bs_array.pattern == "iso" and obs.ue_array.pattern == "iso"
         with np.errstate(divide="ignore"):
             free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi * params[:, 0]
@@ -662,17 +777,22 @@ class _MisoBase(Estimator):
         if isotropic:
             # Nothing arrives before the LOS: an earlier path far below free space is a
             # fitting artefact of an unresolved pair, not the LOS; drop it.
-            strong = np.flatnonzero(free_space_db >= -self.los_margin_db)
+            strong = np.flatnonzero(free_space_db[:len(free)] >= -self.los_margin_db)
             first = int(strong[0]) if strong.size else 0
-            keep = np.r_[first:len(tau)]
-            params, tau, gains = params[keep], tau[keep], gains[keep]
-            free_space_db = free_space_db[keep]
-        b = snap.bs_position
+            if first:
+                free = free[first:]
+                params, tau, gains, cost = fitted(free)
+                with np.errstate(divide="ignore"):
+                    free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi
+                                                  * params[:, 0] / snap.wavelength)
         ue = b + params[0, 0] * unit_direction(params[0, 1], params[0, 2])
         if context.dimensions == 2 and context.ue_height is not None:
             ue = ue.copy()
             ue[2] = context.ue_height  # = b_z - Δh already, up to rounding
         scatterers, valid = map_scatterers(b, ue, params[1:, 0], params[1:, 1], params[1:, 2])
+        if ground and context.dimensions == 2:
+            valid[-1] = False  # a floor point: outside the planar model's map
+            scatterers[-1] = np.nan
         aod = params[:, 1:3].copy()
         reason = ""
         los_db = float(free_space_db[0]) if isotropic else float("nan")
@@ -702,15 +822,16 @@ class _MisoBase(Estimator):
                       f"height {context.ue_height:.1f} m (height_tolerance_m "
                       f"{self.height_tolerance_m:g})")
         covariance, variance_factor = self._covariance(snap, gains, tau, aod, ue, cost,
-                                                       context)
-        P, L = self._size, len(tau)
+                                                       context, ground_height)
+        P, L = self.num_estimated_paths, len(tau)
         diagnostics = {"cost": cost, "residual_ratio": cost / float(np.vdot(snap.y, snap.y).real),
-                       "num_paths": float(L), "variance_factor": variance_factor,
+                       "num_paths": float(L), "ground_bounce": float(ground),
+                       "variance_factor": variance_factor,
                        "los_free_space_db": los_db}
         return SnapshotEstimate(
             ue_position=np.full(3, np.nan) if reason else ue,
-            scatterers=_pad(scatterers, P - 1, np.nan),
-            scatterer_valid=_pad(valid & ~bool(reason), P - 1, False),
+            scatterers=_pad(scatterers, self.num_scatterers, np.nan),
+            scatterer_valid=_pad(valid & ~bool(reason), self.num_scatterers, False),
             path_tau=_pad(tau, P, np.nan), path_aod=_pad(aod, P, np.nan),
             path_gain=_pad(gains, P, np.nan + 0j),
             position_covariance=None if reason or covariance is None
@@ -730,7 +851,7 @@ class _MisoBase(Estimator):
 
     def _covariance(
         self, snap: MisoSnapshot, gains: ComplexArray, tau: FloatArray, aod: FloatArray,
-        ue: FloatArray, cost: float, context: _Context,
+        ue: FloatArray, cost: float, context: _Context, ground_height: float | None = None,
     ) -> tuple[FloatArray | None, float]:
         """The UE's position covariance ``[d, d]`` [m²] and its variance factor.
 
@@ -744,21 +865,28 @@ class _MisoBase(Estimator):
         (unmodelled paths, diffuse energy) inflates it; for ``miso-sp-grid``, whose
         parameters are grid points, plus the grid's quantisation variance (``step²/12``
         in range and angle). Where the full model's FIM is singular (two estimates of one
-        path), the LOS's own FIM alone. None without noise."""
+        path), the LOS's own FIM alone. With ``ground_height``, the last path is the LOS's
+        ground bounce: a gain, its geometry the LOS's (:meth:`_channel_fim`). None
+        without noise."""
         d = context.dimensions
         sigma2 = snap.noise_variance
         if not sigma2 > 0:
             return None, float("nan")
-        unknowns = len(tau) * (d + 2)
+        ground = int(ground_height is not None)
+        unknowns = (len(tau) - ground) * (d + 2) + 2 * ground
         factor = max(1.0, cost / (sigma2 * max(snap.y.size - unknowns / 2, 1.0)))
-        zen = aod[:, 1] if d == 3 else height_zenith(SPEED_OF_LIGHT * tau, context.height_drop)
+        zen = aod[:, 1].copy()
+        if d == 2:
+            zen[:len(tau) - ground] = height_zenith(SPEED_OF_LIGHT * tau[:len(tau) - ground],
+                                                    context.height_drop)
         angles = np.column_stack([aod[:, 0], zen])
         los = slice(2, d + 2)  # τ, azimuth[, zenith] of path 0
-        block = np.full((d - 1, d - 1), np.nan)
-        for paths in (len(tau), 1):
+        block = np.full((d, d), np.nan)
+        for paths in (len(tau) - ground, 1):
+            chosen = [*range(paths), *range(len(tau) - ground, len(tau))]
             with np.errstate(divide="ignore", invalid="ignore"):
-                fim = miso_channel_fim(snap, gains[:paths], tau[:paths], angles[:paths], d,
-                                       context.height_drop)
+                fim = self._channel_fim(snap, gains[chosen], tau[chosen], angles[chosen],
+                                        context, ground_height)
             block = invert_fim(fim)[los, los]
             if np.all(np.isfinite(block)):
                 break
@@ -785,6 +913,33 @@ class _MisoBase(Estimator):
             block = block + np.diag(step**2 / 12.0)
         return jac @ block @ jac.T, factor
 
+    @staticmethod
+    def _channel_fim(snap: MisoSnapshot, gains: ComplexArray, tau: FloatArray,
+                     angles: FloatArray, context: _Context,
+                     ground_height: float | None) -> FloatArray:
+        """The channel FIM (eqs. 7-9) of the model's unknowns: per free path ``(Re α,
+        Im α, τ, azimuth[, zenith])`` (:func:`miso_channel_fim`), and, with
+        ``ground_height``, the ground bounce's ``(Re α, Im α)`` last, its ``(τ, azimuth,
+        zenith)`` functions of the LOS's: its Jacobian columns enter the LOS's through the
+        chain rule (the reparametrisation ``J' = J T`` of a constrained model)."""
+        d, drop = context.dimensions, context.height_drop
+        if ground_height is None:
+            return miso_channel_fim(snap, gains, tau, angles, d, drop)
+        jac = miso_jacobian(snap, gains[:-1], tau[:-1], angles[:-1], d, drop)
+        bounce = miso_jacobian(snap, gains[-1:], tau[-1:], angles[-1:], 3)  # [N, 5]
+
+        def pinned(v: FloatArray) -> FloatArray:  # LOS (τ, az[, zen]) → bounce (τ, az, zen)
+            zenith = v[2] if d == 3 else height_zenith(SPEED_OF_LIGHT * v[0], drop)
+            g = ground_bounce(snap.bs_position, np.array(
+                [SPEED_OF_LIGHT * v[0], v[1], float(zenith)]), ground_height)
+            return np.array([g[0] / SPEED_OF_LIGHT, g[1], g[2]])
+
+        los = np.r_[tau[0], angles[0, 0], angles[0, 1]][:d]
+        chain = numerical_jacobian(pinned, los, np.r_[1e-12, 1e-7, 1e-7][:d]).real
+        jac = jac.copy()
+        jac[:, 2:2 + d] += bounce[:, 2:] @ chain
+        return gaussian_fim(np.column_stack([jac, bounce[:, :2]]), snap.noise_variance)
+
     # -- contracts ---------------------------------------------------------------
 
     def position_dimensions(self, obs: Observation) -> int:
@@ -799,10 +954,15 @@ class _MisoBase(Estimator):
         BS ``bs``'s first ``num_paths`` valid paths in ``truth`` (``"auto"``: all, at
         most ``max_paths``); NaN where they do not apply."""
         self.check(obs)
-        return miso_bound(obs, bs_truth(truth, self.bs),
-                          num_paths=None if self._auto else int(self.num_paths),
-                          max_paths=self._size, dimensions=self.position_dimensions(obs),
-                          bs=self.bs)
+        bound = miso_bound(obs, bs_truth(truth, self.bs),
+                           num_paths=None if self._auto else int(self.num_paths),
+                           max_paths=self._size, dimensions=self.position_dimensions(obs),
+                           bs=self.bs)
+        # The ground bounce's scatterer slot (miso-ml) is outside the paper's bound: NaN.
+        scatterer = bound.scatterer_error_bound
+        padded = np.full((scatterer.shape[0], self.num_scatterers), np.nan)
+        padded[:, :scatterer.shape[1]] = scatterer
+        return replace(bound, scatterer_error_bound=padded)
 
 
 
@@ -854,7 +1014,41 @@ class MisoSpRefine(_MisoBase):
 
 @register
 class MisoML(_MisoBase):
-    """``miso-ml``: joint ML over all paths (eq. 30), the paper's proposed estimator."""
+    """``miso-ml``: joint ML over all paths (eq. 30), the paper's proposed estimator.
+
+    Parameters
+    ----------
+    ground_height : [m] the height of a horizontal ground (outside the paper): the joint
+        ML then models the LOS's ground bounce, pinned to the LOS
+        (:meth:`_refit_with_ground`), where the BS and the fix are both at least
+        :data:`MIN_GROUND_CLEARANCE_M` above it; None: the paper's model.
+    **kwargs : the hyper-parameters of :class:`_MisoBase`.
+    """
 
     name = "miso-ml"
     stage = "joint"
+
+    def __init__(self, *, ground_height: float | None = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ground_height = ground_height
+
+    @property
+    def num_scatterers(self) -> int:
+        return self._size - (self.ground_height is None)
+
+    @property
+    def num_estimated_paths(self) -> int:
+        return self._size + (self.ground_height is not None)
+
+    def _ground_height(self, snap: MisoSnapshot, los: FloatArray,
+                       context: _Context) -> float | None:
+        """``ground_height`` where the BS and the LOS's end both clear it by
+        :data:`MIN_GROUND_CLEARANCE_M`, else None (closer, the bounce has the LOS's
+        delay and direction: one path)."""
+        h = self.ground_height
+        if h is None:
+            return None
+        ue_z = float(snap.bs_position[2] + los[0] * np.cos(los[2]))
+        if min(ue_z, float(snap.bs_position[2])) - h < MIN_GROUND_CLEARANCE_M:
+            return None
+        return float(h)

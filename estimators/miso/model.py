@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from estimators.arrays import steering_vector
+from estimators.arrays import direction_angles, steering_vector, unit_direction
 from estimators.types import Observation
 from estimators.typing import ComplexArray, FloatArray
 
@@ -44,6 +44,26 @@ def height_zenith(lengths: npt.ArrayLike, height_drop: float) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         cosine = np.clip(-height_drop / r, -1.0, 1.0)
     return np.asarray(np.arccos(np.where(np.isfinite(cosine), cosine, -np.sign(height_drop))))
+
+
+def ground_bounce(bs_position: FloatArray, los: FloatArray,
+                  ground_height: float) -> FloatArray:
+    """The ground bounce ``(c τ [m], azimuth, zenith [rad])`` of the LOS ``los = (c τ_0,
+    azimuth_0, zenith_0)`` from the BS at ``bs_position [3]`` [m] off a horizontal ground
+    at ``ground_height`` [m] (the image method).
+
+    The UE at ``p = b + c τ_0 u(θ_0)`` mirrored through the ground, ``p' = (p_x, p_y,
+    2 h_g - p_z)``: the bounce leaves the BS towards ``p'`` along ``|p' - b|``, at the
+    LOS's azimuth. Outside the paper's model (its reflectors are scatterers in free
+    space), but the geometry of its single bounce (eq. 33) with the scatterer on the
+    ground: pinned by the LOS, it adds one complex gain and no geometric unknown.
+    """
+    b = np.asarray(bs_position, dtype=np.float64)
+    ue = b + los[0] * unit_direction(los[1], los[2])
+    image = np.array([ue[0], ue[1], 2.0 * ground_height - ue[2]])
+    v = image - b
+    azimuth, zenith = direction_angles(v)
+    return np.array([float(np.linalg.norm(v)), float(azimuth), float(zenith)])
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,11 @@ without most of the Monte-Carlo spread of either
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from estimators.base import EstimatorInputError
 from estimators.miso.bound import efficient_errors
@@ -19,6 +22,7 @@ from estimators.miso.scenario import MisoScenario, variant_3d
 from tests.tolerances import (
     EFFICIENCY_DB1,
     FLOAT64_ABS,
+    MC_SIGMAS,
     MISO_SP_REFINE_FLOOR_30DB,
     paired_rmse_margin,
 )
@@ -107,3 +111,25 @@ def test_3d_needs_a_planar_array() -> None:
     obs, _ = MisoScenario().observation(1, np.random.default_rng(0), 10.0)
     with pytest.raises(EstimatorInputError, match="planar BS array"):
         MisoML(dimensions=3).estimate(obs)
+
+
+def test_ground_bounce_pinned_to_the_los_beats_the_free_models_bound() -> None:
+    """A BS 8.5 m above the ground, the UE 1.5 m: the LOS's ground bounce 0.9 m of path
+    behind it (a third of a range cell) and 6° steeper (inside the 4-row URA's beam).
+    Free (``ground_height=None``, the paper's model) the pair is unresolved; pinned to the
+    LOS (:meth:`MisoML._refit_with_ground`) the fix beats the free model's PEB (measured:
+    0.57x at 20 dB, 0.59x at 10 dB) and the reported covariance stays calibrated."""
+    scenario = dataclasses.replace(
+        variant_3d(), ue_position=(25.0, 8.0, -7.0),
+        scatterers=((21.25, 6.8, -8.5), (18.0, 20.0, 3.0)), lmr_db=(6.0, 3.0))
+    obs, truth = scenario.observation(40, np.random.default_rng(5), 20.0)
+    est = MisoML(ground_height=-8.5).estimate(obs)
+    ok = est.converged
+    assert ok.mean() >= 0.9
+    errors = (est.ue_position - truth.ue_position)[ok]
+    peb = float(np.sqrt(np.mean(MisoML().crlb(obs, truth).position_error_bound[ok] ** 2)))
+    assert rmse(errors) < peb
+    d2 = np.einsum("ti,tij,tj->t", errors, np.linalg.inv(est.position_covariance[ok]), errors)
+    inside = float(np.mean(d2 <= chi2.ppf(0.95, 3)))
+    # Binomial: MC_SIGMAS standard deviations of a 95 % coverage over the converged trials.
+    assert abs(inside - 0.95) <= MC_SIGMAS * np.sqrt(0.95 * 0.05 / ok.sum()), inside

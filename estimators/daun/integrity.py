@@ -4,13 +4,17 @@ fix: whether eq. (1)'s model explains it, and how unsure it is (issue 22).
 The paper gives neither. A fix ``p̂`` is checked against the observation it came from:
 
 * **LOS support.** BS ``m`` vouches for ``p̂`` when the LOS response towards it explains
-  at least :data:`SUPPORT_SHARE` of the BS's received energy, ``e_m = |a_m(p̂)^H y_m|² /
-  (N ‖y_m‖²) >= 1/2`` (the LOS is the dominant component there; a direction an NLOS
-  path or noise alone lights up gets a sidelobe's share, ≤ ~0.05 for a ULA). Fewer than
-  two such BSs (two bearings fix a point in the plane): ``converged=False``.
+  at least :data:`SUPPORT_SHARE` of the BS's received *signal* energy, ``e_m =
+  (|a_m(p̂)^H y_m|² / N - σ_m²) / (‖y_m‖² - N σ_m²) >= 1/2`` (the LOS is the dominant
+  component there; a direction an NLOS path or noise alone lights up gets a sidelobe's
+  share, ≤ ~0.05 for a ULA). The noise ``σ_m²`` per sample is taken out of both terms
+  (:func:`signal_shares`): left in, it caps the share of a pure LOS at ``SNR / (1 +
+  SNR)``, so that at low SNR a LOS could not vouch and, at any SNR, a dominant path
+  could go unseen by a few percent. Fewer than two such BSs (two bearings fix a point in
+  the plane): ``converged=False``.
 * **Majority.** A BS that does not support ``p̂`` but sees a dominant path elsewhere
-  (one direction of its angle grid ``B_m`` explains ``>= 1/2`` of its energy) speaks
-  against it; as many against as for: ``converged=False`` (a ghost where two BSs'
+  (one direction of its angle grid ``B_m`` explains ``>= 1/2`` of its signal energy)
+  speaks against it; as many against as for: ``converged=False`` (a ghost where two BSs'
   bearings cross while the others point elsewhere; the LOS-only bound at such a fix is
   small however inflated, so no covariance would cover it).
 * **Search edge.** A fix in the grid's outer ring whose DPD cost (Weiss's, eq. (4) of
@@ -21,16 +25,20 @@ The paper gives neither. A fix ``p̂`` is checked against the observation it cam
   times the a-posteriori variance factor ``κ = max(1, Σ_m ‖y_m − α̂_m a_m(p̂)‖² / Σ_m
   (N − 1) σ_m²)`` over every BS (what the LOS model at the fix leaves unexplained, over
   what noise explains: a BS whose energy comes from elsewhere inflates it), plus the
-  outer product of the offset from ``p̂`` to the mean of the LOS model's likelihood
-  region (:func:`region_offset`: a fix the unfolded or early-stopped ADMM put cells away
-  from where eq. (1) fits the data best is as unsure as that distance), plus ``Δ²/12``
-  per axis for a fix that is a grid point (``Δ`` the cell: the uniform quantisation
-  error).
+  second moment about ``p̂`` of the LOS model's 99 % likelihood region
+  (:func:`region_moment`: the points whose log-likelihood ratio to the best,
+  ``κ``-scaled, the chi-square(2) test does not reject; the mean squared error of ``p̂``
+  were the user anywhere the data allow — a fix the unfolded or early-stopped ADMM put
+  away from where eq. (1) fits best, or a likelihood with several peaks, is as unsure as
+  the region is wide), plus ``Δ²/12`` per axis for a fix that is a grid point (``Δ`` the
+  cell: the uniform quantisation error). The region is sampled finer than the grid where
+  the likelihood's lobes are narrower than a cell (:func:`region_points`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
 
 from estimators.daun.bound import los_position_crlb
 from estimators.daun.model import DirectLocalizationProblem
@@ -41,25 +49,81 @@ from estimators.typing import ComplexArray, FloatArray
 SUPPORT_SHARE = 0.5
 #: BSs that must support a fix (two bearings fix a point in the plane).
 MIN_SUPPORT = 2
-#: The likelihood region of :func:`region_offset`: ``2 ΔLL <= κ`` times this, the
-#: chi-square(2) level whose uniform disc has the Gaussian's second moment (radius² =
-#: 4 σ², second moment radius²/4 = σ²).
-REGION_CHI2 = 4.0
+#: The likelihood region of :func:`region_moment`: ``2 ΔLL <= κ`` times the
+#: chi-square(2) quantile at this probability (the level the fixes are scored at).
+REGION_PROBABILITY = 0.99
 
 
-def region_offset(problem: DirectLocalizationProblem, y: ComplexArray,
+def region_points(problem: DirectLocalizationProblem) -> FloatArray:
+    """``[point, 2]`` [m]: the grid's cells sampled at half the arrays' finest lobe.
+
+    The LOS log-likelihood's lobes across BS ``m``'s bearing are ``r λ / D_m`` wide at
+    the distance ``r`` (``D_m`` the array's aperture); a grid cell can be wider than the
+    narrowest lobe (a BS close to the area), and a likelihood sampled once a cell then
+    misses its peaks. Each cell is split into ``S x S`` points (per axis, ``S =
+    ceil(Δ / step)`` with ``step`` half the least lobe width over the BSs, at the least
+    distance from the BS to the grid; ``S = 1``: the grid itself)."""
+    grid = problem.grid_points
+    step = np.inf
+    for m in range(problem.num_bs):
+        elements = problem.element_positions[m]
+        aperture = float(np.max(np.ptp(elements, axis=0)))
+        if aperture <= 0:
+            continue
+        nearest = float(np.min(np.linalg.norm(grid - problem.bs_position[m], axis=1)))
+        step = min(step, nearest * problem.wavelength / (2.0 * aperture))
+    cell = np.asarray(problem.cell_size, dtype=np.float64)
+    splits = np.ones(2, dtype=int) if not np.isfinite(step) or step <= 0 else \
+        np.maximum(np.ceil(cell / step).astype(int), 1)
+    offsets = [((np.arange(n) + 0.5) / n - 0.5) * c for n, c in zip(splits, cell, strict=True)]
+    shift = np.stack(np.meshgrid(*offsets, indexing="ij"), axis=-1).reshape(-1, 2)
+    return np.asarray((grid[:, None, :2] + shift[None]).reshape(-1, 2), dtype=np.float64)
+
+
+def log_likelihood(problem: DirectLocalizationProblem, y: ComplexArray,
+                   noise_variance: FloatArray, points: FloatArray) -> FloatArray:
+    """``[point]``: eq. (1)'s LOS log-likelihood with each BS's gain concentrated out,
+    ``LL(p) = Σ_m |a_m(p)^H y_m|² / (N σ_m²)``, at ``points [point, 2]`` [m] (at the
+    grid's height), up to a constant."""
+    height = problem.grid_points[0, 2]
+    sigma2 = np.where(noise_variance > 0, noise_variance, 1.0)
+    loglik = np.zeros(len(points))
+    # One BS and at most a grid's worth of points at a time: no more memory than one
+    # BS's dictionary A_m.
+    size = len(problem.grid_points)
+    for first in range(0, len(points), size):
+        chunk = points[first:first + size]
+        where = np.column_stack([chunk, np.full(len(chunk), height)])
+        for m in range(len(y)):
+            a = problem.steering(m, where)
+            loglik[first:first + size] += np.abs(a.conj() @ y[m]) ** 2 / a.shape[1] / sigma2[m]
+    return loglik
+
+
+def region_moment(problem: DirectLocalizationProblem, y: ComplexArray,
                   noise_variance: FloatArray, position: FloatArray, kappa: float
                   ) -> FloatArray:
-    """``[2]`` [m]: from ``position [3]`` to the mean of the grid points whose LOS
-    log-likelihood (eq. 1 with each BS's gain concentrated out, ``LL(p) = Σ_m
-    |a_m(p)^H y_m|² / (N σ_m²)``) lies within ``κ`` :data:`REGION_CHI2` ``/ 2`` of the
-    grid's best: how far the fix lies from where the data put the user."""
-    columns = np.sum(np.abs(problem.A) ** 2, axis=1)  # [bs, grid]
-    projected = np.abs(np.einsum("mnk,mn->mk", problem.A.conj(), y)) ** 2
-    sigma2 = np.where(noise_variance > 0, noise_variance, 1.0)
-    loglik = np.sum(projected / columns / sigma2[:, None], axis=0)
-    region = loglik >= loglik.max() - kappa * REGION_CHI2 / 2
-    return np.asarray(problem.grid_points[region, :2].mean(axis=0) - position[:2])
+    """``[2, 2]`` [m²]: the second moment about ``position [3]`` of the points
+    (:func:`region_points`) whose LOS log-likelihood (:func:`log_likelihood`) is within
+    ``κ`` ``chi2_2(``:data:`REGION_PROBABILITY```) / 2`` of the best (the fix's own
+    included): the mean squared error of the fix were the user anywhere in the region
+    the likelihood ratio test does not reject (its offset to the region and the region's
+    spread: several peaks give their spread)."""
+    points = region_points(problem)
+    if len(points) == len(problem.grid_points):  # the grid itself: its dictionary
+        columns = np.sum(np.abs(problem.A) ** 2, axis=1)  # [bs, grid]
+        projected = np.abs(np.einsum("mnk,mn->mk", problem.A.conj(), y)) ** 2
+        sigma2 = np.where(noise_variance > 0, noise_variance, 1.0)
+        loglik = np.sum(projected / columns / sigma2[:, None], axis=0)
+    else:
+        loglik = log_likelihood(problem, y, noise_variance, points)
+    own = float(log_likelihood(problem, y, noise_variance, position[None, :2])[0])
+    best = max(float(loglik.max()), own)
+    region = loglik >= best - kappa * chi2.ppf(REGION_PROBABILITY, 2) / 2
+    offset = points[region] - position[:2]
+    if not offset.size:  # only the fix itself
+        return np.zeros((2, 2))
+    return np.asarray(offset.T @ offset / len(offset), dtype=np.float64)
 
 
 def _response(problem: DirectLocalizationProblem, m: int, position: FloatArray
@@ -72,7 +136,7 @@ def los_shares(problem: DirectLocalizationProblem, y: ComplexArray, position: Fl
                ) -> tuple[FloatArray, ComplexArray]:
     """Per BS, the share ``e_m`` ``[bs]`` of ``‖y_m‖²`` that the LOS towards ``position
     [3]`` [m] explains, and the fitted gains ``α̂_m = a_m^H y_m / N`` ``[bs]``
-    (``y [bs, bs_ant]``)."""
+    (``y [bs, bs_ant]``); noise included (:func:`signal_shares` takes it out)."""
     M, N = y.shape
     share = np.zeros(M)
     gain = np.zeros(M, dtype=np.complex128)
@@ -84,9 +148,34 @@ def los_shares(problem: DirectLocalizationProblem, y: ComplexArray, position: Fl
     return share, gain
 
 
+def signal_shares(share: FloatArray, y: ComplexArray, noise_variance: FloatArray,
+                  noise_beams: float = 1.0) -> FloatArray:
+    """Shares ``[bs]`` of ``‖y_m‖²`` (:func:`los_shares`, :func:`peak_shares`) as shares
+    of the signal energy: ``(e ‖y_m‖² - ν σ_m²) / (‖y_m‖² - N σ_m²)``, clipped to ``[0,
+    1]``; 0 where the received energy is not above the noise's. The whole array holds
+    ``N σ_m²`` of noise on average and one beam ``σ_m²`` (``ν = noise_beams = 1``); the
+    strongest of the array's ``N`` orthogonal beams up to the mean maximum of ``N``
+    exponential variables, ``ν = H_N = Σ_{i<=N} 1/i`` (:func:`max_noise_beams`)."""
+    N = y.shape[1]
+    energy = np.sum(np.abs(y) ** 2, axis=1)
+    sigma2 = np.asarray(noise_variance, dtype=np.float64)
+    signal = energy - N * sigma2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(signal > 0, (share * energy - noise_beams * sigma2) / signal, 0.0)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def max_noise_beams(num_antennas: int) -> float:
+    """``H_N = Σ_{i<=N} 1/i``: the mean of the largest of ``N`` independent unit
+    exponentials, the noise [``σ²``] the strongest of ``N`` orthogonal beams holds at most
+    on average (the peak direction of noise alone)."""
+    return float(np.sum(1.0 / np.arange(1, num_antennas + 1)))
+
+
 def peak_shares(problem: DirectLocalizationProblem, y: ComplexArray) -> FloatArray:
     """Per BS, the largest share ``[bs]`` of ``‖y_m‖²`` one direction of the angle grid
-    ``B_m`` explains (a single dominant path: near 1; spread energy: near ``1/N``)."""
+    ``B_m`` explains (a single dominant path: near 1; spread energy: near ``1/N``);
+    noise included."""
     columns = np.sum(np.abs(problem.B) ** 2, axis=1)  # [bs, angle]
     power = np.abs(np.einsum("mnl,mn->ml", problem.B.conj(), y)) ** 2 / columns
     energy = np.sum(np.abs(y) ** 2, axis=1, keepdims=True)
@@ -141,9 +230,9 @@ def fix_integrity(problem: DirectLocalizationProblem, y: ComplexArray,
     """
     if not np.all(np.isfinite(position)):
         return "", None, {}
+    sigma2 = np.asarray(noise_variance, dtype=np.float64)
     share, gain = los_shares(problem, y, position)
     support = share >= SUPPORT_SHARE
-    sigma2 = np.asarray(noise_variance, dtype=np.float64)
     found = {"los_support": float(support.sum())}
     weights = 1.0 / np.where(sigma2 > 0, sigma2, 1.0)
     if beyond_edge(problem, y, weights, position):
@@ -152,8 +241,10 @@ def fix_integrity(problem: DirectLocalizationProblem, y: ComplexArray,
                 "area=...)"), None, found
     if support.sum() < MIN_SUPPORT:
         return (f"only {int(support.sum())} BS(s) see a LOS at the fix (>= "
-                f"{SUPPORT_SHARE:.0%} of their energy), {MIN_SUPPORT} needed"), None, found
-    against = (~support) & (peak_shares(problem, y) >= SUPPORT_SHARE)
+                f"{SUPPORT_SHARE:.0%} of their signal energy), {MIN_SUPPORT} needed"), None, found
+    peak = signal_shares(peak_shares(problem, y), y, sigma2, max_noise_beams(y.shape[1]))
+    against = ((signal_shares(share, y, sigma2) < SUPPORT_SHARE)
+               & (peak >= SUPPORT_SHARE))
     found["los_against"] = float(against.sum())
     if against.sum() >= support.sum():
         return (f"ambiguous: {int(against.sum())} BS(s) see a dominant path away from the "
@@ -169,8 +260,7 @@ def fix_integrity(problem: DirectLocalizationProblem, y: ComplexArray,
                              problem.wavelength, position, gain, sigma2)
     if not np.all(np.isfinite(crlb)):
         return "", None, found
-    offset = region_offset(problem, y, sigma2, position, kappa)
-    covariance = kappa * crlb + np.outer(offset, offset)
+    covariance = kappa * crlb + region_moment(problem, y, sigma2, position, kappa)
     if on_grid:
         covariance = covariance + np.diag(problem.cell_size**2 / 12.0)
     return "", covariance, found

@@ -20,16 +20,29 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from scipy.stats import chi2
 
+from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
 from estimators.base import EstimatorInputError, register
+from estimators.fisher import crlb as invert_fim
+from estimators.locman.bound import geometric_transform
 from estimators.locman.model import (
     ChannelEstimate,
     LocmanSnapshot,
     order_paths,
     range_from_delay_phase,
 )
-from estimators.locman.wls import WlsLocalizer
+from estimators.locman.wls import Fit, WlsLocalizer, geometric_weight
 from estimators.types import Area, Observation
+from estimators.typing import FloatArray
+
+#: The probability a LOS + single-bounce channel's fit passes DCS-SOMP's integrity test
+#: (:meth:`DcsSomp._fix_covariance`): 1 in 100 good fixes is refused.
+FIT_PROBABILITY = 0.99
+#: Eigenvalues of the WLS's normal matrix below this share of the largest are taken as
+#: zero (the 1e12 condition limit of :func:`estimators.fisher.crlb`); a null direction
+#: moving the UE by more than its square root (1e-6 of a unit step) leaves it undetermined.
+RANK_TOLERANCE = 1e-12
 
 
 @register
@@ -47,6 +60,10 @@ class DcsSomp(WlsLocalizer):
     oversampling : the dictionary's grid has ``oversampling x`` array-size spatial
         frequencies per side, uniform over ``[-π, π)``; all subcarriers share the
         support (joint sparsity).
+
+    Integrity (issue 22): a grid estimate is not efficient, so the fix is checked and
+    its covariance formed against DCS-SOMP's resolution rather than the model's FIM
+    (:meth:`_fix_covariance`); the other checks are the pipeline's.
     """
 
     name = "dcs-somp"
@@ -82,6 +99,72 @@ class DcsSomp(WlsLocalizer):
         K, o = num_subcarriers, self.oversampling
         return {"oversampling": 40.0 * K * o * o * num_rx * num_tx
                 + 16.0 * K * o * num_tx * num_beams}
+
+    def measurement_covariance(self, snap: LocmanSnapshot,
+                               channel: ChannelEstimate) -> FloatArray:
+        """``[3 L, 3 L]`` covariance of the per-path ``(c τ [m], ω_R, ω_T [rad])`` that
+        DCS-SOMP measures: the channel's CRLB at the estimated channel (the noise) plus
+        its resolution, uniform over a cell — the angles on the dictionary's grid (step
+        ``2π / (oversampling N)``), the ranges within a range cell ``c / B`` (paths
+        closer than that are not resolved and pull the phase progression) — each
+        ``step² / 12``. NaN where the channel's FIM is singular."""
+        L = channel.order
+        keep = (5 * np.arange(L)[:, None] + np.arange(3)).ravel()
+        noise = invert_fim(snap.fim(channel.gain, channel.params))[np.ix_(keep, keep)]
+        cell = SPEED_OF_LIGHT / (snap.spacing_hz * snap.frequencies.size)
+        step_r = 2 * np.pi / (self.oversampling * snap.rx.size)
+        step_t = 2 * np.pi / (self.oversampling * snap.tx.size)
+        grid = np.tile(np.array([cell, step_r, step_t]) ** 2 / 12.0, L)
+        return np.asarray(noise + np.diag(grid), dtype=np.float64)
+
+    def _fix_covariance(self, snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit,
+                        variance_factor: float, ground_height: float | None
+                        ) -> tuple[FloatArray, str, dict[str, float]]:
+        """The fix against DCS-SOMP's resolution (:meth:`measurement_covariance`, ``C``).
+
+        The EXIP weight ``W`` of eq. (20) takes the channel estimate as efficient; a
+        grid estimate is not, so the model's inverse FIM understates its spread and the
+        WLS cost in noise units does not test the fit. Here the residual of the fit
+        ``r = η̂ - η(x̂)`` is tested against ``C``: ``r^T C^-1 r`` is chi-squared with
+        ``L - 1`` degrees of freedom (``3 L`` measurements, ``3 + 2 (L - 1)``
+        unknowns) where the LOS + single-bounce geometry explains the measured paths,
+        and the fix fails above its 99 % quantile (:data:`FIT_PROBABILITY`; a path
+        taken for the LOS that is not). The covariance is that of the weighted least
+        squares under ``C``, ``H^-1 A^T W C W A H^-1`` (``A = ∂η/∂x``, ``H = A^T W A``),
+        inflated by ``max(1, r^T C^-1 r / (L - 1))``; a fix whose ``H`` is singular
+        (a scatterer the paths cannot place) fails too.
+        """
+        L = channel.order
+        C = self.measurement_covariance(snap, channel)
+        keep = (5 * np.arange(L)[:, None] + np.arange(3)).ravel()
+        A = geometric_transform(snap.geometry, fit.x, L)[keep, : len(fit.x)]
+        W = geometric_weight(snap, channel)
+        r = channel.params - snap.geometry.paths(fit.x)
+        r[:, 1:] = wrap_angle(r[:, 1:])
+        if not np.all(np.isfinite(C)):
+            return np.full((2, 2), np.nan), "the channel's parameters are not identifiable", {}
+        statistic = float(r.ravel() @ np.linalg.solve(C, r.ravel()))
+        dof = L - 1
+        checked = {"grid_fit": statistic}
+        if dof > 0 and statistic > chi2.ppf(FIT_PROBABILITY, dof):
+            return np.full((2, 2), np.nan), (
+                f"the paths do not fit a LOS + single-bounce geometry: residual "
+                f"{statistic:.0f} against the grid resolution (99 % of chi2({dof}): "
+                f"{chi2.ppf(FIT_PROBABILITY, dof):.1f})"), checked
+        # The unknowns (m, rad) are of one scale. A direction the paths do not determine
+        # (the yaw of an arrival at the UE array's endfire, a scatterer on the LOS) is
+        # left to the generalized inverse: the PSD H maps it to zero with its coupling,
+        # so the position is unaffected unless the direction moves the UE itself.
+        H = A.T @ W @ A
+        w, V = np.linalg.eigh(0.5 * (H + H.T))
+        known = w > RANK_TOLERANCE * max(float(w[-1]), 1e-300)
+        if np.any(np.linalg.norm(V[:2, ~known], axis=0) > RANK_TOLERANCE ** 0.5):
+            return np.full((2, 2), np.nan), "the paths do not determine the UE position", checked
+        H_pinv = (V[:, known] / w[known]) @ V[:, known].T
+        gain = H_pinv @ A.T @ W
+        factor = max(1.0, statistic / dof) if dof > 0 else 1.0
+        covariance = (gain @ C @ gain.T)[:2, :2] * factor
+        return np.asarray(covariance, dtype=np.float64), "", checked
 
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         grid_r = -np.pi + 2 * np.pi * np.arange(self.oversampling * snap.rx.size) / (

@@ -487,6 +487,16 @@ class WlsLocalizer(Estimator):
         (:func:`refine_with_ground`), or None: none (here; :class:`Locman` has it)."""
         return None
 
+    def _fix_covariance(self, snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit,
+                        variance_factor: float, ground_height: float | None
+                        ) -> tuple[FloatArray, str, dict[str, float]]:
+        """The fix's ``[2, 2]`` covariance [m²], a reason it fails its integrity check
+        ("" where it passes) and diagnostics: here :func:`fix_covariance` (the model's
+        inverse FIM inflated by ``variance_factor``), never failing; a channel stage of
+        coarser resolution than the FIM's overrides it
+        (:class:`estimators.locman.baselines.DcsSomp`'s grid)."""
+        return fix_covariance(snap, fit, variance_factor, ground_height), "", {}
+
     @abc.abstractmethod
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         """Per-path ``(c τ [m], ω_R, ω_T [rad])`` and gains, LOS first (the method's first
@@ -532,6 +542,10 @@ class WlsLocalizer(Estimator):
         if area is not None and not in_area(area, ue):
             reason = (f"fix ({ue[0]:.1f}, {ue[1]:.1f}) m outside the service area "
                       f"{area}: the LOS hypothesis does not hold")
+        if not reason:
+            covariance, reason, checked = self._fix_covariance(snap, channel, fit,
+                                                               variance_factor, ground)
+            diagnostics.update(checked)
         if reason:
             return dataclasses.replace(self._failed(reason), diagnostics=diagnostics)
         Q = self.num_scatterers
@@ -552,7 +566,6 @@ class WlsLocalizer(Estimator):
         valid[: len(found)] = True
         # With the LOS alone a ULA's mirror image fits the yaw exactly as well.
         yaw = float(fit.x[2]) if L > 1 else float("nan")
-        covariance = fix_covariance(snap, fit, variance_factor, ground)
         return SnapshotEstimate(
             ue_position=ue, scatterers=scatterers, scatterer_valid=valid, path_tau=tau,
             path_aod=aod, path_gain=gain, ue_yaw=yaw,

@@ -15,13 +15,20 @@ slots share one geometry (fresh fading only), as the synthetic
 :meth:`~estimators.slab.scenario.SlabScenario.observation` does. Along a twin drive the UE
 moves between snapshots, so snapshots are grouped in windows of ``window`` snapshots
 within which the geometry is taken as fixed: the loop (LCE, fusion, BFR) runs over a
-window, and the next window starts its sounding with the last BFR's beams and its LCE at
-the last fused estimate (no multi-start). With ``reacquire`` (default) that first LCE
-also re-draws the scatterers from the new window's data at the UE it finds and keeps the
-better fit with its scatterers inside the area (:func:`~estimators.slab.lce_init.track`): a
-reflection point slides along its wall as the UE moves, and a scatterer estimate once in
-another basin of (24) is otherwise never found again. ``window=None``: one window, the
-paper's static setting; ``window=1`` (the default: a drive moves): every snapshot on
+window, and the next window starts its LCE at the last fused estimate; its first slot
+is sounded with the initial random beams ``w[1]`` (the BFR's beams are for the last
+window's geometry; ``carry_beams=True``: with the last BFR's beams). With
+``reacquire`` (default) that first LCE also re-draws the scatterers from the new
+window's data at the UE it finds and keeps the better fit with its scatterers inside
+the area (:func:`~estimators.slab.lce_init.track`): a reflection point slides along its
+wall as the UE moves, and a scatterer estimate once in another basin of (24) is
+otherwise never found again. With ``rescan`` (default) the window's multi-start runs
+too, and its fix replaces the tracked one where it ranks better
+(:func:`~estimators.slab.lce_init.rank`: inside the area, then the lower cost (24)):
+after a gap the UE can be tens of metres on, outside the tracker's basin, which then
+converged there with a small covariance (issue 22's confident wild fixes on the street
+and in Munich). ``window=None``: one window, the paper's static setting; ``window=1``
+(the default: a drive moves): every snapshot on
 its own (no fusion over positions the UE has left).
 
 **Mapping to the model** (:mod:`estimators.slab.model`): the plane is the world's
@@ -175,6 +182,14 @@ class _Slab(Estimator):
         outside it).
     max_iterations, step_tolerance : of the LCE (``None``: ``default_iterations``).
     reacquire : re-draw the scatterers at each new window (module docstring).
+    rescan : with ``reacquire``, each new window also runs the multi-start, whose fix
+        replaces the tracked one where it ranks better (inside the area, then the lower
+        cost (24)): between windows the UE may have moved out of the tracker's basin.
+    carry_beams : sound a new window's first slot with the previous window's last BFR
+        beams; ``False`` (default): with the initial random beams ``w[1]``, as the
+        paper's slot 1. The BFR designs beams for the estimated geometry, and a new
+        window is a new geometry: beams for where the UE was, tens of metres back,
+        starved the new window's data and gave confident wild fixes (issue 22).
     ground_height : [m] the ground's height: each BS gets a ground-bounce path (the LOS's
         directions, the BS's image in the ground; its gain free), where the UE height
         hypothesis is at least ``_MIN_GROUND_CLEARANCE_M`` above it; ``None``: no ground
@@ -215,6 +230,8 @@ class _Slab(Estimator):
         max_iterations: int | None = None,
         step_tolerance: float = 1e-7,
         reacquire: bool = True,
+        rescan: bool = True,
+        carry_beams: bool = False,
         ground_height: float | None = 0.0,
         max_residual_ratio: float = 30.0,
     ) -> None:
@@ -227,6 +244,8 @@ class _Slab(Estimator):
         self.max_iterations = max_iterations
         self.step_tolerance = step_tolerance
         self.reacquire = reacquire
+        self.rescan = rescan
+        self.carry_beams = carry_beams
         self.ground_height = ground_height
         self.max_residual_ratio = max_residual_ratio
 
@@ -430,7 +449,8 @@ class _Slab(Estimator):
                         height_offset=heights,
                         ground_offset=self._ground(obs, service.ue_height),
                         lce=self.lce, bfr=self.bfr,
-                        initial_alpha=alpha, reacquire=self.reacquire, lce_options={
+                        initial_alpha=alpha, reacquire=self.reacquire, rescan=self.rescan,
+                        lce_options={
                             "max_iterations": self.max_iterations or self.default_iterations,
                             "step_tolerance": self.step_tolerance},
                     )
@@ -446,7 +466,8 @@ class _Slab(Estimator):
             # The next window tracks this one's last fix, unless that fix failed its own
             # checks: then it starts afresh from the multi-start.
             alpha = run.fused[-1] if results[good[-1]][0].converged else None
-            w = run.next_beamformers
+            if self.carry_beams:
+                w = run.next_beamformers
             on_snapshot(snapshots[-1] + 1)
         return _stack([results[t] for t in range(T)])
 

@@ -73,7 +73,7 @@ from estimators.slab.bfr import BfrProblem, BfrResult, slab_bfr
 from estimators.slab.bound import SlabFisher, long_term_bound
 from estimators.slab.fusion import Fused, fuse, slot_precision
 from estimators.slab.lce import LceProblem, LceResult, slls
-from estimators.slab.lce_init import MultiStart, Tracked, multistart, track
+from estimators.slab.lce_init import MultiStart, Tracked, multistart, rank, track
 from estimators.slab.model import SlabSystem
 from estimators.types import Area, check_area
 from estimators.typing import ComplexArray, FloatArray
@@ -137,7 +137,7 @@ class SlabRun:
         none ran).
     bfr_reasons : per slot ``""`` or why the BFR did not run / kept ``w[k]``.
     multistart : slot 1's :class:`~estimators.slab.lce_init.MultiStart` (``None`` if an
-        initial ``α`` was given).
+        initial ``α`` was given without ``rescan``, or the rescan found no start).
     tracked : slot 1's :class:`~estimators.slab.lce_init.Tracked` where an initial ``α`` was
         given with ``reacquire`` (``None`` otherwise).
     """
@@ -211,6 +211,7 @@ def run_slab(
     gain_covariance: npt.ArrayLike | None = None,
     initial_alpha: npt.ArrayLike | None = None,
     reacquire: bool = False,
+    rescan: bool = False,
     height_offset: npt.ArrayLike | None = None,
     scatterer_area: Area | None = None,
     ground_offset: npt.ArrayLike | None = None,
@@ -248,6 +249,10 @@ def run_slab(
         re-drawn from the data and keeps the better result
         (:func:`~estimators.slab.lce_init.track`): the geometry may have moved since
         ``initial_alpha`` (a new window along a drive).
+    rescan : with ``initial_alpha`` and ``reacquire``, slot 1 also runs the multi-start
+        and keeps its result where it ranks better
+        (:func:`~estimators.slab.lce_init.rank`: inside the area, then the lower cost
+        (24)): the tracker only searches near ``initial_alpha``.
     height_offset : ``[bs]`` [m], each BS's height above the UE (hypothesis); ``None``:
         the paper's plane (:class:`~estimators.slab.model.SlabGeometry`).
     scatterer_area : corners where the scatterers may be; ``None``: ``area``.
@@ -328,6 +333,19 @@ def run_slab(
             tracked = track(problem, initial_alpha, rng, solve=solve,
                             solver_options=solver_options)
             result = tracked.result
+            if rescan:
+                # The tracker is a local search from where the UE was: after a gap the
+                # UE may be tens of metres on, in another basin of (24). The multi-start
+                # searches the whole area; the better by the paper's rule is kept.
+                try:
+                    ms = multistart(problem, rng, **dict(multistart_options or {}))
+                except ValueError:
+                    ms = None
+                if ms is not None:
+                    found = ms.result if lce == "slls" and not solver_options else solve(
+                        problem, ms.candidates[ms.best], **solver_options)
+                    if rank(problem, found) < rank(problem, result):
+                        result = found
         else:
             alpha0 = fused.alpha if fused is not None else initial_alpha
             result = solve(problem, alpha0, **solver_options)

@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import least_squares, minimize
+from scipy.stats import chi2
 
 from estimators.arrays import (
     SPEED_OF_LIGHT,
@@ -81,6 +82,8 @@ from estimators.miso.model import MisoSnapshot, ground_bounce, height_zenith
 from estimators.types import Area, Observation, Truth, bs_truth, check_area, in_area
 from estimators.typing import BoolArray, ComplexArray, FloatArray
 
+#: The probability of ``miso-sp-grid``'s LOS likelihood region (:meth:`_grid_fix`).
+REGION_PROBABILITY = 0.99
 #: [m] the BS and the UE must be this far above the ground for ``miso-ml`` to model the
 #: LOS's ground bounce (as LOCMAN's and SLAB's).
 MIN_GROUND_CLEARANCE_M = 0.5
@@ -445,8 +448,8 @@ class _MisoBase(Estimator):
         refined, on_grid = refined[keep], on_grid[keep]
         if self.stage == "grid":
             params = on_grid[self._significant(snap, on_grid, detection)]
-            return self._grid_fix(self._localize(obs, snap, params, context),
-                                  self._localize(obs, snap, refined, context))
+            return self._grid_fix(snap, grid, params, self._localize(obs, snap, params, context),
+                                  context)
         if self.stage == "sp-refine":
             params = np.stack([self._refine_single(snap, p, snap.y, context)
                                for p in on_grid])
@@ -531,26 +534,46 @@ class _MisoBase(Estimator):
             return params, None
         return fitted, ground_height
 
-    @staticmethod
-    def _grid_fix(grid: SnapshotEstimate, refined: SnapshotEstimate) -> SnapshotEstimate:
-        """The grid estimator's fix with the offset to the fix of its own locally refined
-        paths added to its covariance.
+    def _grid_fix(self, snap: MisoSnapshot, grid: _Grid, params: FloatArray,
+                  fix: SnapshotEstimate, context: _Context) -> SnapshotEstimate:
+        """The grid estimator's fix with the second moment of its LOS likelihood region
+        about it added to its covariance.
 
-        The grid points' quantisation (``step² / 12`` in :meth:`_covariance`) assumes
-        each reported path is the grid point nearest its own peak; where the extraction's
-        local refinement moved a path by more than a cell (the LOS and a reflection
-        unresolved on the coarse grid, the LOS on the peak of another path's sidelobe),
-        the grid fix is off by that move, which the estimator itself measured. Adding
-        ``(p_grid - p_refined)(p_grid - p_refined)^T`` keeps a grid fix from being
-        reported as confident where its own refinement disagrees (issue 22's integrity
-        rule), as the DAUN family adds its offset to the likelihood region.
+        The grid points' quantisation (``step² / 12`` in :meth:`_covariance`) assumes the
+        reported LOS is the grid point nearest the LOS's own peak. Where the LOS and
+        another path are unresolved on the coarse grid, or the extraction's local
+        refinement settled on the wrong peak, the grid fix can lie metres off with that
+        small a covariance. The LOS cell's single-path log-likelihood is
+        ``|g^H r|² / (|g|² σ²)`` (eq. 31 against the residual ``r`` of the other paths);
+        the cells within ``κ chi2_d(0.99) / 2`` of the best (``κ`` the variance factor:
+        the residual's excess over the noise tempers it) are where the likelihood-ratio
+        test does not reject the LOS. Their UE positions ``b + c τ u`` have a second
+        moment about the fix — its offset to the region plus the region's spread, several
+        peaks giving their spread — which the covariance adds (issue 22's integrity
+        rule; the DAUN family's region moment on the grid of this method).
         """
-        if not (grid.converged and refined.converged
-                and grid.position_covariance is not None):
-            return grid
-        offset = np.nan_to_num(grid.ue_position - refined.ue_position)
-        covariance = grid.position_covariance + np.outer(offset, offset)
-        return replace(grid, position_covariance=covariance)
+        if not fix.converged or fix.position_covariance is None:
+            return fix
+        d = context.dimensions
+        los = int(np.argmin(params[:, 0]))
+        others = np.delete(params, los, axis=0)
+        residual = snap.y
+        if len(others):
+            atoms = snap.atoms(others[:, 0] / SPEED_OF_LIGHT, others[:, 1], others[:, 2])
+            residual = snap.y - np.tensordot(snap.fit_gains(atoms), atoms, axes=1)
+        score = sp_pseudospectrum(snap, grid, residual)  # [direction, range]
+        factor = max(1.0, float(fix.diagnostics.get("variance_factor", 1.0)))
+        cut = score.max() - factor * snap.noise_variance * chi2.ppf(REGION_PROBABILITY, d) / 2
+        direction, distance = np.nonzero(score >= cut)
+        zenith = (grid.zeniths[direction] if grid.range_zeniths is None
+                  else grid.range_zeniths[distance])
+        points = snap.bs_position + grid.ranges[distance, None] * unit_direction(
+            grid.azimuths[direction], zenith)
+        offset = points - fix.ue_position
+        if d == 2:
+            offset[:, 2] = 0.0
+        moment = offset.T @ offset / len(offset)
+        return replace(fix, position_covariance=fix.position_covariance + moment)
 
     def _prune_joint(self, snap: MisoSnapshot, params: FloatArray, detection: float,
                      context: _Context) -> FloatArray:

@@ -89,6 +89,13 @@ def test_baselines_fall_short_at_high_snr() -> None:
                          los_length * MisoSpGrid().angle_step_rad / 2)
     assert np.all(np.linalg.norm(errors["miso-sp-grid"], axis=1) <= half_cell)
     assert rmse(errors["miso-sp-grid"]) > rmse(errors["miso-sp-refine"])
+    # Its covariance holds its quantisation and its LOS likelihood region
+    # (MisoSpGrid._grid_fix): every fix covered at 99 % (measured: the largest d² 2.5 of 9.2).
+    grid = MisoSpGrid().estimate(obs)
+    cov = grid.position_covariance[:, :2, :2]
+    e = errors["miso-sp-grid"]
+    d2 = np.einsum("ti,tij,tj->t", e, np.linalg.inv(cov), e)
+    assert np.all(d2 <= chi2.ppf(0.99, 2)), d2.max()
 
 
 def test_3d_variant_is_efficient() -> None:

@@ -50,7 +50,7 @@ from estimators.slab.bfr import (
     full_power,
     project_to_ball,
 )
-from estimators.slab.lce import LceProblem, LceResult, descend
+from estimators.slab.lce import STEP_SIGMAS, LceProblem, LceResult, descend
 from estimators.typing import ComplexArray
 
 Extraction = Literal["randomization", "eigenvector", "equal-norm"]
@@ -89,14 +89,16 @@ def gd_lce(
     problem: LceProblem, alpha0: npt.ArrayLike, *, max_iterations: int = 500,
     step_tolerance: float = 1e-7, armijo_slope: float = 1e-4, armijo_shrink: float = 0.5,
     max_backtracks: int = 60, initial_step: float = 1.0, growth: float = 2.0,
+    step_sigmas: float = STEP_SIGMAS,
 ) -> LceResult:
     """GD-based LCE baseline (§VII-A, [33]): steepest descent on ``F`` with Armijo steps.
 
     Parameters
     ----------
     problem, alpha0 : as :func:`slls`.
-    max_iterations, step_tolerance, armijo_slope, armijo_shrink, max_backtracks : as
-        :func:`slls` (the same stopping measure: the Gauss-Newton step at the iterate).
+    max_iterations, step_tolerance, armijo_slope, armijo_shrink, max_backtracks,
+    step_sigmas : as :func:`slls` (the same stopping measure: the Gauss-Newton step at
+        the iterate).
     initial_step : [m, rad], largest entry of the first trial step.
     growth : each later trial step is ``growth`` times the last accepted one
         (``1``: Beck-Teboulle's non-increasing backtracking).
@@ -112,13 +114,15 @@ def gd_lce(
     return descend(problem, alpha0, method="gd-lce", max_iterations=max_iterations,
                     step_tolerance=step_tolerance, armijo_slope=armijo_slope,
                     armijo_shrink=armijo_shrink, max_backtracks=max_backtracks,
-                    direction="projected", initial_step=initial_step, growth=growth)
+                    direction="projected", initial_step=initial_step, growth=growth,
+                    step_sigmas=step_sigmas)
 
 
 def ls_lce(
     problem: LceProblem, alpha0: npt.ArrayLike, *, max_iterations: int = 500,
     step_tolerance: float = 1e-7, armijo_slope: float = 1e-4, armijo_shrink: float = 0.5,
     max_backtracks: int = 60, initial_step: float = 1.0, growth: float = 2.0,
+    step_sigmas: float = STEP_SIGMAS,
 ) -> LceResult:
     """LS-based LCE baseline (§VII-A, [34]): PRP+ conjugate gradient on ``F`` with
     Armijo-type backtracking (reading: module docstring).
@@ -126,7 +130,7 @@ def ls_lce(
     Parameters
     ----------
     problem, alpha0, max_iterations, step_tolerance, armijo_slope, armijo_shrink,
-    max_backtracks, initial_step, growth : as :func:`gd_lce`.
+    max_backtracks, initial_step, growth, step_sigmas : as :func:`gd_lce`.
 
     Returns
     -------
@@ -139,7 +143,8 @@ def ls_lce(
     return descend(problem, alpha0, method="ls-lce", max_iterations=max_iterations,
                     step_tolerance=step_tolerance, armijo_slope=armijo_slope,
                     armijo_shrink=armijo_shrink, max_backtracks=max_backtracks,
-                    direction="projected", initial_step=initial_step, growth=growth)
+                    direction="projected", initial_step=initial_step, growth=growth,
+                    step_sigmas=step_sigmas)
 
 
 # ------------------------------------------------------------------- multi-start

@@ -19,12 +19,14 @@ window, and the next window starts its LCE at the last fused estimate; its first
 is sounded with the initial random beams ``w[1]`` (the BFR's beams are for the last
 window's geometry; ``carry_beams=True``: with the last BFR's beams). With
 ``reacquire`` (default) that first LCE also re-draws the scatterers from the new
-window's data at the UE it finds and keeps the better fit with its scatterers inside
-the area (:func:`~estimators.slab.lce_init.track`): a reflection point slides along its
+window's data at the UE it finds and keeps the better fit
+(:func:`~estimators.slab.lce_init.track`, :func:`~estimators.slab.lce_init.prefer`): a
+reflection point slides along its
 wall as the UE moves, and a scatterer estimate once in another basin of (24) is
 otherwise never found again. With ``rescan`` (default) the window's multi-start runs
 too, and its fix replaces the tracked one where it ranks better
-(:func:`~estimators.slab.lce_init.rank`: inside the area, then the lower cost (24)):
+(:func:`~estimators.slab.lce_init.prefer`: the UE inside the area, then the lower cost
+(24) beyond the noise's spread, then the scatterers inside their region):
 after a gap the UE can be tens of metres on, outside the tracker's basin, which then
 converged there with a small covariance (issue 22's confident wild fixes on the street
 and in Munich). ``window=None``: one window, the paper's static setting; ``window=1``
@@ -56,9 +58,15 @@ by ``scatterer_margin_m``. The BSs' known heights above the UE hypothesis enter 
 ``Λ[k]^{-1}`` (the fused precision, eqs. 26-27: the inverse instantaneous FIM at the
 estimates), times the a-posteriori variance factor ``max(1, F / (σ² (N - J P - A/2)))``
 (``F`` the LCE residual (24), ``N`` complex samples, ``J P`` gains, ``A`` location
-parameters; the largest over the window's slots so far; diagnostic ``residual_ratio``).
-A fix outside the service area, or with ``residual_ratio > max_residual_ratio``, is
-``converged=False`` with the reason, and the next window restarts from the
+parameters; the largest over the window's slots so far; diagnostic ``residual_ratio``),
+plus the spread of the competing fits (multi-start candidates, tracker) whose cost (24)
+lies within the position's 99 % likelihood region of the fix
+(:func:`~estimators.slab.lce_init.position_spread`; diagnostic ``spread_m``, the square
+root of its trace): a multimodality the data cannot resolve, which the FIM at the fix
+does not see.
+A fix outside the service area, without a covariance (a singular FIM: a path the data do
+not determine), or with ``residual_ratio > max_residual_ratio``, is ``converged=False``
+with the reason, and the next window restarts from the
 multi-start. The factor scales the noise, not a model bias: on street runs with more
 wall bounces than ``L`` the covariance under-covers (docs/estimators/slab.md, "On real
 drives").
@@ -102,6 +110,7 @@ from estimators.base import (
     resolve_service_area,
 )
 from estimators.slab.bound import SlabFisher, TruthPaths, long_term_bound, truth_paths
+from estimators.slab.lce import STEP_SIGMAS
 from estimators.slab.loop import BfrMethod, LceMethod, SlabRun, run_slab
 from estimators.slab.model import SlabSystem, random_beamformers, subcarrier_indices
 from estimators.types import (
@@ -143,9 +152,13 @@ def _residual_ratio(run: SlabRun, k: int, noise_variance: float, ue_antennas: in
     return float(run.lce_results[k].cost / (noise_variance * dof))
 
 
-def _position_covariance(precision: FloatArray, inflation: float) -> FloatArray | None:
+def _position_covariance(precision: FloatArray, inflation: float,
+                         spread: FloatArray | None = None) -> FloatArray | None:
     """The UE block [m²] of ``Λ[k]^{-1}`` (the fused precision, eqs. 26-27: the inverse
-    FIM at the estimates), times ``inflation``; ``None`` where ``Λ`` is singular."""
+    FIM at the estimates), times ``inflation``, plus ``spread`` ``[2, 2]`` [m²] (the
+    competing fits the data cannot tell apart,
+    :func:`~estimators.slab.lce_init.position_spread`); ``None`` where ``Λ`` is
+    singular."""
     lam = np.asarray(precision, dtype=np.float64)
     if not np.all(np.isfinite(lam)) or not np.any(lam):
         return None
@@ -156,6 +169,8 @@ def _position_covariance(precision: FloatArray, inflation: float) -> FloatArray 
     except np.linalg.LinAlgError:
         return None
     block = inverse[:2, :2] * inflation
+    if spread is not None:
+        block = block + spread
     if not np.all(np.isfinite(block)) or np.any(np.diag(block) <= 0):
         return None
     return position_covariance(block)
@@ -180,11 +195,15 @@ class _Slab(Estimator):
     scatterer_margin_m : [m] the scatterers may be anywhere in the bounding box of
         ``area`` and the BSs grown by this (walls that reflect into the area stand
         outside it).
-    max_iterations, step_tolerance : of the LCE (``None``: ``default_iterations``).
+    max_iterations, step_tolerance, step_sigmas : of the LCE (``None``:
+        ``default_iterations``; :func:`~estimators.slab.lce.slls`: it stops where its
+        Gauss-Newton step is shorter than ``step_sigmas`` standard deviations of the
+        estimate).
     reacquire : re-draw the scatterers at each new window (module docstring).
     rescan : with ``reacquire``, each new window also runs the multi-start, whose fix
-        replaces the tracked one where it ranks better (inside the area, then the lower
-        cost (24)): between windows the UE may have moved out of the tracker's basin.
+        replaces the tracked one where it is better (the UE inside the area, then the
+        lower cost (24)): between windows the UE may have moved out of the tracker's
+        basin.
     carry_beams : sound a new window's first slot with the previous window's last BFR
         beams; ``False`` (default): with the initial random beams ``w[1]``, as the
         paper's slot 1. The BFR designs beams for the estimated geometry, and a new
@@ -208,8 +227,9 @@ class _Slab(Estimator):
     bfr: ClassVar[BfrMethod] = "slab"
     #: LCE iterations per slot where ``max_iterations`` is None. SLLS converges in ~5; the
     #: gradient baselines do not reach ``step_tolerance`` in 3000 on the paper setting
-    #: (weakly determined scatterer coordinates), so theirs is a budget, and their
-    #: snapshots come back ``converged=False`` (docs/estimators/slab.md).
+    #: (weakly determined scatterer coordinates), so theirs is a budget, and most of their
+    #: snapshots come back ``converged=False``: (24)'s curvature spans ~2e4 (street drive,
+    #: issue 22), steepest descent gains ~1/κ a step (docs/estimators/slab.md).
     default_iterations: ClassVar[int] = 50
     #: ``J`` of :attr:`num_scatterers` before an observation is seen (``num_bs=None``):
     #: the paper's three BSs; an estimate reports ``num_nlos`` x its observation's BSs.
@@ -229,6 +249,7 @@ class _Slab(Estimator):
         scatterer_margin_m: float = 30.0,
         max_iterations: int | None = None,
         step_tolerance: float = 1e-7,
+        step_sigmas: float = STEP_SIGMAS,
         reacquire: bool = True,
         rescan: bool = True,
         carry_beams: bool = False,
@@ -243,6 +264,7 @@ class _Slab(Estimator):
         self.scatterer_margin_m = scatterer_margin_m
         self.max_iterations = max_iterations
         self.step_tolerance = step_tolerance
+        self.step_sigmas = step_sigmas
         self.reacquire = reacquire
         self.rescan = rescan
         self.carry_beams = carry_beams
@@ -277,6 +299,8 @@ class _Slab(Estimator):
             raise EstimatorInputError(f"{self.name}: num_bs must be >= 1, num_nlos >= 0")
         if self.window is not None and self.window < 1:
             raise EstimatorInputError(f"{self.name}: window must be >= 1 or None")
+        if not self.step_sigmas >= 0:
+            raise EstimatorInputError(f"{self.name}: step_sigmas must be >= 0")
         if not self.max_residual_ratio > 1:
             raise EstimatorInputError(f"{self.name}: max_residual_ratio must be > 1")
         if obs.link != "downlink":
@@ -452,7 +476,8 @@ class _Slab(Estimator):
                         initial_alpha=alpha, reacquire=self.reacquire, rescan=self.rescan,
                         lce_options={
                             "max_iterations": self.max_iterations or self.default_iterations,
-                            "step_tolerance": self.step_tolerance},
+                            "step_tolerance": self.step_tolerance,
+                            "step_sigmas": self.step_sigmas},
                     )
             except (np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
                 for t in good:
@@ -480,10 +505,18 @@ class _Slab(Estimator):
         scatterers = np.column_stack([points, np.full(len(points), service.ue_height)])
         lce = run.lce_results[k]
         inflation = max(1.0, *ratios)
-        covariance = _position_covariance(run.precision[k], inflation)
+        spread = None if run.position_spread is None else run.position_spread[k]
+        covariance = _position_covariance(run.precision[k], inflation, spread)
         converged, reason = bool(lce.converged), lce.reason
         if converged and not in_area(service.area, ue):
             converged, reason = False, "the fix is outside the service area"
+        elif converged and covariance is None:
+            # A converged fit whose FIM is singular: some parameter is not determined by
+            # the data (e.g. a scatterer on its own BS, its path the LOS again: office
+            # drive, issue 22). Without a covariance the fix's quality is unknown.
+            converged, reason = False, (
+                "the FIM at the fix is singular (a path the data do not determine): no "
+                "covariance")
         elif converged and ratios[-1] > self.max_residual_ratio:
             converged, reason = False, (
                 f"the residual is {ratios[-1]:.0f}x the noise power the model leaves "
@@ -501,6 +534,8 @@ class _Slab(Estimator):
                          "lce_runtime_s": float(run.lce_runtime_s[k]),
                          "bfr_runtime_s": float(run.bfr_runtime_s[k]),
                          "residual_ratio": float(ratios[-1]),
+                         "spread_m": float(np.sqrt(np.trace(spread)))
+                         if spread is not None else 0.0,
                          "subcarriers_dropped": float(dropped)},
         )
         return result, float(run.lce_runtime_s[k] + run.bfr_runtime_s[k])

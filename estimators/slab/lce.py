@@ -45,6 +45,9 @@ ORIENTATION = 2
 #: Relative rounding of ``F`` (a sum of ~10³ squares in float64), with margin: a
 #: Gauss-Newton step predicted to decrease ``F`` by less is numerically converged.
 _ROUNDING = 1e3 * float(np.finfo(np.float64).eps)
+#: Default ``step_sigmas``: a Gauss-Newton step shorter than this many standard
+#: deviations of the estimate (in the metric of the FIM at the iterate) is converged.
+STEP_SIGMAS = 0.1
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,9 @@ class LceResult:
     alpha_history : ``[iterations + 1, 2JL + 3]``, the iterates.
     step_history : ``[iterations + 1]`` [m, rad], ``‖·‖_∞`` of the Gauss-Newton step at
         each iterate (the stopping measure).
-    converged : the last Gauss-Newton step is below the tolerance, or the decrease of
-        ``F`` it predicts is below ``F``'s float64 rounding (``1e3 ε F``).
+    converged : the last Gauss-Newton step is below the tolerance, shorter than
+        ``step_sigmas`` standard deviations of the estimate, or the decrease of ``F`` it
+        predicts is below ``F``'s float64 rounding (``1e3 ε F``).
     reason : why not converged (``""`` if converged).
     runtime_s : [s] wall time.
     """
@@ -284,12 +288,21 @@ def descend(
     problem: LceProblem, alpha0: npt.ArrayLike, *, method: str, max_iterations: int,
     step_tolerance: float, armijo_slope: float, armijo_shrink: float,
     max_backtracks: int, direction: Direction, initial_step: float, growth: float,
+    step_sigmas: float = STEP_SIGMAS,
 ) -> LceResult:
     """Descent on ``F`` (24) from ``alpha0``: the SLLS direction (34) for
     ``method="slls"``, else the baselines' (:mod:`estimators.slab.baselines`) steepest
     descent (``"gd-lce"``) or PRP+ conjugate gradient (``"ls-lce"``) with Armijo steps
-    (36). All stop on the same measure, the Gauss-Newton step at the iterate, so they are
-    compared at the same accuracy (docs/estimators/slab.md, "LCE").
+    (36). All stop on the same measure, the Gauss-Newton step ``p`` at the iterate, so
+    they are compared at the same accuracy (docs/estimators/slab.md, "LCE"): its largest
+    entry below ``step_tolerance``, or its length in standard deviations of the estimate
+    below ``step_sigmas``. The decrease of ``F`` it predicts, ``-∇F·p/2 = ‖P⊥ J p‖²``, is
+    ``σ²/2`` times ``pᵀ I p`` (``I = 2 Re{(P⊥J)^H P⊥J}/σ²``, the FIM of ``α`` with the
+    gains profiled out), the step's squared Mahalanobis length: a step of a tenth of a
+    standard deviation moves the fix by less than the noise does, while the weakly
+    determined scatterer coordinates crawl on above ``step_tolerance`` for tens of
+    iterations (issue 22: ``slab`` "no convergence in 50 iterations" on canyon fixes
+    22-37 mm off, their covariance at d² ≈ 10). ``step_sigmas=0``: off.
     """
     start = time.perf_counter()
     alpha = _wrapped(np.asarray(alpha0, dtype=np.float64))
@@ -308,8 +321,11 @@ def descend(
         gradient = _gradient(fit)
         # Predicted decrease of F along the Gauss-Newton step, -∇F·p/2: below the
         # rounding of F the cost cannot tell iterates apart any more.
-        floor = float(-gradient @ newton) / 2 <= _ROUNDING * fit.cost
-        if steps[-1] <= step_tolerance or floor:
+        decrease = float(-gradient @ newton) / 2
+        floor = decrease <= _ROUNDING * fit.cost
+        # The step's squared Mahalanobis length is 2 decrease / σ² (docstring).
+        small = 2.0 * decrease <= step_sigmas**2 * problem.noise_variance
+        if steps[-1] <= step_tolerance or floor or small:
             converged, reason = True, ""
             break
         if len(costs) > max_iterations:
@@ -360,6 +376,7 @@ def slls(
     problem: LceProblem, alpha0: npt.ArrayLike, *, max_iterations: int = 50,
     step_tolerance: float = 1e-7, armijo_slope: float = 1e-4, armijo_shrink: float = 0.5,
     max_backtracks: int = 40, direction: Direction = "projected",
+    step_sigmas: float = STEP_SIGMAS,
 ) -> LceResult:
     """SLLS-based LCE of one slot (Algorithm 2 steps 1-6, eqs. 30-36).
 
@@ -369,6 +386,9 @@ def slls(
     alpha0 : ``[2JL + 3]`` [m, rad, m], the initial point ``α_[0]``.
     max_iterations : ``M_I``, at most this many updates.
     step_tolerance : [m, rad], stop when the Gauss-Newton step's largest entry is below.
+    step_sigmas : stop when the Gauss-Newton step is shorter than this many standard
+        deviations of the estimate (the FIM's metric at the iterate, with the problem's
+        ``σ²``; :func:`descend`); ``0``: off.
     armijo_slope : ``a`` of (36).
     armijo_shrink : ``ν`` of the backtracking (``γ ← ν γ`` from ``γ = 1``).
     max_backtracks : trials of the line search before giving up.
@@ -386,6 +406,7 @@ def slls(
     return descend(problem, alpha0, method="slls", max_iterations=max_iterations,
                     step_tolerance=step_tolerance, armijo_slope=armijo_slope,
                     armijo_shrink=armijo_shrink, max_backtracks=max_backtracks,
-                    direction=direction, initial_step=1.0, growth=1.0)
+                    direction=direction, initial_step=1.0, growth=1.0,
+                    step_sigmas=step_sigmas)
 
 

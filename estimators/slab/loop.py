@@ -73,7 +73,14 @@ from estimators.slab.bfr import BfrProblem, BfrResult, slab_bfr
 from estimators.slab.bound import SlabFisher, long_term_bound
 from estimators.slab.fusion import Fused, fuse, slot_precision
 from estimators.slab.lce import LceProblem, LceResult, slls
-from estimators.slab.lce_init import MultiStart, Tracked, multistart, rank, track
+from estimators.slab.lce_init import (
+    MultiStart,
+    Tracked,
+    multistart,
+    position_spread,
+    prefer,
+    track,
+)
 from estimators.slab.model import SlabSystem
 from estimators.types import Area, check_area
 from estimators.typing import ComplexArray, FloatArray
@@ -140,6 +147,11 @@ class SlabRun:
         initial ``α`` was given without ``rescan``, or the rescan found no start).
     tracked : slot 1's :class:`~estimators.slab.lce_init.Tracked` where an initial ``α`` was
         given with ``reacquire`` (``None`` otherwise).
+    position_spread : ``[slot, 2, 2]`` [m²], slot 1's
+        :func:`~estimators.slab.lce_init.position_spread`: the second moment about its
+        fix of the competing fits (multi-start, tracker) that the data cannot tell from
+        it; later slots of the window keep it (they do not search again). Zeros where
+        there are none.
     """
 
     lce_method: str
@@ -161,6 +173,7 @@ class SlabRun:
     bfr_reasons: tuple[str, ...]
     multistart: MultiStart | None
     tracked: Tracked | None = None
+    position_spread: FloatArray | None = None
 
     @property
     def num_slots(self) -> int:
@@ -250,9 +263,10 @@ def run_slab(
         (:func:`~estimators.slab.lce_init.track`): the geometry may have moved since
         ``initial_alpha`` (a new window along a drive).
     rescan : with ``initial_alpha`` and ``reacquire``, slot 1 also runs the multi-start
-        and keeps its result where it ranks better
-        (:func:`~estimators.slab.lce_init.rank`: inside the area, then the lower cost
-        (24)): the tracker only searches near ``initial_alpha``.
+        and keeps its result where it is better
+        (:func:`~estimators.slab.lce_init.prefer`: the UE inside the area, then the lower
+        cost (24) beyond the noise's spread): the tracker only searches near
+        ``initial_alpha``.
     height_offset : ``[bs]`` [m], each BS's height above the UE (hypothesis); ``None``:
         the paper's plane (:class:`~estimators.slab.model.SlabGeometry`).
     scatterer_area : corners where the scatterers may be; ``None``: ``area``.
@@ -311,6 +325,8 @@ def run_slab(
     ms: MultiStart | None = None
     tracked: Tracked | None = None
     used, estimates, fused_alpha, precisions, gains, covariances = [], [], [], [], [], []
+    spread = np.zeros((2, 2))
+    spreads: list[FloatArray] = []
     traces, pebs, costs, lce_times, bfr_times = [], [], [], [], []
     lce_results: list[LceResult] = []
     bfr_results: list[BfrResult | None] = []
@@ -325,14 +341,17 @@ def run_slab(
                              ground_offset=ground)
         # ---- LCE (Algorithm 2) and fusion (25)-(27)
         start = time.perf_counter()
+        competitors: list[LceResult] = []
         if k == 0 and initial_alpha is None:
             ms = multistart(problem, rng, **dict(multistart_options or {}))
             result = ms.result if lce == "slls" and not solver_options else solve(
                 problem, ms.candidates[ms.best], **solver_options)
+            competitors += [*ms.screening, ms.result]
         elif k == 0 and reacquire and initial_alpha is not None:
             tracked = track(problem, initial_alpha, rng, solve=solve,
                             solver_options=solver_options)
             result = tracked.result
+            competitors += list(tracked.results)
             if rescan:
                 # The tracker is a local search from where the UE was: after a gap the
                 # UE may be tens of metres on, in another basin of (24). The multi-start
@@ -344,11 +363,17 @@ def run_slab(
                 if ms is not None:
                     found = ms.result if lce == "slls" and not solver_options else solve(
                         problem, ms.candidates[ms.best], **solver_options)
-                    if rank(problem, found) < rank(problem, result):
+                    competitors += [*ms.screening, ms.result, found]
+                    if not prefer(problem, result, found):
                         result = found
         else:
             alpha0 = fused.alpha if fused is not None else initial_alpha
             result = solve(problem, alpha0, **solver_options)
+        if k == 0:
+            # Fits elsewhere that the data cannot tell from this one: the FIM at the fix
+            # knows nothing of them, the reported covariance must (issue 22).
+            spread = position_spread(problem, result, competitors)
+        spreads.append(spread)
         fused = fuse(fused, result.alpha, slot_precision(problem, result.alpha, result.gains))
         lce_times.append(time.perf_counter() - start)
         lce_results.append(result)
@@ -404,4 +429,5 @@ def run_slab(
         lce_runtime_s=np.asarray(lce_times), bfr_runtime_s=np.asarray(bfr_times),
         lce_results=tuple(lce_results), bfr_results=tuple(bfr_results),
         bfr_reasons=tuple(reasons), multistart=ms, tracked=tracked,
+        position_spread=np.stack(spreads),
     )

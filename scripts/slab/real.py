@@ -155,7 +155,7 @@ def main() -> None:
                 print(f"  {name}: " + ", ".join(f"{k}={v:.3g}" for k, v in shown.items()))
                 if args.verbose:
                     print("    errors", np.round(row["errors"], 3))
-                    print("    converged", row["converged_mask"].astype(int))
+                    print("    converged", np.asarray(row["converged_mask"]).astype(int))
                     print("    bound", np.round(row["bound"], 3))
                     print("    ratio", np.round(row["ratios"], 1))
 

@@ -61,6 +61,7 @@ def test_defaults_fit_a_mast_run(mast_run: Any) -> None:
     ok = est.converged
     assert ok.sum() >= 2, est.reason
     np.testing.assert_allclose(est.ue_position[ok, 2], np.median(truth[:, 2]))
+    assert est.position_covariance is not None
     assert np.all(np.isfinite(est.position_covariance[ok][:, :2, :2]))
     err = np.linalg.norm(est.ue_position[:, :2] - truth[:, :2], axis=1)
     assert np.median(err[ok]) < SLAB_REAL_MAST_MEDIAN_M, err

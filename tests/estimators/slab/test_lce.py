@@ -11,20 +11,32 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from estimators.fisher import numerical_jacobian
 from estimators.slab.baselines import gd_lce, ls_lce
 from estimators.slab.bound import SlabBound, SlabFisher, long_term_bound
 from estimators.slab.fusion import Fused, fuse, slot_precision
 from estimators.slab.lce import (  # the gradient of (36), checked below
+    STEP_SIGMAS,
     LceProblem,
+    LceResult,
     _fit,
     _gradient,
     channel_estimate,
     lce_cost,
     slls,
 )
-from estimators.slab.lce_init import draw_starts, multistart, redraw_scatterers, track
+from estimators.slab.lce_init import (
+    LIKELIHOOD_PROBABILITY,
+    draw_starts,
+    likelihood_margin,
+    multistart,
+    position_spread,
+    prefer,
+    redraw_scatterers,
+    track,
+)
 from estimators.slab.loop import SlabRun, run_slab
 from estimators.slab.model import coefficient_matrix, path_responses, received_signal
 from estimators.slab.scenario import SlabSample, SlabScenario, lce_problem
@@ -121,7 +133,8 @@ def test_multistart_without_a_hypothesis_in_the_area_raises() -> None:
 
 def test_slls_recovers_alpha_from_noiseless_data() -> None:
     pr = problem(noiseless=True)
-    result = slls(pr, TRUTH + OFFSET, step_tolerance=1e-12)
+    # Noiseless data: the problem's σ² is not their noise, so no stop at a fraction of it.
+    result = slls(pr, TRUTH + OFFSET, step_tolerance=1e-12, step_sigmas=0.0)
     assert result.converged and result.reason == ""
     assert np.linalg.norm(result.alpha - TRUTH) <= SLAB_LCE_NOISELESS_REL * np.linalg.norm(TRUTH)
     np.testing.assert_allclose(result.gains, PAPER.sample(
@@ -139,14 +152,15 @@ def test_slls_converges_quadratically_near_the_optimum() -> None:
     (30)) converges only linearly on the same problem: the test tells them apart."""
     pairs = []
     for seed in (1, 2, 3):
-        result = slls(problem(seed=seed, noiseless=True), TRUTH + OFFSET, step_tolerance=1e-12)
+        result = slls(problem(seed=seed, noiseless=True), TRUTH + OFFSET, step_tolerance=1e-12,
+                      step_sigmas=0.0)
         e = errors(result.alpha_history, result.alpha)
         # e_i ≤ 0.1 (near the optimum), e_{i+1} ≥ 1e-12 (~10 ulp of |α| ~ 700 m).
         pairs += [(a, b) for a, b in itertools.pairwise(e) if a <= 0.1 and b >= 1e-12]
     assert len(pairs) >= 4
     assert all(b <= SLAB_SLLS_QUADRATIC_C * a**2 for a, b in pairs), pairs
 
-    noisy = slls(problem(snr_db=60.0), TRUTH + OFFSET, step_tolerance=0.0)
+    noisy = slls(problem(snr_db=60.0), TRUTH + OFFSET, step_tolerance=0.0, step_sigmas=0.0)
     ep = errors(noisy.alpha_history[:, :2], noisy.alpha[:2])
     ratios = [b / a for a, b in itertools.pairwise(ep) if b >= 1e-8]
     assert len(ratios) >= 3
@@ -154,7 +168,7 @@ def test_slls_converges_quadratically_near_the_optimum() -> None:
     assert ratios[-1] <= SLAB_SLLS_RATE_MAX
 
     alternating = slls(problem(noiseless=True), TRUTH + OFFSET, direction="alternating",
-                       max_iterations=15)
+                       max_iterations=15, step_sigmas=0.0)
     ea = errors(alternating.alpha_history[:, :2], TRUTH[:2])
     assert np.all(ea[6:] / ea[5:-1] >= SLAB_ALTERNATING_RATE_MIN)
 
@@ -299,13 +313,15 @@ def test_track_reacquires_scatterers_lost_to_another_basin() -> None:
                   ) > 1.0  # the case track is for
     redrawn = redraw_scatterers(pr, lost, np.random.default_rng(5))
     np.testing.assert_allclose(redrawn[:3], lost[:3], rtol=FLOAT64_REL)  # the UE is kept
-    tracked = track(pr, lost, np.random.default_rng(5))
+    # The same optimum to the optimiser's precision (not a tenth of a standard deviation).
+    exact = {"step_sigmas": 0.0}
+    tracked = track(pr, lost, np.random.default_rng(5), solver_options=exact)
     assert not tracked.kept
     assert tracked.result.cost < stuck.cost
-    plain = slls(pr, TRUTH)
+    plain = slls(pr, TRUTH, step_sigmas=0.0)
     np.testing.assert_allclose(tracked.result.alpha, plain.alpha,
                                atol=SLAB_LCE_NOISELESS_REL * 1e3)  # the optimum near TRUTH
-    again = track(pr, TRUTH + 0.02 * OFFSET, np.random.default_rng(5))
+    again = track(pr, TRUTH + 0.02 * OFFSET, np.random.default_rng(5), solver_options=exact)
     np.testing.assert_allclose(again.result.alpha, plain.alpha,
                                atol=SLAB_LCE_NOISELESS_REL * 1e3)
 
@@ -341,3 +357,75 @@ def test_rescan_finds_a_ue_that_moved_out_of_the_trackers_basin() -> None:
     assert rescanned.multistart is not None
     assert np.linalg.norm(rescanned.ue_position[0] - TRUTH[:2]) < SLAB_LCE_GROSS_M
     assert rescanned.lce_results[0].cost < tracked.lce_results[0].cost
+
+
+def test_slls_stops_within_a_tenth_of_a_standard_deviation() -> None:
+    """The statistical stop (``step_sigmas=0.1``, default): the fix is within a tenth of
+    a standard deviation (the FIM's metric, eq. 27's slot precision) of the optimum the
+    optimiser reaches at float64 precision, in fewer iterations."""
+    pr = problem()
+    stopped = slls(pr, TRUTH + OFFSET)
+    exact = slls(pr, TRUTH + OFFSET, step_tolerance=1e-12, step_sigmas=0.0)
+    assert stopped.converged and exact.converged
+    assert stopped.iterations < exact.iterations
+    d = stopped.alpha - exact.alpha
+    precision = slot_precision(pr, exact.alpha, exact.gains)
+    assert float(d @ precision @ d) <= STEP_SIGMAS**2
+
+
+def _fake(pr: LceProblem, alpha: np.ndarray, cost: float) -> LceResult:
+    """An :class:`LceResult` at ``alpha`` with the cost ``cost`` (for the ranking rules)."""
+    base = slls(pr, TRUTH, max_iterations=0)
+    return dataclasses.replace(base, alpha=np.asarray(alpha, dtype=float),
+                               cost_history=np.array([cost]))
+
+
+def test_prefer_ranks_a_much_lower_cost_above_the_scatterer_region() -> None:
+    """Issue 22, street snapshot 17: the right fix (``F/σ²`` 6994) had one scatterer
+    0.19 m beyond the scatterers' region, and the old rule (region first) kept the
+    tracker's fix 16 m off at ``F/σ²`` 55 283. Costs apart by more than the likelihood
+    margin: the lower wins; within it, the scatterers' region decides; a UE outside the
+    area always loses."""
+    x = TRUTH[:2]
+    area = ((x[0] - 30.0, x[1] - 30.0), (x[0] + 30.0, x[1] + 30.0))
+    pr = dataclasses.replace(problem(), area=area, scatterer_area=PAPER.area())
+    s2 = pr.noise_variance
+    outside = TRUTH.copy()
+    outside[3:5] = [-5.0, 500.0]  # a scatterer beyond the region's x = 0
+    wrong = TRUTH.copy()
+    wrong[:2] += [16.0, 3.0]
+    right, far = _fake(pr, outside, 6994 * s2), _fake(pr, wrong, 55_283 * s2)
+    assert prefer(pr, right, far) and not prefer(pr, far, right)
+    margin = likelihood_margin(pr, 6994 * s2)
+    assert 0 < margin < 100 * s2
+    alike = _fake(pr, wrong, 6994 * s2 + 0.5 * margin)  # inside, within the margin
+    assert prefer(pr, alike, right) and not prefer(pr, right, alike)
+    out_of_area = TRUTH.copy()
+    out_of_area[:2] += [40.0, 0.0]
+    assert prefer(pr, far, _fake(pr, out_of_area, 10 * s2))
+
+
+def test_position_spread_covers_fits_the_data_cannot_tell_apart() -> None:
+    """Competing fits within the likelihood margin of the lowest cost are reached by the
+    spread's 99 % ellipse; fits above it, or with the UE outside the area, add nothing."""
+    x = TRUTH[:2]
+    area = ((x[0] - 30.0, x[1] - 30.0), (x[0] + 30.0, x[1] + 30.0))
+    pr = dataclasses.replace(problem(), area=area)
+    F = 5000 * pr.noise_variance
+    margin = likelihood_margin(pr, F)
+    chosen = _fake(pr, TRUTH, F)
+    near = TRUTH.copy()
+    near[:2] += [16.0, -4.0]
+    far = TRUTH.copy()
+    far[:2] += [-10.0, 10.0]
+    away = TRUTH.copy()
+    away[:2] += [45.0, 0.0]
+    others = [_fake(pr, near, F + 0.9 * margin), _fake(pr, far, F + 1.1 * margin),
+              _fake(pr, away, F)]
+    spread = position_spread(pr, chosen, others)
+    d = near[:2] - x
+    assert float(d @ np.linalg.solve(spread, d)) <= chi2.ppf(LIKELIHOOD_PROBABILITY, 2) * (
+        1 + FLOAT64_REL * 1e3)
+    np.testing.assert_allclose(spread, np.outer(d, d) / chi2.ppf(LIKELIHOOD_PROBABILITY, 2),
+                               rtol=FLOAT64_REL * 1e3)
+    assert not np.any(position_spread(pr, chosen, others[1:]))

@@ -12,6 +12,8 @@ and the determinism.
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -189,3 +191,37 @@ def test_rejects_bad_arguments() -> None:
         run_slab_on(SMALL, np.random.default_rng(0), num_slots=0)
     with pytest.raises(ValueError, match="channel_estimates"):
         estimate_gain_covariance(np.zeros((0, 3, 2)))
+
+
+def _one_slot(precision: np.ndarray, spread: np.ndarray) -> Any:
+    """What ``_Slab._snapshot`` reads of a :class:`SlabRun`: one converged slot at the
+    paper's UE, with the given fused precision and competing fits' spread."""
+    truth = SlabScenario().geometry().alpha()
+    lce = SimpleNamespace(converged=True, reason="", iterations=3)
+    return SimpleNamespace(
+        ue_position=truth[None, :2], ue_yaw=truth[None, 2],
+        scatterers=truth[None, 3:].reshape(1, 3, 1, 2), lce_results=(lce,),
+        precision=precision[None], position_spread=spread[None],
+        position_error_bound=np.ones(1), bfr_cost=np.ones(1), lce_runtime_s=np.ones(1),
+        bfr_runtime_s=np.zeros(1))
+
+
+def test_the_reported_covariance_adds_the_spread_and_needs_a_fim() -> None:
+    """``_Slab._snapshot``: the covariance is the FIM's UE block plus the spread of the
+    competing fits (``spread_m``, the root of its trace); a converged fit whose FIM is
+    singular (office drive, issue 22: a scatterer on its own BS, its path the LOS
+    again) has no covariance and is reported ``converged=False``."""
+    from estimators.slab.estimators import Slab
+    from estimators.types import ServiceArea
+
+    service = ServiceArea(area=((0.0, 0.0), (1000.0, 1000.0)), ue_height=1.5)
+    precision = np.diag([4.0, 1.0, *np.ones(7)])  # UE variances 0.25, 1 m²
+    spread = np.array([[9.0, 0.0], [0.0, 0.0]])
+    est, _ = Slab(num_bs=3)._snapshot(_one_slot(precision, spread), 0, [1.0], service, 0)
+    assert est.converged
+    assert est.position_covariance is not None
+    np.testing.assert_allclose(est.position_covariance[:2, :2], [[9.25, 0.0], [0.0, 1.0]])
+    assert est.diagnostics["spread_m"] == pytest.approx(3.0)
+    singular, _ = Slab(num_bs=3)._snapshot(_one_slot(np.zeros((9, 9)), 0 * spread), 0, [1.0],
+                                           service, 0)
+    assert not singular.converged and "singular" in singular.reason

@@ -108,3 +108,24 @@ def error_bound(crlb_matrix: npt.ArrayLike, indices: Sequence[int]) -> float:
     """``sqrt(trace)`` of a CRLB block: the position/scatterer error bound [m]."""
     c = np.asarray(crlb_matrix, dtype=np.float64)
     return float(np.sqrt(np.sum(np.diag(c)[list(indices)])))
+
+
+def likelihood_region_moment(points: npt.ArrayLike, log_likelihood: npt.ArrayLike,
+                             position: npt.ArrayLike, *, kappa: float, dof: int,
+                             probability: float, best: float = -np.inf) -> FloatArray:
+    """``[d, d]``: the second moment about ``position [d]`` of the ``points [n, d]`` whose
+    ``log_likelihood [n]`` lies within ``κ chi2_dof(probability) / 2`` of the best (of
+    those and ``best``, e.g. the fix's own): the mean squared error of ``position`` were
+    the truth anywhere the likelihood-ratio test does not reject (``κ >= 1`` tempers it
+    by a residual's excess over the noise). Its offset to the region and the region's
+    spread: a likelihood with several peaks gives their spread. Zeros where no point is
+    in the region."""
+    from scipy.stats import chi2
+
+    p = np.asarray(points, dtype=np.float64)
+    ll = np.asarray(log_likelihood, dtype=np.float64)
+    top = max(float(ll.max()) if ll.size else -np.inf, float(best))
+    offset = p[ll >= top - kappa * chi2.ppf(probability, dof) / 2] - np.asarray(position)
+    if not offset.size:
+        return np.zeros((p.shape[1], p.shape[1]))
+    return np.asarray(offset.T @ offset / len(offset), dtype=np.float64)

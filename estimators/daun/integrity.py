@@ -38,10 +38,10 @@ The paper gives neither. A fix ``p̂`` is checked against the observation it cam
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import chi2
 
 from estimators.daun.bound import los_position_crlb
 from estimators.daun.model import DirectLocalizationProblem
+from estimators.fisher import likelihood_region_moment
 from estimators.typing import ComplexArray, FloatArray
 
 #: Share of a BS's received energy the LOS towards a fix must explain for the BS to
@@ -118,12 +118,8 @@ def region_moment(problem: DirectLocalizationProblem, y: ComplexArray,
     else:
         loglik = log_likelihood(problem, y, noise_variance, points)
     own = float(log_likelihood(problem, y, noise_variance, position[None, :2])[0])
-    best = max(float(loglik.max()), own)
-    region = loglik >= best - kappa * chi2.ppf(REGION_PROBABILITY, 2) / 2
-    offset = points[region] - position[:2]
-    if not offset.size:  # only the fix itself
-        return np.zeros((2, 2))
-    return np.asarray(offset.T @ offset / len(offset), dtype=np.float64)
+    return likelihood_region_moment(points, loglik, position[:2], kappa=kappa, dof=2,
+                                    probability=REGION_PROBABILITY, best=own)
 
 
 def _response(problem: DirectLocalizationProblem, m: int, position: FloatArray

@@ -51,7 +51,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import least_squares, minimize
-from scipy.stats import chi2
 
 from estimators.arrays import (
     SPEED_OF_LIGHT,
@@ -71,7 +70,7 @@ from estimators.base import (
     resolve_service_area,
 )
 from estimators.fisher import crlb as invert_fim
-from estimators.fisher import gaussian_fim, numerical_jacobian
+from estimators.fisher import gaussian_fim, likelihood_region_moment, numerical_jacobian
 from estimators.miso.bound import (
     BOUND_DESCRIPTION,
     miso_bound,
@@ -562,17 +561,16 @@ class _MisoBase(Estimator):
             atoms = snap.atoms(others[:, 0] / SPEED_OF_LIGHT, others[:, 1], others[:, 2])
             residual = snap.y - np.tensordot(snap.fit_gains(atoms), atoms, axes=1)
         score = sp_pseudospectrum(snap, grid, residual)  # [direction, range]
-        factor = max(1.0, float(fix.diagnostics.get("variance_factor", 1.0)))
-        cut = score.max() - factor * snap.noise_variance * chi2.ppf(REGION_PROBABILITY, d) / 2
-        direction, distance = np.nonzero(score >= cut)
+        direction, distance = np.indices(score.shape).reshape(2, -1)
         zenith = (grid.zeniths[direction] if grid.range_zeniths is None
                   else grid.range_zeniths[distance])
         points = snap.bs_position + grid.ranges[distance, None] * unit_direction(
             grid.azimuths[direction], zenith)
-        offset = points - fix.ue_position
-        if d == 2:
-            offset[:, 2] = 0.0
-        moment = offset.T @ offset / len(offset)
+        moment = np.zeros((3, 3))
+        moment[:d, :d] = likelihood_region_moment(
+            points[:, :d], score.ravel() / snap.noise_variance, fix.ue_position[:d],
+            kappa=max(1.0, float(fix.diagnostics.get("variance_factor", 1.0))), dof=d,
+            probability=REGION_PROBABILITY)
         return replace(fix, position_covariance=fix.position_covariance + moment)
 
     def _prune_joint(self, snap: MisoSnapshot, params: FloatArray, detection: float,

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from estimators.arrays import SPEED_OF_LIGHT
 from estimators.base import Bound
 from estimators.fisher import crlb as invert_fim
 from estimators.fisher import efficient_error, error_bound, numerical_jacobian
 from estimators.locman.model import LinkGeometry, LocmanSnapshot, snapshot
 from estimators.types import ChannelTruth, Observation
-from estimators.typing import FloatArray
+from estimators.typing import ComplexArray, FloatArray
 
 #: Step of the finite differences of the geometric mapping (smooth, O(1-100) m values).
 _GEOMETRY_STEP = 1e-6
@@ -39,23 +40,32 @@ _GEOMETRY_STEP = 1e-6
 DESCRIPTION = (
     "CRLB of the UE position (x, y) [m], yaw [rad] and scatterers (x, y) [m] of the LOS + "
     "single-bounce model (Li et al. eq. 3; channel FIM Shahmansoori et al. eqs. 14-16, "
-    "position FIM eqs. 17-20), from the first num_paths true paths; NaN where they are "
-    "not a LOS and single bounces"
+    "position FIM eqs. 17-20), from the LOS and the earliest num_paths - 1 true single "
+    "bounces off vertical reflectors; NaN where there is no LOS or too few"
 )
 
 
 def geometric_transform(geometry: LinkGeometry, x: FloatArray, num_paths: int,
-                        ground_height: float | None = None) -> FloatArray:
+                        ground_height: float | None = None,
+                        ground_free: bool = False) -> FloatArray:
     """``T = ∂η/∂x`` from ``(x, gains)`` to per-path ``(c τ, ω_R, ω_T, Re g, Im g)``.
 
     The geometric block by central differences of :meth:`LinkGeometry.paths` (a smooth
     closed form; with its ground bounce where ``ground_height`` is given, counted in
-    ``num_paths``); the gains map to themselves. Returns ``[5 path, len(x) + 2 path]``
-    (``x`` of eq. 19, then ``(Re g, Im g)`` per path).
+    ``num_paths``); the gains map to themselves. ``ground_free``: the last element of
+    ``x`` is the ground's height [m] (an unknown of LOCMAN's refit), not
+    ``ground_height``. Returns ``[5 path, len(x) + 2 path]`` (``x`` of eq. 19, then
+    ``(Re g, Im g)`` per path).
     """
     n_x = len(x)
-    D = np.real(numerical_jacobian(lambda v: geometry.paths(v, ground_height).ravel(), x,
-                                   _GEOMETRY_STEP * np.maximum(1.0, np.abs(x))))
+
+    def eta(v: FloatArray) -> FloatArray:
+        # ground_free: the last unknown is the ground's height (LOCMAN's refit).
+        if ground_free:
+            return geometry.paths(v[:-1], float(v[-1])).ravel()
+        return geometry.paths(v, ground_height).ravel()
+
+    D = np.real(numerical_jacobian(eta, x, _GEOMETRY_STEP * np.maximum(1.0, np.abs(x))))
     T = np.zeros((5 * num_paths, n_x + 2 * num_paths))
     for l_ in range(num_paths):
         T[5 * l_:5 * l_ + 3, :n_x] = D[3 * l_:3 * l_ + 3]
@@ -119,20 +129,54 @@ def true_parameters(
     return xs, snap.geometry.paths(xs)
 
 
-def _of_the_model(truth: ChannelTruth, t: int, num_paths: int) -> npt.NDArray[np.intp] | None:
-    """The first ``num_paths`` valid paths of snapshot ``t`` if they are the model's (a
-    LOS first, then single bounces with known scatterers), else None."""
-    paths = np.flatnonzero(truth.valid[t])[:num_paths]
-    if (len(paths) < num_paths or not truth.los[t] or paths[0] != 0
-            or truth.ue_orientation is None
-            or not np.all(np.isfinite(truth.scatterer[t, paths[1:]]))
-            or not np.all(np.isfinite(truth.gain[t, paths]))):
+#: [m] A true path is of the model's geometry (eq. 3) where the model, at the true UE,
+#: yaw and bounce point, gives its length to this: far above the twin's float32 geometry
+#: (~10 µm at 100 m), far below what a bounce off a horizontal surface (the ground, a
+#: ceiling) differs by — the model puts every bounce on a vertical reflector, so such a
+#: bounce point maps onto the LOS, its length short by 0.08-2.7 m on the bench drives.
+MODEL_PATH_TOLERANCE_M = 1e-3
+
+
+def _of_the_model(truth: ChannelTruth, t: int, num_paths: int,
+                  geometry: LinkGeometry | None = None) -> npt.NDArray[np.intp] | None:
+    """The model's ``num_paths`` paths of snapshot ``t``: the LOS (path 0), then the
+    earliest single bounces with known scatterers; None where there are not that many,
+    no LOS, or no orientation.
+
+    Without ``geometry``, the first ``num_paths`` valid paths must be these (a
+    multi-bounce path among them: None). With ``geometry``, the model's paths are taken
+    from all the valid ones: a single bounce is the model's only where eq. (3)
+    reproduces its length (:data:`MODEL_PATH_TOLERANCE_M`: a bounce off a vertical
+    reflector), and the others are skipped — a multi-bounce path, and a ground or
+    ceiling bounce, which the model would put on a vertical reflector on the LOS line (a
+    duplicate of the LOS: a singular FIM, so the bound fell back to the LOS alone)."""
+    valid = np.flatnonzero(truth.valid[t])
+    if (len(valid) == 0 or not truth.los[t] or valid[0] != 0
+            or truth.ue_orientation is None or not np.isfinite(truth.gain[t, 0])):
         return None
-    return paths
+    paths = [0]
+    p = truth.ue_position[t]
+    for q in valid[1:]:
+        if len(paths) == num_paths:
+            break
+        s = truth.scatterer[t, q]
+        if not (np.all(np.isfinite(s)) and np.isfinite(truth.gain[t, q])):
+            if geometry is None:
+                return None
+            continue
+        if geometry is not None:
+            x = np.array([p[0], p[1], truth.ue_orientation[t, 0], s[0], s[1]])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                length = geometry.paths(x)[1, 0]
+            if not abs(length - SPEED_OF_LIGHT * truth.tau[t, q]) <= MODEL_PATH_TOLERANCE_M:
+                continue
+        paths.append(int(q))
+    return np.asarray(paths, dtype=np.intp) if len(paths) == num_paths else None
 
 
 def locman_bounds(
-    obs: Observation, truth: ChannelTruth, num_paths: int, bs: int = 0
+    obs: Observation, truth: ChannelTruth, num_paths: int, bs: int = 0,
+    ground_height: float | None = None,
 ) -> LocmanBounds:
     """CRLBs of the channel parameters, UE position, yaw and scatterers per snapshot.
 
@@ -146,37 +190,52 @@ def locman_bounds(
     obs : a downlink observation with identity combining and ULAs at both ends (the
         estimators' :meth:`check` has passed).
     truth : the true channel behind ``obs``, ``[snapshot, path]``.
-    num_paths : the model's paths: the first ``num_paths`` valid paths of ``truth``.
+    num_paths : the model's paths: the LOS and the earliest ``num_paths - 1`` single
+        bounces of ``truth`` that eq. (3) describes (off vertical reflectors; the others
+        are skipped, :func:`_of_the_model`).
     bs : which BS of ``obs``.
+    ground_height : [m] where given (outside the paper), the bound of the model
+        :class:`estimators.locman.estimators.Locman` refits with its ``ground_height``:
+        every model path followed by its ground bounce (:meth:`LinkGeometry.paths`),
+        whose gain is the sum of the true paths of that length
+        (:data:`MODEL_PATH_TOLERANCE_M`; 0 where the truth has none). The per-path
+        arrays then hold the ``2 num_paths`` paths, the ground bounces last.
 
     Returns
     -------
     LocmanBounds
-        NaN for a snapshot whose first ``num_paths`` valid paths are not a LOS followed
-        by single bounces (no LOS, a multi-bounce path, too few paths, no orientation),
-        and where a FIM is singular; never raises on such a snapshot.
+        NaN for a snapshot without that many model paths (no LOS, too few single
+        bounces, no orientation), and where a FIM is singular; never raises on such a
+        snapshot.
     """
     if truth.ue_position.shape[0] != obs.num_snapshots:
         raise ValueError(f"truth has {truth.ue_position.shape[0]} snapshots, the observation "
                          f"{obs.num_snapshots}")
-    T_, L, Q = obs.num_snapshots, num_paths, num_paths - 1
+    T_, Q = obs.num_snapshots, num_paths - 1
+    L = num_paths if ground_height is None else 2 * num_paths  # paths of the model's η
     peb, oeb = np.full(T_, np.nan), np.full(T_, np.nan)
     seb = np.full((T_, Q), np.nan)
     rng_b, aoa_b, aod_b = (np.full((T_, L), np.nan) for _ in range(3))
     channel = np.full((T_, 5 * L, 5 * L), np.nan)
     for t in range(T_):
-        paths = _of_the_model(truth, t, L)
-        if paths is None:
+        if not truth.los[t] or truth.ue_orientation is None:
             continue
         # The height is a known parameter of the model: the bound is at the true one
         # (whatever height an estimator assumes).
         snap = snapshot(obs, t, bs, float(truth.ue_position[t, 2]))
+        paths = _of_the_model(truth, t, num_paths, snap.geometry)
+        if paths is None:
+            continue
         # A scatterer on the UE or the BS makes a path direction 0/0: NaN, as singular.
         with np.errstate(divide="ignore", invalid="ignore"):
             x, eta = true_parameters(snap, truth, t, paths)
+            gain = truth.gain[t, paths]
+            if ground_height is not None:
+                eta = snap.geometry.paths(x, ground_height)
+                gain = np.concatenate([gain, _gains_of_length(truth, t, eta[num_paths:, 0])])
             if not np.all(np.isfinite(eta)):
                 continue
-            fim = snap.fim(truth.gain[t, paths], eta)
+            fim = snap.fim(gain, eta)
             channel[t] = invert_fim(fim)
             k = 2 * np.pi / snap.geometry.wavelength
             # ω = k d sin θ (θ from broadside): var θ = var ω / (k d cos θ)².
@@ -187,7 +246,7 @@ def locman_bounds(
                     s = eta[l_, col] / (k * spacing)
                     out[t, l_] = np.sqrt(channel[t, 5 * l_ + col, 5 * l_ + col]) / (
                         k * spacing * np.sqrt(max(1 - s**2, 1e-12)))
-            T = geometric_transform(snap.geometry, x, L)
+            T = geometric_transform(snap.geometry, x, L, ground_height)
             bound = invert_fim(T.T @ fim @ T)
         peb[t] = error_bound(bound, [0, 1])
         oeb[t] = error_bound(bound, [2])
@@ -198,6 +257,18 @@ def locman_bounds(
                     orientation_error_bound=oeb, channel_crlb=channel),
         range_bound=rng_b, aoa_bound=aoa_b, aod_bound=aod_b,
     )
+
+
+def _gains_of_length(truth: ChannelTruth, t: int, lengths: FloatArray) -> ComplexArray:
+    """``[path]`` complex: per length [m], the summed gains of snapshot ``t``'s valid
+    true paths that long (:data:`MODEL_PATH_TOLERANCE_M`): a ground bounce and its
+    wall-ground / ground-wall pair have the same unfolded path; 0 where none is."""
+    valid = truth.valid[t]
+    out = np.zeros(len(lengths), dtype=np.complex128)
+    for i, length in enumerate(lengths):
+        same = valid & (np.abs(SPEED_OF_LIGHT * truth.tau[t] - length) <= MODEL_PATH_TOLERANCE_M)
+        out[i] = np.sum(truth.gain[t, same])
+    return out
 
 
 def efficient_errors(
@@ -227,10 +298,12 @@ def efficient_errors(
     L = num_paths
     errors = np.full((obs.num_snapshots, 3 + 2 * (L - 1)), np.nan)
     for t in range(obs.num_snapshots):
+        if not truth.los[t] or truth.ue_orientation is None:
+            continue
+        snap = snapshot(obs, t, bs, float(truth.ue_position[t, 2]))
         paths = _of_the_model(truth, t, L)
         if paths is None:
             continue
-        snap = snapshot(obs, t, bs, float(truth.ue_position[t, 2]))
         x, eta = true_parameters(snap, truth, t, paths)
         gain = truth.gain[t, paths]
         noise = snap.y - np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.stats import chi2
 
 from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
 from estimators.base import (
@@ -119,10 +120,14 @@ def _initial_scatterer(
 
 @dataclass(frozen=True)
 class Fit:
-    """A WLS solution: ``x`` (eq. 19's unknowns), ``cost`` (its weighted residual)."""
+    """A WLS solution: ``x`` (eq. 19's unknowns), ``cost`` (its weighted residual);
+    after :func:`refine_with_ground`, ``ground_height`` [m] the ground of the refit and
+    ``ground_free`` whether the refit estimated it (an unknown of the covariance)."""
 
     x: FloatArray
     cost: float
+    ground_height: float | None = None
+    ground_free: bool = False
 
 
 def geometric_weight(snap: LocmanSnapshot, channel: ChannelEstimate) -> FloatArray:
@@ -164,7 +169,7 @@ def solve_position(snap: LocmanSnapshot, channel: ChannelEstimate, max_iteration
 
 
 def refine_with_ground(snap: LocmanSnapshot, fit: Fit, ground_height: float,
-                       max_iterations: int) -> Fit:
+                       max_iterations: int, free_height: bool = False) -> Fit:
     """The fix ``x`` refit to the received pilots with the LOS's ground bounce modelled
     (outside the paper: a BS on a mast sees the ground echo 0.2-1.4 m of path behind
     the LOS, inside one range cell ``c/B``; merged with the LOS it biases its delay and
@@ -174,29 +179,36 @@ def refine_with_ground(snap: LocmanSnapshot, fit: Fit, ground_height: float,
     ground bounce (:meth:`LinkGeometry.paths` with ``ground_height``) — and their gains
     are concentrated out by least squares (footnote 2), so ``x`` minimizes
     ``||Y - μ(η(x), ĝ(x))||²`` (the channel-domain ML for white noise), by
-    Levenberg-Marquardt from the WLS fix ``fit.x``. Returns the refit ``x`` with ``cost``
-    its residual ``||Y - μ||²`` [W]; ``fit`` where the refit does not lower the
-    residual.
+    Levenberg-Marquardt from the WLS fix ``fit.x``; with ``free_height``, the ground's
+    height is an unknown too, from ``ground_height`` (a terrain mesh a few cm off the
+    nominal ground moves each ground bounce's length by about twice that: on the bench's
+    canyon, 3 cm under 0, it biased a fix 17 mm, 4x its bound). Returns the refit ``x``
+    with ``cost`` its residual ``||Y - μ||²`` [W] and its ground; ``fit`` (at
+    ``ground_height``) where the refit does not lower the residual.
     """
     y = snap.y.ravel()
+    n = len(fit.x)
 
-    def residual(x: FloatArray) -> FloatArray:
-        eta = snap.geometry.paths(x, ground_height)
+    def residual(v: FloatArray) -> FloatArray:
+        eta = snap.geometry.paths(v[:n], float(v[n]) if free_height else ground_height)
         A = snap.atoms(eta).reshape(len(eta), -1).T
         gain, *_ = np.linalg.lstsq(A, y, rcond=None)
         r = y - A @ gain
         return np.concatenate([r.real, r.imag])
 
-    start = float(np.sum(residual(fit.x) ** 2))
+    v0 = np.append(fit.x, ground_height) if free_height else fit.x
+    start = float(np.sum(residual(v0) ** 2))
+    unchanged = Fit(fit.x, start, ground_height, False)
     try:
-        res = least_squares(residual, fit.x, method="lm", max_nfev=max_iterations,
+        res = least_squares(residual, v0, method="lm", max_nfev=max_iterations,
                             x_scale="jac")
     except ValueError:
-        return dataclasses.replace(fit, cost=start)
+        return unchanged
     cost = float(np.sum(res.fun**2))
     if not (np.all(np.isfinite(res.x)) and cost < start):
-        return dataclasses.replace(fit, cost=start)
-    return Fit(np.asarray(res.x, dtype=np.float64), cost)
+        return unchanged
+    v = np.asarray(res.x, dtype=np.float64)
+    return Fit(v[:n], cost, float(v[n]) if free_height else ground_height, free_height)
 
 
 # ------------------------------------------------------------------ integrity
@@ -212,6 +224,9 @@ AUTO_ORDER_THRESHOLD = 0.1
 #: the LOS's ground bounce (closer, it has the LOS's delay and directions: one path; as
 #: SLAB's clearance).
 MIN_GROUND_CLEARANCE_M = 0.5
+#: ``chi2.ppf(0.99, 1)``: LOCMAN's refit keeps the estimated ground height only where
+#: ``(ĥ - h0)² / var(ĥ)`` exceeds it (the data reject the nominal ``h0`` at 99 %).
+GROUND_HEIGHT_CHI2 = float(chi2.ppf(0.99, 1))
 #: A path estimated more than this many range cells ``c / B`` before the "LOS" (the
 #: strongest path) contradicts it: a LOS is the shortest path there is.
 EARLIER_PATH_CELLS = 0.5
@@ -273,9 +288,30 @@ def fix_covariance(snap: LocmanSnapshot, fit: Fit, variance_factor: float,
     (:attr:`Integrity.variance_factor`)."""
     eta = snap.geometry.paths(fit.x, ground_height)
     gain = snap.fit_gains(eta)
-    T = geometric_transform(snap.geometry, fit.x, len(eta), ground_height)
+    if fit.ground_free and ground_height is not None:
+        # The refit's ground height is an unknown: one more nuisance parameter.
+        T = geometric_transform(snap.geometry, np.append(fit.x, ground_height), len(eta),
+                                ground_height, ground_free=True)
+    else:
+        T = geometric_transform(snap.geometry, fit.x, len(eta), ground_height)
     bound = invert_fim(T.T @ snap.fim(gain, eta) @ T)
     return np.asarray(bound[:2, :2] * variance_factor, dtype=np.float64)
+
+
+def ground_height_variance(snap: LocmanSnapshot, fit: Fit) -> float:
+    """``var(ĥ)`` [m²] of a refit that estimated the ground's height
+    (:func:`refine_with_ground` with ``free_height``): its entry of the inverse FIM of
+    the model with the ground bounces at the fit, the least-squares gains there; NaN
+    where the FIM is singular (no ground echo) or the fit has no ground."""
+    h = fit.ground_height
+    if h is None:
+        return float("nan")
+    eta = snap.geometry.paths(fit.x, h)
+    gain = snap.fit_gains(eta)
+    T = geometric_transform(snap.geometry, np.append(fit.x, h), len(eta), h,
+                            ground_free=True)
+    bound = invert_fim(T.T @ snap.fim(gain, eta) @ T)
+    return float(bound[len(fit.x), len(fit.x)])
 
 
 def reorder(channel: ChannelEstimate, los: int) -> ChannelEstimate:
@@ -324,8 +360,10 @@ class WlsLocalizer(Estimator):
     :class:`Locman`'s ``ground_height``), the WLS fix is then refit to the pilots with
     every path's ground bounce (:func:`refine_with_ground`), and its covariance is that
     model's inverse FIM at the refit times ``max(1, residual/noise)`` of the refit.
-    With ``bs="auto"`` the BSs are tried from the strongest received
-    signal down, and the first whose fix passes is kept.
+    With ``bs="auto"`` and :attr:`least_error_bs` (LOCMAN's), every BS is tried and, of
+    the fixes that pass, the one of least reported mean square error (the trace of its
+    ``position_covariance``) is kept; without it, the BSs are tried from the strongest
+    received signal down and the first fix that passes is kept.
 
     Parameters
     ----------
@@ -347,12 +385,18 @@ class WlsLocalizer(Estimator):
     area : ``((x0, y0), (x1, y1))`` [m], where the UE can be: a fix outside is not
         converged; None: the observation's service area (none: no such check).
     max_iterations : Levenberg-Marquardt evaluations per starting point of eq. (21).
-    bs : which BS of the observation: an index, or ``"auto"`` (each snapshot: the BSs
-        in order of received SNR, the first whose fix passes the integrity checks).
+    bs : which BS of the observation: an index, or ``"auto"`` (each snapshot: with
+        :attr:`least_error_bs`, every BS and the fix that passes the integrity checks
+        with the least reported mean square error — the received SNR alone does not rank
+        them: a BS far off, or with unresolved echoes the model lacks, gives a worse fix
+        at the same SNR; else the BSs in order of received SNR, the first that passes).
     """
 
     paper: ClassVar[str] = "locman"
     bound: ClassVar[str] = DESCRIPTION
+    #: ``bs="auto"``: every BS, the passing fix of least reported error (True), or the
+    #: first passing fix from the strongest signal down (False).
+    least_error_bs: ClassVar[bool] = False
     sounding: ClassVar[dict[str, Any]] = {
         "link": "downlink", "precoder": "random", "num_beams": 16, "combiner": "identity",
         "pilots": "random",
@@ -522,7 +566,23 @@ class WlsLocalizer(Estimator):
             # The refit is the channel-domain ML of the model with the ground bounces:
             # its residual is the a-posteriori variance factor (the WLS's EXIP cost
             # measures the LOS/ground merging the refit removes; kept as a diagnostic).
-            refined = refine_with_ground(snap, fit, ground, self.max_iterations)
+            refined = refine_with_ground(snap, fit, ground, self.max_iterations,
+                                         free_height=True)
+            assert refined.ground_height is not None
+            h = refined.ground_height
+            # The nominal ground stands unless the data reject it (a Wald test at 99 %:
+            # a free height costs precision where the ground echo is barely resolved,
+            # 0.01 -> 0.48 m on `two` of scripts/locman/real.py); it is known to within
+            # MIN_GROUND_CLEARANCE_M (terrain, a kerb): a refit that moves it further,
+            # or cannot tell it (no ground echo: a singular FIM), keeps the nominal.
+            factor = max(1.0, refined.cost / (snap.y.size * snap.noise_variance))
+            if not (abs(h - ground) <= MIN_GROUND_CLEARANCE_M
+                    and min(g.ue_height, float(g.bs_position[2])) - h >= MIN_GROUND_CLEARANCE_M
+                    and (h - ground) ** 2 > GROUND_HEIGHT_CHI2
+                    * ground_height_variance(snap, refined) * factor):
+                refined = refine_with_ground(snap, fit, ground, self.max_iterations)
+            assert refined.ground_height is not None
+            ground = refined.ground_height
             ground_quality = integrity(snap, channel, dataclasses.replace(refined, cost=0.0),
                                        ground)
             quality = dataclasses.replace(quality,
@@ -534,6 +594,7 @@ class WlsLocalizer(Estimator):
         L = channel.order
         diagnostics = {"wls_cost": fit.cost, "num_paths": float(L),
                        "ground_shift_m": float(np.hypot(*(fit.x[:2] - wls_x[:2]))),
+                       "ground_height_m": np.nan if ground is None else float(ground),
                        "residual_factor": quality.residual_factor,
                        "geometry_factor": quality.geometry_factor,
                        "unexplained": quality.unexplained, "earlier_m": quality.earlier_m,
@@ -614,15 +675,24 @@ class WlsLocalizer(Estimator):
         self, obs: Observation, t: int, rng: np.random.Generator
     ) -> SnapshotEstimate:
         height, area = self._service(obs)
-        reasons = []
+        reasons, passed = [], []
         for b in self._candidates(obs, t):
             snap = snapshot(obs, t, b, height)
             result = self.localize(snap, self.channel_parameters(snap), area)
             result = dataclasses.replace(result, diagnostics={**result.diagnostics,
                                                               "bs": float(b)})
             if result.converged:
-                return result
-            reasons.append(f"BS {b}: {result.reason}")
+                if not self.least_error_bs:
+                    return result
+                passed.append(result)
+            else:
+                reasons.append(f"BS {b}: {result.reason}")
+        if passed:
+            # The least reported mean square error (every converged fix has a finite
+            # covariance): on the bench drives every BS is sounded at the same SNR, and
+            # the first one's fix was 0.06-0.65 m off where another's was 2-8 mm.
+            return min(passed, key=lambda r: float(np.trace(
+                np.asarray(r.position_covariance)[:2, :2])))
         return dataclasses.replace(result, reason="; ".join(reasons))
 
     # -- bound --------------------------------------------------------------------
@@ -630,10 +700,11 @@ class WlsLocalizer(Estimator):
     def crlb(self, obs: Observation, truth: Truth) -> Bound:
         """The paper's bounds (:attr:`bound`) at the true channel of every snapshot.
 
-        The first ``L`` valid paths of a BS's truth are the model's (path 0 the LOS, the
-        others single bounces): ``L = num_paths``, or for ``"auto"`` the most up to
-        :data:`AUTO_MAX_PATHS` that are; a snapshot where they are not (no LOS, a
-        multi-bounce path, too few paths) gets NaN. The BS is ``bs``, or for ``"auto"``
+        The model's ``L`` paths of a BS's truth are its LOS and earliest ``L - 1``
+        single bounces off vertical reflectors (:func:`locman_bounds`: ground, ceiling
+        and multi-bounce paths are not the model's and are skipped): ``L = num_paths``,
+        or for ``"auto"`` the most up to :data:`AUTO_MAX_PATHS` there are; a snapshot
+        without them (no LOS, too few paths) gets NaN. The BS is ``bs``, or for ``"auto"``
         the one of least position bound at each snapshot (no single-BS fix can do
         better). The UE height is the truth's, a known parameter of the model
         (``ue_height`` is this estimator's assumption of it, not the channel's).

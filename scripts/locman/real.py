@@ -2,6 +2,16 @@
 
     .venv/bin/python -m scripts.locman.real [--snr-db 20] [--seed 1] [--runs mast,blocked]
     .venv/bin/python -m scripts.locman.real --paper-coverage 64
+    .venv/bin/python -m scripts.locman.real --bench office,street [--per-bs]
+
+``--bench DRIVES``: instead, LOCMAN with its defaults on the bench's ``ue_array`` runs
+(``/work/bench/<drive>/ue_array/ue_array.h5``, ``--bench-root``), on the snapshots
+``scripts/bench_suite.py`` estimates (``step//2 : T : step``, ``step = ceil(T/3)``), the
+observation as ``twin estimate`` sounds it (the run's seed, ``--snr-db``): per snapshot
+the chosen BS, the error and reported sigma, the paper's bound (``Estimator.crlb``: least
+over BSs) and, at the chosen BS, the paper's bound and that of the model LOCMAN refits
+(every path with its ground bounce, :func:`estimators.locman.bound.locman_bounds` with
+``ground_height``); ``--per-bs``: LOCMAN at every BS alone too.
 
 ``--paper-coverage N``: instead, the calibration of the reported covariance on the
 paper's setting (``LocmanScenario``, N trials at ``--snr-db``, seed 2026): RMSE, the
@@ -149,6 +159,55 @@ def paper_coverage(trials: int, snr_db: float) -> None:
               f"variance factor median {np.median(est.diagnostics['variance_factor']):.1f}")
 
 
+def bench_drive(path: Path, snr_db: float, per_bs: bool) -> None:
+    """LOCMAN's defaults on a bench ``ue_array`` run (module docstring, ``--bench``)."""
+    import math
+
+    from estimators.locman.bound import locman_bounds
+    from estimators.observe import select_snapshots
+    from twin.estimate import algorithm_rng, resolve_noise
+    from twin.runfile import read_run
+
+    run = read_run(path)
+    T = run.drive.num_snapshots
+    step = max(1, math.ceil(T / 3))
+    index = np.arange(step // 2, T, step)
+    obs = observation_from_run(run, rng=algorithm_rng(run.seed, "locman"), seed=run.seed,
+                               **Locman.sounding, **resolve_noise(snr_db, None, None))
+    truth = [channel_truth(run, b) for b in range(obs.num_bs)]
+    chosen = select_snapshots(obs, index)
+    estimators = [("auto", Locman())] + ([(f"BS {b}", Locman(bs=b)) for b in
+                                          range(obs.num_bs)] if per_bs else [])
+    paper = Locman().crlb(obs, truth).position_error_bound[index]
+    print(f"== {path}: snapshots {index.tolist()}, paper's bound (least over BSs) "
+          f"{np.round(paper * 1e3, 2).tolist()} mm, median {np.median(paper) * 1e3:.2f} mm")
+    for label, estimator in estimators:
+        start = time.perf_counter()
+        est = estimator.estimate(chosen)
+        runtime = (time.perf_counter() - start) / index.size
+        err = np.linalg.norm(est.ue_position[:, :2] - run.drive.position[index, :2], axis=1)
+        assert est.position_covariance is not None
+        sigma = np.sqrt(np.trace(est.position_covariance[:, :2, :2], axis1=1, axis2=2))
+        rows = []
+        for i, t in enumerate(index):
+            b = int(est.diagnostics["bs"][i]) if np.isfinite(est.diagnostics["bs"][i]) else 0
+            at = [np.nan, np.nan]
+            for L in range(3, 0, -1):  # the most model paths the truth has (<= 3)
+                at[0] = locman_bounds(obs, truth[b], L, b).bound.position_error_bound[t]
+                if np.isfinite(at[0]):
+                    at[1] = locman_bounds(obs, truth[b], L, b, 0.0).bound.position_error_bound[t]
+                    break
+            rows.append(f"t{t} BS{b} {err[i] * 1e3:7.1f} mm (sigma {sigma[i] * 1e3:6.1f}, "
+                        f"bound here {at[0] * 1e3:6.2f} / with ground {at[1] * 1e3:6.2f})")
+        ok = est.converged
+        med = np.median(err[ok]) if ok.any() else np.nan
+        print(f"  {label:6s} median {med * 1e3:7.1f} mm = {med / np.median(paper):5.1f}x the "
+              f"bound, p90 {np.percentile(err[ok], 90) if ok.any() else np.nan:.3f} m, "
+              f"converged {ok.sum()}/{ok.size}, {runtime:.0f} s/snapshot")
+        for row in rows:
+            print("     " + row)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--snr-db", type=float, default=20.0)
@@ -156,7 +215,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", default="mast,no-ground,blocked,two")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--paper-coverage", type=int, default=0)
+    parser.add_argument("--bench", default="", help="bench drives, e.g. office,street")
+    parser.add_argument("--bench-root", default="/work/bench")
+    parser.add_argument("--per-bs", action="store_true")
     args = parser.parse_args(argv)
+    if args.bench:
+        for drive in args.bench.split(","):
+            bench_drive(Path(args.bench_root) / drive / "ue_array" / "ue_array.h5",
+                        args.snr_db, args.per_bs)
+        return
     if args.paper_coverage:
         paper_coverage(args.paper_coverage, args.snr_db)
         return

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from estimators.arrays import SPEED_OF_LIGHT
 from estimators.fisher import gaussian_fim, numerical_jacobian
 from estimators.locman.baselines import DcsSomp
 from estimators.locman.bound import (
@@ -18,6 +19,7 @@ from estimators.locman.bound import (
 from estimators.locman.estimators import Locman
 from estimators.locman.model import snapshot
 from estimators.locman.scenario import LocmanScenario, small
+from estimators.types import ChannelTruth
 from tests.tolerances import FIM_NUMERIC_REL, FLOAT64_REL, rmse_margin
 
 #: Linearised ML draws (cheap: no estimation) for an RMSE within 1 +- 0.15 of the bound.
@@ -112,3 +114,44 @@ def test_the_efficient_errors_have_the_bound_as_their_rmse() -> None:
                      (errors[:, 3:5], bound.scatterer_error_bound[:, 0])):
         ratio = np.sqrt(np.mean(np.sum(got**2, axis=1)) / np.mean(peb**2))
         assert abs(ratio - 1) <= rmse_margin(trials) - 1
+
+
+def _with_ground_bounce(truth: ChannelTruth, height: float) -> ChannelTruth:
+    """``truth`` with a LOS ground bounce (off a horizontal ground at ``height``)
+    inserted as path 1: a single bounce whose point lies under the BS-UE line."""
+    b = np.zeros(3)  # the small scenario's BS at the origin
+    p = truth.ue_position[:, None, :]
+    drop = b[2] + p[..., 2] - 2 * height
+    horizontal = np.hypot(p[..., 0] - b[0], p[..., 1] - b[1])
+    share = (b[2] - height) / drop
+    point = b + share[..., None] * (p - b)
+    point[..., 2] = height
+    length = np.hypot(horizontal, drop)
+
+    def insert(a: np.ndarray, value: np.ndarray) -> np.ndarray:
+        return np.concatenate([a[:, :1], value.astype(a.dtype), a[:, 1:]], axis=1)
+
+    return dataclasses.replace(
+        truth, gain=insert(truth.gain, 0.5 * truth.gain[:, :1]),
+        tau=insert(truth.tau, length / SPEED_OF_LIGHT), aod=insert(truth.aod, truth.aod[:, :1]),
+        aoa=insert(truth.aoa, truth.aoa[:, :1]), valid=insert(truth.valid, truth.valid[:, :1]),
+        scatterer=insert(truth.scatterer, point))
+
+
+def test_a_ground_bounce_is_not_taken_for_a_vertical_reflectors_path() -> None:
+    """The model puts a bounce on a vertical reflector: a ground bounce's point maps onto
+    the LOS (a duplicate path, a singular FIM). It is skipped: the bound is that of the
+    LOS and the next two (vertical) bounces, as without it; with ``ground_height`` the
+    ground bounces are nuisance paths, whose free gains cannot add information."""
+    obs, truth = small().observation(2, np.random.default_rng(3), 10.0)
+    grounded = _with_ground_bounce(truth, -3.0)
+    paper = locman_bounds(obs, truth, 3).bound.position_error_bound
+    assert np.all(np.isfinite(paper))
+    skipped = locman_bounds(obs, grounded, 3).bound.position_error_bound
+    np.testing.assert_allclose(skipped, paper, rtol=FLOAT64_REL)
+    np.testing.assert_allclose(Locman().crlb(obs, grounded).position_error_bound, paper,
+                               rtol=FLOAT64_REL)
+    with_ground = locman_bounds(obs, grounded, 3, ground_height=-3.0).bound
+    assert np.all(np.isfinite(with_ground.position_error_bound))
+    assert np.all(with_ground.position_error_bound >= paper * (1 - FLOAT64_REL))
+    assert with_ground.channel_crlb is not None and with_ground.channel_crlb.shape[1] == 30

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from estimators.arrays import wrap_angle
-from estimators.base import EstimatorInputError
+from estimators.base import EstimatorInputError, SnapshotEstimate
 from estimators.locman.baselines import DcsSomp
 from estimators.locman.bound import efficient_errors, true_parameters
 from estimators.locman.estimators import Locman
@@ -86,3 +86,35 @@ def test_locman_is_near_the_bound_and_beats_dcs_somp_at_high_snr() -> None:
             ratio = np.sqrt(np.mean(np.sum(ours**2, axis=1)) / np.mean(np.sum(best**2, axis=1)))
             assert ratio <= factor * paired_rmse_margin(ours, best)
     assert rmse["locman"] < rmse["dcs-somp"]
+
+
+def test_auto_bs_keeps_the_passing_fix_of_least_reported_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOCMAN's ``bs="auto"`` tries every BS and keeps, of the fixes that pass, the one
+    whose covariance has the least trace — not the first (the strongest signal: every
+    BS is sounded at the same SNR on the bench drives, a far one's fix was worse);
+    DCS-SOMP keeps the first that passes."""
+    import estimators.locman.wls as wls
+
+    obs, _ = small().observation(1, np.random.default_rng(12), 20.0)
+    monkeypatch.setattr(wls, "snapshot", lambda obs, t, b, height: b)
+    for estimator, expected in ((Locman(), 2), (DcsSomp(), 0)):
+        sigma = {0: 0.3, 1: np.nan, 2: 0.01, 3: 0.05}  # [m]; NaN: the fix fails its checks
+
+        def localize(snap: int, channel: None, area: object,
+                     estimator: Locman | DcsSomp = estimator,
+                     sigma: dict[int, float] = sigma) -> SnapshotEstimate:
+            if np.isnan(sigma[snap]):
+                return estimator._failed("fails")
+            cov = np.diag([sigma[snap] ** 2, sigma[snap] ** 2, np.nan])
+            return dataclasses.replace(estimator._failed(""), ue_position=np.full(3, snap),
+                                       converged=True, position_covariance=cov)
+
+        monkeypatch.setattr(estimator, "_candidates", lambda obs, t=None: [0, 1, 2, 3])
+        monkeypatch.setattr(estimator, "channel_parameters", lambda snap: None)
+        monkeypatch.setattr(estimator, "localize", localize)
+        chosen = estimator._estimate_snapshot(obs, 0, np.random.default_rng(0))
+        assert chosen.converged and chosen.diagnostics["bs"] == expected, estimator.name
+        sigma.update({0: np.nan, 2: np.nan, 3: np.nan})
+        failed = estimator._estimate_snapshot(obs, 0, np.random.default_rng(0))
+        assert not failed.converged and failed.reason.count("fails") == 4

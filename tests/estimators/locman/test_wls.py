@@ -7,9 +7,17 @@ import dataclasses
 import numpy as np
 
 from estimators.locman.bound import true_parameters
+from estimators.locman.estimators import Locman
 from estimators.locman.model import ChannelEstimate, snapshot
 from estimators.locman.scenario import LocmanScenario, small
-from estimators.locman.wls import Fit, initial_points, refine_with_ground, solve_position
+from estimators.locman.wls import (
+    Fit,
+    fix_covariance,
+    ground_height_variance,
+    initial_points,
+    refine_with_ground,
+    solve_position,
+)
 from tests.tolerances import NOISELESS_PARAMETER_ABS
 
 
@@ -34,10 +42,64 @@ def test_ground_refit_recovers_the_geometry_of_a_channel_with_ground_bounces() -
     geometry = dataclasses.replace(snap.geometry, bs_position=np.array([0.0, 0.0, 6.0]),
                                    ue_height=1.5)
     eta = geometry.paths(x, ground_height=0.0)
-    gain = np.array([1, 1j]) @ np.random.default_rng(7).standard_normal((2, 6))
+    gain = np.asarray(np.array([1, 1j]) @ np.random.default_rng(7).standard_normal((2, 6)),
+                      dtype=np.complex128)
     y = np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)
     snap = dataclasses.replace(snap, y=y, geometry=geometry)
     start = x + np.r_[0.3, -0.2, 0.02, np.full(len(x) - 3, 0.1)]
     fit = refine_with_ground(snap, Fit(start, 0.0), 0.0, 200)
     np.testing.assert_allclose(fit.x, x, atol=NOISELESS_PARAMETER_ABS)
     assert fit.cost < 1e-12 * float(np.sum(np.abs(y) ** 2))
+
+
+def test_ground_refit_estimates_a_ground_off_its_nominal_height() -> None:
+    """The ground 0.1 m under the nominal 0 m (a terrain mesh): the refit at the nominal
+    height is biased by the ground bounces' lengths; with ``free_height`` it returns the
+    true geometry and ground, and its covariance (the height a nuisance) is finite."""
+    obs, truth = small().observation(1, np.random.default_rng(4), 20.0)
+    snap = snapshot(obs, 0, 0, 1.5)
+    geometry = dataclasses.replace(snap.geometry, bs_position=np.array([0.0, 0.0, 6.0]))
+    x, _ = true_parameters(dataclasses.replace(snap, geometry=geometry), truth, 0,
+                           np.arange(3))
+    eta = geometry.paths(x, ground_height=-0.1)
+    gain = np.concatenate([truth.gain[0], -0.5 * truth.gain[0]])
+    y = np.einsum("krt,ktg->krg", snap.channel(gain, eta), snap.x)
+    snap = dataclasses.replace(snap, y=y, geometry=geometry)
+    nominal = refine_with_ground(snap, Fit(x, 0.0), 0.0, 200)
+    assert np.hypot(*(nominal.x[:2] - x[:2])) > 0.01  # 79 mm
+    free = refine_with_ground(snap, Fit(x, 0.0), 0.0, 200, free_height=True)
+    assert free.ground_free and free.ground_height is not None
+    np.testing.assert_allclose(free.x, x, atol=NOISELESS_PARAMETER_ABS)
+    np.testing.assert_allclose(free.ground_height, -0.1, atol=NOISELESS_PARAMETER_ABS)
+    covariance = fix_covariance(snap, free, 1.0, free.ground_height)
+    assert np.all(np.isfinite(covariance)) and np.all(np.linalg.eigvalsh(covariance) > 0)
+
+
+def test_locman_keeps_the_nominal_ground_unless_the_data_reject_it() -> None:
+    """LOCMAN's refit (40 dB, the channel stage's paths exact): with the ground at its
+    nominal 0 m the Wald test keeps 0 m exactly; 0.1 m under it, the estimated height
+    (within 4 of its standard deviations) and a fix well inside the nominal refit's
+    79 mm bias."""
+    obs, truth = small().observation(1, np.random.default_rng(4), 20.0)
+    snap = snapshot(obs, 0, 0, 1.5)
+    geometry = dataclasses.replace(snap.geometry, bs_position=np.array([0.0, 0.0, 6.0]))
+    snap = dataclasses.replace(snap, geometry=geometry)
+    x, model_paths = true_parameters(snap, truth, 0, np.arange(3))
+    gain = np.concatenate([truth.gain[0], -0.5 * truth.gain[0]])
+    rng = np.random.default_rng(5)
+    for height in (0.0, -0.1):
+        clean = np.einsum("krt,ktg->krg",
+                          snap.channel(gain, geometry.paths(x, ground_height=height)), snap.x)
+        sigma2 = float(np.mean(np.abs(clean) ** 2)) / 1e4
+        noise = np.sqrt(sigma2 / 2) * (rng.standard_normal(clean.shape)
+                                       + 1j * rng.standard_normal(clean.shape))
+        noisy = dataclasses.replace(snap, y=clean + noise, noise_variance=sigma2)
+        fix = Locman().localize(noisy, ChannelEstimate(model_paths, truth.gain[0]), None)
+        assert fix.converged
+        found = fix.diagnostics["ground_height_m"]
+        if height == 0.0:
+            assert found == 0.0
+            continue
+        free = refine_with_ground(noisy, Fit(x, 0.0), 0.0, 200, free_height=True)
+        assert abs(found - height) <= 4 * np.sqrt(ground_height_variance(noisy, free))
+        assert np.hypot(*(fix.ue_position[:2] - x[:2])) < 0.02

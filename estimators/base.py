@@ -28,6 +28,11 @@ class EstimatorInputError(ValueError):
     """An observation an estimator cannot work with at all (wrong link, shapes...)."""
 
 
+#: [m] the BS and the UE must be this far above the ground for an estimator to model the
+#: LOS's ground bounce (``miso-ml``, LOCMAN, the SLAB family): closer, the bounce has the
+#: LOS's delay and directions, one path.
+MIN_GROUND_CLEARANCE_M = 0.5
+
 @dataclass(frozen=True)
 class SnapshotEstimate:
     """One snapshot's result (``Q`` scatterers, ``P`` estimated paths).

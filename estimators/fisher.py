@@ -15,6 +15,10 @@ import numpy.typing as npt
 
 from estimators.typing import FloatArray
 
+#: The probability of every likelihood region an estimator adds to its covariance
+#: (:func:`likelihood_region_moment`): the level ``twin evaluate`` scores fixes at.
+REGION_PROBABILITY = 0.99
+
 
 def gaussian_fim(jacobian: npt.ArrayLike, noise_variance: float) -> FloatArray:
     """FIM of a complex Gaussian observation with parameter-dependent mean.
@@ -112,7 +116,8 @@ def error_bound(crlb_matrix: npt.ArrayLike, indices: Sequence[int]) -> float:
 
 def likelihood_region_moment(points: npt.ArrayLike, log_likelihood: npt.ArrayLike,
                              position: npt.ArrayLike, *, kappa: float, dof: int,
-                             probability: float, best: float = -np.inf) -> FloatArray:
+                             probability: float = REGION_PROBABILITY,
+                             best: float = -np.inf) -> FloatArray:
     """``[d, d]``: the second moment about ``position [d]`` of the ``points [n, d]`` whose
     ``log_likelihood [n]`` lies within ``κ chi2_dof(probability) / 2`` of the best (of
     those and ``best``, e.g. the fix's own): the mean squared error of ``position`` were

@@ -49,9 +49,6 @@ from estimators.typing import ComplexArray, FloatArray
 SUPPORT_SHARE = 0.5
 #: BSs that must support a fix (two bearings fix a point in the plane).
 MIN_SUPPORT = 2
-#: The likelihood region of :func:`region_moment`: ``2 ΔLL <= κ`` times the
-#: chi-square(2) quantile at this probability (the level the fixes are scored at).
-REGION_PROBABILITY = 0.99
 
 
 def region_points(problem: DirectLocalizationProblem) -> FloatArray:
@@ -105,10 +102,10 @@ def region_moment(problem: DirectLocalizationProblem, y: ComplexArray,
                   ) -> FloatArray:
     """``[2, 2]`` [m²]: the second moment about ``position [3]`` of the points
     (:func:`region_points`) whose LOS log-likelihood (:func:`log_likelihood`) is within
-    ``κ`` ``chi2_2(``:data:`REGION_PROBABILITY```) / 2`` of the best (the fix's own
-    included): the mean squared error of the fix were the user anywhere in the region
-    the likelihood ratio test does not reject (its offset to the region and the region's
-    spread: several peaks give their spread)."""
+    ``κ chi2_2(p) / 2`` of the best (the fix's own included; ``p``
+    :data:`estimators.fisher.REGION_PROBABILITY`): the mean squared error of the fix
+    were the user anywhere in the region the likelihood ratio test does not reject (its
+    offset to the region and the region's spread: several peaks give their spread)."""
     points = region_points(problem)
     if len(points) == len(problem.grid_points):  # the grid itself: its dictionary
         columns = np.sum(np.abs(problem.A) ** 2, axis=1)  # [bs, grid]
@@ -119,7 +116,7 @@ def region_moment(problem: DirectLocalizationProblem, y: ComplexArray,
         loglik = log_likelihood(problem, y, noise_variance, points)
     own = float(log_likelihood(problem, y, noise_variance, position[None, :2])[0])
     return likelihood_region_moment(points, loglik, position[:2], kappa=kappa, dof=2,
-                                    probability=REGION_PROBABILITY, best=own)
+                                    best=own)
 
 
 def _response(problem: DirectLocalizationProblem, m: int, position: FloatArray

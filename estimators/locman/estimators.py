@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from estimators.arrays import wrap_angle
-from estimators.base import EstimatorInputError, register
+from estimators.base import MIN_GROUND_CLEARANCE_M, EstimatorInputError, register
 from estimators.locman import anm
 from estimators.locman.model import (
     ChannelEstimate,
@@ -33,7 +33,7 @@ from estimators.locman.model import (
     order_paths,
     range_from_delay_phase,
 )
-from estimators.locman.wls import MIN_GROUND_CLEARANCE_M, WlsLocalizer
+from estimators.locman.wls import WlsLocalizer
 from estimators.types import Area, Observation
 
 

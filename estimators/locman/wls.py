@@ -26,6 +26,7 @@ from scipy.stats import chi2
 
 from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
 from estimators.base import (
+    MIN_GROUND_CLEARANCE_M,
     Bound,
     Estimator,
     EstimatorInputError,
@@ -220,10 +221,6 @@ AUTO_MAX_PATHS = 3
 #: the strongest (ε = 0.1 always found the paper setting's 3 paths, from −5 dB on; the
 #: model-order study of docs/estimators/locman.md).
 AUTO_ORDER_THRESHOLD = 0.1
-#: [m] the UE and the BS must be this far above the ground for :class:`Locman` to model
-#: the LOS's ground bounce (closer, it has the LOS's delay and directions: one path; as
-#: SLAB's clearance).
-MIN_GROUND_CLEARANCE_M = 0.5
 #: ``chi2.ppf(0.99, 1)``: LOCMAN's refit keeps the estimated ground height only where
 #: ``(ĥ - h0)² / var(ĥ)`` exceeds it (the data reject the nominal ``h0`` at 99 %).
 GROUND_HEIGHT_CHI2 = float(chi2.ppf(0.99, 1))

@@ -59,6 +59,7 @@ from estimators.arrays import (
     unit_direction,
 )
 from estimators.base import (
+    MIN_GROUND_CLEARANCE_M,
     Bound,
     Estimator,
     EstimatorInputError,
@@ -80,12 +81,6 @@ from estimators.miso.bound import (
 from estimators.miso.model import MisoSnapshot, ground_bounce, height_zenith
 from estimators.types import Area, Observation, Truth, bs_truth, check_area, in_area
 from estimators.typing import BoolArray, ComplexArray, FloatArray
-
-#: The probability of ``miso-sp-grid``'s LOS likelihood region (:meth:`_grid_fix`).
-REGION_PROBABILITY = 0.99
-#: [m] the BS and the UE must be this far above the ground for ``miso-ml`` to model the
-#: LOS's ground bounce (as LOCMAN's and SLAB's).
-MIN_GROUND_CLEARANCE_M = 0.5
 
 # ------------------------------------------------------------ the SP pseudospectrum
 
@@ -569,8 +564,7 @@ class _MisoBase(Estimator):
         moment = np.zeros((3, 3))
         moment[:d, :d] = likelihood_region_moment(
             points[:, :d], score.ravel() / snap.noise_variance, fix.ue_position[:d],
-            kappa=max(1.0, float(fix.diagnostics.get("variance_factor", 1.0))), dof=d,
-            probability=REGION_PROBABILITY)
+            kappa=max(1.0, float(fix.diagnostics.get("variance_factor", 1.0))), dof=d)
         return replace(fix, position_covariance=fix.position_covariance + moment)
 
     def _prune_joint(self, snap: MisoSnapshot, params: FloatArray, detection: float,
@@ -781,20 +775,23 @@ class _MisoBase(Estimator):
         free = free[np.argsort(free[:, 0])]
         b = snap.bs_position
 
-        def fitted(free: FloatArray) -> tuple[FloatArray, FloatArray, ComplexArray, float]:
+        def fitted(free: FloatArray
+                   ) -> tuple[FloatArray, FloatArray, ComplexArray, float, FloatArray]:
+            """The paths (the ground bounce last), their delays, gains, the residual
+            energy and each path's amplitude against free space at its length [dB]."""
             rows = (np.vstack([free, ground_bounce(b, free[0], ground_height)])
                     if ground_height is not None else free)
             tau = rows[:, 0] / SPEED_OF_LIGHT
             atoms = snap.atoms(tau, rows[:, 1], rows[:, 2])
             gains = snap.fit_gains(atoms)
             residual = snap.y - np.tensordot(gains, atoms, axes=1)
-            return rows, tau, gains, float(np.vdot(residual, residual).real)
+            with np.errstate(divide="ignore"):
+                free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi * rows[:, 0]
+                                              / snap.wavelength)
+            return rows, tau, gains, float(np.vdot(residual, residual).real), free_space_db
 
-        params, tau, gains, cost = fitted(free)
+        params, tau, gains, cost, free_space_db = fitted(free)
         isotropic = obs.bs_array.pattern == "iso" and obs.ue_array.pattern == "iso"
-        with np.errstate(divide="ignore"):
-            free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi * params[:, 0]
-                                          / snap.wavelength)
         if isotropic:
             # Nothing arrives before the LOS: an earlier path far below free space is a
             # fitting artefact of an unresolved pair, not the LOS; drop it.
@@ -802,10 +799,7 @@ class _MisoBase(Estimator):
             first = int(strong[0]) if strong.size else 0
             if first:
                 free = free[first:]
-                params, tau, gains, cost = fitted(free)
-                with np.errstate(divide="ignore"):
-                    free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi
-                                                  * params[:, 0] / snap.wavelength)
+                params, tau, gains, cost, free_space_db = fitted(free)
         ue = b + params[0, 0] * unit_direction(params[0, 1], params[0, 2])
         if context.dimensions == 2 and context.ue_height is not None:
             ue = ue.copy()

@@ -97,6 +97,7 @@ import numpy as np
 import numpy.typing as npt
 
 from estimators.base import (
+    MIN_GROUND_CLEARANCE_M,
     Bound,
     Estimate,
     Estimator,
@@ -137,9 +138,6 @@ def _ula_spacing(array: ArrayGeometry, what: str) -> float:
     return float(layout.spacing * np.sign(layout.axis[1]))
 
 
-#: [m] the UE height hypothesis must be this far above ``ground_height`` for a ground
-#: bounce to be modelled (below, it is the LOS again: a degenerate pair of columns).
-_MIN_GROUND_CLEARANCE_M = 0.5
 
 
 def _residual_ratio(run: SlabRun, k: int, noise_variance: float, ue_antennas: int) -> float:
@@ -211,7 +209,7 @@ class _Slab(Estimator):
         starved the new window's data and gave confident wild fixes (issue 22).
     ground_height : [m] the ground's height: each BS gets a ground-bounce path (the LOS's
         directions, the BS's image in the ground; its gain free), where the UE height
-        hypothesis is at least ``_MIN_GROUND_CLEARANCE_M`` above it; ``None``: no ground
+        hypothesis is at least ``MIN_GROUND_CLEARANCE_M`` above it; ``None``: no ground
         bounce, the paper's model.
     max_residual_ratio : a snapshot whose LCE residual is more than this many times the
         noise power it should leave is reported ``converged=False`` (the model cannot
@@ -416,7 +414,7 @@ class _Slab(Estimator):
         """``[bs]`` [m] the BSs' images in the ground above the UE (``h_j + h_UE - 2
         h_ground``), or ``None`` where no ground bounce is modelled (``ground_height``)."""
         if self.ground_height is None or ue_height - self.ground_height < \
-                _MIN_GROUND_CLEARANCE_M:
+                MIN_GROUND_CLEARANCE_M:
             return None
         J = self._num_bs()
         return np.asarray(obs.bs_position[:J, 2] + ue_height - 2.0 * self.ground_height)

@@ -182,6 +182,22 @@ def steering_vector(
     return np.exp(1j * 2.0 * np.pi / wavelength * (u @ r.T))
 
 
+def free_space_ratio_db(amplitude: npt.ArrayLike, length: npt.ArrayLike,
+                        wavelength: float) -> FloatArray:
+    """[dB] a path's complex amplitude against free space at its length: ``20 log10(|a|
+    4π d / λ)`` (0 for a LOS between isotropic antennas, Friis; -inf for a zero
+    amplitude). Broadcast over ``amplitude`` and ``length`` [m].
+
+    References
+    ----------
+    H. T. Friis, "A note on a simple transmission formula", Proc. IRE 34(5), 1946.
+    """
+    with np.errstate(divide="ignore"):
+        return np.asarray(20.0 * np.log10(np.abs(np.asarray(amplitude)) * 4.0 * np.pi
+                                          * np.asarray(length, dtype=np.float64)
+                                          / wavelength))
+
+
 def subcarrier_frequencies(num_subcarriers: int, bandwidth_hz: float) -> FloatArray:
     """Baseband subcarrier offsets from the carrier [Hz], spacing ``B / K``.
 

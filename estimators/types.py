@@ -197,6 +197,11 @@ class Observation:
         (:func:`twin.sounding.service_area`), a paper's setting gives its own area;
         ``None`` where nothing is known (estimators that need one then need their own
         ``area``/``ue_height`` hyper-parameters).
+    physical_gains : the channel's path amplitudes are physical, so that between isotropic
+        elements a LOS arrives at Friis' amplitude ``λ / (4π d)`` (the twin's ray-traced
+        channels; the MISO and LOCMAN settings); ``False`` for a model whose gains are
+        normalised or drawn from a fading law (SLAB's setting, §VII-A), where free space
+        says nothing about a path (:attr:`free_space_known`).
     """
 
     y: npt.NDArray[np.complex128]
@@ -219,6 +224,15 @@ class Observation:
     fingerprints: FingerprintMap | None = None
     prior: PositionPrior | None = None
     service_area: ServiceArea | None = None
+    physical_gains: bool = True
+
+    @property
+    def free_space_known(self) -> bool:
+        """Whether a LOS's amplitude is known: Friis' ``λ / (4π d)`` with physical gains
+        between isotropic BS and UE elements (another pattern's gain towards the path is
+        not known to the estimators)."""
+        return (self.physical_gains and self.bs_array.pattern == "iso"
+                and self.ue_array.pattern == "iso")
 
     @property
     def wavelength(self) -> float:

@@ -52,7 +52,7 @@ class DcsSomp(WlsLocalizer):
 
     Parameters
     ----------
-    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs
+    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs, los_margin_db
         As :class:`estimators.locman.wls.WlsLocalizer` ; DCS-SOMP takes
         ``num_paths`` atoms, then, where a threshold is in effect (``order_threshold``,
         or :data:`estimators.locman.wls.AUTO_ORDER_THRESHOLD` for ``"auto"``), keeps
@@ -78,11 +78,13 @@ class DcsSomp(WlsLocalizer):
         area: Area | None = None,
         max_iterations: int = 200,
         bs: int | Literal["auto"] = "auto",
+        los_margin_db: float = 6.0,
         oversampling: int = 4,
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
                          los_path=los_path, ue_height=ue_height, area=area,
-                         max_iterations=max_iterations, bs=bs)
+                         max_iterations=max_iterations, bs=bs,
+                         los_margin_db=los_margin_db)
         self.oversampling = oversampling
 
     def _validate(self, obs: Observation) -> None:

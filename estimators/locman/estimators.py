@@ -43,7 +43,7 @@ class Locman(WlsLocalizer):
 
     Parameters
     ----------
-    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs
+    num_paths, order_threshold, los_path, ue_height, area, max_iterations, bs, los_margin_db
         As :class:`estimators.locman.wls.WlsLocalizer`.
     solver : ``"admm"`` (:func:`anm.solve_admm`) or ``"sdp"`` (:func:`anm.solve_sdp`,
         cvxpy/SCS, small sizes only); both solve eq. (13) through eq. (17).
@@ -81,6 +81,7 @@ class Locman(WlsLocalizer):
         area: Area | None = None,
         max_iterations: int = 200,
         bs: int | Literal["auto"] = "auto",
+        los_margin_db: float = 6.0,
         solver: Literal["admm", "sdp"] = "admm",
         admm_tolerance: float = 1e-3,
         admm_max_iterations: int = 3000,
@@ -89,7 +90,8 @@ class Locman(WlsLocalizer):
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
                          los_path=los_path, ue_height=ue_height, area=area,
-                         max_iterations=max_iterations, bs=bs)
+                         max_iterations=max_iterations, bs=bs,
+                         los_margin_db=los_margin_db)
         self.solver = solver
         self.admm_tolerance = admm_tolerance
         self.admm_max_iterations = admm_max_iterations

@@ -153,7 +153,8 @@ class LocmanSnapshot:
     """One snapshot of a MIMO observation in the paper's form (eq. 4).
 
     ``y [subcarrier, Nr, G]``, ``x [subcarrier, Nt, G]`` (``X[k] = F diag(s[:, k])``),
-    ``frequencies [subcarrier]`` [Hz], the ULAs, the link geometry and ``σ²`` [W].
+    ``frequencies [subcarrier]`` [Hz], the ULAs, the link geometry and ``σ²`` [W];
+    ``free_space_known``: a LOS's amplitude is Friis' (``Observation.free_space_known``).
     """
 
     y: ComplexArray
@@ -163,6 +164,7 @@ class LocmanSnapshot:
     tx: Ula
     geometry: LinkGeometry
     noise_variance: float
+    free_space_known: bool = False
 
     @property
     def spacing_hz(self) -> float:
@@ -232,6 +234,7 @@ def snapshot(obs: Observation, t: int, bs: int, ue_height: float | None) -> Locm
         y=np.ascontiguousarray(obs.y[t, bs].transpose(2, 0, 1)), x=np.ascontiguousarray(x),
         frequencies=np.asarray(obs.frequencies, dtype=np.float64), rx=rx, tx=tx,
         geometry=geometry, noise_variance=float(obs.noise_variance[t, bs]),
+        free_space_known=obs.free_space_known,
     )
 
 

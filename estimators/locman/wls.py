@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import chi2
 
-from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
+from estimators.arrays import SPEED_OF_LIGHT, free_space_ratio_db, wrap_angle
 from estimators.base import (
     MIN_GROUND_CLEARANCE_M,
     Bound,
@@ -275,6 +275,24 @@ def integrity(snap: LocmanSnapshot, channel: ChannelEstimate, fit: Fit,
     )
 
 
+def los_free_space_db(snap: LocmanSnapshot, fit: Fit,
+                      ground_height: float | None = None) -> float:
+    """[dB] the fix's LOS against free space at its length
+    (:func:`~estimators.arrays.free_space_ratio_db`; 0 dB: Friis): the amplitude of the
+    LOS's received signal at the fitted geometry, ``‖ĝ_0 a_0 + ĝ_g a_g‖ / ‖a_0‖`` (``a``
+    the unit-gain atoms, ``ĝ`` the least-squares gains), with ``ground_height`` its ground
+    bounce ``g`` included. On a mast the bounce is a fraction of a metre longer than the
+    LOS and their atoms nearly collinear: the two gains alone are ill-determined (large
+    and opposite where the fitted delay is slightly off), their joint signal is not."""
+    eta = snap.geometry.paths(fit.x, ground_height)
+    gains = snap.fit_gains(eta)
+    atoms = snap.atoms(eta)
+    group = [0] + ([len(eta) // 2] if ground_height is not None else [])
+    signal = np.tensordot(gains[group], atoms[group], axes=1)
+    amplitude = float(np.linalg.norm(signal) / np.linalg.norm(atoms[0]))
+    return float(free_space_ratio_db(amplitude, eta[0, 0], snap.geometry.wavelength))
+
+
 def fix_covariance(snap: LocmanSnapshot, fit: Fit, variance_factor: float,
                    ground_height: float | None = None) -> FloatArray:
     """``[2, 2]`` [m²] covariance of the UE ``(x, y)``: the inverse position FIM of the
@@ -348,8 +366,11 @@ class WlsLocalizer(Estimator):
     Integrity (the paper assumes a LOS, §III-D; a real channel may have none): a fix is
     reported ``converged=False`` with a reason where the LOS hypothesis fails — the fix
     outside the service area (a wall's echo taken for the LOS puts the UE at its mirror
-    image behind the wall), or, with ``los_path="strongest"``, a path estimated more
-    than :data:`EARLIER_PATH_CELLS` range cells ``c/B`` before the strongest one.
+    image behind the wall), the fitted LOS more than ``los_margin_db`` below free space
+    at its length (a reflection taken for a blocked LOS puts the UE anywhere along its
+    direction: issue 22's held-out city, 120 m off), or, with ``los_path="strongest"``,
+    a path estimated more than :data:`EARLIER_PATH_CELLS` range cells ``c/B`` before the
+    strongest one.
     Every converged fix carries ``position_covariance``: the inverse position FIM at the
     estimated parameters inflated by the a-posteriori variance factor
     ``max(1, residual/noise, EXIP cost/noise)`` (:func:`fix_covariance`,
@@ -387,6 +408,9 @@ class WlsLocalizer(Estimator):
         with the least reported mean square error — the received SNR alone does not rank
         them: a BS far off, or with unresolved echoes the model lacks, gives a worse fix
         at the same SNR; else the BSs in order of received SNR, the first that passes).
+    los_margin_db : [dB] how far below free space at its length the fitted LOS (with its
+        ground bounce, where modelled) may be and still be taken as a LOS, where that
+        amplitude is known (``Observation.free_space_known``; :func:`los_free_space_db`).
     """
 
     paper: ClassVar[str] = "locman"
@@ -409,6 +433,7 @@ class WlsLocalizer(Estimator):
         area: Area | None = None,
         max_iterations: int = 200,
         bs: int | Literal["auto"] = "auto",
+        los_margin_db: float = 6.0,
     ) -> None:
         self.num_paths = num_paths
         self.order_threshold = order_threshold
@@ -417,6 +442,7 @@ class WlsLocalizer(Estimator):
         self.area = area
         self.max_iterations = max_iterations
         self.bs = bs
+        self.los_margin_db = los_margin_db
 
     @property
     def max_paths(self) -> int:
@@ -460,6 +486,8 @@ class WlsLocalizer(Estimator):
         if self.los_path not in ("auto", "strongest", "earliest"):
             raise EstimatorInputError(
                 f"{self.name}: los_path must be 'auto', 'strongest' or 'earliest'")
+        if not self.los_margin_db >= 0:
+            raise EstimatorInputError(f"{self.name}: los_margin_db must be >= 0")
         if obs.link != "downlink":
             raise EstimatorInputError(f"{self.name}: needs a downlink observation")
         if self.bs != "auto" and (not isinstance(self.bs, (int, np.integer))
@@ -596,10 +624,16 @@ class WlsLocalizer(Estimator):
                        "geometry_factor": quality.geometry_factor,
                        "unexplained": quality.unexplained, "earlier_m": quality.earlier_m,
                        **channel.diagnostics}
+        los_db = los_free_space_db(snap, fit, ground) if snap.free_space_known else np.nan
+        diagnostics["los_free_space_db"] = los_db
         reason = ""
         if area is not None and not in_area(area, ue):
             reason = (f"fix ({ue[0]:.1f}, {ue[1]:.1f}) m outside the service area "
                       f"{area}: the LOS hypothesis does not hold")
+        elif los_db < -self.los_margin_db:
+            reason = (f"no LOS: the path taken for it is {-los_db:.1f} dB below free space "
+                      f"at the fix's {float(g.paths(fit.x)[0, 0]):.1f} m (los_margin_db="
+                      f"{self.los_margin_db:g}): a reflection, the LOS blocked")
         if not reason:
             covariance, reason, checked = self._fix_covariance(snap, channel, fit,
                                                                variance_factor, ground)

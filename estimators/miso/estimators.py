@@ -27,9 +27,9 @@ give on the grid (a detection test at false-alarm probability ``detection_pfa``)
 most ``max_paths``.
 
 Integrity (:meth:`_MisoBase._localize`): a fix is reported ``converged=False`` with the
-reason where the earliest path is too weak to be a LOS (isotropic arrays: free-space
-amplitude at its length), where the array cannot tell the UE from its mirror image
-behind it and both lie in the service area, or where it lies outside the service area;
+reason where the earliest path is too weak to be a LOS (physical gains and isotropic
+arrays: free-space amplitude at its length), where the array cannot tell the UE from its
+mirror image behind it and both lie in the service area, or where it lies outside the service area;
 every converged fix carries a position covariance: the inverse FIM of the model at the
 estimated parameters (the bound's eqs. 7-16), times the a-posteriori variance factor
 ``max(1, residual power / expected noise power)``.
@@ -55,6 +55,7 @@ from scipy.optimize import least_squares, minimize
 from estimators.arrays import (
     SPEED_OF_LIGHT,
     direction_angles,
+    free_space_ratio_db,
     rotation_matrix,
     unit_direction,
 )
@@ -235,8 +236,8 @@ class _MisoBase(Estimator):
     detection_pfa : false-alarm probability of the per-path detection test of
         ``num_paths="auto"``.
     los_margin_db : [dB] how far below the free-space amplitude at its length the
-        earliest path may be and still be taken as the LOS (isotropic BS and UE
-        elements only, where that amplitude is known).
+        earliest path may be and still be taken as the LOS (where that amplitude is
+        known: ``Observation.free_space_known``).
     bs : which BS of the observation sounds.
     """
 
@@ -757,7 +758,8 @@ class _MisoBase(Estimator):
         """LOS = shortest path (Sec. IV-C1); scatterers by eq. (33); the integrity tests
         and the covariance.
 
-        Not converged, with the reason, where (1) both arrays are isotropic and the
+        Not converged, with the reason, where (1) free space is known
+        (``Observation.free_space_known``: physical gains, isotropic arrays) and the
         earliest path's amplitude is more than ``los_margin_db`` below free space at its
         length, ``λ / (4π c τ_0)`` (a reflection or an obstructed LOS, not a LOS: MISO
         cannot localize without one, Theorem 1); (2) the BS array is flat (all elements
@@ -785,14 +787,12 @@ class _MisoBase(Estimator):
             atoms = snap.atoms(tau, rows[:, 1], rows[:, 2])
             gains = snap.fit_gains(atoms)
             residual = snap.y - np.tensordot(gains, atoms, axes=1)
-            with np.errstate(divide="ignore"):
-                free_space_db = 20 * np.log10(np.abs(gains) * 4 * np.pi * rows[:, 0]
-                                              / snap.wavelength)
+            free_space_db = free_space_ratio_db(gains, rows[:, 0], snap.wavelength)
             return rows, tau, gains, float(np.vdot(residual, residual).real), free_space_db
 
         params, tau, gains, cost, free_space_db = fitted(free)
-        isotropic = obs.bs_array.pattern == "iso" and obs.ue_array.pattern == "iso"
-        if isotropic:
+        free_space = obs.free_space_known
+        if free_space:
             # Nothing arrives before the LOS: an earlier path far below free space is a
             # fitting artefact of an unresolved pair, not the LOS; drop it.
             strong = np.flatnonzero(free_space_db[:len(free)] >= -self.los_margin_db)
@@ -810,8 +810,8 @@ class _MisoBase(Estimator):
             scatterers[-1] = np.nan
         aod = params[:, 1:3].copy()
         reason = ""
-        los_db = float(free_space_db[0]) if isotropic else float("nan")
-        if isotropic and los_db < -self.los_margin_db:
+        los_db = float(free_space_db[0]) if free_space else float("nan")
+        if free_space and los_db < -self.los_margin_db:
             reason = (f"no LOS: the strongest-to-free-space path ({params[0, 0]:.1f} m) is "
                       f"{-los_db:.1f} dB below free space at its length (reflections or "
                       f"an obstructed LOS only)")

@@ -211,7 +211,8 @@ class SlabScenario:
         unit-modulus precoder per beam, slot and BS on every subcarrier, pilots all ones,
         noise ``σ²`` for every BS (the noise is at the UE). Positions get ``z = 0`` and
         orientations ``(yaw, 0, 0)``; the arrays are ``1 x N`` ULAs at ``λ_c / 2``; the
-        ``service_area`` is the placement square at UE height 0.
+        ``service_area`` is the placement square at UE height 0; ``physical_gains`` is
+        ``False`` (the fading's variances ``Σ`` are the paper's path-loss law, not Friis').
         Narrowband only: with ``beam_squint`` the per-subcarrier wavelengths cannot be
         carried (raises ``ValueError``).
 
@@ -252,7 +253,8 @@ class SlabScenario:
             snapshot_time=np.arange(n, dtype=np.float64), closed_loop=True)
         # The setting's prior: the placement square, every antenna in the plane z = 0.
         obs = dataclasses.replace(obs, service_area=ServiceArea(area=self.area(),
-                                                                ue_height=0.0))
+                                                                ue_height=0.0),
+                                  physical_gains=False)  # Σ's path loss is not Friis'.
         return obs, self._truth(geometry, gains)
 
     def _truth(self, geometry: SlabGeometry, gains: ComplexArray

@@ -11,7 +11,9 @@ observation as ``twin estimate`` sounds it (the run's seed, ``--snr-db``): per s
 the chosen BS, the error and reported sigma, the paper's bound (``Estimator.crlb``: least
 over BSs) and, at the chosen BS, the paper's bound and that of the model LOCMAN refits
 (every path with its ground bounce, :func:`estimators.locman.bound.locman_bounds` with
-``ground_height``); ``--per-bs``: LOCMAN at every BS alone too.
+``ground_height``), the fitted LOS against free space (diagnostic
+``los_free_space_db``) and, where refused, the reason; ``--per-bs``: LOCMAN at every BS
+alone too.
 
 ``--paper-coverage N``: instead, the calibration of the reported covariance on the
 paper's setting (``LocmanScenario``, N trials at ``--snr-db``, seed 2026): RMSE, the
@@ -197,8 +199,11 @@ def bench_drive(path: Path, snr_db: float, per_bs: bool) -> None:
                 if np.isfinite(at[0]):
                     at[1] = locman_bounds(obs, truth[b], L, b, 0.0).bound.position_error_bound[t]
                     break
+            los = est.diagnostics.get("los_free_space_db", np.full(index.size, np.nan))[i]
             rows.append(f"t{t} BS{b} {err[i] * 1e3:7.1f} mm (sigma {sigma[i] * 1e3:6.1f}, "
-                        f"bound here {at[0] * 1e3:6.2f} / with ground {at[1] * 1e3:6.2f})")
+                        f"bound here {at[0] * 1e3:6.2f} / with ground {at[1] * 1e3:6.2f}, "
+                        f"LOS {los:+.1f} dB vs free space) "
+                        f"{'' if est.converged[i] else est.reason[i][:120]}")
         ok = est.converged
         med = np.median(err[ok]) if ok.any() else np.nan
         print(f"  {label:6s} median {med * 1e3:7.1f} mm = {med / np.median(paper):5.1f}x the "

@@ -10,9 +10,10 @@ the suite does: every estimator with its defaults on the snapshots ``step // 2 :
 step``, ``step = ceil(T / slow_snapshots)``, at each SNR. Per snapshot: converged, the
 horizontal error [m], the reported standard deviation ``sqrt(tr C)`` [m], the squared
 Mahalanobis distance of the error under the reported covariance, the residual ratio, the
-spread of the competing fits (diagnostic ``spread_m``) and the reason; per estimator,
-drive and SNR a summary line: converged, median error, wild (converged and > 5 m off)
-and confident wild (not covered at 99 %). ``--out`` writes the
+spread of the competing fits (diagnostic ``spread_m``), the weakest BS's LOS against free
+space (``los_free_space_db``), the BSs whose LOS passes (``bs_with_los``) and the
+reason; per estimator, drive and SNR a summary line: converged, median error, wild
+(converged and > 5 m off) and confident wild (not covered at 99 %). ``--out`` writes the
 per-snapshot rows as JSON.
 """
 
@@ -65,12 +66,16 @@ def run(bench: Path, drive: str, algorithms: list[str], snr: float, slow: int,
                 d2 = float("nan")
             ratio = est.diagnostics.get("residual_ratio")
             spread = est.diagnostics.get("spread_m")
+            los = est.diagnostics.get("los_free_space_db")
+            with_los = est.diagnostics.get("bs_with_los")
             rows.append({
                 "drive": drive, "snr_db": snr, "algorithm": algo, "snapshot": t,
                 "converged": bool(est.converged[t]), "error_m": float(np.hypot(*d)),
                 "sd_m": float(np.sqrt(np.trace(cov))), "d2": d2,
                 "residual_ratio": None if ratio is None else float(ratio[t]),
                 "spread_m": float("nan") if spread is None else float(spread[t]),
+                "los_free_space_db": float("nan") if los is None else float(los[t]),
+                "bs_with_los": float("nan") if with_los is None else float(with_los[t]),
                 "reason": str(est.reason[t]), "seconds": seconds / len(range(step // 2,
                                                                              total, step))})
     return rows
@@ -110,7 +115,10 @@ def main() -> None:
                               f"{'conv' if r['converged'] else 'fail'} error "
                               f"{r['error_m']:.3g} m, sd {r['sd_m']:.3g} m, d2 "
                               f"{r['d2']:.3g}, ratio {r['residual_ratio']}, "
-                              f"spread {r['spread_m']:.3g} m, {r['reason'][:100]}", flush=True)
+                              f"spread {r['spread_m']:.3g} m, LOS "
+                              f"{r['los_free_space_db']:.1f} dB ({r['bs_with_los']:g} BSs "
+                              f"with LOS), {r['reason'][:100]}",
+                              flush=True)
                     print(f"{drive} {snr:g} dB {algo}: {summary(mine)}", flush=True)
                     rows += mine
                     if args.out is not None:

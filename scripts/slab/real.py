@@ -1,6 +1,6 @@
 """SLAB with its defaults on real multi-BS runs with BSs on masts above the UE.
 
-    .venv/bin/python -m scripts.slab.real [--runs mast,canyon] [--snr-db 20] [--seed 7]
+    .venv/bin/python -m scripts.slab.real [--runs mast,screened,canyon] [--snr-db 20] [--seed 7]
         [--snapshots 7] [--set key=value ...]
 
 Runs (real Sionna traces, simulated here):
@@ -9,6 +9,8 @@ Runs (real Sionna traces, simulated here):
   street walls (y = ±12 m) and an end wall (x = 40 m); three BSs with 1x4 ULAs on 8 m
   masts (``MAST_BS``); a UE 1x4 ULA at 1.5 m, yaw 0.3 rad, driving along y = 2 m;
   28 GHz, 32 subcarriers over 25 MHz (32 does not divide by 3: SLAB uses 30), depth 1.
+* ``screened``: ``mast`` with a screen (``SCREEN``) that blocks BS 2's LOS along the
+  whole drive (the model's premise, the LOS of every BS, does not hold).
 * ``canyon``: Sionna's built-in ``simple_street_canyon``, three BSs on 9 m masts
   (``CANYON_BS``), the same arrays and radio, depth 3 (multi-bounce paths too).
 
@@ -49,13 +51,21 @@ UE_YAW = 0.3
 RADIO = {"frequency_hz": 28e9, "bandwidth_hz": 25e6, "num_subcarriers": 32}
 
 
-def _quads(path: Path) -> Path:
-    """The ``mast`` scene: ground, two street walls, an end wall (OBJ quads)."""
+#: The ``screened`` run's screen: a 12 m high quad on y = 7 m from x = 10 to 45 m, between
+#: BS 2 and the drive (its LOS blocked at every snapshot; the north wall's echo passes
+#: west of the screen's end where the UE is at x < -4 m).
+SCREEN: Quad = ((10.0, 7.0, 0.0), (35.0, 0.0, 0.0), (0.0, 0.0, 12.0))
+
+
+def _quads(path: Path, *, screened: bool = False) -> Path:
+    """The ``mast`` scene: ground, two street walls, an end wall (OBJ quads); with
+    ``screened``, :data:`SCREEN` too."""
     quads: dict[str, Quad] = {
         "ground": ((-100.0, -100.0, 0.0), (200.0, 0.0, 0.0), (0.0, 200.0, 0.0)),
         "wall_north": ((-100.0, 12.0, 0.0), (200.0, 0.0, 0.0), (0.0, 0.0, 20.0)),
         "wall_south": ((-100.0, -12.0, 0.0), (200.0, 0.0, 0.0), (0.0, 0.0, 20.0)),
         "wall_east": ((40.0, -12.0, 0.0), (0.0, 24.0, 0.0), (0.0, 0.0, 20.0)),
+        **({"screen": SCREEN} if screened else {}),
     }
     return write_obj(path, quads)
 
@@ -83,8 +93,8 @@ def simulate_run(kind: str, snapshots: int, directory: Path) -> Any:
     from twin.config import parse_config
     from twin.simulate import simulate
 
-    if kind == "mast":
-        scene = _quads(directory / "mast.obj")
+    if kind in ("mast", "screened"):
+        scene = _quads(directory / f"{kind}.obj", screened=kind == "screened")
         cfg = config(scene.name, MAST_BS, MAST_DRIVE, snapshots, depth=1)
     else:
         cfg = config("builtin:simple_street_canyon", CANYON_BS, CANYON_DRIVE, snapshots,
@@ -130,7 +140,7 @@ def evaluate(run: Any, name: str, *, snr_db: float, seed: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--runs", default="mast,canyon")
+    parser.add_argument("--runs", default="mast,screened,canyon")
     parser.add_argument("--estimators", default="slab,slab-lce")
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)

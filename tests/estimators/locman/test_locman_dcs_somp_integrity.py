@@ -37,7 +37,9 @@ def test_a_los_that_does_not_fit_the_geometry_is_refused() -> None:
     obs, truth = small().observation(1, np.random.default_rng(8), 40.0)
     snap = snapshot(obs, 0, 0, None)
     _, eta = true_parameters(snap, truth, 0, np.arange(3))
-    estimator = DcsSomp()
+    # Without the free-space check, which refuses this one first (the moved LOS 46 dB
+    # below free space at the fix: test_a_los_far_below_free_space_is_refused).
+    estimator = DcsSomp(los_margin_db=np.inf)
     step = 2 * np.pi / (estimator.oversampling * snap.tx.size)
     params = eta.copy()
     params[0, 2] = np.angle(np.exp(1j * (params[0, 2] + 10 * step)))
@@ -49,3 +51,22 @@ def test_a_los_that_does_not_fit_the_geometry_is_refused() -> None:
     good = estimator.localize(snap, dataclasses.replace(channel, params=eta,
                                                         gain=snap.fit_gains(eta)))
     assert good.converged, good.reason
+
+
+def test_a_los_far_below_free_space_is_refused() -> None:
+    """The paper's small setting: its gains are Friis' (``λ / (4π d)``), so the fitted
+    LOS is at free space (0 dB, to the noise); the same pilots from a channel 20 dB
+    weaker (noise scaled alike: the same SNR) put the LOS 20 dB below free space, as a
+    reflection taken for a blocked LOS does, and both estimators refuse the fix."""
+    from estimators.locman.estimators import Locman
+
+    obs, _ = small().observation(2, np.random.default_rng(8), 20.0)
+    weak = dataclasses.replace(obs, y=obs.y / 10, noise_variance=obs.noise_variance / 100)
+    for estimator in (Locman(), DcsSomp()):
+        est = estimator.estimate(obs, np.random.default_rng(1))
+        assert est.converged.all(), est.reason
+        np.testing.assert_allclose(est.diagnostics["los_free_space_db"], 0.0, atol=1.0)
+        refused = estimator.estimate(weak, np.random.default_rng(1))
+        assert not refused.converged.any(), refused.reason
+        assert all("below free space" in r for r in refused.reason), refused.reason
+        np.testing.assert_allclose(refused.diagnostics["los_free_space_db"], -20.0, atol=1.0)

@@ -217,11 +217,53 @@ def test_the_reported_covariance_adds_the_spread_and_needs_a_fim() -> None:
     service = ServiceArea(area=((0.0, 0.0), (1000.0, 1000.0)), ue_height=1.5)
     precision = np.diag([4.0, 1.0, *np.ones(7)])  # UE variances 0.25, 1 m²
     spread = np.array([[9.0, 0.0], [0.0, 0.0]])
-    est, _ = Slab(num_bs=3)._snapshot(_one_slot(precision, spread), 0, [1.0], service, 0)
+    est, _ = Slab(num_bs=3)._snapshot(_one_slot(precision, spread), 0, [1.0], service, 0,
+                                      None)
     assert est.converged
     assert est.position_covariance is not None
     np.testing.assert_allclose(est.position_covariance[:2, :2], [[9.25, 0.0], [0.0, 1.0]])
     assert est.diagnostics["spread_m"] == pytest.approx(3.0)
     singular, _ = Slab(num_bs=3)._snapshot(_one_slot(np.zeros((9, 9)), 0 * spread), 0, [1.0],
-                                           service, 0)
+                                           service, 0, None)
     assert not singular.converged and "singular" in singular.reason
+
+
+def test_a_fix_without_the_los_of_every_bs_is_refused() -> None:
+    """``_Slab._snapshot``: a BS whose fitted LOS is more than ``los_margin_db`` below
+    free space at the fix (a blocked LOS, or a fix that takes another path for it: issue
+    22's held-out city) makes the fix ``converged=False``, naming the BS; exactly at the
+    margin it counts as a LOS; ``min_bs_with_los`` sets how many BSs must have one."""
+    from estimators.slab.estimators import Slab
+    from estimators.types import ServiceArea
+
+    service = ServiceArea(area=((0.0, 0.0), (1000.0, 1000.0)), ue_height=1.5)
+    slot = _one_slot(np.diag([4.0, 1.0, *np.ones(7)]), np.zeros((2, 2)))
+    blocked = np.array([0.5, -6.5, -6.0])
+    est, _ = Slab(num_bs=3)._snapshot(slot, 0, [1.0], service, 0, blocked)
+    assert not est.converged and "BS(s) 1 " in est.reason and "6.5 dB" in est.reason
+    assert est.diagnostics["los_free_space_db"] == -6.5
+    assert est.diagnostics["bs_with_los"] == 2.0
+    two, _ = Slab(num_bs=3, min_bs_with_los=2)._snapshot(slot, 0, [1.0], service, 0, blocked)
+    assert two.converged
+    lenient, _ = Slab(num_bs=3, los_margin_db=7.0)._snapshot(slot, 0, [1.0], service, 0,
+                                                             blocked)
+    assert lenient.converged
+
+
+def test_los_against_free_space_is_friis() -> None:
+    """``_los_free_space_db``: a LOS gain of Friis' amplitude at the slant length (BS 6.5 m
+    above the UE, 30 m away horizontally) is 0 dB; with the ground bounce modelled its
+    gain adds (the fit splits one power between the two near-collinear columns)."""
+    from estimators.slab.estimators import _los_free_space_db
+
+    wavelength, amplitude = 0.0107, np.sqrt(32.0)
+    length = np.hypot(30.0, 6.5)
+    friis = wavelength / (4 * np.pi * length) / amplitude  # the model's gain (§II-B)
+    result = SimpleNamespace(ue_position=np.array([30.0, 0.0]),
+                             gains=np.array([[friis * 1j, 0.1 * friis, friis / 2]]))
+    options = {"bs_position": np.zeros((1, 3)), "height_offset": np.array([6.5]),
+               "amplitude": amplitude, "wavelength": wavelength}
+    alone = _los_free_space_db(result, ground=False, **options)  # type: ignore[arg-type]
+    np.testing.assert_allclose(alone, [0.0], atol=1e-12)
+    paired = _los_free_space_db(result, ground=True, **options)  # type: ignore[arg-type]
+    np.testing.assert_allclose(paired, [20 * np.log10(1.5)], atol=1e-12)

@@ -170,10 +170,11 @@ def _los_free_space_db(result: LceResult, *, bs_position: FloatArray,
     The amplitude is the fitted LOS gain ``|ĥ_{0,j}|`` (30) plus, with ``ground`` (the
     ground bounce modelled: the last path), ``|ĥ_{g,j}|``: the bounce is a fraction of a
     metre longer than the LOS at street ranges, their columns nearly collinear, and the
-    fit splits one power between the two gains. The sum is not lowered by the pair's
-    two-ray fade (their coherent sum, by the ground's reflection coefficient about the
-    LOS); it is raised where the split is ill-determined, which lets a weak LOS pass,
-    never refuses a present one. (LOCMAN's single-link fit splits the pair less stably:
+    fit splits one power between the two gains. Where it splits them, the sum does not
+    fade with the pair's coherent sum (the two-ray fade, by the ground's reflection
+    coefficient); where the split is ill-determined it is at least that coherent sum
+    and can be more, which lets a weak LOS pass rather than refuse a present one.
+    (LOCMAN's single-link fit splits the pair less stably:
     :func:`estimators.locman.wls.los_free_space_db` takes their joint signal.) Times
     ``√(N_B N_U)``: the model's gain is the physical one over the array's (§II-B).
     """

@@ -33,6 +33,7 @@ class EstimatorInputError(ValueError):
 #: LOS's delay and directions, one path.
 MIN_GROUND_CLEARANCE_M = 0.5
 
+
 @dataclass(frozen=True)
 class SnapshotEstimate:
     """One snapshot's result (``Q`` scatterers, ``P`` estimated paths).

@@ -74,7 +74,7 @@ length (where that is known, ``Observation.free_space_known``:
 multi-start. The last is the model's own premise, the LOS of every BS: where one is
 blocked, the LOS + ``L`` model takes a reflection, or a sidelobe of another path, for
 it, and the data can favour a fix tens of metres off (issue 22's held-out city: the
-fixes 48-126 m off, reported with sub-metre covariances, had a BS's LOS 8-43 dB below
+fixes 75-126 m off, reported with sub-metre covariances, had a BS's LOS 14-43 dB below
 free space; the weakest BS's of the fixes within 3 m of the truth, -5.1 to +3.0 dB).
 The variance factor scales the noise, not a model bias: on street runs with more wall
 bounces than ``L`` the covariance under-covers (docs/estimators/slab.md, "On real
@@ -121,7 +121,7 @@ from estimators.base import (
     resolve_service_area,
 )
 from estimators.slab.bound import SlabFisher, TruthPaths, long_term_bound, truth_paths
-from estimators.slab.lce import STEP_SIGMAS, LceResult
+from estimators.slab.lce import STEP_SIGMAS, LceResult, residual_dof
 from estimators.slab.loop import BfrMethod, LceMethod, SlabRun, run_slab
 from estimators.slab.model import SlabSystem, random_beamformers, slant, subcarrier_indices
 from estimators.types import (
@@ -148,15 +148,13 @@ def _ula_spacing(array: ArrayGeometry, what: str) -> float:
     return float(layout.spacing * np.sign(layout.axis[1]))
 
 
-
-
 def _residual_ratio(run: SlabRun, k: int, noise_variance: float, ue_antennas: int) -> float:
     """Slot ``k``'s LCE residual ``F`` (24) over the noise power it should leave,
     ``σ² (N - J P - A/2)`` (``N = J N_U M K'`` complex samples, ``J P`` complex gains and
     ``A`` real location parameters fitted): ≈ 1 where the model explains the data."""
     J, P = run.channel_estimates.shape[1:]
     _, _, beams, per_bs = run.beamformers[k].shape
-    dof = max(J * ue_antennas * beams * per_bs - J * P - run.fused.shape[1] / 2, 1.0)
+    dof = residual_dof(J * ue_antennas * beams * per_bs, J * P, run.fused.shape[1])
     return float(run.lce_results[k].cost / (noise_variance * dof))
 
 

@@ -178,6 +178,13 @@ def _fit(problem: LceProblem, alpha: FloatArray, *, derivatives: bool) -> _Fit:
     return _Fit(cost=cost, gains=gains, residual=residual, jacobian=jac, projected=projected)
 
 
+def residual_dof(samples: int, num_gains: int, num_alpha: int) -> float:
+    """``N - n - A/2``: ``samples`` complex observations less the ``num_gains`` complex
+    gains and half the ``num_alpha`` real location parameters a fit of (24) has; the noise
+    power the fit leaves is ``σ²`` times this (at least 1)."""
+    return max(samples - num_gains - num_alpha / 2, 1.0)
+
+
 def lce_cost(problem: LceProblem, alpha: npt.ArrayLike) -> float:
     """The LCE cost (24) with the fading fitted by (30): ``F(α) = min_h ‖z - G(α) h‖²``.
 

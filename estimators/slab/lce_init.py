@@ -30,7 +30,15 @@ import numpy.typing as npt
 from scipy.stats import chi2
 
 from estimators.arrays import SPEED_OF_LIGHT, wrap_angle
-from estimators.slab.lce import ORIENTATION, LceProblem, LceResult, _wrapped, slls
+from estimators.fisher import REGION_PROBABILITY
+from estimators.slab.lce import (
+    ORIENTATION,
+    LceProblem,
+    LceResult,
+    _wrapped,
+    residual_dof,
+    slls,
+)
 from estimators.slab.model import azimuth, slant, ula_response
 from estimators.types import Area, in_area
 from estimators.typing import ComplexArray, FloatArray
@@ -712,22 +720,9 @@ def redraw_scatterers(
     return out
 
 
-#: Probability of the UE position's likelihood region of (24) within which two fits
-#: are not told apart (:func:`likelihood_margin`): issue 22's coverage, 99 %.
-LIKELIHOOD_PROBABILITY = 0.99
-
-
-def residual_dof(problem: LceProblem) -> float:
-    """``N - J P - A/2``: the complex samples of ``problem.z`` less the complex gains and
-    half the real location parameters fitted (the noise power a fit leaves is ``σ²``
-    times this)."""
-    paths = problem.num_nlos + 1 + int(problem.ground_offset is not None)
-    return max(problem.z.size - problem.num_bs * paths - problem.num_alpha / 2, 1.0)
-
-
 def likelihood_margin(problem: LceProblem, cost: float) -> float:
     """[W] How far above the lowest cost ``cost`` (24) a fit of ``α`` stays inside the UE
-    position's likelihood region at :data:`LIKELIHOOD_PROBABILITY`.
+    position's likelihood region at :data:`estimators.fisher.REGION_PROBABILITY`.
 
     The noise is circular Gaussian of variance ``σ²`` a sample, so ``-2 log`` of the
     likelihood ratio of two fits is ``2 ΔF / σ²``; the position's (profile) region is
@@ -737,8 +732,10 @@ def likelihood_margin(problem: LceProblem, cost: float) -> float:
     factor the reported covariance carries.
     """
     sigma2 = float(problem.noise_variance)
-    factor = max(1.0, cost / (sigma2 * residual_dof(problem))) if np.isfinite(cost) else 1.0
-    return 0.5 * factor * sigma2 * float(chi2.ppf(LIKELIHOOD_PROBABILITY, 2))
+    paths = problem.num_nlos + 1 + int(problem.ground_offset is not None)
+    dof = residual_dof(problem.z.size, problem.num_bs * paths, problem.num_alpha)
+    factor = max(1.0, cost / (sigma2 * dof)) if np.isfinite(cost) else 1.0
+    return 0.5 * factor * sigma2 * float(chi2.ppf(REGION_PROBABILITY, 2))
 
 
 def _inside(problem: LceProblem, result: LceResult, *, scatterers: bool) -> bool:
@@ -787,11 +784,11 @@ def position_spread(problem: LceProblem, chosen: LceResult,
     :func:`likelihood_margin` of the lowest: a point of the position's likelihood region
     (another LOS hypothesis, a yaw flip, a valley of the scatterers), of which the FIM at
     the fix knows nothing. Each offset ``d_i`` from the fix adds ``d_i d_iᵀ / χ²_p(2)``
-    (``p`` = :data:`LIKELIHOOD_PROBABILITY`), so that any covariance ``C ⪰`` the sum has
-    ``d_iᵀ C⁻¹ d_i ≤ χ²_p(2)`` for each (conservative where several fits share one
-    basin). Each fit's cost is that of its own iterate, so a fit stopped early (the
-    multi-start's screening) is in the region or not as it stands. Zero where there are
-    none.
+    (``p`` = :data:`estimators.fisher.REGION_PROBABILITY`), so that any covariance
+    ``C ⪰`` the sum has ``d_iᵀ C⁻¹ d_i ≤ χ²_p(2)`` for each (conservative where several
+    fits share one basin). Each fit's cost is that of its own iterate, so a fit stopped
+    early (the multi-start's screening) is in the region or not as it stands. Zero where
+    there are none.
     """
     costs = [r.cost for r in (chosen, *others) if np.isfinite(r.cost)]
     out = np.zeros((2, 2))
@@ -804,7 +801,7 @@ def position_spread(problem: LceProblem, chosen: LceResult,
         if np.isfinite(r.cost) and r.cost <= limit and np.all(np.isfinite(d)) \
                 and _inside(problem, r, scatterers=False):
             out += np.outer(d, d)
-    return np.asarray(out / chi2.ppf(LIKELIHOOD_PROBABILITY, 2))
+    return np.asarray(out / chi2.ppf(REGION_PROBABILITY, 2))
 
 
 @dataclass(frozen=True)

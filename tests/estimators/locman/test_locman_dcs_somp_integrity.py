@@ -57,7 +57,9 @@ def test_a_los_far_below_free_space_is_refused() -> None:
     """The paper's small setting: its gains are Friis' (``λ / (4π d)``), so the fitted
     LOS is at free space (0 dB, to the noise); the same pilots from a channel 20 dB
     weaker (noise scaled alike: the same SNR) put the LOS 20 dB below free space, as a
-    reflection taken for a blocked LOS does, and both estimators refuse the fix."""
+    reflection taken for a blocked LOS does, and both estimators refuse the fix (the
+    estimates are scale-free: the same fix, its LOS exactly 20 dB lower; measured 0 dB
+    to within 0.25 dB, DCS-SOMP's grid the larger offset)."""
     from estimators.locman.estimators import Locman
 
     obs, _ = small().observation(2, np.random.default_rng(8), 20.0)
@@ -65,8 +67,9 @@ def test_a_los_far_below_free_space_is_refused() -> None:
     for estimator in (Locman(), DcsSomp()):
         est = estimator.estimate(obs, np.random.default_rng(1))
         assert est.converged.all(), est.reason
-        np.testing.assert_allclose(est.diagnostics["los_free_space_db"], 0.0, atol=1.0)
+        np.testing.assert_allclose(est.diagnostics["los_free_space_db"], 0.0, atol=0.5)
         refused = estimator.estimate(weak, np.random.default_rng(1))
         assert not refused.converged.any(), refused.reason
         assert all("below free space" in r for r in refused.reason), refused.reason
-        np.testing.assert_allclose(refused.diagnostics["los_free_space_db"], -20.0, atol=1.0)
+        np.testing.assert_allclose(refused.diagnostics["los_free_space_db"],
+                                   est.diagnostics["los_free_space_db"] - 20.0, atol=1e-6)

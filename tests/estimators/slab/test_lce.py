@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
-from estimators.fisher import numerical_jacobian
+from estimators.fisher import REGION_PROBABILITY, numerical_jacobian
 from estimators.slab.baselines import gd_lce, ls_lce
 from estimators.slab.bound import SlabBound, SlabFisher, long_term_bound
 from estimators.slab.fusion import Fused, fuse, slot_precision
@@ -28,7 +28,6 @@ from estimators.slab.lce import (  # the gradient of (36), checked below
     slls,
 )
 from estimators.slab.lce_init import (
-    LIKELIHOOD_PROBABILITY,
     draw_starts,
     likelihood_margin,
     multistart,
@@ -424,8 +423,8 @@ def test_position_spread_covers_fits_the_data_cannot_tell_apart() -> None:
               _fake(pr, away, F)]
     spread = position_spread(pr, chosen, others)
     d = near[:2] - x
-    assert float(d @ np.linalg.solve(spread, d)) <= chi2.ppf(LIKELIHOOD_PROBABILITY, 2) * (
+    assert float(d @ np.linalg.solve(spread, d)) <= chi2.ppf(REGION_PROBABILITY, 2) * (
         1 + FLOAT64_REL * 1e3)
-    np.testing.assert_allclose(spread, np.outer(d, d) / chi2.ppf(LIKELIHOOD_PROBABILITY, 2),
+    np.testing.assert_allclose(spread, np.outer(d, d) / chi2.ppf(REGION_PROBABILITY, 2),
                                rtol=FLOAT64_REL * 1e3)
     assert not np.any(position_spread(pr, chosen, others[1:]))

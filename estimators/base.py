@@ -78,6 +78,9 @@ class Estimate:
     position_covariance : ``[snapshot, 3, 3]`` [m²], the covariance the estimator
         reports for ``ue_position`` (NaN where it reports none; for a 2-D method the z
         row and column are NaN): what ``twin evaluate`` checks a wild fix against.
+    scatterer_covariance : ``[snapshot, Q, 3, 3]`` [m²], the covariance reported for
+        each scatterer (NaN where none is: the papers' estimators report none; the
+        landmark map of ``twin track`` does).
     """
 
     ue_position: FloatArray
@@ -92,11 +95,15 @@ class Estimate:
     runtime_s: FloatArray
     diagnostics: Mapping[str, FloatArray] = field(default_factory=dict)
     position_covariance: FloatArray | None = None
+    scatterer_covariance: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.position_covariance is None:
             object.__setattr__(self, "position_covariance",
                                np.full((self.ue_position.shape[0], 3, 3), np.nan))
+        if self.scatterer_covariance is None:
+            object.__setattr__(self, "scatterer_covariance",
+                               np.full((*self.scatterers.shape[:2], 3, 3), np.nan))
 
     @property
     def num_snapshots(self) -> int:

@@ -313,6 +313,45 @@ def evaluate(
 
 @app.command()
 @user_errors
+def track(
+    estimates: Annotated[Path, typer.Argument(help="Estimate file from `twin estimate`.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Tracked estimate file to write (.h5).")],
+    algorithms: Annotated[str | None, typer.Option(
+        "--algorithms", "-a", help="Only these (comma-separated); default every one.")] = None,
+    motion_std: Annotated[float | None, typer.Option(
+        "--motion-std", help="White-noise acceleration of the constant-velocity model "
+                             "[m/s²]; default: the maximum-likelihood value from the fixes.",
+    )] = None,
+    gate: Annotated[float, typer.Option(
+        "--gate", help="Gate probability: a fix (or scatterer) outside this confidence "
+                       "region of the prediction is rejected.")] = 0.99,
+    run: Annotated[Path | None, typer.Option(
+        "--run", help="The run file, for the snapshot times of an estimate file written "
+                      "before they were stored (schema < 2.2).")] = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fuse per-snapshot estimates into a smoothed UE track and a persistent landmark map
+    (`<algorithm>+track` entries, scored and drawn like any estimate)."""
+    from twin.track import track_file
+
+    results = track_file(estimates, output, algorithms=algorithms, motion_std=motion_std,
+                         gate=gate, run=run, overwrite=overwrite,
+                         on_progress=None if quiet else
+                         lambda name: _err.print(escape(f"tracking {name}")))
+    if not quiet:
+        _err.print(escape(f"wrote {output}"))
+        for name, est in results.items():
+            status = np.asarray(est.diagnostics["fix_status"])
+            _err.print(escape(
+                f"{name}: {int(est.converged.sum())}/{est.num_snapshots} tracked, "
+                f"{int((status == 2).sum())} fixes rejected, "
+                f"{est.scatterers.shape[1]} landmarks"))
+
+
+@app.command()
+@user_errors
 def dataset(
     target: Annotated[str, typer.Argument(
         help="CONFIG.yaml to make a dataset, or the word 'verify' (then DIR).",

@@ -1,9 +1,9 @@
 """``twin demo``: the whole suite on the bundled scenes, every registered estimator on a
 run that fits it.
 
-Four runs (:data:`DEMO_RUNS`), each simulated, estimated and evaluated against its
-ray-traced truth into ``OUT/<run>/`` (``run.h5``, ``est.h5``, ``report/`` with the 3D maps,
-a layer per algorithm):
+Four runs (:data:`DEMO_RUNS`), each simulated, estimated, tracked and evaluated against
+its ray-traced truth into ``OUT/<run>/`` (``run.h5``, ``est.h5``, ``tracked.h5``,
+``report/`` with the 3D maps, a layer per algorithm, raw and tracked side by side):
 
 * ``office``: a walk on the office floor, one access point, a single-antenna UE: MISO's
   setting (the UE and the walls from one BS);
@@ -13,12 +13,15 @@ a layer per algorithm):
   LOCMAN (one BS) and SLAB (several);
 * ``ris``: a RIS-aided walk through a hidden room with a radio map: RIS-CD's setting.
 
-The slow ones estimate a few snapshots of their run (``twin estimate --snapshots``;
-:data:`DemoRun.snapshots`): the convex baselines of the direct methods every sixth,
-LOCMAN (about 35 s a snapshot on 2 cores, issue "Drive-scale speed") and SLAB's
-closed-loop family one (the same for all). ``report.md`` gathers every
-algorithm's scores in one table; ``scene.png`` is Sionna's render of the office walk with
-its traced paths, ``ris_scene.png`` the tile and the paths through it.
+Every algorithm estimated on every snapshot of its run is also tracked (``twin track``:
+a smoothed track and a persistent landmark map, ``<algorithm>+track``), and scored next
+to its raw estimates. The slow ones estimate a few snapshots of their run (``twin
+estimate --snapshots``; :data:`DemoRun.snapshots`), too few to track: the convex
+baselines of the direct methods every sixth, LOCMAN (about 35 s a snapshot on 2 cores,
+issue "Drive-scale speed") and SLAB's closed-loop family one (the same for all).
+``report.md`` gathers every algorithm's scores in one table; ``scene.png`` is Sionna's
+render of the office walk with its traced paths, ``ris_scene.png`` the tile and the
+paths through it.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from estimators import ESTIMATORS
 from twin.config import load_config
 from twin.errors import TwinInputError
 from twin.estimate import estimate_run
-from twin.estimatefile import ESTIMATE_FILE
+from twin.estimatefile import ESTIMATE_FILE, read_estimates
 from twin.evaluate import REPORT, evaluate_to_dir
 from twin.outputs import Artifact, check_output, write_bytes_atomic
 from twin.runfile import RUN_FILE
 from twin.scene import BUNDLED_DIR
 from twin.scene_render import SCENE_RENDER, render_scene_png
 from twin.simulate import run_inputs, simulate_to_file
+from twin.track import TRACK_FILE, track_file
 
 DEMO_SNR_DB = 20.0
 """The SNR of every demo estimate [dB]: the issue's reference point, so the report
@@ -64,6 +68,12 @@ class DemoRun:
     algorithms: tuple[str, ...]
     snapshots: tuple[str, ...] = ()
     what: str = ""
+
+    @property
+    def tracked(self) -> tuple[str, ...]:
+        """The algorithms estimated on every snapshot: those the demo tracks."""
+        partial = {item.partition("=")[0] for item in self.snapshots}
+        return tuple(name for name in self.algorithms if name not in partial)
 
 
 DEMO_RUNS = (
@@ -107,6 +117,7 @@ def demo_outputs(out_dir: Path) -> list[tuple[Path, Artifact]]:
     for run in DEMO_RUNS:
         paths += [(out_dir / run.key / "run.h5", RUN_FILE),
                   (out_dir / run.key / "est.h5", ESTIMATE_FILE),
+                  (out_dir / run.key / "tracked.h5", TRACK_FILE),
                   (out_dir / run.key / "report", REPORT)]
     return paths
 
@@ -169,13 +180,23 @@ def run_demo(
             if on_skip is None:
                 raise
             continue  # none of the run's estimators fits it: each was reported
+        tracked_path = directory / "tracked.h5"
+        estimated = read_estimates(est_path).estimates
+        to_track = [name for name in run.tracked if name in estimated]
+        if to_track:
+            task(f"track {run.key}", 0, 1)
+            track_file(est_path, tracked_path, algorithms=to_track, overwrite=True)
+            task(f"track {run.key}", 1, 1)
         task(f"evaluate {run.key}", 0, 1)
-        evaluate_to_dir(run_path, [est_path], report, overwrite=True)
+        evaluate_to_dir(run_path, [est_path, *([tracked_path] if to_track else [])], report,
+                        overwrite=True)
         task(f"evaluate {run.key}", 1, 1)
         metrics = json.loads((report / "metrics.json").read_text())
         scores[run.key] = metrics["algorithms"]
         files[f"{run.key}: run file"] = run_path
         files[f"{run.key}: estimates"] = est_path
+        if to_track:
+            files[f"{run.key}: tracked estimates"] = tracked_path
         files[f"{run.key}: report"] = report / "report.md"
         files[f"{run.key}: map (PNG)"] = report / "map.png"
         files[f"{run.key}: map (interactive, open in a browser)"] = report / "map.html"
@@ -199,11 +220,12 @@ def _summary(scores: dict[str, dict[str, Any]]) -> str:
              f"Every registered estimator at {DEMO_SNR_DB:g} dB on the run that fits it; "
              "errors in the dimensions each estimates, its Cramér-Rao bound (median over "
              "the snapshots where it applies), fixes more than 5 m off (in brackets: those "
-             "whose reported covariance does not cover the error). Details and the 3D "
-             "maps: `<run>/report/report.md`.", "",
-             "| run | algorithm | converged/estimated | median | p90 | bound (median) | > 5 m off "
-             "(not covered) | runtime/snapshot |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "whose reported covariance does not cover the error). `<algorithm>+track`: "
+             "the same estimates through `twin track` (a smoothed track and a persistent "
+             "landmark map). Details and the 3D maps: `<run>/report/report.md`.", "",
+             "| run | algorithm | converged/estimated | median | p90 | RMSE | bound (median) "
+             "| > 5 m off (not covered) | 95 % region holds truth | runtime/snapshot |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in DEMO_RUNS:
         for name, a in scores.get(run.key, {}).items():
             ue = a["ue"] or {}
@@ -212,8 +234,10 @@ def _summary(scores: dict[str, dict[str, Any]]) -> str:
             integrity = a["integrity"]
             lines.append(
                 f"| {run.key} | {name} | {a['converged']}/{a['estimated']} | "
-                f"{_number(ue.get('median_m'))} | {_number(ue.get('p90_m'))} | {peb} | "
+                f"{_number(ue.get('median_m'))} | {_number(ue.get('p90_m'))} | "
+                f"{_number(ue.get('rmse_m'))} | {peb} | "
                 f"{integrity['wild']} ({integrity['confident_wild']}) | "
+                f"{_number(integrity['coverage_95'], '')} | "
                 f"{_duration(a['runtime']['median_s'])} |")
     lines += ["", "Runs:", ""]
     lines += [f"- `{run.key}`: {run.what} (`{run.config.relative_to(BUNDLED_DIR)}`)"

@@ -37,6 +37,8 @@ from twin.errors import TwinInputError
 from twin.estimatefile import (
     ESTIMATE_FILE,
     NOT_ESTIMATED,
+    EstimateHeader,
+    Provenance,
     StoredBound,
     stored_bound,
     write_estimates,
@@ -185,6 +187,7 @@ def _expand(est: Estimate, index: npt.NDArray[np.int64], total: int) -> Estimate
         reason=tuple(reason), runtime_s=spread(est.runtime_s, 0.0),
         diagnostics={k: spread(v, np.nan) for k, v in est.diagnostics.items()},
         position_covariance=spread(est.position_covariance, np.nan),
+        scatterer_covariance=spread(est.scatterer_covariance, np.nan),
     )
 
 
@@ -371,9 +374,10 @@ def estimate_run(
             bounds[name] = stored_bound(estimator, estimator.crlb(obs, truth))
 
     write_estimates(
-        output, run_path=run_path, run=run, seed=seed, noise=noise,
-        instances={name: estimator for name, estimator, _, _, _ in jobs}, results=results,
-        position_dimensions=dimensions, bounds=bounds, service_area=service_area(run),
+        output, header=EstimateHeader.of_run(run_path, run, seed=seed, noise=noise,
+                                             service_area=service_area(run)),
+        provenance={name: Provenance.of(estimator) for name, estimator, _, _, _ in jobs},
+        results=results, position_dimensions=dimensions, bounds=bounds,
     )
     return results
 

@@ -7,13 +7,16 @@ read-only and several estimate files can refer to one run), written atomically::
                  in the order run), run_file (name), run_scene_sha256, run_num_snapshots,
                  run_seed, versions (JSON), noise (YAML), service_area (JSON: the
                  run's ``area`` corners [m] and ``ue_height`` [m] the estimators saw,
-                 :func:`twin.sounding.service_area`)
+                 :func:`twin.sounding.service_area`), tracked_from (only in a file
+                 ``twin track`` wrote: the name of the estimate file it tracked)
+    /snapshot_time[T] [s]   the run's snapshot times (what ``twin track`` runs on)
     /estimates/<algorithm>/
                  ue_position[T,3] [m], ue_yaw[T] [rad], scatterers[T,Q,3] [m],
                  scatterer_valid[T,Q], converged[T], reason[T] (strings), runtime_s[T] [s],
                  path_tau[T,P] [s], path_aod[T,P,2] (azimuth, zenith) [rad],
                  path_gain[T,P] complex128, position_covariance[T,3,3] [m²] (NaN
                  where the estimator reports none; z NaN for a 2-D method),
+                 scatterer_covariance[T,Q,3,3] [m²] (likewise),
                  diagnostics/<name>[T]
                  attrs: params (YAML of get_params()), sounding (YAML), estimator (class),
                  position_dimensions (2: horizontal plane, 3), seed, seed_entropy
@@ -26,7 +29,8 @@ read-only and several estimate files can refer to one run), written atomically::
                  attrs: description (``Estimator.bound``: what is bounded, with the
                  paper's equation numbers)
 
-Schema 2.1 (2.0: no ``position_covariance``, read as NaN, and no ``service_area``; 1.x:
+Schema 2.2 (2.1: no ``snapshot_time``, read as None, and no ``scatterer_covariance``, read
+as NaN; 2.0: no ``position_covariance``, read as NaN, and no ``service_area``; 1.x:
 ``ue_orientation`` for ``ue_yaw``, no ``position_dimensions``, no ``bound``); a file of another
 major version is refused in one line naming both.
 """
@@ -36,7 +40,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +56,7 @@ from twin.errors import TwinInputError
 from twin.outputs import Artifact, atomic_file
 from twin.runfile import RunData, package_versions
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 FILE_KIND = "estimates"
 
 _DATASETS: dict[str, dict[str, str]] = {
@@ -69,6 +73,9 @@ _DATASETS: dict[str, dict[str, str]] = {
         "units": "m^2", "dims": "snapshot, xyz, xyz",
         "meaning": "the covariance the estimator reports for ue_position (NaN: none; "
                    "z NaN for a 2-D method)"},
+    "scatterer_covariance": {
+        "units": "m^2", "dims": "snapshot, scatterer, xyz, xyz",
+        "meaning": "the covariance reported for each scatterer (NaN: none)"},
 }
 NOT_ESTIMATED = "not estimated (--snapshots)"
 """The ``reason`` of a snapshot ``twin estimate --snapshots`` left out."""
@@ -80,8 +87,8 @@ def estimated(est: Estimate) -> npt.NDArray[np.bool_]:
     return np.array([reason != NOT_ESTIMATED for reason in est.reason], dtype=bool)
 
 
-#: Datasets a file of an older minor version may lack, and what they read as.
-_ADDED_IN_2_1 = ("position_covariance",)
+#: Datasets a file of an older minor version may lack (read as NaN).
+_ADDED_SINCE_2_0 = ("position_covariance", "scatterer_covariance")
 _BOUND_POSITION, _BOUND_SCATTERER, _BOUND_ORIENTATION = (
     "position_m", "scatterer_m", "orientation_rad")
 
@@ -123,39 +130,78 @@ class StoredBound:
     other: Mapping[str, FloatArray] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class EstimateFile:
-    """An estimate file read back (see the module docstring for the layout).
+@dataclass(frozen=True, kw_only=True)
+class EstimateHeader:
+    """What an estimate file says of the run and the noise its estimates were made on
+    (its ``/config`` attributes and ``/snapshot_time``).
 
     Attributes
     ----------
-    schema_version, seed : as written; ``seed`` drew the observations' noise.
     run_file : name of the run file the estimates were made on.
     run_scene_sha256, run_num_snapshots, run_seed : that run's scene hash, number of
         snapshots ``T`` and seed (to check an estimate file against a run file).
-    versions : package versions of the writer.
+    seed : the seed that drew the observations' noise.
     noise : ``{"snr_db": x}`` or ``{"tx_power_dbm": p, "noise_figure_db": nf}``.
+    service_area : the run's ``area`` and ``ue_height`` the estimators saw (empty in a
+        file of schema 2.0).
+    snapshot_time : ``[T]`` [s] the run's snapshot times (None before schema 2.2).
+    tracked_from : in a file ``twin track`` wrote, the estimate file it tracked.
+    """
+
+    run_file: str
+    run_scene_sha256: str
+    run_num_snapshots: int
+    run_seed: int
+    seed: int
+    noise: Mapping[str, float]
+    service_area: Mapping[str, Any] = field(default_factory=dict)
+    snapshot_time: FloatArray | None = None
+    tracked_from: str | None = None
+
+    @classmethod
+    def of_run(cls, run_path: Path, run: RunData, *, seed: int, noise: Mapping[str, float],
+               service_area: ServiceArea) -> EstimateHeader:
+        return cls(run_file=run_path.name, run_scene_sha256=run.scene_sha256,
+                   run_num_snapshots=run.drive.num_snapshots, run_seed=run.seed, seed=seed,
+                   noise=noise, service_area={"area": plain(service_area.area),
+                                              "ue_height": service_area.ue_height},
+                   snapshot_time=np.asarray(run.drive.time, dtype=np.float64))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EstimateFile(EstimateHeader):
+    """An estimate file read back (see the module docstring for the layout): its
+    :class:`EstimateHeader` and
+
+    Attributes
+    ----------
+    schema_version : as written.
+    versions : package versions of the writer.
     estimates : algorithm → :class:`estimators.base.Estimate` (``T`` snapshots), in
         the order they were run.
     params, sounding : algorithm → its hyper-parameters / sounding options.
     position_dimensions : algorithm → 2 (its positions live in the horizontal plane)
         or 3, as the estimator declared on its observation.
     bounds : algorithm → :class:`StoredBound`, for the algorithms with a bound.
+    estimator : algorithm → the class that made its estimates (module path).
     """
 
     schema_version: str
-    seed: int
-    run_file: str
-    run_scene_sha256: str
-    run_num_snapshots: int
-    run_seed: int
     versions: dict[str, str]
-    noise: dict[str, float]
     estimates: dict[str, Estimate] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     sounding: dict[str, dict[str, Any]] = field(default_factory=dict)
     position_dimensions: dict[str, int] = field(default_factory=dict)
     bounds: dict[str, StoredBound] = field(default_factory=dict)
+    estimator: dict[str, str] = field(default_factory=dict)
+
+    def header(self, *, snapshot_time: FloatArray | None = None,
+               tracked_from: str | None = None) -> EstimateHeader:
+        """This file's header, for a file derived from it (``twin track``)."""
+        kept = {f.name: getattr(self, f.name) for f in fields(EstimateHeader)}
+        if snapshot_time is not None:
+            kept["snapshot_time"] = snapshot_time
+        return EstimateHeader(**{**kept, "tracked_from": tracked_from})
 
 
 # --------------------------------------------------------------------------- writer
@@ -202,34 +248,50 @@ def stored_bound(estimator: Estimator, bound: Bound) -> StoredBound:
     )
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """How one algorithm's estimates were made: its hyper-parameters, its sounding and
+    the class that made them (``/estimates/<algorithm>`` attributes)."""
+
+    params: Mapping[str, Any]
+    sounding: Mapping[str, Any]
+    estimator: str
+
+    @classmethod
+    def of(cls, estimator: Estimator) -> Provenance:
+        klass = type(estimator)
+        return cls(params=estimator.get_params(), sounding=klass.sounding,
+                   estimator=f"{klass.__module__}.{klass.__qualname__}")
+
+
 def write_estimates(
     output: Path,
     *,
-    run_path: Path,
-    run: RunData,
-    seed: int,
-    noise: Mapping[str, float],
-    instances: Mapping[str, Estimator],
+    header: EstimateHeader,
+    provenance: Mapping[str, Provenance],
     results: Mapping[str, Estimate],
     position_dimensions: Mapping[str, int],
     bounds: Mapping[str, StoredBound],
-    service_area: ServiceArea,
 ) -> None:
     """Write an estimate file (the module docstring's layout) atomically."""
+    noise = header.noise
     with atomic_file(output) as tmp, h5py.File(tmp, "w") as f:
         cfg = f.create_group("config")
         cfg.attrs.update(
-            kind=FILE_KIND, schema_version=SCHEMA_VERSION, seed=seed,
-            algorithms=json.dumps(list(results)), run_file=run_path.name,
-            run_scene_sha256=run.scene_sha256, run_num_snapshots=run.drive.num_snapshots,
-            run_seed=run.seed, versions=json.dumps(package_versions(), sort_keys=True),
-            noise=_yaml(noise),
-            service_area=json.dumps({"area": plain(service_area.area),
-                                     "ue_height": service_area.ue_height}),
+            kind=FILE_KIND, schema_version=SCHEMA_VERSION, seed=header.seed,
+            algorithms=json.dumps(list(results)), run_file=header.run_file,
+            run_scene_sha256=header.run_scene_sha256,
+            run_num_snapshots=header.run_num_snapshots, run_seed=header.run_seed,
+            versions=json.dumps(package_versions(), sort_keys=True), noise=_yaml(noise),
+            service_area=json.dumps(plain(header.service_area)),
         )
+        if header.tracked_from is not None:
+            cfg.attrs["tracked_from"] = header.tracked_from
+        if header.snapshot_time is not None:
+            f.create_dataset("snapshot_time", data=header.snapshot_time)
+            f["snapshot_time"].attrs.update(units="s", dims="snapshot")
         group = f.create_group("estimates")
         for name, est in results.items():
-            estimator = instances[name]
             g = group.create_group(name)
             for key, attrs in _DATASETS.items():
                 g.create_dataset(key, data=getattr(est, key))
@@ -242,12 +304,13 @@ def write_estimates(
                 diag[key].attrs["dims"] = "snapshot"
             if name in bounds:
                 _write_bound(g.create_group("bound"), bounds[name])
-            cls = type(estimator)
+            made = provenance[name]
             g.attrs.update(
-                params=_yaml(estimator.get_params()), sounding=_yaml(cls.sounding),
-                estimator=f"{cls.__module__}.{cls.__qualname__}",
-                position_dimensions=int(position_dimensions[name]), seed=seed,
-                seed_entropy=[seed, zlib.crc32(name.encode())], noise=_yaml(noise), **noise,
+                params=_yaml(made.params), sounding=_yaml(made.sounding),
+                estimator=made.estimator,
+                position_dimensions=int(position_dimensions[name]), seed=header.seed,
+                seed_entropy=[header.seed, zlib.crc32(name.encode())], noise=_yaml(noise),
+                **noise,
             )
 
 
@@ -283,7 +346,7 @@ def _read_estimate(g: h5py.Group) -> Estimate:
         g["diagnostics"].visititems(collect)
     reason = tuple(s.decode() if isinstance(s, bytes) else str(s) for s in g["reason"][()])
     return Estimate(
-        **{key: g[key][()] for key in _DATASETS if key in g or key not in _ADDED_IN_2_1},
+        **{key: g[key][()] for key in _DATASETS if key in g or key not in _ADDED_SINCE_2_0},
         reason=reason, diagnostics=diagnostics,
     )
 
@@ -345,6 +408,12 @@ def read_estimates(path: str | Path) -> EstimateFile:
                                      for name in order},
                 bounds={name: _read_bound(group[name]["bound"]) for name in order
                         if "bound" in group[name]},
+                estimator={name: str(group[name].attrs["estimator"]) for name in order},
+                service_area=json.loads(str(cfg["service_area"]))
+                if "service_area" in cfg else {},
+                snapshot_time=np.asarray(f["snapshot_time"][()], dtype=np.float64)
+                if "snapshot_time" in f else None,
+                tracked_from=str(cfg["tracked_from"]) if "tracked_from" in cfg else None,
             )
         except (KeyError, ValueError, TypeError, OSError, yaml.YAMLError) as exc:
             raise TwinInputError(
@@ -433,7 +502,8 @@ def gather_estimates(
     return {name: (path, est_file) for name, path, est_file in selected}
 
 
-__all__ = ["ESTIMATE_FILE", "FILE_KIND", "SCHEMA_VERSION", "EstimateFile", "StoredBound",
+__all__ = ["ESTIMATE_FILE", "FILE_KIND", "SCHEMA_VERSION", "EstimateFile", "EstimateHeader",
+           "Provenance", "StoredBound",
            "check_same_run", "gather_estimates", "is_estimate_file", "plain",
            "read_estimates", "select_estimated", "split_names", "stored_bound",
            "write_estimates"]

@@ -23,7 +23,8 @@ Output directory (written whole or not at all): ``metrics.json`` (schema below),
      "algorithms": {name: {
         "estimate_file", "params", "dimensions", "snapshots", "estimated", "converged",
         "ue": {"rmse_m", "median_m", "p90_m", "scored_in"} | null,
-        "integrity": {"wild", "confident_wild", "with_covariance", "coverage_95"},
+        "integrity": {"wild", "confident_wild", "with_covariance", "coverage_95",
+                      "snapshot_coverage_95"},
         "bound": {"description", "peb_median_m", "peb_rms_m",
                   "other": {name: median}} | null,
         "runtime": {"median_s" (over the estimated snapshots), "total_s"},
@@ -32,7 +33,7 @@ Output directory (written whole or not at all): ``metrics.json`` (schema below),
                              "matched", "missed", "false", "unmodelled",
                              "per_object": {object: {"truth", "matched"}}}},
         "fused_map": {"landmarks", "landmarks_found", "landmark_recall",
-                      "fused_points", "fused_correct", "fused_precision",
+                      "fused_points", "fused_correct", "landmark_precision",
                       "found": {landmark: bool}}}}}
 """
 
@@ -70,7 +71,7 @@ from twin.scoring import (
     ue_metrics,
 )
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 PR_CUTOFFS_M = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -149,7 +150,7 @@ def _score(run_path: Path, run: RunData, selected: dict[str, tuple[Path, Estimat
             "dimensions": dims, "snapshots": est.num_snapshots,
             "estimated": int(ran.sum()),
             "converged": int(est.converged.sum()), "ue": ue_metrics(ue_error, dims),
-            "integrity": integrity_metrics(est, run.drive.position, dims),
+            "integrity": integrity_metrics(est, run.drive.position, dims, ran),
             "bound": _bound_metrics(bound),
             "runtime": {"median_s": float(np.median(est.runtime_s[ran])) if ran.any() else 0.0,
                         "total_s": float(np.sum(est.runtime_s))},
@@ -232,8 +233,9 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
         "## UE position",
         "",
         "| algorithm | converged/estimated | RMSE | median | p90 | scored in | bound (PEB, median) "
-        "| > 5 m off (not covered) | 95 % region holds truth | runtime/snapshot |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| > 5 m off (not covered) | 95 % region holds truth: fixes | snapshots "
+        "| runtime/snapshot |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, a in algos.items():
         ue = a["ue"] or {}
@@ -245,12 +247,14 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
             f"{ue.get('scored_in', '—')} | {peb} | "
             f"{a['integrity']['wild']} ({a['integrity']['confident_wild']}) | "
             f"{_fmt(a['integrity']['coverage_95'])} | "
+            f"{_fmt(a['integrity']['snapshot_coverage_95'])} | "
             f"{1e3 * a['runtime']['median_s']:.1f} ms |")
     lines += ["", "\"> 5 m off\": converged fixes more than 5 m from the truth; in "
                   "brackets those whose reported covariance does not cover the error (99 % "
                   "region), or that report none: confident wild fixes. \"95 % region holds "
                   "truth\": the share of fixes with a covariance whose 95 % region contains "
-                  "the true position (0.95 when calibrated)."]
+                  "the true position (0.95 when calibrated), and of all snapshots estimated "
+                  "(one without a fix or a covariance misses)."]
     bounded = {name: a["bound"] for name, a in algos.items() if a["bound"] is not None}
     if bounded:
         lines += ["", "Bounds (stored by `twin estimate` from the twin's true channel; "
@@ -282,12 +286,12 @@ def _report(metrics: dict[str, Any], maps: bool) -> str:
               "half the cut-off); a landmark (object + plane) is found when a fused point "
               "lies within the cut-off of one of its reflection points.", "",
               "| algorithm | landmarks found | landmark recall | fused points | "
-              "fused precision |", "| --- | --- | --- | --- | --- |"]
+              "landmark precision |", "| --- | --- | --- | --- | --- |"]
     for name, a in algos.items():
         f = a["fused_map"]
         lines.append(f"| {name} | {f['landmarks_found']}/{f['landmarks']} | "
                      f"{f['landmark_recall']:.2f} | {f['fused_points']} | "
-                     f"{f['fused_precision']:.2f} |")
+                     f"{f['landmark_precision']:.2f} |")
     lines += ["", "## Which walls were mapped (single-bounce points, recall per object)", "",
               "| object | " + " | ".join(algos) + " |",
               "| --- | " + " | ".join("---" for _ in algos) + " |"]

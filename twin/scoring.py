@@ -253,8 +253,8 @@ def mahalanobis_squared(est: Estimate, true_position: FloatArray,
     return out
 
 
-def integrity_metrics(est: Estimate, true_position: FloatArray,
-                      dimensions: int) -> dict[str, Any]:
+def integrity_metrics(est: Estimate, true_position: FloatArray, dimensions: int,
+                      estimated: BoolArray | None = None) -> dict[str, Any]:
     """How honest the reported uncertainty is.
 
     ``wild``: converged fixes more than :data:`WILD_ERROR_M` off; ``confident_wild``: of
@@ -262,12 +262,16 @@ def integrity_metrics(est: Estimate, true_position: FloatArray,
     :data:`COVER_PROBABILITY` (or that report none): the fixes the issue forbids;
     ``with_covariance``: converged fixes with a covariance; ``coverage_95``: the fraction
     of those whose :data:`CALIBRATION_PROBABILITY` region contains the truth (about 0.95
-    when calibrated; None without covariances).
+    when calibrated; None without covariances); ``snapshot_coverage_95``: the same over
+    every snapshot the estimator was run on, a snapshot without a fix or a covariance
+    counting as one whose region misses the truth (what a tracker that reports every
+    snapshot is held to).
     """
     from scipy.stats import chi2
 
     errors = ue_errors(est, true_position, dimensions)
     d2 = mahalanobis_squared(est, true_position, dimensions)
+    ran = np.ones(est.num_snapshots, bool) if estimated is None else estimated
     wild = np.isfinite(errors) & (errors > WILD_ERROR_M)
     covered = np.isfinite(d2) & (d2 <= chi2.ppf(COVER_PROBABILITY, dimensions))
     reported = np.isfinite(d2)
@@ -276,6 +280,7 @@ def integrity_metrics(est: Estimate, true_position: FloatArray,
         "wild": int(wild.sum()), "confident_wild": int((wild & ~covered).sum()),
         "with_covariance": int(reported.sum()),
         "coverage_95": float(inside.sum() / reported.sum()) if reported.any() else None,
+        "snapshot_coverage_95": float(inside[ran].sum() / ran.sum()) if ran.any() else None,
     }
 
 
@@ -342,8 +347,10 @@ def fused_map_metrics(est: Estimate, truth: Sequence[TruthPoints], dimensions: i
     """The drive's fused map vs the landmarks (reflecting planes) seen along the drive.
 
     A landmark is found when a fused point lies within the cut-off of any of its
-    ray-traced reflection points; a fused point is correct when it lies within the
-    cut-off of some landmark's points.
+    ray-traced reflection points (``landmark_recall``); a fused point is correct when it
+    lies within the cut-off of some landmark's points (``landmark_precision``: the share
+    of correct points). A tracked estimate (``twin track``) reports its persistent
+    landmarks at every snapshot, so its fused map is its landmark map.
     """
     by_landmark: dict[str, list[FloatArray]] = {}
     for points in truth:
@@ -368,7 +375,7 @@ def fused_map_metrics(est: Estimate, truth: Sequence[TruthPoints], dimensions: i
         "landmarks": len(by_landmark), "landmarks_found": int(sum(found.values())),
         "fused_points": len(fused), "fused_correct": int(correct.sum()),
         "landmark_recall": sum(found.values()) / len(found) if found else 1.0,
-        "fused_precision": float(correct.mean()) if len(fused) else 1.0,
+        "landmark_precision": float(correct.mean()) if len(fused) else 1.0,
         "found": dict(sorted(found.items())),
     }
 

@@ -1,8 +1,9 @@
 """``twin demo``: the whole suite on the bundled scenes, as ``make demo`` runs it.
 
 Contract: four runs (twin.demo.DEMO_RUNS), every registered estimator on exactly one that
-fits it, none skipped; per run an evaluation (a report with the PNG and HTML maps, a
-layer per algorithm); one summary ``report.md`` with every estimator; each file printed
+fits it, none skipped; the ones estimated on every snapshot also tracked (``twin
+track``); per run an evaluation of raw and tracked (a report with the PNG and HTML maps,
+a layer per algorithm); one summary ``report.md`` with every estimator; each file printed
 (``label: path``) on stdout and present; the RIS walk is hidden from the AP.
 """
 
@@ -18,6 +19,7 @@ from PIL import Image
 from estimators import ESTIMATORS
 from tests.twin.test_cli import run_twin, temp_leftovers
 from twin.demo import DEMO_RUNS, DEMO_SUMMARY, check_demo_runs, demo_outputs
+from twin.track import SUFFIX
 
 
 def test_every_estimator_has_exactly_one_demo_run() -> None:
@@ -42,10 +44,11 @@ def test_demo_runs_every_estimator_and_writes_every_file_it_prints(tmp_path: Pat
     scored: set[str] = set()
     for run in DEMO_RUNS:
         metrics = json.loads((out / run.key / "report" / "metrics.json").read_text())
-        assert set(metrics["algorithms"]) == set(run.algorithms), run.key
-        scored |= set(metrics["algorithms"])
+        tracked = {name + SUFFIX for name in run.tracked}
+        assert set(metrics["algorithms"]) == set(run.algorithms) | tracked, run.key
+        scored |= set(metrics["algorithms"]) - tracked
         html = (out / run.key / "report" / "map.html").read_text()
-        assert all(name in html for name in run.algorithms), run.key
+        assert all(name in html for name in [*run.algorithms, *tracked]), run.key
     assert scored == set(ESTIMATORS)
     summary = (out / "report.md").read_text()
     assert DEMO_SUMMARY.recognise(out / "report.md")

@@ -269,12 +269,14 @@ def test_file_layout_and_shapes(run_path: Path, tmp_path: Path) -> None:
         "ue_position": (T, 3), "ue_yaw": (T,), "scatterers": (T, Q, 3),
         "scatterer_valid": (T, Q), "converged": (T,), "reason": (T,), "runtime_s": (T,),
         "path_tau": (T, P), "path_aod": (T, P, 2), "path_gain": (T, P),
+        "position_covariance": (T, 3, 3), "scatterer_covariance": (T, Q, 3, 3),
         "diagnostics/peak_energy": (T,), "diagnostics/noise_variance": (T,),
     }
     units = {"ue_position": "m", "scatterers": "m", "runtime_s": "s", "path_tau": "s",
              "path_aod": "rad (azimuth, zenith)", "ue_yaw": "rad"}
     with h5py.File(out, "r") as f:
-        assert set(f) == {"config", "estimates"}
+        assert set(f) == {"config", "estimates", "snapshot_time"}
+        np.testing.assert_array_equal(f["snapshot_time"][()], read_run(run_path).drive.time)
         assert set(f["estimates"]) == {STRONGEST, FIRST}
         for algo in (STRONGEST, FIRST):
             g = f["estimates"][algo]
@@ -306,7 +308,7 @@ def test_config_and_algorithm_attrs(run_path: Path, tmp_path: Path) -> None:
                      "noise_figure_db": DEFAULT_NOISE_FIGURE_DB}
     with h5py.File(out, "r") as f:
         cfg = f["config"].attrs
-        assert cfg["schema_version"] == "2.1"
+        assert cfg["schema_version"] == "2.2"
         assert cfg["kind"] == "estimates"
         assert int(cfg["seed"]) == 11 == run.seed
         assert cfg["run_file"] == "run.h5"
@@ -366,7 +368,7 @@ def test_same_inputs_give_identical_arrays(run_path: Path, tmp_path: Path) -> No
     a, b = _datasets(tmp_path / "a.h5"), _datasets(tmp_path / "b.h5")
     assert sorted(a) == sorted(b)
     compared = [key for key in a if not key.endswith("runtime_s")]
-    assert len(compared) == 2 * 12  # the 11 result datasets and position_covariance
+    assert len(compared) == 2 * 13 + 1  # 11 result datasets, 2 covariances; snapshot_time
     for key in compared:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
@@ -418,7 +420,7 @@ def test_read_estimates_round_trip(run_path: Path, tmp_path: Path) -> None:
     for name, est in results.items():
         assert isinstance(back.estimates[name], Estimate)
         _assert_estimates_equal(est, back.estimates[name])
-    assert back.schema_version == "2.1"
+    assert back.schema_version == "2.2"
     assert (back.seed, back.run_seed, back.run_num_snapshots) == (7, 11, T)
     assert back.run_file == "run.h5"
     assert back.run_scene_sha256 == run.scene_sha256

@@ -19,7 +19,13 @@ from estimators.types import Observation
 from tests.conftest import make_config, wall_y, write_obj
 from twin.errors import TwinInputError
 from twin.estimate import estimate_run
-from twin.estimatefile import StoredBound, read_estimates, write_estimates
+from twin.estimatefile import (
+    EstimateHeader,
+    Provenance,
+    StoredBound,
+    read_estimates,
+    write_estimates,
+)
 from twin.evaluate import evaluate, evaluate_to_dir
 from twin.runfile import read_run
 from twin.scoring import fuse_points, integrity_metrics, truth_sets
@@ -91,7 +97,7 @@ def test_report_directory_is_written_whole(files: dict[str, Path]) -> None:
         "metrics.json", "report.md", "ue_error_cdf.png", "ue_error_over_time.png",
         "map_precision_recall.png", "map.png", "map.html"])
     data = json.loads((out / "metrics.json").read_text())
-    assert data["schema_version"] == "1.2" and "miso-ml" in data["algorithms"]
+    assert data["schema_version"] == "1.3" and "miso-ml" in data["algorithms"]
     report = (out / "report.md").read_text()
     assert "| wall_north |" in report and "![map](map.png)" in report
     assert "miso-ml: scatterers" in (out / "map.html").read_text()
@@ -225,14 +231,16 @@ def street(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     est = _planar_estimate(run.drive.position, walls)
     peb = np.array([0.1, 0.2, np.nan])  # NaN: a snapshot where the paper's bound does not apply
     write_estimates(
-        tmp / "est.h5", run_path=tmp / "street.h5", run=run, seed=0, noise={"snr_db": 20.0},
-        instances={"planar": _Recorded(label="2-D"), "spatial": _Recorded(label="3-D")},
+        tmp / "est.h5",
+        header=EstimateHeader.of_run(tmp / "street.h5", run, seed=0, noise={"snr_db": 20.0},
+                                     service_area=service_area(run)),
+        provenance={"planar": Provenance.of(_Recorded(label="2-D")),
+                    "spatial": Provenance.of(_Recorded(label="3-D"))},
         results={"planar": est, "spatial": est},
         position_dimensions={"planar": 2, "spatial": 3},
         bounds={"planar": StoredBound(
             description="test bound", position_m=peb, scatterer_m=np.zeros((3, 0)),
             other={"two_stage_position_m": 2 * peb})},
-        service_area=service_area(run),
     )
     return {"run": tmp / "street.h5", "est": tmp / "est.h5", "tmp": tmp}
 
@@ -311,7 +319,8 @@ def test_every_paper_bound_is_stored_at_estimate_time(files: dict[str, Path]) ->
 def test_integrity_counts_wild_fixes_and_coverage() -> None:
     """A fix 8 m off is wild; it is *confident* unless its covariance covers it at 99 %
     (here: σ = 1 m does not, σ = 5 m does, none reported does not); the 95 % coverage is
-    the share of fixes with a covariance whose 95 % region holds the truth."""
+    the share of fixes with a covariance whose 95 % region holds the truth, and of the
+    snapshots estimated."""
     truth = np.zeros((5, 3))
     position = np.array([[8.0, 0, 0], [8.0, 0, 0], [8.0, 0, 0], [0.5, 0, 0], [3.0, 0, 0]])
     covariance = np.full((5, 3, 3), np.nan)
@@ -326,4 +335,8 @@ def test_integrity_counts_wild_fixes_and_coverage() -> None:
     metrics = integrity_metrics(est, truth, 2)
     # chi2(2) quantiles: 95 % 5.99, 99 % 9.21; d² = 64, 2.56, -, 0.25, 9.
     assert metrics == {"wild": 3, "confident_wild": 2, "with_covariance": 4,
-                       "coverage_95": 2 / 4}
+                       "coverage_95": 2 / 4, "snapshot_coverage_95": 2 / 5}
+    # Over the snapshots estimated: the one without a covariance misses, the one not
+    # estimated does not count.
+    ran = np.array([True, True, True, True, False])
+    assert integrity_metrics(est, truth, 2, ran)["snapshot_coverage_95"] == 2 / 4

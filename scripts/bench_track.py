@@ -32,6 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from scripts.bench_suite import _m, _ratio
 from twin.estimatefile import read_estimates
 from twin.evaluate import evaluate
 from twin.track import SUFFIX, track_file
@@ -93,10 +94,6 @@ def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]
             "maps": bool(raw.estimates[name].scatterer_valid.any()),
         })
     return rows
-
-
-def _m(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2g}" if value < 10 else f"{value:.0f}"
 
 
 def report(rows: list[dict[str, Any]]) -> str:
@@ -163,10 +160,6 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
 
 
 def main() -> None:

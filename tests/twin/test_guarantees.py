@@ -179,6 +179,7 @@ def test_train_never_writes_into_its_dataset(data: Path, tmp_path: Path) -> None
     (["render", "run.h5"], "photo.png", "not a twin map"),
     (["render", "run.h5"], "page.html", "not a twin map"),
     (["evaluate", "run.h5", "est.h5"], "notes", "not a twin report directory"),
+    (["track", "est.h5"], "user.h5", "not a twin track file"),
 ])
 def test_overwrite_replaces_only_what_the_command_wrote(
         work: Path, command: list[str], target: str, needle: str) -> None:

@@ -201,7 +201,6 @@ class _Pass:
         self.d = fixes.dimensions
         self.var = motion_std**2
         self.gate = float(chi2.ppf(gate, self.d))
-        self.log_gate_density = -0.5 * self.gate  # the outliers' constant likelihood
         self.H = np.hstack([np.eye(self.d), np.zeros((self.d, self.d))])
 
     def model(self, dt: float) -> tuple[FloatArray, FloatArray]:

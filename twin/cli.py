@@ -336,10 +336,9 @@ def track(
     (`<algorithm>+track` entries, scored and drawn like any estimate)."""
     from twin.track import track_file
 
-    results = track_file(estimates, output, algorithms=algorithms, motion_std=motion_std,
-                         gate=gate, run=run, overwrite=overwrite,
-                         on_progress=None if quiet else
-                         lambda name: _err.print(escape(f"tracking {name}")))
+    with progress_tasks(quiet) as update:
+        results = track_file(estimates, output, algorithms=algorithms, motion_std=motion_std,
+                             gate=gate, run=run, overwrite=overwrite, on_progress=update)
     if not quiet:
         _err.print(escape(f"wrote {output}"))
         for name, est in results.items():

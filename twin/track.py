@@ -147,7 +147,7 @@ def track_file(
     gate: float = 0.99,
     run: str | Path | None = None,
     overwrite: bool = False,
-    on_progress: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Estimate]:
     """Track every (or each chosen) algorithm of an estimate file; write the tracked
     estimates (``<algorithm>+track``) to ``output``.
@@ -161,7 +161,8 @@ def track_file(
     gate : probability of the gates (fixes and landmark detections).
     run : the run file, for the snapshot times of an estimate file older than schema 2.2.
     overwrite : replace an existing tracked file (never a raw estimate file).
-    on_progress : called with each algorithm's name before it is tracked.
+    on_progress : ``(algorithm, done, total)``, called with 0 before an algorithm is
+        tracked and 1 after.
 
     Raises
     ------
@@ -191,10 +192,12 @@ def track_file(
     dims: dict[str, int] = {}
     for name in names:
         if on_progress is not None:
-            on_progress(name)
+            on_progress(name, 0, 1)
         d = est.position_dimensions[name]
         tracked, track, landmarks = track_estimate(est.estimates[name], times, d,
                                                    motion_std=motion_std, gate=gate)
+        if on_progress is not None:
+            on_progress(name, 1, 1)
         key = name + SUFFIX
         results[key] = tracked
         dims[key] = d

@@ -265,7 +265,8 @@ def integrity_metrics(est: Estimate, true_position: FloatArray, dimensions: int,
     when calibrated; None without covariances); ``snapshot_coverage_95``: the same over
     every snapshot the estimator was run on, a snapshot without a fix or a covariance
     counting as one whose region misses the truth (what a tracker that reports every
-    snapshot is held to).
+    snapshot is held to). ``estimated [snapshot]``: the snapshots the estimator was run
+    on (default: all).
     """
     from scipy.stats import chi2
 

@@ -167,10 +167,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-suite"))
     parser.add_argument("--drives", default="office,street")
     parser.add_argument("--snr", default="10,20")
+    parser.add_argument("--setups", default=",".join(SETUPS))
+    parser.add_argument("--figure", default=str(FIGURE),
+                        help="where to draw the figure ('': none)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     for drive in args.drives.split(","):
-        for setup in SETUPS:
+        for setup in args.setups.split(","):
             for snr in (float(s) for s in args.snr.split(",")):
                 found = bench(args.out, drive, setup, snr)
                 rows += found
@@ -182,7 +185,8 @@ def main() -> None:
                           f"{_ratio(r['track_coverage_95'])}", flush=True)
     (args.out / "bench_track.json").write_text(json.dumps(rows, indent=1))
     (args.out / "bench_track.md").write_text(report(rows))
-    figure(rows, FIGURE)
+    if args.figure:
+        figure(rows, Path(args.figure))
     print(report(rows))
 
 

@@ -36,7 +36,7 @@ from estimators import ESTIMATORS
 from twin.config import load_config
 from twin.errors import TwinInputError
 from twin.estimate import estimate_run
-from twin.estimatefile import ESTIMATE_FILE, read_estimates
+from twin.estimatefile import ESTIMATE_FILE
 from twin.evaluate import REPORT, evaluate_to_dir
 from twin.outputs import Artifact, check_output, write_bytes_atomic
 from twin.runfile import RUN_FILE
@@ -173,15 +173,15 @@ def run_demo(
             files["RIS walk render (the tile, the paths through it)"] = (
                 out_dir / "ris_scene.png")
         try:
-            estimate_run(run_path, run.algorithms, est_path, snr_db=DEMO_SNR_DB,
-                         snapshots=run.snapshots, overwrite=True, on_progress=on_task,
-                         on_skip=on_skip or (lambda name, reason: None))
+            estimated = estimate_run(
+                run_path, run.algorithms, est_path, snr_db=DEMO_SNR_DB,
+                snapshots=run.snapshots, overwrite=True, on_progress=on_task,
+                on_skip=on_skip or (lambda name, reason: None))
         except TwinInputError:
             if on_skip is None:
                 raise
             continue  # none of the run's estimators fits it: each was reported
         tracked_path = directory / "tracked.h5"
-        estimated = read_estimates(est_path).estimates
         to_track = [name for name in run.tracked if name in estimated]
         if to_track:
             task(f"track {run.key}", 0, 1)

@@ -25,10 +25,11 @@ with the covariance its estimator reported, times ``noise_scale`` (≥ 1).
   wrong fixes, is not followed by gating forever. A single or sporadic outlier never
   does this.
 * **Parameters from the data.** ``motion_std`` and ``noise_scale`` left as None are
-  chosen by maximum likelihood over the innovations of the gated filter (a rejected fix
-  counts as an outlier of constant likelihood, the Gaussian's at the gate; coordinate
-  search over logarithmic grids). ``noise_scale`` below 1 is never chosen: the track is
-  never more confident than the estimator; ``motion_std`` below
+  chosen by maximum likelihood over the innovations of the gated filter (each fix's
+  likelihood a mixture: the prediction's Gaussian, or with probability ``1 - gate`` an
+  outlier equally likely anywhere in the fixes' bounding box; a fix no track explains
+  is an outlier; coordinate search over logarithmic grids). ``noise_scale`` below 1 is
+  never chosen: the track is never more confident than the estimator; ``motion_std`` below
   :data:`MOTION_STD_FLOOR` neither: what the fixes cannot show (a turn where they are
   missing) is not taken to be absent.
 * **Smoothing.** Each track segment is smoothed by the RTS smoother
@@ -87,7 +88,7 @@ class FixStatus(IntEnum):
     USED = 1
     """The fix passed the gate and updated the track."""
     REJECTED = 2
-    """The fix fell outside the gate: predicted through it."""
+    """The fix fell outside the gate (or no track explains it): predicted through it."""
     INITIATED = 3
     """One of the fixes that started a track."""
 
@@ -201,6 +202,15 @@ class _Pass:
         self.d = fixes.dimensions
         self.var = motion_std**2
         self.gate = float(chi2.ppf(gate, self.d))
+        # The likelihood of a fix: a mixture of the prediction's Gaussian and an outlier
+        # equally likely anywhere the fixes fall (one over the volume of their bounding
+        # box, sides of at least a metre), whatever the motion noise and noise scale: an
+        # outlier density that shrank with the prediction's covariance would make
+        # rejecting fixes, and restarting tracks, cheap.
+        # A fix is an outlier with the probability 1 - gate, a priori.
+        spread = np.ptp(self.z[self.usable], axis=0) if self.usable.any() else np.ones(self.d)
+        self.log_outlier = float(np.log1p(-gate) - np.sum(np.log(np.maximum(spread, 1.0))))
+        self.log_inlier = float(np.log(gate))
         self.H = np.hstack([np.eye(self.d), np.zeros((self.d, self.d))])
 
     def model(self, dt: float) -> tuple[FloatArray, FloatArray]:
@@ -253,20 +263,21 @@ class _Pass:
                 continue
             if seg is not None:
                 nis, logpdf = self.innovation(x, P, k)
+                loglik += float(np.logaddexp(self.log_inlier + logpdf, self.log_outlier))
                 if nis <= self.gate:
                     x, P = kf_update(x, P, self.z[k], self.R[k], self.H)
                     status[k] = FixStatus.USED
-                    loglik += logpdf
                     pending.clear()
                 else:
                     status[k] = FixStatus.REJECTED
-                    loglik += logpdf + 0.5 * (nis - self.gate)  # the density at the gate
                     pending.append(k)
                 seg.x.append(x)
                 seg.P.append(P)
                 seg.F.append(F)
                 seg.Q.append(Q)
             else:
+                status[k] = FixStatus.REJECTED  # until it starts a track
+                loglik += self.log_outlier
                 pending.append(k)
             if len(pending) >= CONFIRM and self.agree(pending[-CONFIRM:]):
                 i, j, k3 = pending[-CONFIRM:]

@@ -15,7 +15,8 @@ raw fixes, of the track on the same snapshots and of the track on all it reports
 median bound, the share of reported 95 % regions that hold the truth (raw, tracked),
 fixes the gate rejected, the motion noise and the noise scale chosen, and the landmark
 map against the persistent landmarks (recall, precision; raw: the fused per-snapshot
-points). Writes ``OUT/bench_track.json``, ``OUT/bench_track.md`` and
+points); each coverage judged against the 0.90–0.98 band by its exact binomial interval,
+per row and pooled per paper family. Writes ``OUT/bench_track.json``, ``OUT/bench_track.md`` and
 ``docs/figures/bench_track.png``.
 """
 
@@ -32,9 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from estimators import ESTIMATORS
 from scripts.bench_suite import _m, _ratio
 from twin.estimatefile import read_estimates
 from twin.evaluate import evaluate
+from twin.scoring import CALIBRATION_BAND, calibration_verdict, coverage_interval
 from twin.track import SUFFIX, track_file
 from twin.tracking.motion import FixStatus
 
@@ -45,6 +48,47 @@ FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "bench_track
 def _rmse(errors: np.ndarray) -> float | None:
     e = errors[np.isfinite(errors)]
     return float(np.sqrt(np.mean(e**2))) if len(e) else None
+
+
+def _covered(integrity: dict[str, Any]) -> int:
+    """How many reported 95 % regions held the truth."""
+    if integrity["coverage_95"] is None:
+        return 0
+    return round(integrity["coverage_95"] * integrity["with_covariance"])
+
+
+def calibration_summary(rows: list[dict[str, Any]]) -> str:
+    """The rows' calibration verdicts (each coverage judged by its exact binomial
+    interval against the band), and the coverage pooled per paper family."""
+    lines = [f"Calibration against {CALIBRATION_BAND[0]:.2f}–{CALIBRATION_BAND[1]:.2f}, "
+             "each coverage judged by its exact 95 % binomial interval "
+             "(`twin.scoring.calibration_verdict`):", ""]
+    for side in ("raw", "track"):
+        verdicts = [r[f"{side}_calibration"] for r in rows
+                    if r["tracked"] and r[f"{side}_calibration"] is not None]
+        counts = {v: verdicts.count(v) for v in ("consistent", "over-confident",
+                                                 "conservative")}
+        lines.append(f"* {side}: " + ", ".join(f"{v} {n}" for v, n in counts.items())
+                     + f" (of {len(verdicts)} rows with a track)")
+    lines += ["", "| family | raw: held/regions | coverage [95 % interval] | verdict | "
+              "track: held/regions | coverage [95 % interval] | verdict |",
+              "| --- " * 7 + "|"]
+    families = dict.fromkeys(ESTIMATORS[r["algorithm"]].paper for r in rows)
+    for family in families:
+        members = [r for r in rows if ESTIMATORS[r["algorithm"]].paper == family
+                   and r["tracked"]]
+        cells = []
+        for side in ("raw", "track"):
+            held = sum(r[f"{side}_covered"] for r in members)
+            total = sum(r[f"{side}_with_covariance"] for r in members)
+            if not total:
+                cells += ["—", "—", "—"]
+                continue
+            low, high = coverage_interval(held, total)
+            cells += [f"{held}/{total}", f"{held / total:.2f} [{low:.2f}, {high:.2f}]",
+                      calibration_verdict(held, total)]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]:
@@ -79,6 +123,11 @@ def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]
             "bound_median_m": (a["bound"] or {}).get("peb_median_m"),
             "raw_coverage_95": a["integrity"]["coverage_95"],
             "track_coverage_95": b["integrity"]["coverage_95"],
+            "raw_covered": _covered(a["integrity"]), "track_covered": _covered(b["integrity"]),
+            "raw_with_covariance": a["integrity"]["with_covariance"],
+            "track_with_covariance": b["integrity"]["with_covariance"],
+            "raw_calibration": a["integrity"]["calibration"],
+            "track_calibration": b["integrity"]["calibration"],
             "track_snapshot_coverage_95": b["integrity"]["snapshot_coverage_95"],
             "raw_confident_wild": a["integrity"]["confident_wild"],
             "track_confident_wild": b["integrity"]["confident_wild"],
@@ -96,8 +145,13 @@ def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]
     return rows
 
 
+#: Marks on a coverage whose binomial interval misses the band (`calibration_summary`).
+_VERDICT_MARK = {"over-confident": " ↓", "conservative": " ↑"}
+
+
 def report(rows: list[dict[str, Any]]) -> str:
-    lines = []
+    lines = ["Coverage marks: ↓ over-confident, ↑ conservative (exact 95 % binomial "
+             "interval wholly below or above 0.90–0.98); unmarked: consistent.", ""]
     for drive in dict.fromkeys(r["drive"] for r in rows):
         lines += [f"### {drive}", "",
                   "| set-up | algorithm | SNR | d | fixes | tracked | RMSE raw | RMSE track "
@@ -113,7 +167,9 @@ def report(rows: list[dict[str, Any]]) -> str:
             def cell(key: str, r: dict[str, Any] = r, maps: bool = maps) -> str:
                 return f"{r[key]:.2f}" if maps and r[key] is not None else "—"
 
-            cover = [_ratio(r[k]) for k in ("raw_coverage_95", "track_coverage_95")]
+            cover = [_ratio(r[f"{side}_coverage_95"])
+                     + _VERDICT_MARK.get(r[f"{side}_calibration"], "")
+                     for side in ("raw", "track")]
             lines.append(
                 f"| {r['setup']} | {r['algorithm']} | {r['snr_db']:g} | {r['dimensions']} | "
                 f"{r['converged']}/{r['snapshots']} | {r['tracked']}/{r['snapshots']} | "
@@ -184,10 +240,11 @@ def main() -> None:
                           f"{_ratio(r['raw_coverage_95'])} → "
                           f"{_ratio(r['track_coverage_95'])}", flush=True)
     (args.out / "bench_track.json").write_text(json.dumps(rows, indent=1))
-    (args.out / "bench_track.md").write_text(report(rows))
+    (args.out / "bench_track.md").write_text(report(rows) + "\n" + calibration_summary(rows))
     if args.figure:
         figure(rows, Path(args.figure))
     print(report(rows))
+    print(calibration_summary(rows))
 
 
 if __name__ == "__main__":

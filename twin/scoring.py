@@ -228,6 +228,48 @@ COVER_PROBABILITY = 0.99
 probability (squared Mahalanobis distance below the chi-square quantile)."""
 CALIBRATION_PROBABILITY = 0.95
 """The confidence region whose empirical coverage :func:`integrity_metrics` reports."""
+CALIBRATION_BAND = (0.90, 0.98)
+"""Coverage of the :data:`CALIBRATION_PROBABILITY` regions a calibrated estimator or
+tracker is held to (neither over-confident nor needlessly conservative)."""
+INTERVAL_PROBABILITY = 0.95
+"""Probability of the exact (Clopper–Pearson) binomial interval put on a coverage: on the
+10–20 snapshots of a drive its statistical noise is several percent, so a coverage is
+judged by whether the interval reaches :data:`CALIBRATION_BAND`, not by its value."""
+
+
+def coverage_interval(inside: int, total: int) -> tuple[float, float]:
+    """The Clopper–Pearson interval of probability :data:`INTERVAL_PROBABILITY` on a
+    coverage of ``inside`` regions holding the truth out of ``total``: the beta
+    quantiles ``B(α/2; k, n−k+1)`` and ``B(1−α/2; k+1, n−k)`` (0 and 1 at the ends).
+
+    References
+    ----------
+    Clopper & Pearson, "The use of confidence or fiducial limits illustrated in the case
+    of the binomial", *Biometrika* 26 (1934).
+    """
+    from scipy.stats import beta
+
+    if not 0 <= inside <= total or total < 1:
+        raise ValueError(f"coverage_interval needs 0 <= inside <= total, total >= 1; got "
+                         f"{inside}/{total}")
+    alpha = 1 - INTERVAL_PROBABILITY
+    low = 0.0 if inside == 0 else float(beta.ppf(alpha / 2, inside, total - inside + 1))
+    high = (1.0 if inside == total
+            else float(beta.ppf(1 - alpha / 2, inside + 1, total - inside)))
+    return low, high
+
+
+def calibration_verdict(inside: int, total: int) -> str:
+    """``"over-confident"`` when the :func:`coverage_interval` lies wholly below
+    :data:`CALIBRATION_BAND`, ``"conservative"`` when wholly above it, else
+    ``"consistent"`` (with the band, at that statistical noise: not shown to be
+    miscalibrated, which on a few snapshots is a weak claim)."""
+    low, high = coverage_interval(inside, total)
+    if high < CALIBRATION_BAND[0]:
+        return "over-confident"
+    if low > CALIBRATION_BAND[1]:
+        return "conservative"
+    return "consistent"
 
 
 def mahalanobis_squared(est: Estimate, true_position: FloatArray,
@@ -262,7 +304,9 @@ def integrity_metrics(est: Estimate, true_position: FloatArray, dimensions: int,
     :data:`COVER_PROBABILITY` (or that report none): the fixes the issue forbids;
     ``with_covariance``: converged fixes with a covariance; ``coverage_95``: the fraction
     of those whose :data:`CALIBRATION_PROBABILITY` region contains the truth (about 0.95
-    when calibrated; None without covariances); ``snapshot_coverage_95``: the same over
+    when calibrated; None without covariances), ``coverage_95_interval`` its
+    :func:`coverage_interval` and ``calibration`` its :func:`calibration_verdict` (None
+    without covariances); ``snapshot_coverage_95``: the same over
     every snapshot the estimator was run on, a snapshot without a fix or a covariance
     counting as one whose region misses the truth (what a tracker that reports every
     snapshot is held to). ``estimated [snapshot]``: the snapshots the estimator was run
@@ -281,6 +325,10 @@ def integrity_metrics(est: Estimate, true_position: FloatArray, dimensions: int,
         "wild": int(wild.sum()), "confident_wild": int((wild & ~covered).sum()),
         "with_covariance": int(reported.sum()),
         "coverage_95": float(inside.sum() / reported.sum()) if reported.any() else None,
+        "coverage_95_interval": (list(coverage_interval(int(inside.sum()), int(reported.sum())))
+                                 if reported.any() else None),
+        "calibration": (calibration_verdict(int(inside.sum()), int(reported.sum()))
+                        if reported.any() else None),
         "snapshot_coverage_95": float(inside[ran].sum() / ran.sum()) if ran.any() else None,
     }
 

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from scipy.stats import binom, binomtest
 
 from estimators import Estimate, Estimator
 from estimators.base import SnapshotEstimate
@@ -28,7 +29,13 @@ from twin.estimatefile import (
 )
 from twin.evaluate import evaluate, evaluate_to_dir
 from twin.runfile import read_run
-from twin.scoring import fuse_points, integrity_metrics, truth_sets
+from twin.scoring import (
+    calibration_verdict,
+    coverage_interval,
+    fuse_points,
+    integrity_metrics,
+    truth_sets,
+)
 from twin.simulate import simulate_to_file
 from twin.sounding import service_area
 
@@ -97,7 +104,7 @@ def test_report_directory_is_written_whole(files: dict[str, Path]) -> None:
         "metrics.json", "report.md", "ue_error_cdf.png", "ue_error_over_time.png",
         "map_precision_recall.png", "map.png", "map.html"])
     data = json.loads((out / "metrics.json").read_text())
-    assert data["schema_version"] == "1.3" and "miso-ml" in data["algorithms"]
+    assert data["schema_version"] == "1.4" and "miso-ml" in data["algorithms"]
     report = (out / "report.md").read_text()
     assert "| wall_north |" in report and "![map](map.png)" in report
     assert "miso-ml: scatterers" in (out / "map.html").read_text()
@@ -334,9 +341,38 @@ def test_integrity_counts_wild_fixes_and_coverage() -> None:
         position_covariance=covariance)
     metrics = integrity_metrics(est, truth, 2)
     # chi2(2) quantiles: 95 % 5.99, 99 % 9.21; d² = 64, 2.56, -, 0.25, 9.
+    interval = metrics.pop("coverage_95_interval")
     assert metrics == {"wild": 3, "confident_wild": 2, "with_covariance": 4,
-                       "coverage_95": 2 / 4, "snapshot_coverage_95": 2 / 5}
+                       "coverage_95": 2 / 4, "calibration": "consistent",
+                       "snapshot_coverage_95": 2 / 5}
+    exact = binomtest(2, 4).proportion_ci(confidence_level=0.95, method="exact")
+    np.testing.assert_allclose(interval, [exact.low, exact.high], rtol=1e-12)
     # Over the snapshots estimated: the one without a covariance misses, the one not
     # estimated does not count.
     ran = np.array([True, True, True, True, False])
     assert integrity_metrics(est, truth, 2, ran)["snapshot_coverage_95"] == 2 / 4
+
+
+def test_coverage_interval_is_exact_and_judges_at_its_noise() -> None:
+    """The Clopper–Pearson interval: closed forms at the ends (``(α/2)^(1/n)``), equal to
+    scipy's ``binomtest`` in between, and at least 95 % coverage of the true probability
+    (summed over every outcome). A drive of 18 snapshots whose regions all hold the truth
+    is consistent with the 0.90–0.98 band, and so is 13 of 18 (its interval reaches
+    0.903: the noise of 18 snapshots); 12 of 18 is over-confident; 200 of 200 is
+    conservative."""
+    n = 18
+    assert coverage_interval(n, n) == pytest.approx((0.025 ** (1 / n), 1.0), rel=1e-12)
+    assert coverage_interval(0, n) == pytest.approx((0.0, 1 - 0.025 ** (1 / n)), rel=1e-12)
+    for k in (1, 9, 17):
+        exact = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+        assert coverage_interval(k, n) == pytest.approx((exact.low, exact.high), rel=1e-10)
+    for p in (0.5, 0.9, 0.95, 0.99):
+        held = sum(binom.pmf(k, n, p) for k in range(n + 1)
+                   if coverage_interval(k, n)[0] <= p <= coverage_interval(k, n)[1])
+        assert held >= 0.95
+    assert calibration_verdict(18, 18) == "consistent"
+    assert calibration_verdict(13, 18) == "consistent"
+    assert calibration_verdict(12, 18) == "over-confident"
+    assert calibration_verdict(200, 200) == "conservative"
+    with pytest.raises(ValueError, match="inside <= total"):
+        coverage_interval(5, 4)

@@ -1,7 +1,7 @@
 """Dataset engine throughput: direct generation vs ``local`` vs ``ray``, side by side.
 
     .venv/bin/python -m scripts.twin.bench_dataset [--config configs/datasets/street_daun.yaml]
-        [--samples 600] [--shard 100] [--workers 2] [--full]
+        [--samples 600] [--shard 100] [--workers 2] [--nodes 2] [--runs ...] [--full]
 
 One run, one machine, the same config cut to ``--samples`` samples in shards of
 ``--shard``:
@@ -16,8 +16,16 @@ One run, one machine, the same config cut to ``--samples`` samples in shards of
 * **local, N workers** and **ray, N workers**: ``N`` processes / actors, each loading
   the scene.
 
-Prints samples/s and each engine's time over direct (overhead, or speed-up with N > 1),
-and checks that every engine made the same shards. ``--full``: then the whole config
+* **cluster, N nodes** (``--nodes N``): ``make_dataset(engine="ray", workers=N,
+  address=...)`` against N Ray nodes started on this machine's loopback as on a real
+  cluster (``ray start --head``, ``ray start --address``; :mod:`twin.dataset.cluster`),
+  one CPU each, so the N actors sit one per node; its overhead is printed against
+  **local, N workers** of the same run.
+
+``--runs`` picks among ``direct,local-1,local-n,ray-1,ray-n,cluster`` (default: all but
+``cluster``, which ``--nodes`` adds). Prints samples/s and each engine's time over the
+last direct run (overhead, or speed-up with N > 1) or, without a direct run, over
+``local-n``; and checks that every engine made the same shards. ``--full``: then the whole config
 (10 000 samples for the bundled one) with ``--engine ray``, killed (SIGKILL) after a
 third of its shards, resumed, and verified; prints the times and the shard count.
 """
@@ -34,10 +42,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+from twin.dataset.cluster import local_cluster
 from twin.dataset.config import load_dataset_config, write_derived_config
 from twin.dataset.engine import make_dataset
 from twin.dataset.generate import ShardGenerator, sha256_of
@@ -59,8 +69,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=600)
     parser.add_argument("--shard", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--nodes", type=int, default=0,
+                        help="also run on a loopback Ray cluster of this many nodes")
+    parser.add_argument("--runs", default="direct,local-1,local-n,ray-1,ray-n")
     parser.add_argument("--full", action="store_true")
     args = parser.parse_args()
+    chosen = args.runs.split(",") + (["cluster"] if args.nodes else [])
     tmp = Path(tempfile.mkdtemp(prefix="bench-dataset-"))
     try:
         config_path = write_derived_config(args.config, tmp / "cut.yaml",
@@ -72,37 +86,61 @@ def main() -> None:
         # Warm-up, untimed: Dr.Jit compiles its kernels once per process (then cached on
         # disk), so the in-process runs below start alike.
         ShardGenerator(config, base).generate(0)
-        start = time.perf_counter()
-        generator = ShardGenerator(config, base)  # the scene load is part of every engine
-        direct = [sha256_of(generator.generate(i)) for i in range(config.dataset.num_shards)]
-        times = {"direct": time.perf_counter() - start}
-        runs = {"local, 1 worker": {"engine": "local", "workers": 1},
-                f"local, {args.workers} workers": {"engine": "local",
-                                                   "workers": args.workers},
-                "ray, 1 worker": {"engine": "ray", "workers": 1},
-                f"ray, {args.workers} workers": {"engine": "ray", "workers": args.workers}}
-        for label, options in runs.items():
-            out = tmp / label.replace(", ", "-").replace(" ", "")
+        times: dict[str, float] = {}
+        expected: list[str] | None = None
+        if "direct" in chosen:
             start = time.perf_counter()
-            make_dataset(config_path, out, **options)
-            times[label] = time.perf_counter() - start
-            assert hashes(out) == direct, f"{label}: shards differ from direct generation"
-        # Direct again, last: whichever in-process run comes first also pays the Dr.Jit
-        # compilations the warm-up shard did not trigger (measured: ~40 % of its time).
-        start = time.perf_counter()
-        generator = ShardGenerator(config, base)
-        again = [sha256_of(generator.generate(i)) for i in range(config.dataset.num_shards)]
-        times["direct (again, last)"] = time.perf_counter() - start
-        assert again == direct
-        reference = times["direct (again, last)"]
+            generator = ShardGenerator(config, base)  # the scene load is part of every engine
+            expected = [sha256_of(generator.generate(i))
+                        for i in range(config.dataset.num_shards)]
+            times["direct"] = time.perf_counter() - start
+        n = args.workers
+        runs = {"local-1": ("local, 1 worker", {"engine": "local", "workers": 1}),
+                "local-n": (f"local, {n} workers", {"engine": "local", "workers": n}),
+                "ray-1": ("ray, 1 worker", {"engine": "ray", "workers": 1}),
+                "ray-n": (f"ray, {n} workers", {"engine": "ray", "workers": n})}
+        for key, (label, options) in runs.items():
+            if key in chosen:
+                expected = timed_run(config_path, tmp, label, options, times, expected)
+        if "cluster" in chosen:
+            with local_cluster(args.nodes, cpus_per_node=1) as address:
+                label = f"ray, {args.nodes}-node cluster"
+                expected = timed_run(config_path, tmp, label,
+                                     {"engine": "ray", "workers": args.nodes,
+                                      "address": address}, times, expected)
+        if "direct" in chosen:
+            # Direct again, last: whichever in-process run comes first also pays the
+            # Dr.Jit compilations the warm-up shard did not trigger (measured: ~40 % of
+            # its time).
+            start = time.perf_counter()
+            generator = ShardGenerator(config, base)
+            again = [sha256_of(generator.generate(i)) for i in range(config.dataset.num_shards)]
+            times["direct (again, last)"] = time.perf_counter() - start
+            assert again == expected
+        base_label = ("direct (again, last)" if "direct" in chosen
+                      else runs["local-n"][0] if "local-n" in chosen else next(iter(times)))
+        reference = times[base_label]
         for label, seconds in times.items():
-            print(f"{label:>20}: {seconds:7.1f} s, {args.samples / seconds:6.1f} samples/s, "
-                  f"{seconds / reference:5.2f}x the last direct run's time")
+            print(f"{label:>22}: {seconds:7.1f} s, {args.samples / seconds:6.1f} samples/s, "
+                  f"{seconds / reference:5.2f}x {base_label}")
         print("all engines made identical shards")
         if args.full:
             full(args.config, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def timed_run(config_path: Path, tmp: Path, label: str, options: dict[str, Any],
+              times: dict[str, float], expected: list[str] | None) -> list[str]:
+    """Make the dataset with ``options``, record its time under ``label``, check its
+    shards against ``expected`` (the first run's when None); its shard hashes."""
+    out = tmp / label.replace(", ", "-").replace(" ", "")
+    start = time.perf_counter()
+    make_dataset(config_path, out, **options)
+    times[label] = time.perf_counter() - start
+    made = hashes(out)
+    assert expected is None or made == expected, f"{label}: shards differ"
+    return made
 
 
 def full(config_path: Path, tmp: Path) -> None:

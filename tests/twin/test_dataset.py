@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.twin.test_cli import TWIN, assert_one_line_error, run_twin
+from twin.dataset.cluster import local_cluster, node_cpus
 from twin.dataset.config import parse_dataset_config
 from twin.dataset.engine import make_dataset
 from twin.dataset.generate import ShardGenerator
@@ -116,6 +117,18 @@ def test_same_dataset_from_two_workers_and_ray(reference: Path, tmp_path: Path) 
     expected = shard_hashes(reference)
     assert shard_hashes(tmp_path / "two") == expected
     assert shard_hashes(tmp_path / "ray") == expected
+
+
+def test_two_node_ray_cluster_makes_the_same_dataset(reference: Path, tmp_path: Path) -> None:
+    """Two Ray nodes on loopback, started as on a real cluster (``ray start --head``, then
+    ``ray start --address``), one CPU each: the two actors of ``--workers 2`` can only be
+    placed one per node, and the shards they make through ``--address`` are the bytes
+    the in-process engine made."""
+    path = write(tmp_path, config())
+    with local_cluster(2, cpus_per_node=1) as address:
+        assert node_cpus(address) == [1.0, 1.0]
+        make_dataset(path, tmp_path / "cluster", engine="ray", workers=2, address=address)
+    assert shard_hashes(tmp_path / "cluster") == shard_hashes(reference)
 
 
 def test_killed_run_resumes_to_the_same_dataset(reference: Path, tmp_path: Path) -> None:

@@ -1,9 +1,15 @@
 """The ADMM of DAUN (Fan, Liu, Li, Huang, §III-A), its unfolded network (§III-B), the
 position refinement (Algorithm 1) and the training loop.
 
-One implementation of the iteration serves both P-ADMM (fixed ``ρ, τ1, τ2, w``) and
-DAUN (per-layer ``ρ^(i), τ1^(i), τ2^(i)``, shared ``w_m``): :func:`unfolded_admm`, in
-PyTorch with native complex tensors.
+One iteration serves both P-ADMM (fixed ``ρ, τ1, τ2, w``) and DAUN (per-layer ``ρ^(i),
+τ1^(i), τ2^(i)``, shared ``w_m``), in two implementations pinned equal by the tests:
+
+* :func:`unfolded_admm`, in PyTorch with native complex tensors, differentiable: the
+  training (:func:`train_daun`) and the reference;
+* :class:`AdmmOperators`, the estimators' (inference): NumPy float32, its dictionaries
+  prepared once per problem and kept while the problem lives, and in the real
+  coordinates of :func:`reflection_transform` where the arrays allow (half the
+  arithmetic). Measured in docs/BENCHMARKS.md ("DAUN timing").
 
 Shapes: ``A [bs, bs_ant, grid]``, ``B [bs, bs_ant, angle]``, ``y [sample, bs, bs_ant]``,
 ``X [sample, grid, bs]`` (the row-sparse matrix of eq. 3), ``z [sample, bs, angle]``.
@@ -16,8 +22,10 @@ Systems via Deep ADMM Unfolding", eqs. (3)–(18), Algorithm 1.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -158,6 +166,276 @@ class TorchProblem:
             nmse = residual(self.A, self.B, Y, X, z) / torch.sum(torch.abs(Y) ** 2, dim=(1, 2))
         return AdmmSolution(X.numpy().astype(np.complex128), z.numpy().astype(np.complex128),
                               nmse.numpy().astype(np.float64))
+
+
+#: Imaginary parts of the transformed dictionaries dropped below this fraction of their
+#: largest entry: below float32's resolution (2^-24 = 6e-8 relative) they do not change
+#: the float32 iteration beyond its own rounding.
+_REAL_DICTIONARY_REL = 1e-7
+#: Samples :meth:`AdmmOperators.solve` iterates at once: the iterates of 32 samples at
+#: the paper's K = 900 (0.9 MB) stay in cache. Measured: 200 at once ~1.4x slower per
+#: sample; blocks of 8 to 64 alike within this machine's noise.
+SAMPLES_PER_BLOCK = 32
+#: Planar rows (twice the samples) up to which ``D x`` multiplies by ``D``'s transpose
+#: in place (:meth:`_Dictionary.apply`).
+_FEW_ROWS = 16
+
+
+def reflection_transform(element_positions: npt.ArrayLike) -> ComplexArray | None:
+    """For an array symmetric through its reference point (an element at ``−r`` for each
+    at ``r``), a unitary ``T [bs_ant, bs_ant]`` that makes every steering vector real;
+    None for another array.
+
+    Each element ``n`` is paired with the one at ``−r_n`` (an element at the reference
+    point with itself); for a pair ``(n, n')``, ``(T a)_n = (a_n + a_n')/√2`` and ``(T
+    a)_n' = −j (a_n − a_n')/√2``, which are ``√2 Re a_n`` and ``√2 Im a_n`` for a steering
+    vector (``a_n' = exp(−j k u·r_n) = conj(a_n)``).
+
+    ``element_positions [bs_ant, 3]`` [m] relative to the reference point. Centred planar
+    arrays (:func:`estimators.arrays.planar_array_positions`) are symmetric.
+
+    References
+    ----------
+    The left-Π-real unitary matrices of unitary ESPRIT (M. Haardt, J. A. Nossek,
+    "Unitary ESPRIT: how to obtain increased estimation accuracy with a reduced
+    computational burden", IEEE Trans. Signal Process. 43(5), 1995), with the pairs in
+    the array's own order.
+    """
+    r = np.asarray(element_positions, dtype=np.float64)
+    tolerance = 1e-9 * max(float(np.max(np.abs(r))), 1e-300)
+    partner = np.full(len(r), -1)
+    for n in range(len(r)):
+        if partner[n] >= 0:
+            continue
+        # Indices below n are paired already: the first free mirror is n itself only
+        # for an element at the reference point.
+        free = np.flatnonzero((partner < 0) & (np.max(np.abs(r + r[n]), axis=1) <= tolerance))
+        if len(free) == 0:
+            return None
+        partner[n], partner[free[0]] = free[0], n
+    T = np.zeros((len(r), len(r)), dtype=np.complex128)
+    for n, m in enumerate(partner):
+        if m == n:
+            T[n, n] = 1.0
+        elif n < m:
+            T[n, n] = T[n, m] = np.sqrt(0.5)
+            T[m, n], T[m, m] = -1j * np.sqrt(0.5), 1j * np.sqrt(0.5)
+    return T
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One layer's float32 constants: ``ρ``, ``1/ρ``, ``τ1``, ``τ2``, ``λ1 = τ1/ρ`` and
+    ``λ2 w_m [bs, 1, 1]``."""
+
+    rho: np.float32
+    inverse_rho: np.float32
+    tau1: np.float32
+    tau2: np.float32
+    lambda1: np.float32
+    lambda2_w: npt.NDArray[np.float32]
+
+
+@functools.lru_cache(maxsize=16)
+def _layers(parameters: AdmmParameters) -> tuple[_Layer, ...]:
+    # float32 as the reference's tensors: the same thresholds to the last bit.
+    f32 = np.float32
+    w = np.asarray(parameters.w, dtype=np.float32)[:, None, None]
+    return tuple(_Layer(f32(r), f32(1) / f32(r), f32(t1), f32(t2), f32(t1) / f32(r),
+                        (f32(t2) / f32(r)) * w)
+                 for r, t1, t2 in zip(parameters.rho, parameters.tau1, parameters.tau2,
+                                      strict=True))
+
+
+class _Dictionary:
+    """One dictionary ``D [bs, bs_ant, column]`` in the iteration's coordinates, float32,
+    as the two matrices its products need (made contiguous once).
+
+    Vectors are held "planar": a complex ``[bs, sample, n]`` as the real ``[bs, 2
+    sample, n]`` of its real parts over its imaginary parts. ``D`` real (its imaginary
+    part dropped, :data:`_REAL_DICTIONARY_REL`): one real product each way. ``D``
+    complex: the same products on ``[Re D; Im D]`` stacked, the halves recombined on the
+    ``bs_ant`` side (the cheap one).
+    """
+
+    def __init__(self, D: ComplexArray) -> None:
+        def largest(part: FloatArray) -> float:  # max |part| without an |.| temporary
+            return max(float(part.max()), -float(part.min()))
+
+        scale = max(largest(D.real), largest(D.imag))
+        self.real = largest(D.imag) <= _REAL_DICTIONARY_REL * scale
+        parts = D.real if self.real else np.concatenate([D.real, D.imag], axis=1)
+        self.adjoint = np.ascontiguousarray(parts, dtype=np.float32)  # [bs, (2) ant, col]
+        self.forward = np.ascontiguousarray(parts.transpose(0, 2, 1), dtype=np.float32)
+
+    def apply_adjoint(self, r: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``D^H r`` (planar ``[bs, 2 sample, column]``) of planar ``r [bs, 2 sample,
+        bs_ant]``."""
+        if self.real:
+            return r @ self.adjoint
+        # [Re r, Im r; Im r, −Re r] @ [Re D; Im D] = [Re; Im] of r @ conj(D).
+        half = r.shape[1] // 2
+        swapped = np.concatenate([r[:, half:], -r[:, :half]], axis=1)
+        return np.concatenate([r, swapped], axis=2) @ self.adjoint
+
+    def apply(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``D x`` (planar ``[bs, 2 sample, bs_ant]``) of planar ``x [bs, 2 sample,
+        column]``."""
+        # A few samples: the adjoint's matrix as the transposed operand (measured 3x
+        # faster for one sample with OpenBLAS); more: its contiguous transpose.
+        few = x.shape[1] <= _FEW_ROWS
+        product = x @ (self.adjoint.transpose(0, 2, 1) if few else self.forward)
+        if self.real:
+            return product
+        half, n = x.shape[1] // 2, product.shape[2] // 2
+        # x @ [Re D^T, Im D^T]: Re(Dx) = Re D Re x − Im D Im x, Im(Dx) = Im D Re x + Re D Im x.
+        return np.concatenate([product[:, :half, :n] - product[:, half:, n:],
+                               product[:, :half, n:] + product[:, half:, :n]], axis=1)
+
+
+class AdmmOperators:
+    """A :class:`DirectLocalizationProblem` prepared for :func:`unfolded_admm`'s
+    iteration without gradients (the estimators'): :meth:`of` builds it once per problem
+    object and keeps it while that object lives.
+
+    The iteration runs in the coordinates ``ỹ_m = T_m y_m`` of each BS's
+    :func:`reflection_transform` (the identity for an array without the symmetry):
+    ``T_m`` is unitary and acts on the ``bs_ant`` side only, so the residuals, the dual
+    variable and every ``A^H r`` are those of eqs. (5)–(7), while ``T_m A_m`` and ``T_m
+    B_m`` are real, and each product costs half the complex one. Float32 throughout, as
+    the reference.
+
+    Attributes
+    ----------
+    A, B : the prepared ``A [bs, bs_ant, grid]`` and ``B [bs, bs_ant, angle]``.
+    transform : ``[bs, bs_ant, bs_ant]`` complex128, ``T_m``; None for the identity.
+    """
+
+    def __init__(self, problem: DirectLocalizationProblem) -> None:
+        transforms = [reflection_transform(r) for r in problem.element_positions]
+        if any(T is None for T in transforms):
+            self.transform = None
+            A, B = problem.A, problem.B
+        else:
+            self.transform = np.stack(transforms)  # type: ignore[arg-type]
+            A = self.transform @ problem.A
+            B = self.transform @ problem.B
+        self.A = _Dictionary(A)
+        self.B = _Dictionary(B)
+
+    @classmethod
+    def of(cls, problem: DirectLocalizationProblem) -> AdmmOperators:
+        """The operators of ``problem`` (built on the first call for this object).
+
+        Keyed by the object, checked through a weak reference: a problem of another
+        geometry or grid is another object, and an entry leaves with its problem, so a
+        new problem never meets an old one's dictionaries (problems are immutable)."""
+        key = id(problem)
+        entry = _OPERATORS.get(key)
+        if entry is not None and entry[0]() is problem:
+            return entry[1]
+        operators = cls(problem)
+        _OPERATORS[key] = (weakref.ref(problem), operators)
+        weakref.finalize(problem, _OPERATORS.pop, key, None)
+        return operators
+
+    def planar(self, y: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Normalised ``y [sample, bs, bs_ant]`` in the iteration's coordinates, planar
+        ``[bs, 2 sample, bs_ant]`` float32."""
+        v = normalise(y).transpose(1, 0, 2)  # [bs, sample, bs_ant]
+        if self.transform is not None:
+            v = v @ self.transform.transpose(0, 2, 1)
+        return np.ascontiguousarray(np.concatenate([v.real, v.imag], axis=1),
+                                    dtype=np.float32)
+
+    def solve(self, y: npt.ArrayLike, parameters: AdmmParameters) -> AdmmSolution:
+        """:func:`unfolded_admm` with ``parameters`` on ``y [sample, bs, bs_ant]``, and
+        the NMSE, as :meth:`TorchProblem.solve` (equal to float32 rounding); in blocks of
+        :data:`SAMPLES_PER_BLOCK` samples."""
+        Y = self.planar(y)
+        M, rows, _ = Y.shape
+        S = rows // 2
+        K, L = self.A.forward.shape[1], self.B.forward.shape[1]
+        X = np.empty((S, K, M), dtype=np.complex128)
+        Z = np.empty((S, M, L), dtype=np.complex128)
+        nmse = np.empty(S)
+        for first in range(0, S, SAMPLES_PER_BLOCK):
+            block = slice(first, min(first + SAMPLES_PER_BLOCK, S))
+            n = block.stop - block.start
+            Yb = np.concatenate([Y[:, block], Y[:, S + block.start:S + block.stop]], axis=1)
+            x, z, error = self._iterate(Yb, _layers(parameters))
+            X[block].real = x[:, :n].transpose(1, 2, 0)
+            X[block].imag = x[:, n:].transpose(1, 2, 0)
+            Z[block].real = z[:, :n].transpose(1, 0, 2)
+            Z[block].imag = z[:, n:].transpose(1, 0, 2)
+            residual = np.einsum("isn,isn->s", *(2 * [error.reshape(2 * M, n, -1)]),
+                                 dtype=np.float64)
+            energy = np.einsum("isn,isn->s", *(2 * [Yb.reshape(2 * M, n, -1)]),
+                               dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):  # y = 0: NaN, as torch's
+                nmse[block] = residual / energy
+        return AdmmSolution(X, Z, nmse)
+
+    def _iterate(self, Y: npt.NDArray[np.float32], layers: tuple[_Layer, ...]
+                 ) -> tuple[npt.NDArray[np.float32], ...]:
+        """The layers on planar ``Y [bs, 2 sample, bs_ant]``: planar ``x [bs, 2 sample,
+        grid]``, ``z [bs, 2 sample, angle]`` and the residual ``Ax + Bz − y``."""
+        M, rows, _ = Y.shape
+        S = rows // 2
+        K, L = self.A.forward.shape[1], self.B.forward.shape[1]
+        x = np.zeros((M, rows, K), dtype=np.float32)
+        z = np.zeros((M, rows, L), dtype=np.float32)
+        s = np.zeros_like(Y)
+        Ax, Bz = np.zeros_like(Y), np.zeros_like(Y)
+        error = -Y
+        for layer in layers:
+            base = Bz - Y
+            base += s * layer.inverse_rho  # Bz − y + s/ρ, shared by both steps
+            r = Ax + base
+            r *= layer.tau1
+            c = self.A.apply_adjoint(r)
+            np.subtract(x, c, out=c)
+            # Row-wise group shrinkage (eq. 12): ‖c_k‖ over the BSs' real and imaginary parts.
+            planes = c.reshape(2 * M, S, K)
+            norm = np.einsum("isk,isk->sk", planes, planes)
+            norm += _TINY
+            np.sqrt(norm, out=norm)
+            shrink = norm - layer.lambda1
+            np.maximum(shrink, 0, out=shrink)
+            shrink /= norm
+            planes *= shrink
+            x = c
+            Ax = self.A.apply(x)
+            r = Ax + base
+            r *= layer.tau2
+            d = self.B.apply_adjoint(r)
+            np.subtract(z, d, out=d)
+            # Complex soft threshold (eq. 17) by λ2 w_m.
+            square = d * d
+            magnitude = square[:, :S] + square[:, S:]
+            magnitude += _TINY
+            np.sqrt(magnitude, out=magnitude)
+            soft = magnitude - layer.lambda2_w
+            np.maximum(soft, 0, out=soft)
+            soft /= magnitude
+            d.reshape(M, 2, S, L)[...] *= soft[:, None]
+            z = d
+            Bz = self.B.apply(z)
+            error = Ax + Bz
+            error -= Y
+            s += layer.rho * error
+        return x, z, error
+
+
+#: id(problem) -> (weak reference to it, its operators): :meth:`AdmmOperators.of`.
+_OPERATORS: dict[int, tuple[weakref.ref[DirectLocalizationProblem], AdmmOperators]] = {}
+
+
+def solve(problem: DirectLocalizationProblem, y: npt.ArrayLike,
+          parameters: AdmmParameters) -> AdmmSolution:
+    """The iterations on ``y [sample, bs, bs_ant]`` (the estimators' path:
+    :class:`AdmmOperators`, prepared once per problem)."""
+    return AdmmOperators.of(problem).solve(y, parameters)
 
 
 # ------------------------------------------------------------------ position selection

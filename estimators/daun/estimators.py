@@ -12,6 +12,7 @@ Systems via Deep ADMM Unfolding", eqs. (1)–(18), Algorithm 1.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -20,9 +21,9 @@ import numpy as np
 from estimators.base import Estimate, EstimatorInputError, register
 from estimators.daun.admm import (
     AdmmParameters,
-    TorchProblem,
     parameters_from,
     positions,
+    solve,
 )
 from estimators.daun.checkpoint import checkpoint_for, load_checkpoint
 from estimators.daun.grid import GridLocalizer, grid_parameters
@@ -33,20 +34,23 @@ from estimators.typing import ComplexArray, FloatArray
 
 def admm_bytes(num_bs: int, num_antennas: int, num_grid_points: int, num_angles: int,
                num_samples: int, *, refine: bool) -> dict[str, float]:
-    """Bytes :class:`~estimators.daun.admm.TorchProblem` and the iterations add to the
+    """Bytes :class:`~estimators.daun.admm.AdmmOperators` and the iterations add to the
     dictionaries, by share: ``grid_shape`` for the ``K`` grid points, ``num_angles`` for
     the ``L`` angles (``M`` BSs of ``N`` elements, ``S`` samples).
 
-    Per column: the complex64 dictionary and its conjugate (``16 M N``). Per column and
-    sample, measured (live peak over 5 to 160 samples): 36 bytes a BS for the grid (the
-    iterate, its gradient step and the shrinkage's temporaries, complex64 and float32;
-    the complex128 ``X`` handed back), 48 with Algorithm 1's selection (its magnitudes
-    and cluster masks); 40 for the angles.
+    Per column, the larger of preparing the operators (the complex128 transformed column,
+    ``16 M N``, beside its float32 copies, ``8 M N``) and running them: the float32
+    copies (``8 M N``) and, per column and sample, measured (tracemalloc, live peak over 5
+    to 160 samples, 16-element arrays): at most 36 bytes a BS for the grid (the planar
+    iterates of a block of samples, float32; the complex128 ``X`` handed back; 26 at 160
+    samples, the blocks' share spread), 48 with Algorithm 1's selection (its magnitudes
+    and cluster masks); at most 40 for the angles.
     """
     M, N, S = num_bs, num_antennas, num_samples
     per_point = 48.0 if refine else 36.0
-    return {"grid_shape": num_grid_points * M * (16.0 * N + per_point * S),
-            "num_angles": num_angles * M * (16.0 * N + 40.0 * S)}
+    prepare = 24.0 * M * N
+    return {"grid_shape": num_grid_points * max(prepare, M * (8.0 * N + per_point * S)),
+            "num_angles": num_angles * max(prepare, M * (8.0 * N + 40.0 * S))}
 
 
 class _AdmmLocalizer(GridLocalizer):
@@ -59,6 +63,12 @@ class _AdmmLocalizer(GridLocalizer):
                       num_angles: int, num_samples: int) -> dict[str, float]:
         return admm_bytes(num_bs, num_antennas, num_grid_points, num_angles, num_samples,
                           refine=self.refine)
+
+
+@functools.lru_cache(maxsize=8)
+def _trained_parameters(checkpoint: str) -> AdmmParameters:
+    # Read once per checkpoint, as load_checkpoint's (a hashable value: _layers caches by it).
+    return parameters_from(load_checkpoint(checkpoint)["parameters"])
 
 
 @register
@@ -114,7 +124,7 @@ class PAdmm(_AdmmLocalizer):
         self, problem: DirectLocalizationProblem, y: ComplexArray,
         noise_variance: FloatArray, rng: np.random.Generator,
     ) -> tuple[FloatArray, dict[str, FloatArray]]:
-        solution = TorchProblem(problem).solve(y, self.parameters(problem.num_bs))
+        solution = solve(problem, y, self.parameters(problem.num_bs))
         return (positions(problem, solution.X, refine=self.refine),
                 {"nmse": solution.nmse})
 
@@ -175,13 +185,13 @@ class Daun(_AdmmLocalizer):
         if self.checkpoint is None:
             raise EstimatorInputError(f"{self.name}: localize() on arrays needs a "
                                       "checkpoint (estimate() chooses one by geometry)")
-        return parameters_from(load_checkpoint(self.checkpoint)["parameters"])
+        return _trained_parameters(self.checkpoint)
 
     def _localize(
         self, problem: DirectLocalizationProblem, y: ComplexArray,
         noise_variance: FloatArray, rng: np.random.Generator,
     ) -> tuple[FloatArray, dict[str, FloatArray]]:
-        solution = TorchProblem(problem).solve(y, self.parameters())
+        solution = solve(problem, y, self.parameters())
         return (positions(problem, solution.X, refine=self.refine,
                           min_los_bs=self.min_los_bs), {"nmse": solution.nmse})
 

@@ -22,7 +22,10 @@ Its atomic norm (eq. 9) over atoms ``u w^H`` has the SDP characterization of Pro
 
     min_H ½ Σ_k ||Y[k] - H[k] X[k]||_F² + μ ||G(H)||_A,
 
-``Y[k] [rx_ant, G]`` received, ``X[k] [tx_ant, G]`` known pilots. Two solvers:
+``Y[k] [rx_ant, G]`` received, ``X[k] [tx_ant, G]`` known pilots. Outside the paper,
+the same denoiser with the *decoupled* matrix ``H`` as ``[subcarrier, rx_ant tx_ant]``
+instead of ``V`` (:class:`Lift`; Zhang et al.): ``Θ`` of order ``K + Nr Nt`` instead of
+``L1 Nr + L2 Nt`` (96 against 392 at 64 subcarriers, 4 and 8 antennas). Two solvers:
 :func:`solve_sdp` (cvxpy, SCS — the reference) and :func:`solve_admm` (first order:
 least-squares step, 2-level Toeplitz projection, PSD eigen-projection). Parameters come
 from the Vandermonde decompositions of ``T(u1)``, ``T(u2)`` (matrix pencil with pairing,
@@ -35,6 +38,8 @@ millimeter-wave MIMO OFDM systems via atomic norm minimization", IEEE Trans. Sig
 Process., 2022 (arXiv 2203.00892): eqs. (5)-(6), (9), (13)-(14), (16)-(17), §III-D.
 B. N. Bhaskar, G. Tang, B. Recht, "Atomic norm denoising with applications to line
 spectral estimation", IEEE TSP 61(23), 2013 (ADMM, §III-C; regularization, eq. 16).
+Z. Zhang, Y. Wang, Z. Tian, "Efficient two-dimensional line spectrum estimation based on
+decoupled atomic norm minimization", Signal Processing 163, 2019 (the decoupled SDP).
 Z. Yang, L. Xie, P. Stoica, "Vandermonde decomposition of multilevel Toeplitz matrices
 with application to multidimensional super-resolution", IEEE TIT 62(6), 2016 (MaPP).
 """
@@ -45,6 +50,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -107,6 +113,90 @@ def hankel_counts(num_subcarriers: int) -> FloatArray:
     """How many blocks of ``V`` hold ``H[k]``: ``[subcarrier]`` (``G^* G = diag``)."""
     L1, L2 = hankel_sizes(num_subcarriers)
     return np.bincount(_antidiagonal(L1, L2).ravel(), minlength=num_subcarriers).astype(float)
+
+
+#: The lifted matrix ``V`` whose atomic norm the denoiser takes (eq. 13):
+#: ``"hankel"`` the paper's block-Hankel virtual channel (eqs. 5-6), ``Θ`` of order
+#: ``L1 Nr + L2 Nt`` (``(K + 1) N`` for ``Nr = Nt = N``); ``"decoupled"`` the channel as a
+#: ``[subcarrier, rx_ant tx_ant]`` matrix, ``Σ_l c_l d_K(z_l) (a_R ⊗ a_T^*)^T``, whose
+#: atoms are a delay Vandermonde vector times a 2-level spatial one (the decoupled ANM of
+#: Zhang et al. 2019 with the delay as one level): ``Θ`` of order ``K + Nr Nt``.
+Formulation = Literal["hankel", "decoupled"]
+FORMULATIONS: tuple[Formulation, ...] = ("hankel", "decoupled")
+
+
+@dataclass(frozen=True)
+class Lift:
+    """The lifted matrix ``V [n_row, n_column]`` of a formulation and the 2-level Toeplitz
+    structure of the two diagonal blocks of ``Θ`` (eq. 17).
+
+    ``T_row [n_row, n_row]`` has ``row_levels`` blocks of ``row_size``, ``T_column``
+    likewise. ``"hankel"``: ``T_row`` holds ``(z, e^{jω_R})`` (levels ``L1``, size ``Nr``),
+    ``T_column`` ``(z^*, e^{jω_T})`` (``L2``, ``Nt``). ``"decoupled"``: ``T_row`` holds
+    ``z`` (``K``, 1), ``T_column`` ``(e^{-jω_R}, e^{jω_T})`` (``Nr``, ``Nt``).
+    """
+
+    formulation: Formulation
+    num_subcarriers: int
+    num_rx: int
+    num_tx: int
+
+    @property
+    def row_structure(self) -> tuple[int, int]:
+        """``(levels, size)`` of ``T_row``."""
+        if self.formulation == "hankel":
+            return hankel_sizes(self.num_subcarriers)[0], self.num_rx
+        return self.num_subcarriers, 1
+
+    @property
+    def column_structure(self) -> tuple[int, int]:
+        """``(levels, size)`` of ``T_column``."""
+        if self.formulation == "hankel":
+            return hankel_sizes(self.num_subcarriers)[1], self.num_tx
+        return self.num_rx, self.num_tx
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """``(n_row, n_column)``: the atoms' squared norms, ``Θ`` is of order their sum."""
+        (l1, s1), (l2, s2) = self.row_structure, self.column_structure
+        return l1 * s1, l2 * s2
+
+    @property
+    def counts(self) -> FloatArray:
+        """How many entries of ``V`` hold each entry of ``H[k]``: ``[subcarrier]``."""
+        if self.formulation == "hankel":
+            return hankel_counts(self.num_subcarriers)
+        return np.ones(self.num_subcarriers)
+
+    def lift(self, H: ComplexArray) -> ComplexArray:
+        """``V`` of ``H [subcarrier, rx_ant, tx_ant]``."""
+        if self.formulation == "hankel":
+            return hankel_lift(H)
+        return np.asarray(H, dtype=np.complex128).reshape(self.num_subcarriers, -1)
+
+    def adjoint_into(self, V: ComplexArray, out: ComplexArray) -> ComplexArray:
+        """The adjoint of :meth:`lift` into ``out [subcarrier, rx_ant, tx_ant]``."""
+        if self.formulation == "hankel":
+            return _hankel_adjoint_into(V, out)
+        out[:] = V.reshape(out.shape)
+        return out
+
+    def flat_index(self) -> IntArray:
+        """``[n_row, n_column]``: which entry of ``H.ravel()`` each entry of ``V`` is."""
+        K = self.num_subcarriers
+        index = np.arange(K * self.num_rx * self.num_tx).reshape(K, self.num_rx, self.num_tx)
+        if self.formulation == "decoupled":
+            return index.reshape(K, -1)
+        L1, L2 = hankel_sizes(K)
+        return index[_antidiagonal(L1, L2)].transpose(0, 2, 1, 3).reshape(self.sizes)
+
+
+def lift_of(formulation: Formulation, shape: tuple[int, int, int]) -> Lift:
+    """The :class:`Lift` of a formulation for ``H`` of ``shape = (subcarrier, rx_ant,
+    tx_ant)``."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    return Lift(formulation, *shape)
 
 
 @functools.lru_cache(maxsize=32)
@@ -173,20 +263,22 @@ class AnmProblem:
 class AnmSolution:
     """A denoiser's output.
 
-    ``H [subcarrier, rx_ant, tx_ant]`` the denoised channel; ``T_rx [L1 rx, L1 rx]``
-    and ``T_tx [L2 tx, L2 tx]`` the 2-level Toeplitz blocks of Prop. 4 (their
-    Vandermonde decompositions give ``(z, ω_R)`` and ``(z^*, ω_T)``); ``atomic_norm``
-    its SDP value; ``iterations``; ``converged``; ``runtime_s``.
+    ``H [subcarrier, rx_ant, tx_ant]`` the denoised channel; ``T_row [n_row, n_row]``
+    and ``T_column [n_column, n_column]`` the 2-level Toeplitz blocks of Prop. 4 (their
+    Vandermonde decompositions give the paths' parameters, :class:`Lift` says which);
+    ``atomic_norm`` its SDP value; ``iterations``; ``converged``; ``runtime_s``;
+    ``formulation`` the lifted matrix's (:data:`Formulation`).
     """
 
     H: ComplexArray
-    T_rx: ComplexArray
-    T_tx: ComplexArray
+    T_row: ComplexArray
+    T_column: ComplexArray
     atomic_norm: float
     objective: float
     iterations: int
     converged: bool
     runtime_s: float
+    formulation: Formulation = "hankel"
 
 
 def regularization(noise_variance: float, x: npt.ArrayLike, num_rx: int) -> float:
@@ -214,8 +306,9 @@ def regularization(noise_variance: float, x: npt.ArrayLike, num_rx: int) -> floa
                  * math.sqrt(log_n + math.log(4 * math.pi * log_n)))
 
 
-def _sdp_norm(T_rx: ComplexArray, T_tx: ComplexArray) -> float:
-    return float(0.5 * (np.trace(T_rx).real / T_rx.shape[0] + np.trace(T_tx).real / T_tx.shape[0]))
+def _sdp_norm(T_row: ComplexArray, T_column: ComplexArray) -> float:
+    return float(0.5 * (np.trace(T_row).real / T_row.shape[0]
+                        + np.trace(T_column).real / T_column.shape[0]))
 
 
 # -------------------------------------------------------------------- SDP (cvxpy)
@@ -241,19 +334,20 @@ def _toeplitz_basis(levels: int, size: int) -> tuple[object, object]:
 
 def solve_sdp(
     problem: AnmProblem, *, solver: str = "SCS", eps: float = 1e-7, max_iters: int = 200_000,
-    verbose: bool = False,
+    verbose: bool = False, formulation: Formulation = "hankel",
 ) -> AnmSolution:
     """The denoiser (eq. 13) with the atomic norm's SDP (eq. 17), through cvxpy.
 
     The reference solver: exact up to the conic solver's tolerance ``eps`` (SCS's
-    ``eps_abs = eps_rel``), practical only at small sizes.
+    ``eps_abs = eps_rel``), practical only at small sizes. ``formulation``: the lifted
+    matrix (:data:`Formulation`).
     """
     import cvxpy as cp
     import scipy.sparse as sp
 
     K, Nr, Nt = problem.shape
-    L1, L2 = hankel_sizes(K)
-    n1, n2 = L1 * Nr, L2 * Nt
+    lift = lift_of(formulation, problem.shape)
+    n1, n2 = lift.sizes
     start = time.perf_counter()
     h = cp.Variable(K * Nr * Nt, complex=True)  # vec of H, [k][r][t] in C order
     # A(H): rows (k, r, g) from entries (k, r, t) — a sparse block-diagonal operator.
@@ -270,12 +364,12 @@ def solve_sdp(
     A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                       shape=(K * Nr * G, K * Nr * Nt))
     # G(H) as a 0/1 selection, column-major over V's entries (cvxpy's vec order).
-    L_idx = index[_antidiagonal(L1, L2)].transpose(0, 2, 1, 3).reshape(n1, n2)
-    lift = sp.csc_matrix((np.ones(n1 * n2), (np.arange(n1 * n2), L_idx.ravel(order="F"))),
-                         shape=(n1 * n2, K * Nr * Nt))
-    V = cp.reshape(lift @ h, (n1, n2), order="F")
-    P1, Q1 = _toeplitz_basis(L1, Nr)
-    P2, Q2 = _toeplitz_basis(L2, Nt)
+    selection = sp.csc_matrix(
+        (np.ones(n1 * n2), (np.arange(n1 * n2), lift.flat_index().ravel(order="F"))),
+        shape=(n1 * n2, K * Nr * Nt))
+    V = cp.reshape(selection @ h, (n1, n2), order="F")
+    P1, Q1 = _toeplitz_basis(*lift.row_structure)
+    P2, Q2 = _toeplitz_basis(*lift.column_structure)
     u1r, u1i = cp.Variable(P1.shape[1]), cp.Variable(P1.shape[1])  # type: ignore[attr-defined]
     u2r, u2i = cp.Variable(P2.shape[1]), cp.Variable(P2.shape[1])  # type: ignore[attr-defined]
     T1 = cp.reshape(P1 @ u1r + 1j * (Q1 @ u1i), (n1, n1), order="F")
@@ -293,14 +387,15 @@ def solve_sdp(
     if h.value is None:
         raise ArithmeticError(f"SDP solver {solver} failed: {cvx.status}")
     H = np.asarray(h.value, dtype=np.complex128).reshape(K, Nr, Nt)
-    T_rx = np.asarray(T1.value, dtype=np.complex128)
-    T_tx = np.asarray(T2.value, dtype=np.complex128)
-    atomic = _sdp_norm(T_rx, T_tx)
+    T_row = np.asarray(T1.value, dtype=np.complex128)
+    T_column = np.asarray(T2.value, dtype=np.complex128)
+    atomic = _sdp_norm(T_row, T_column)
     stats = cvx.solver_stats
     return AnmSolution(
-        H=H, T_rx=T_rx, T_tx=T_tx, atomic_norm=atomic, objective=problem.objective(H, atomic),
-        iterations=int(stats.num_iters or 0), converged=cvx.status == "optimal",
-        runtime_s=time.perf_counter() - start,
+        H=H, T_row=T_row, T_column=T_column, atomic_norm=atomic,
+        objective=problem.objective(H, atomic), iterations=int(stats.num_iters or 0),
+        converged=cvx.status == "optimal", runtime_s=time.perf_counter() - start,
+        formulation=formulation,
     )
 
 
@@ -313,6 +408,15 @@ _ANDERSON_REGULARIZATION = 1e-10
 #: Residual balancing (Boyd et al. §3.4.1): every this many iterations, ρ is doubled or
 #: halved when the primal or the dual residual exceeds the other ten-fold.
 _BALANCE_INTERVAL = 20
+
+
+#: The ADMM's starting ρ, times ``mean_k ||X_k X_k^H|| / mean_k c_k``. For the decoupled
+#: matrix 0.3 (the penalty 0.6x the data) took 29-119 iterations to tolerance 1e-3
+#: where 1 took 68-249, at 1e-4 to 2e-3 of the tolerance-1e-6 solution (1 gives 3e-5 to
+#: 3e-4): measured on 6 problems of the paper's setting at 0 and 20 dB and on 6 of the
+#: bench's Munich drive (three BSs, 64 subcarriers, 10 dB); 0.1 was faster at 20 dB,
+#: slower at 0 dB.
+_RHO_SCALE: dict[str, float] = {"hankel": 1.0, "decoupled": 0.3}
 
 
 #: From this order of ``Θ`` on, the ADMM's PSD projection computes only one side's
@@ -434,35 +538,37 @@ def _hankel_adjoint_into(V: ComplexArray, out: ComplexArray) -> ComplexArray:
     return out
 
 
-def admm_memory_bytes(num_subcarriers: int, num_rx: int, num_tx: int) -> float:
+def admm_memory_bytes(num_subcarriers: int, num_rx: int, num_tx: int, *,
+                      formulation: Formulation = "hankel") -> float:
     """Peak bytes of :func:`solve_admm` for ``K`` subcarriers, ``Nr`` and ``Nt``
-    antennas: ``Θ`` is of order ``n = L1 Nr + L2 Nt`` (:func:`hankel_sizes`).
+    antennas: ``Θ`` is of order ``n = n_row + n_column`` (:attr:`Lift.sizes`).
 
     About 20 complex ``n x n`` matrices live at once (``Z``, ``Λ``, ``M``, ``Θ``, the
     step, its residual, the next iterate and its PSD split, the eigenvectors and their
     outer product) and Anderson's history, ``2 x _ANDERSON_MEMORY`` real vectors of
     ``2 n²`` plus its last pair; the per-subcarrier matrices are negligible beside them.
     """
-    L1, L2 = hankel_sizes(num_subcarriers)
-    n = L1 * num_rx + L2 * num_tx
+    n = sum(lift_of(formulation, (num_subcarriers, num_rx, num_tx)).sizes)
     return 16.0 * n * n * (20 + 2 * _ANDERSON_MEMORY + 2)
 
 
-def sdp_memory_bytes(num_subcarriers: int, num_rx: int, num_tx: int) -> float:
+def sdp_memory_bytes(num_subcarriers: int, num_rx: int, num_tx: int, *,
+                     formulation: Formulation = "hankel") -> float:
     """Peak bytes of :func:`solve_sdp` (cvxpy, SCS) for ``K`` subcarriers, ``Nr`` and
     ``Nt`` antennas: ~1.8 kB per entry of the real ``2n x 2n`` PSD block that cvxpy makes
-    of the Hermitian ``Θ``, ``n = L1 Nr + L2 Nt`` (live peak measured at ``n`` = 32 to
+    of the Hermitian ``Θ``, ``n = n_row + n_column`` (live peak measured at ``n`` = 32 to
     128: 1.5 to 1.9 kB)."""
-    L1, L2 = hankel_sizes(num_subcarriers)
-    n = L1 * num_rx + L2 * num_tx
+    n = sum(lift_of(formulation, (num_subcarriers, num_rx, num_tx)).sizes)
     return 1800.0 * (2 * n) ** 2
 
 
 def solve_admm(
     problem: AnmProblem, *, rho: float | None = None, max_iterations: int = 5000,
     tolerance: float = 1e-7, warm_start: ComplexArray | None = None,
+    formulation: Formulation = "hankel",
 ) -> AnmSolution:
-    """The denoiser (eq. 13) by ADMM on the SDP of Prop. 4 (eq. 17).
+    """The denoiser (eq. 13) by ADMM on the SDP of Prop. 4 (eq. 17), for the lifted
+    matrix of ``formulation`` (:data:`Formulation`; below, ``G`` is its lift).
 
     Splitting ``Θ(H, T1, T2) = [[T1, G(H)], [G(H)^H, T2]] = Z``, ``Z ⪰ 0``, scaled dual
     ``Λ`` (Bhaskar et al. §III-C, extended to the lifted 2-level problem):
@@ -478,16 +584,16 @@ def solve_admm(
     mixed point whose fixed-point residual ``||F(M) - M||`` exceeds the previous one's
     is dropped for the plain step (as SCS 3 does). ``ρ`` is balanced between primal and
     dual residuals (Boyd et al. §3.4.1), from ``mean_k ||X_k X_k^H|| / mean_k c_k`` by
-    default, and the iteration stops when both relative
-    residuals, ``||Θ - Z_next|| / max(||Θ||, ||Z_next||)`` and
+    default (times 0.3 for ``"decoupled"``, :data:`_RHO_SCALE`), and the iteration stops
+    when both relative residuals, ``||Θ - Z_next|| / max(||Θ||, ||Z_next||)`` and
     ``||Z_next - Z|| / ||Λ_next||``, are below ``tolerance``.
     """
     start = time.perf_counter()
     K, Nr, Nt = problem.shape
-    L1, L2 = hankel_sizes(K)
-    n1, n2 = L1 * Nr, L2 * Nt
+    lift = lift_of(formulation, problem.shape)
+    n1, n2 = lift.sizes
     n = n1 + n2
-    counts = hankel_counts(K)
+    counts = lift.counts
     y, x, mu = problem.y, problem.x, problem.mu
     yx = np.einsum("krg,ktg->krt", y, x.conj())
     gram = np.einsum("ktg,ksg->kts", x, x.conj())  # X X^H, [K, Nt, Nt]
@@ -496,7 +602,8 @@ def solve_admm(
         # The H step weighs the data by X X^H and the penalty by 2ρ c_k; this ρ makes
         # the penalty twice the data on average. ρ = ||X X^H|| (the penalty 2 mean(c_k)
         # times the data) took 2-3x more iterations to a 1e-3 solution (BENCHMARKS.md).
-        rho = max(float(np.mean(g_w[:, -1])) / float(np.mean(counts)), 1e-12)
+        rho = max(_RHO_SCALE[formulation] * float(np.mean(g_w[:, -1]))
+                  / float(np.mean(counts)), 1e-12)
 
     def h_solver(rho: float) -> ComplexArray:
         """``(X X^H + 2ρ c_k I)^-1`` per subcarrier, ``[K, Nt, Nt]``."""
@@ -506,7 +613,7 @@ def solve_admm(
     solver = h_solver(rho)
     H = warm_start.copy() if warm_start is not None else np.matmul(yx, solver)
     Z = np.zeros((n, n), dtype=np.complex128)
-    Z[:n1, n1:] = hankel_lift(H)
+    Z[:n1, n1:] = lift.lift(H)
     Z[n1:, :n1] = Z[:n1, n1:].conj().T
     Lam = np.zeros_like(Z)
     M = Z + Lam
@@ -529,11 +636,12 @@ def solve_admm(
     iteration = 0
     for iteration in range(1, max_iterations + 1):
         np.subtract(Z, Lam, out=W)
-        H = np.matmul(yx + 2 * rho * _hankel_adjoint_into(W[:n1, n1:], adjoint), solver)
-        T1 = project_toeplitz(W[:n1, :n1], L1, Nr) - mu / (2 * n1 * rho) * shift1
-        T2 = project_toeplitz(W[n1:, n1:], L2, Nt) - mu / (2 * n2 * rho) * shift2
+        H = np.matmul(yx + 2 * rho * lift.adjoint_into(W[:n1, n1:], adjoint), solver)
+        T1 = project_toeplitz(W[:n1, :n1], *lift.row_structure) - mu / (2 * n1 * rho) * shift1
+        T2 = (project_toeplitz(W[n1:, n1:], *lift.column_structure)
+              - mu / (2 * n2 * rho) * shift2)
         theta[:n1, :n1], theta[n1:, n1:] = T1, T2
-        theta[:n1, n1:] = hankel_lift(H)
+        theta[:n1, n1:] = lift.lift(H)
         theta[n1:, :n1] = theta[:n1, n1:].conj().T
         F = theta + Lam  # F(M): the plain ADMM step's Θ + Λ
         g = F - M  # = Θ - Z
@@ -568,8 +676,9 @@ def solve_admm(
             previous = None
     atomic = _sdp_norm(T1, T2)
     return AnmSolution(
-        H=H, T_rx=T1, T_tx=T2, atomic_norm=atomic, objective=problem.objective(H, atomic),
+        H=H, T_row=T1, T_column=T2, atomic_norm=atomic, objective=problem.objective(H, atomic),
         iterations=iteration, converged=converged, runtime_s=time.perf_counter() - start,
+        formulation=formulation,
     )
 
 
@@ -578,13 +687,16 @@ def solve_admm(
 
 def _shift_pencils(E: ComplexArray, levels: int, size: int) -> tuple[ComplexArray, ComplexArray]:
     """Rotation matrices of the signal subspace ``E [levels size, r]`` for a shift along
-    the outer (block) and the inner level (ESPRIT; Yang-Xie-Stoica MaPP)."""
-    blocks = E.reshape(levels, size, -1)
-    outer = np.linalg.lstsq(blocks[:-1].reshape(-1, E.shape[1]),
-                            blocks[1:].reshape(-1, E.shape[1]), rcond=None)[0]
-    inner = np.linalg.lstsq(blocks[:, :-1].reshape(-1, E.shape[1]),
-                            blocks[:, 1:].reshape(-1, E.shape[1]), rcond=None)[0]
-    return np.asarray(outer), np.asarray(inner)
+    the outer (block) and the inner level (ESPRIT; Yang-Xie-Stoica MaPP); the identity
+    along a level of one element (nothing to shift)."""
+    r = E.shape[1]
+    blocks = E.reshape(levels, size, r)
+    identity = np.eye(r, dtype=np.complex128)
+    outer = identity if levels < 2 else np.asarray(np.linalg.lstsq(
+        blocks[:-1].reshape(-1, r), blocks[1:].reshape(-1, r), rcond=None)[0])
+    inner = identity if size < 2 else np.asarray(np.linalg.lstsq(
+        blocks[:, :-1].reshape(-1, r), blocks[:, 1:].reshape(-1, r), rcond=None)[0])
+    return outer, inner
 
 
 def toeplitz_vandermonde(
@@ -601,12 +713,15 @@ def toeplitz_vandermonde(
     """
     Tm = np.asarray(T, dtype=np.complex128)
     _, U = np.linalg.eigh(0.5 * (Tm + Tm.conj().T))
-    E = U[:, ::-1][:, :order]
+    return subspace_vandermonde(U[:, ::-1][:, :order], levels, size)
+
+
+def subspace_vandermonde(
+    E: ComplexArray, levels: int, size: int
+) -> tuple[ComplexArray, ComplexArray]:
+    """The paired ``(z, e)`` of :func:`toeplitz_vandermonde` from a basis ``E [levels
+    size, order]`` of the span of the Vandermonde columns ``d(z_l) ⊗ a(e_l)``."""
     outer, inner = _shift_pencils(E, levels, size)
-    if levels < 2:
-        outer = np.eye(order, dtype=np.complex128)
-    if size < 2:
-        inner = np.eye(order, dtype=np.complex128)
     _, W = np.linalg.eig(outer + _PAIRING_WEIGHT * inner)
     Winv = np.linalg.inv(W)
     z = np.diag(Winv @ outer @ W)
@@ -624,6 +739,17 @@ def model_order(T: npt.ArrayLike, threshold: float, max_order: int) -> int:
     return int(np.clip(np.sum(w > threshold * w[0]), 1, max_order))
 
 
+def solution_order(solution: AnmSolution, threshold: float, max_order: int) -> int:
+    """The model order of a solution (§III-D): :func:`model_order` of ``T_row`` for the
+    paper's formulation; for ``"decoupled"`` the larger of its two blocks' (paths of
+    one delay are one eigenvalue of the delay block ``T_row``, paths of one direction
+    one of the spatial block ``T_column``)."""
+    order = model_order(solution.T_row, threshold, max_order)
+    if solution.formulation == "decoupled":
+        order = max(order, model_order(solution.T_column, threshold, max_order))
+    return order
+
+
 @dataclass(frozen=True)
 class PathParameters:
     """Paired per-path parameters: ``delay_phase`` ``[path]`` (``ω_τ = 2π Δf τ``, from
@@ -639,23 +765,34 @@ class PathParameters:
 def decompose(solution: AnmSolution, order: int) -> PathParameters:
     """Per-path ``(ω_τ, ω_R, ω_T)`` from a denoised solution (§III-D).
 
-    ``T_rx`` gives paired ``(z, e^{jω_R})``, ``T_tx`` paired ``(z^*, e^{jω_T})`` (each by
-    MaPP). The two lists are matched through the virtual matrix itself: with
-    ``U = [u_l]`` and ``W = [w_l]`` the two Vandermonde bases, ``C = U^+ V (W^+)^H`` is
-    diagonal for the right pairing, so the assignment maximizing ``Σ |C_ij|`` pairs the
-    paths. The delay is the mean of its two estimates.
+    The row side of the virtual channel ``V = G(H)`` (eqs. 5-6) is spanned by the
+    ``u_l = d(z_l) ⊗ a_R(ω_R,l)``, its column side by the ``w_l = d(z_l^*) ⊗ a_T(ω_T,l)``;
+    MaPP on a basis of each gives paired ``(z, e^{jω_R})`` and ``(z^*, e^{jω_T})``. The
+    bases: for the paper's formulation the principal eigenvectors of ``T_row`` and
+    ``T_column`` (Prop. 4), for ``"decoupled"`` the principal singular vectors of
+    ``G(H)`` of the denoised ``H`` (its own blocks hold the delay and the directions
+    apart: the 2-level pairs resolve paths of close delays that the delay alone does
+    not). The two lists are matched through ``V`` itself: with ``U = [u_l]`` and
+    ``W = [w_l]``, ``C = U^+ V (W^+)^H`` is diagonal for the right pairing, so the
+    assignment maximizing ``Σ |C_ij|`` pairs the paths. The delay is the mean of its two
+    estimates.
     """
     K, Nr, Nt = solution.H.shape
     L1, L2 = hankel_sizes(K)
-    z_r, e_r = toeplitz_vandermonde(solution.T_rx, L1, Nr, order)
-    z_t, e_t = toeplitz_vandermonde(solution.T_tx, L2, Nt, order)
+    V = hankel_lift(solution.H)
+    if solution.formulation == "hankel":
+        z_r, e_r = toeplitz_vandermonde(solution.T_row, L1, Nr, order)
+        z_t, e_t = toeplitz_vandermonde(solution.T_column, L2, Nt, order)
+    else:
+        left, _, right = np.linalg.svd(V, full_matrices=False)
+        z_r, e_r = subspace_vandermonde(left[:, :order], L1, Nr)
+        z_t, e_t = subspace_vandermonde(right[:order].conj().T, L2, Nt)
     U = (vandermonde(z_r, L1)[:, :, None] * vandermonde(e_r, Nr)[:, None, :]).reshape(order, -1).T
     W = (vandermonde(z_t, L2)[:, :, None] * vandermonde(e_t, Nt)[:, None, :]).reshape(order, -1).T
-    V = hankel_lift(solution.H)
     C = np.linalg.pinv(U) @ V @ np.linalg.pinv(W).conj().T
     rows, cols = linear_sum_assignment(-np.abs(C))
     w_rx = -np.angle(z_r[rows])
-    w_tx = np.angle(z_t[cols])  # T_tx holds z^*
+    w_tx = np.angle(z_t[cols])  # the column side holds z^*
     # Average the two delay estimates on the circle.
     delay = np.angle(np.exp(1j * w_rx) + np.exp(1j * w_tx))
     return PathParameters(

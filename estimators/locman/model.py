@@ -37,6 +37,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import qr, solve_triangular
 
 from estimators.arrays import SPEED_OF_LIGHT, rotation_matrix
 from estimators.base import EstimatorInputError
@@ -148,6 +149,22 @@ class LinkGeometry:
 # --------------------------------------------------------------------- the link
 
 
+def least_squares_gains(A: ComplexArray, y: ComplexArray) -> ComplexArray:
+    """``argmin_g ||y - A g||`` for atoms ``A [sample, path]``, ``y [sample]``.
+
+    By Householder QR (4x faster than ``numpy.linalg.lstsq``'s SVD at ``4096 x 4``,
+    a drive snapshot's size, where the ground refit solves it hundreds of times), or by
+    ``lstsq`` (least norm) where ``A`` is numerically rank-deficient, at ``lstsq``'s own
+    cut-off (``eps max(A.shape)`` of the largest singular value, ``|R_ii|`` here).
+    """
+    Q, R = qr(A, mode="economic", check_finite=False)
+    diagonal = np.abs(np.diag(R))
+    if diagonal.size and diagonal.min() > np.finfo(float).eps * max(A.shape) * diagonal.max():
+        return np.asarray(solve_triangular(R, Q.conj().T @ y, check_finite=False),
+                          dtype=np.complex128)
+    return np.asarray(np.linalg.lstsq(A, y, rcond=None)[0], dtype=np.complex128)
+
+
 @dataclass(frozen=True)
 class LocmanSnapshot:
     """One snapshot of a MIMO observation in the paper's form (eq. 4).
@@ -185,9 +202,8 @@ class LocmanSnapshot:
 
     def fit_gains(self, params: FloatArray) -> ComplexArray:
         """Least-squares path gains given the geometry (the paper's footnote 2)."""
-        A = self.atoms(params).reshape(len(params), -1)
-        gains, *_ = np.linalg.lstsq(A.T, self.y.ravel(), rcond=None)
-        return np.asarray(gains, dtype=np.complex128)
+        return least_squares_gains(self.atoms(params).reshape(len(params), -1).T,
+                                   self.y.ravel())
 
     def jacobian(self, gain: ComplexArray, params: FloatArray) -> ComplexArray:
         """``∂μ/∂η``: ``[K Nr G, 5 path]``, per path ``(c τ, ω_R, ω_T, Re g, Im g)``."""

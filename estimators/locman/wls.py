@@ -43,6 +43,7 @@ from estimators.locman.model import (
     LinkGeometry,
     LocmanSnapshot,
     Ula,
+    least_squares_gains,
     snapshot,
 )
 from estimators.types import Area, Observation, Truth, bs_truth, in_area
@@ -193,8 +194,7 @@ def refine_with_ground(snap: LocmanSnapshot, fit: Fit, ground_height: float,
     def residual(v: FloatArray) -> FloatArray:
         eta = snap.geometry.paths(v[:n], float(v[n]) if free_height else ground_height)
         A = snap.atoms(eta).reshape(len(eta), -1).T
-        gain, *_ = np.linalg.lstsq(A, y, rcond=None)
-        r = y - A @ gain
+        r = y - A @ least_squares_gains(A, y)
         return np.concatenate([r.real, r.imag])
 
     v0 = np.append(fit.x, ground_height) if free_height else fit.x

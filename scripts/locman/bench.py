@@ -1,12 +1,15 @@
 """LOCMAN's atomic norm denoiser: ADMM vs the cvxpy SDP (SCS), side by side, at equal accuracy.
 
     .venv/bin/python -m scripts.locman.bench [--sizes 7x4,11x6,...] [--quick] [--seed 1]
-        [--limit 60]
-    .venv/bin/python -m scripts.locman.bench --agreement [--seed 3]
+        [--limit 60] [--formulation hankel|decoupled]
+    .venv/bin/python -m scripts.locman.bench --agreement [--seed 3] [--formulation ...]
 
 For growing sizes ``K x N`` (``K`` subcarriers, ``Nr = Nt = N`` antennas), one fixed-seed
 problem each: 3 paths, 10 dB SNR, ``G = 16`` unit-modulus pilots (``/ sqrt(Nt)``), ``μ`` of
-:func:`estimators.locman.anm.regularization`. In one run:
+:func:`estimators.locman.anm.regularization`. Both solvers solve the problem of one
+``--formulation`` (:data:`estimators.locman.anm.Formulation`: the paper's block-Hankel
+virtual channel, ``Θ`` of order ``(K + 1) N``, the default here; or the decoupled matrix,
+order ``K + N²``, LOCMAN's default). In one run:
 
 * a tight reference: the SDP at eps = 1e-7 where it is quick (its eps = 1e-4 solve under
   ``--ref-sdp-below`` seconds), else the ADMM at tolerance 1e-6 (computed at every size;
@@ -117,23 +120,25 @@ class Row:
         return self.sdp_wall / self.admm_wall
 
 
-def bench_size(K: int, N: int, seed: int, ref_sdp_below: float) -> Row:
+def bench_size(K: int, N: int, seed: int, ref_sdp_below: float,
+               formulation: anm.Formulation) -> Row:
     problem = make_problem(K, N, np.random.default_rng(seed))
     size = f"K={K}, N={N}"
-    tight = anm.solve_admm(problem, tolerance=REFERENCE_TOLERANCE, max_iterations=50_000)
+    tight = anm.solve_admm(problem, tolerance=REFERENCE_TOLERANCE, max_iterations=50_000,
+                           formulation=formulation)
     print(f"{size}: reference ADMM tol {REFERENCE_TOLERANCE:.0e}: {tight.iterations} "
           f"iterations, {tight.runtime_s:.2f} s, converged {tight.converged}", flush=True)
     reference, ref_H = f"ADMM {REFERENCE_TOLERANCE:.0e}", tight.H
 
     start = time.perf_counter()
-    sdp = anm.solve_sdp(problem, eps=1e-4)
+    sdp = anm.solve_sdp(problem, eps=1e-4, formulation=formulation)
     sdp_wall = time.perf_counter() - start
     sdp_solve = _LAST_SOLVE_TIME[0]
     print(f"{size}: SDP eps 1e-4: {sdp_wall:.2f} s (SCS {sdp_solve:.2f} s), "
           f"{sdp.iterations} iterations", flush=True)
 
     if sdp_wall < ref_sdp_below:
-        tight_sdp = anm.solve_sdp(problem, eps=1e-7)
+        tight_sdp = anm.solve_sdp(problem, eps=1e-7, formulation=formulation)
         print(f"{size}: reference SDP eps 1e-7: {tight_sdp.runtime_s:.2f} s, "
               f"{tight_sdp.iterations} iterations; |H_sdp - H_admm| / |H| = "
               f"{rel_error(tight.H, tight_sdp.H):.1e}", flush=True)
@@ -141,7 +146,7 @@ def bench_size(K: int, N: int, seed: int, ref_sdp_below: float) -> Row:
     sdp_error = rel_error(sdp.H, ref_H)
 
     for tolerance in LADDER:
-        admm = anm.solve_admm(problem, tolerance=tolerance)
+        admm = anm.solve_admm(problem, tolerance=tolerance, formulation=formulation)
         admm_error = rel_error(admm.H, ref_H)
         print(f"{size}: ADMM tol {tolerance:.0e}: {admm.runtime_s:.3f} s, "
               f"{admm.iterations} iterations, error {admm_error:.1e}", flush=True)
@@ -151,13 +156,14 @@ def bench_size(K: int, N: int, seed: int, ref_sdp_below: float) -> Row:
                admm.runtime_s, admm.iterations, admm_error)
 
 
-def agreement(first_seed: int) -> None:
+def agreement(first_seed: int, formulation: anm.Formulation) -> None:
     """Print ADMM-vs-SDP differences, both solvers tight, on 8 test-sized problems."""
     worst_h = worst_objective = 0.0
     for seed in range(first_seed, first_seed + 8):
         problem = make_problem(7, 4, np.random.default_rng(seed), num_pilots=6, snr_db=20.0)
-        sdp = anm.solve_sdp(problem, eps=1e-7)
-        admm = anm.solve_admm(problem, tolerance=1e-7, max_iterations=20_000)
+        sdp = anm.solve_sdp(problem, eps=1e-7, formulation=formulation)
+        admm = anm.solve_admm(problem, tolerance=1e-7, max_iterations=20_000,
+                              formulation=formulation)
         h = rel_error(admm.H, sdp.H)
         objective = abs(admm.objective - sdp.objective) / sdp.objective
         worst_h, worst_objective = max(worst_h, h), max(worst_objective, objective)
@@ -190,18 +196,21 @@ def main() -> None:
                              "solve took less [s]")
     parser.add_argument("--agreement", action="store_true",
                         help="ADMM vs SDP, both tight, on 8 test-sized problems (no timing)")
+    parser.add_argument("--formulation", choices=anm.FORMULATIONS, default="hankel",
+                        help="the lifted matrix both solvers use (default: the paper's)")
     args = parser.parse_args()
     if args.agreement:
-        agreement(args.seed)
+        agreement(args.seed, args.formulation)
         return
     sizes = parse_sizes(QUICK_SIZES if args.quick else args.sizes)
     _record_solve_time()
-    print(f"seed {args.seed}; {PATHS} paths, {SNR_DB:g} dB SNR, G = {PILOTS} pilots; "
+    print(f"formulation {args.formulation}; seed {args.seed}; {PATHS} paths, "
+          f"{SNR_DB:g} dB SNR, G = {PILOTS} pilots; "
           f"{os.cpu_count()} CPUs, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     for K, N in sizes:
-        rows.append(bench_size(K, N, args.seed, args.ref_sdp_below))
+        rows.append(bench_size(K, N, args.seed, args.ref_sdp_below, args.formulation))
         if rows[-1].sdp_wall > args.limit:
             break
     print(f"\nload average at the end {os.getloadavg()[0]:.2f} (1 min), "

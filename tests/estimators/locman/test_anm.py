@@ -39,6 +39,32 @@ def test_virtual_channel_is_block_hankel_of_rank_paths_and_lift_is_one_to_one() 
                                H * anm.hankel_counts(K)[:, None, None], rtol=FLOAT64_REL)
 
 
+def test_decoupled_lift_is_the_channel_as_a_delay_by_direction_matrix() -> None:
+    """``"decoupled"``: ``V = H`` as ``[subcarrier, rx_ant tx_ant]``, of rank = paths, its
+    columns' span that of the delay Vandermonde vectors, its rows' that of
+    ``a_R ⊗ a_T^*``; the adjoint is the reshape back (one entry of V per entry of H)."""
+    rng = np.random.default_rng(0)
+    K, Nr, Nt, L = 9, 3, 4, 3
+    H, w_tau, w_r, w_t = random_channel(rng, K, Nr, Nt, L)
+    lift = anm.lift_of("decoupled", H.shape)
+    V = lift.lift(H)
+    assert V.shape == lift.sizes == (K, Nr * Nt)
+    assert lift.row_structure == (K, 1) and lift.column_structure == (Nr, Nt)
+    np.testing.assert_array_equal(lift.counts, np.ones(K))
+    s = np.linalg.svd(V, compute_uv=False)
+    assert np.sum(s > 1e-10 * s[0]) == L
+    delay = anm.vandermonde(np.exp(-1j * w_tau), K).T  # [K, L]
+    directions = (anm.vandermonde(np.exp(-1j * w_r), Nr)[:, :, None]  # a_R^* ⊗ a_T, [Nr Nt, L]
+                  * anm.vandermonde(np.exp(1j * w_t), Nt)[:, None, :]).reshape(L, -1).T
+    for basis, side in ((delay, V), (directions, V.conj().T)):
+        projected = basis @ np.linalg.lstsq(basis, side, rcond=None)[0]
+        np.testing.assert_allclose(projected, side, atol=1e-10 * np.abs(V).max())
+    np.testing.assert_array_equal(lift.adjoint_into(V, np.empty_like(H)), H)
+    np.testing.assert_array_equal(lift.flat_index().ravel(), np.arange(H.size))
+    with pytest.raises(ValueError, match="formulation"):
+        anm.lift_of("toeplitz", H.shape)  # type: ignore[arg-type]
+
+
 def test_toeplitz_projection_is_a_projection_onto_two_level_toeplitz() -> None:
     rng = np.random.default_rng(1)
     levels, size = 4, 3
@@ -74,7 +100,8 @@ def test_vandermonde_decomposition_recovers_paired_parameters() -> None:
     assert anm.model_order(T + 1e-9 * np.eye(T.shape[0]), 1e-3, 10) == L
 
 
-def test_admm_and_sdp_solve_the_same_denoising_problem() -> None:
+@pytest.mark.parametrize("formulation", anm.FORMULATIONS)
+def test_admm_and_sdp_solve_the_same_denoising_problem(formulation: anm.Formulation) -> None:
     rng = np.random.default_rng(3)
     K, Nr, Nt, G, L = 7, 4, 4, 6, 3
     H, w_tau, w_r, w_t = random_channel(rng, K, Nr, Nt, L)
@@ -83,9 +110,11 @@ def test_admm_and_sdp_solve_the_same_denoising_problem() -> None:
     sigma2 = 0.01 * np.mean(np.abs(clean) ** 2)
     y = clean + complex_normal(rng, clean.shape, sigma2)
     problem = anm.AnmProblem(y, x, anm.regularization(sigma2, x, Nr))
-    sdp = anm.solve_sdp(problem)
-    admm = anm.solve_admm(problem, tolerance=1e-7, max_iterations=20_000)
+    sdp = anm.solve_sdp(problem, formulation=formulation)
+    admm = anm.solve_admm(problem, tolerance=1e-7, max_iterations=20_000,
+                          formulation=formulation)
     assert sdp.converged and admm.converged
+    assert admm.formulation == sdp.formulation == formulation
     assert np.linalg.norm(admm.H - sdp.H) / np.linalg.norm(sdp.H) < ANM_SOLVER_H_REL
     assert abs(admm.objective - sdp.objective) / sdp.objective < ANM_SOLVER_OBJECTIVE_REL
     # The denoised channel beats the raw least-squares fit and keeps the paths.

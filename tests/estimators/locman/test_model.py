@@ -12,7 +12,7 @@ from estimators.arrays import mimo_ofdm_channel, rotation_matrix
 from estimators.base import EstimatorInputError
 from estimators.fisher import numerical_jacobian
 from estimators.locman.bound import true_parameters
-from estimators.locman.model import Ula, snapshot
+from estimators.locman.model import Ula, least_squares_gains, snapshot
 from estimators.locman.scenario import small
 from tests.tolerances import FIM_NUMERIC_REL, FLOAT64_REL
 
@@ -76,3 +76,16 @@ def test_ground_bounces_are_the_paths_from_the_bs_image_in_the_ground() -> None:
     assert eta.shape == (6, 3)
     np.testing.assert_allclose(eta[:3], geometry.paths(x), rtol=FLOAT64_REL * 10)
     np.testing.assert_allclose(eta[3:], image.paths(x), rtol=FLOAT64_REL * 1e3, atol=1e-12)
+
+
+def test_least_squares_gains_are_lstsqs_including_a_rank_deficient_basis() -> None:
+    """QR where the atoms are independent, least norm (``lstsq``) where two coincide."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((200, 3)) + 1j * rng.standard_normal((200, 3))
+    y = rng.standard_normal(200) + 1j * rng.standard_normal(200)
+    want = np.linalg.lstsq(A, y, rcond=None)[0]
+    np.testing.assert_allclose(least_squares_gains(A, y), want, rtol=1e-10)
+    twins = np.column_stack([A, A[:, 0]])  # the 4th atom is the 1st: no unique gains
+    got = least_squares_gains(twins, y)
+    np.testing.assert_allclose(got, np.linalg.lstsq(twins, y, rcond=None)[0], rtol=1e-10)
+    assert abs(got[0] - got[3]) < 1e-10 * abs(got[0])  # least norm splits it evenly

@@ -136,16 +136,15 @@ def simulate(
     quiet: QuietOpt = False,
 ) -> None:
     """Trace a drive (or a point set) → channels + per-path truth in one HDF5 run file."""
+    from twin.runfile import run_summary
     from twin.simulate import simulate_to_file
 
     with progress_bar("tracing snapshots", quiet) as update:
-        sim = simulate_to_file(config, output, overwrite=overwrite, on_progress=update)
+        simulate_to_file(config, output, overwrite=overwrite, on_progress=update)
     if not quiet:
-        paths = sim.run.paths
-        _err.print(
-            escape(f"wrote {output}: {paths.num_snapshots} snapshots, "
-                   f"{int(paths.valid.sum())} paths")
-        )
+        # From /paths/valid alone: reading the whole run back would undo the streaming.
+        snapshots, paths = run_summary(output)
+        _err.print(escape(f"wrote {output}: {snapshots} snapshots, {paths} paths"))
 
 
 @app.command()

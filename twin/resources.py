@@ -15,10 +15,14 @@ is extracted; the CFR its complex64 bytes plus a complex128 temporary per chunk.
 number of paths is not known before tracing: ``1 + d + d²`` per (snapshot, BS) at
 depth ``d`` (measured on the bundled street canyon: 3, 9–14 and 35 paths at depths 1, 3
 and 5), so a scene much richer than that can still need more than estimated.
+``twin simulate`` writes its run file a batch at a time (without RIS tiles): it holds a
+batch's paths and channel, not the drive's, and ~12 kB per snapshot that tracing keeps
+(:func:`streamed_needs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -45,6 +49,15 @@ PATH_BUFFER_BYTES_PER_BOUNCE = 30.0
 PATH_BYTES_PER_BOUNCE = 48.0
 #: [B] per path: delay, angles, Doppler, depth, virtual anchor, validity.
 PATH_BYTES = 80.0
+#: [B] per snapshot of a drive: its time, position, velocity and orientation (80 B), which
+#: object holds it, whether a path reaches it (measured 106 B held, 104 B at the peak of
+#: sampling a 210 001-snapshot drive).
+DRIVE_BYTES_PER_SNAPSHOT = 120.0
+#: [B] per traced snapshot, the native memory tracing keeps for the rest of the process
+#: (Sionna RT / Dr.Jit; the Python heap stays flat, and it is the same without writing
+#: the run file): measured 9 kB on the bundled street (depth 1) and 12 kB on
+#: builtin:munich (depth 3), batches of 64 (scripts/twin/bench_long_drive.py).
+TRACED_BYTES_PER_SNAPSHOT = 12e3
 #: [B] per channel sample: the complex64 result, and a complex128 temporary per chunk.
 CHANNEL_BYTES = 8.0
 CHANNEL_TEMPORARY_BYTES = 16.0
@@ -223,17 +236,17 @@ def _channel_knob(size: TraceSize) -> str:
                 (size.snapshots, size.snapshots_knob)))[1]
 
 
-def stored_needs(size: TraceSize) -> list[Need]:
-    """What a traced channel keeps (and a run file holds): the paths of every snapshot,
-    the channel (CFR) without its temporary."""
+def stored_needs(size: TraceSize, *, held: str = "every snapshot") -> list[Need]:
+    """What a traced channel keeps (and a run file holds): the paths of ``held`` (the
+    ``size.snapshots``), the channel (CFR) without its temporary."""
     paths = expected_paths(size.max_depth)
     pairs = size.bs_antennas * size.ue_antennas
     antennas = _antennas_knob(size)
-    needs = [Need("the paths of every snapshot", size.snapshots * size.bs * paths * (
+    needs = [Need(f"the paths of {held}", size.snapshots * size.bs * paths * (
         CHANNEL_BYTES * pairs + PATH_BYTES_PER_BOUNCE * size.max_depth + PATH_BYTES),
         antennas if pairs > size.snapshots else size.snapshots_knob)]
     if size.subcarriers:
-        needs.append(Need("the channel (CFR)", CHANNEL_BYTES * size.bs * pairs
+        needs.append(Need(f"the channel (CFR) of {held}", CHANNEL_BYTES * size.bs * pairs
                           * size.subcarriers * size.snapshots, _channel_knob(size)))
     return needs
 
@@ -271,6 +284,18 @@ def tracing_needs(size: TraceSize) -> list[Need]:
     return transient_needs(size) + stored_needs(size)
 
 
+def streamed_needs(size: TraceSize) -> list[Need]:
+    """A traced channel written to its file a batch at a time (``twin simulate`` without
+    RIS tiles): :func:`tracing_needs` of one batch, whatever the number of snapshots, and
+    what stays per snapshot: the drive's poses and flags, what tracing keeps."""
+    batch = dataclasses.replace(size, snapshots=min(size.batch, size.snapshots),
+                                snapshots_knob="tracing.batch_size")
+    return [*transient_needs(batch), *stored_needs(batch, held="a batch"),
+            Need("the drive's poses and what tracing keeps per snapshot",
+                 (DRIVE_BYTES_PER_SNAPSHOT + TRACED_BYTES_PER_SNAPSHOT) * size.snapshots,
+                 size.snapshots_knob)]
+
+
 def mesh_need(files: Sequence[Path]) -> Need:
     """The loaded scene, from its files' sizes."""
     size = math.fsum(float(f.stat().st_size) for f in files)
@@ -280,4 +305,4 @@ def mesh_need(files: Sequence[Path]) -> Need:
 
 __all__ = ["MEMORY_LIMIT_ENV", "Need", "TraceSize", "check_disk", "check_memory",
            "expected_paths", "format_bytes", "memory_budget", "mesh_need", "stored_needs",
-           "tracing_needs", "transient_needs"]
+           "streamed_needs", "tracing_needs", "transient_needs"]

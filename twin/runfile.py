@@ -17,12 +17,19 @@ Layout (group/dataset names are the contract, see README "Data files")::
               interaction_points, object_ids, primitive_ids, virtual_anchor
     /fingerprints  (with a radio map) block_positions[I,3], block_size[2],
               cfr_direct[I,B,Nr,Nt,K], with RIS tiles ris_to_ue[I,R,Nr,E,K]
+
+The per-snapshot datasets (``/channel/cfr``, ``cir``, ``/paths/*``) are chunked (a batch
+of snapshots and one path per chunk) and written a batch at a time (:class:`RunWriter`),
+so ``twin simulate`` never holds a whole drive; :func:`read_run` reads them whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass, fields
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -126,8 +133,9 @@ class FingerprintData:
 
 
 @dataclass(frozen=True)
-class RunData:
-    """Everything in a run file, as numpy arrays (see the module docstring)."""
+class RunHeader:
+    """What a run file holds besides its per-snapshot channels and paths (see the module
+    docstring): known before any snapshot is traced, and small."""
 
     config_yaml: str
     seed: int
@@ -145,6 +153,12 @@ class RunData:
     carrier_frequency: float
     bandwidth: float
     frequencies: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RunData(RunHeader):
+    """Everything in a run file, as numpy arrays (see the module docstring)."""
+
     cfr: npt.NDArray[np.complex64]
     paths: PathSet
     cir: npt.NDArray[np.complex64] | None = None
@@ -152,50 +166,176 @@ class RunData:
     fingerprints: FingerprintData | None = None
 
 
-def write_run(path: Path, run: RunData) -> None:
-    """Write a run file atomically (temp file + rename)."""
-    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
-        cfg = f.create_group("config")
-        cfg.attrs.update(
-            yaml=run.config_yaml, seed=run.seed, schema_version=SCHEMA_VERSION,
-            scene_sha256=run.scene_sha256, scene_source=run.scene_source,
-            versions=json.dumps(run.versions, sort_keys=True),
-        )
-        scene = f.create_group("scene")
-        _write_strings(scene, "object_names", run.paths.object_names)
-        bs = f.create_group("bs")
-        _write_strings(bs, "name", run.bs_name)
-        _write_array(bs, "position", run.bs_position, units="m")
-        _write_array(bs, "orientation", run.bs_orientation, units="rad (yaw, pitch, roll)")
-        _write_array_geometry(bs, run.bs_array)
-        ue = f.create_group("ue")
-        _write_array(ue, "time", run.drive.time, units="s")
-        _write_array(ue, "position", run.drive.position, units="m")
-        _write_array(ue, "velocity", run.drive.velocity, units="m/s")
-        _write_array(ue, "orientation", run.drive.orientation, units="rad (yaw, pitch, roll)")
-        _write_array(ue, "inside", run.ue_inside)
-        _write_strings(ue, "inside_object", run.ue_inside_object)
-        _write_array(ue, "no_path", ~run.paths.valid.any(axis=(1, 2)),
+#: Snapshots a run file's per-snapshot datasets are chunked by (at most; fewer where one
+#: snapshot's chunk would exceed :data:`_MAX_CHUNK_BYTES`): what ``write_run`` writes at
+#: a time.
+WRITE_BATCH = 64
+#: [B] a chunk's size limit (HDF5's own is 4 GiB).
+_MAX_CHUNK_BYTES = 1 << 26
+
+
+class RunWriter:
+    """Writes a run file's per-snapshot arrays batch by batch into an open HDF5 file, so
+    that a drive's paths and channels are never all in memory (``twin simulate``).
+
+    The per-snapshot datasets (``/channel/cfr``, ``cir``, ``/paths/*``) are chunked, a
+    chunk per batch of snapshots and per path, sized ``[T, ...]`` up front; the path and
+    vertex axes grow to the longest batch's, the rest reading as each field's padding
+    (:data:`twin.trace.PAD`, the datasets' fill value). A file written in batches thus
+    holds the same arrays as one written whole (:func:`write_run`, which uses this
+    writer too).
+
+    Parameters
+    ----------
+    f : the file, open for writing (the header is written at once).
+    header : the run's header.
+    object_names : the scene's objects, sorted (``/paths/object_ids`` index them).
+    batch : snapshots per :meth:`write` (but the last): the chunks' length.
+    """
+
+    def __init__(self, f: h5py.File, header: RunHeader, object_names: tuple[str, ...],
+                 *, batch: int) -> None:
+        self._file = f
+        self._batch = max(int(batch), 1)
+        self._num_snapshots = header.drive.num_snapshots
+        self._no_path = np.zeros(self._num_snapshots, dtype=bool)
+        self._written = np.zeros(self._num_snapshots, dtype=bool)
+        self._bandwidth = header.bandwidth
+        self.finished = False
+        _write_header(f, header, object_names)
+
+    def write(self, start: int, paths: PathSet, cfr: npt.NDArray[np.complex64],
+              cir: npt.NDArray[np.complex64] | None = None) -> None:
+        """Write snapshots ``start, start + 1, ...``: their ``paths``, ``cfr [n, B, Nr,
+        Nt, K]`` and (only if the run keeps one, then in every batch) ``cir [n, B, Nr,
+        Nt, L]``."""
+        # twin.trace loads the scene's modules (trimesh): not at import, readers of run
+        # files do without.
+        from twin.trace import PAD
+
+        sl = slice(start, start + paths.num_snapshots)
+        self._put("channel/cfr", sl, cfr, 0, dims="snapshot, bs, ue_ant, bs_ant, subcarrier")
+        if cir is not None:
+            self._put("channel/cir", sl, cir, 0, dims="snapshot, bs, ue_ant, bs_ant, tap",
+                      sample_rate_hz=self._bandwidth)
+        for name, pad in PAD.items():
+            self._put(f"paths/{name}", sl, getattr(paths, name), pad, path_axis=2)
+        self._no_path[sl] = ~paths.valid.any(axis=(1, 2))
+        self._written[sl] = True
+
+    @property
+    def no_path(self) -> npt.NDArray[np.bool_]:
+        """``[snapshot]`` whether no path reaches the snapshot (of those written)."""
+        return self._no_path
+
+    def finish(self, ris: RisData | None = None,
+               fingerprints: FingerprintData | None = None) -> None:
+        """Write what needs every snapshot (``/ue/no_path``), the RIS tiles and the
+        radio map; every snapshot must have been written."""
+        missing = np.flatnonzero(~self._written)
+        if missing.size:
+            raise ValueError(f"run file: snapshot {missing[0]} was never written")
+        f = self._file
+        _write_array(f["ue"], "no_path", self._no_path,
                      meaning="no path to any BS at this snapshot")
-        _write_array_geometry(ue, run.ue_array)
-        ch = f.create_group("channel")
-        ch.attrs.update(carrier_frequency_hz=run.carrier_frequency, bandwidth_hz=run.bandwidth)
-        _write_array(ch, "frequencies", run.frequencies,
-                     units="Hz, baseband offset from the carrier")
-        _write_array(ch, "cfr", run.cfr, dims="snapshot, bs, ue_ant, bs_ant, subcarrier")
-        if run.cir is not None:
-            _write_array(ch, "cir", run.cir, dims="snapshot, bs, ue_ant, bs_ant, tap",
-                         sample_rate_hz=run.bandwidth)
-        if run.ris is not None:
-            _write_ris(f, ch, run.ris)
-        if run.fingerprints is not None:
-            _write_fingerprints(f, run.fingerprints)
-        p = f.create_group("paths")
-        p.attrs["interaction_types"] = json.dumps({t.name: int(t) for t in InteractionType})
-        p.attrs["direction"] = "BS (transmitter) -> UE (receiver); vertex 0 nearest the BS"
-        for field_ in fields(PathSet):
-            if field_.name != "object_names":
-                _write_array(p, field_.name, getattr(run.paths, field_.name))
+        if ris is not None:
+            _write_ris(f, f["channel"], ris)
+        if fingerprints is not None:
+            _write_fingerprints(f, fingerprints)
+        self.finished = True
+
+    def _put(self, name: str, sl: slice, values: npt.NDArray[Any], pad: Any,
+             path_axis: int | None = None, **attrs: Any) -> None:
+        """Write ``values`` at snapshots ``sl`` of dataset ``name``, creating it (sized
+        for every snapshot) or growing its other axes to fit."""
+        ds = self._file.get(name)
+        if ds is None:
+            shape = (self._num_snapshots, *values.shape[1:])
+            ds = self._file.create_dataset(
+                name, shape=shape, dtype=values.dtype, maxshape=(None,) * len(shape),
+                chunks=self._chunks(values, path_axis),
+                fillvalue=np.array(pad, dtype=values.dtype))
+            ds.attrs.update(attrs)
+        grown = (ds.shape[0], *np.maximum(ds.shape[1:], values.shape[1:]).tolist())
+        if grown != ds.shape:
+            ds.resize(grown)
+        if values.size:
+            ds[(sl, *(slice(0, n) for n in values.shape[1:]))] = values
+
+    def _chunks(self, values: npt.NDArray[Any], path_axis: int | None) -> tuple[int, ...]:
+        """One path (a path axis' final length is known only at the end: a chunk per
+        path wastes no disk whatever it becomes), the other axes but the snapshots'
+        whole, and the largest divisor of the batch that keeps a chunk within
+        :data:`_MAX_CHUNK_BYTES` snapshots (a batch writes whole chunks: none is read
+        back)."""
+        rest = [max(n, 1) for n in values.shape[1:]]
+        if path_axis is not None:
+            rest[path_axis - 1] = 1
+        per_snapshot = values.dtype.itemsize * math.prod(rest)
+        fitting = max(_MAX_CHUNK_BYTES // per_snapshot, 1)
+        snapshots = max(d for d in range(1, self._batch + 1)
+                        if self._batch % d == 0 and d <= fitting)
+        return (snapshots, *rest)
+
+
+def _write_header(f: h5py.File, header: RunHeader, object_names: tuple[str, ...]) -> None:
+    """A run file's ``/config``, ``/scene``, ``/bs``, ``/ue`` (but ``no_path``), the
+    channel's attributes and frequencies and the paths' attributes."""
+    cfg = f.create_group("config")
+    cfg.attrs.update(
+        yaml=header.config_yaml, seed=header.seed, schema_version=SCHEMA_VERSION,
+        scene_sha256=header.scene_sha256, scene_source=header.scene_source,
+        versions=json.dumps(header.versions, sort_keys=True),
+    )
+    scene = f.create_group("scene")
+    _write_strings(scene, "object_names", object_names)
+    bs = f.create_group("bs")
+    _write_strings(bs, "name", header.bs_name)
+    _write_array(bs, "position", header.bs_position, units="m")
+    _write_array(bs, "orientation", header.bs_orientation, units="rad (yaw, pitch, roll)")
+    _write_array_geometry(bs, header.bs_array)
+    ue = f.create_group("ue")
+    _write_array(ue, "time", header.drive.time, units="s")
+    _write_array(ue, "position", header.drive.position, units="m")
+    _write_array(ue, "velocity", header.drive.velocity, units="m/s")
+    _write_array(ue, "orientation", header.drive.orientation, units="rad (yaw, pitch, roll)")
+    _write_array(ue, "inside", header.ue_inside)
+    _write_strings(ue, "inside_object", header.ue_inside_object)
+    _write_array_geometry(ue, header.ue_array)
+    ch = f.create_group("channel")
+    ch.attrs.update(carrier_frequency_hz=header.carrier_frequency,
+                    bandwidth_hz=header.bandwidth)
+    _write_array(ch, "frequencies", header.frequencies,
+                 units="Hz, baseband offset from the carrier")
+    p = f.create_group("paths")
+    p.attrs["interaction_types"] = json.dumps({t.name: int(t) for t in InteractionType})
+    p.attrs["direction"] = "BS (transmitter) -> UE (receiver); vertex 0 nearest the BS"
+
+
+@contextlib.contextmanager
+def run_writer(path: Path, header: RunHeader, object_names: tuple[str, ...], *,
+               batch: int) -> Iterator[RunWriter]:
+    """A :class:`RunWriter` on a temporary file beside ``path``, renamed into place when
+    the block ends without an exception (atomic: a failure leaves the old file, or none,
+    and nothing partial). The block must call :meth:`RunWriter.finish`."""
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as f:
+        writer = RunWriter(f, header, object_names, batch=batch)
+        yield writer
+        if not writer.finished:
+            raise RuntimeError(f"{path}: run file left unfinished")
+
+
+def write_run(path: Path, run: RunData) -> None:
+    """Write a run file atomically (temp file + rename), :data:`WRITE_BATCH` snapshots
+    at a time (the layout of ``twin simulate`` 's streamed files)."""
+    with run_writer(path, run, run.paths.object_names, batch=WRITE_BATCH) as writer:
+        # Rows as they are (no trimming of the path axis): the file holds run's arrays.
+        for start in range(0, max(run.paths.num_snapshots, 1), WRITE_BATCH):
+            sl = slice(start, start + WRITE_BATCH)
+            rows = replace(run.paths, **{f.name: getattr(run.paths, f.name)[sl]
+                                         for f in fields(PathSet) if f.name != "object_names"})
+            writer.write(start, rows, run.cfr[sl], None if run.cir is None else run.cir[sl])
+        writer.finish(run.ris, run.fingerprints)
 
 
 def _write_ris(f: h5py.File, channel: h5py.Group, ris: RisData) -> None:
@@ -316,3 +456,11 @@ def _read_open_run(f: h5py.File) -> RunData:
         paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
         ris=_read_ris(f), fingerprints=_read_fingerprints(f),
     )
+
+
+def run_summary(path: str | Path) -> tuple[int, int]:
+    """A run file's number of snapshots and of valid paths, from ``/paths/valid`` alone
+    (what ``twin simulate`` reports, without reading the run back whole)."""
+    with _open(Path(path)) as f:
+        valid = f["paths/valid"][()]
+        return int(valid.shape[0]), int(np.count_nonzero(valid))

@@ -7,9 +7,9 @@ the memory estimate of ``twin.resources`` against the measured peak.
 Each setting runs ``simulate`` in a fresh process (peak RSS is per process) on the
 bundled street drive (71 snapshots) unless another drive config is given. With
 ``--estimate``, each case (a bundled drive with some keys changed) prints the estimate
-``twin simulate`` checks before it starts next to the peak RSS of the whole run in a
-fresh process (cold: the kernels are compiled as a user's first run would), and their
-ratio.
+``twin simulate`` checks before it starts next to the peak RSS of the whole run
+(:func:`twin.simulate.simulate_to_file`, what ``twin simulate`` runs) in a fresh process
+(cold: the kernels are compiled as a user's first run would), and their ratio.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ print(json.dumps({{"seconds": time.perf_counter() - start,
 
 
 ESTIMATE_CHILD = """
-import json, resource, sys, warnings
+import json, os, resource, sys, tempfile, warnings
 warnings.simplefilter("ignore")
-import yaml
+import h5py, yaml
 from pathlib import Path
 from twin.config import parse_config
 from twin.resources import PROCESS_BYTES
-from twin.simulate import run_inputs, run_needs, simulate
+from twin.simulate import run_inputs, run_needs, simulate_to_file
 path = Path({config!r})
 data = yaml.safe_load(path.read_text())
 for key, value in {changes!r}.items():
@@ -62,9 +62,18 @@ config = parse_config(data)
 scene, _ = run_inputs(config, path.parent)
 needs, _ = run_needs(config, scene, path.parent)
 estimate = PROCESS_BYTES + sum(n.bytes for n in needs)
-run = simulate(config, path.parent).run
-print(json.dumps({{"estimate_gb": estimate / 1e9, "snapshots": run.paths.num_snapshots,
-                  "paths": run.paths.num_paths,
+# What `twin simulate` runs: the changed config beside the original (its relative paths
+# hold), the run streamed to a file.
+with tempfile.TemporaryDirectory() as tmp:
+    changed = path.parent / f".bench-memory-{{os.getpid()}}.yaml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        simulate_to_file(changed, Path(tmp) / "run.h5")
+    finally:
+        changed.unlink()
+    with h5py.File(Path(tmp) / "run.h5") as f:
+        snapshots, _, paths = f["paths/valid"].shape
+print(json.dumps({{"estimate_gb": estimate / 1e9, "snapshots": snapshots, "paths": paths,
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}}))
 """
 STREET, OFFICE = ROOT / "scenes/street/drive.yaml", ROOT / "scenes/office_floor"

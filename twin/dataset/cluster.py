@@ -1,4 +1,4 @@
-"""A Ray cluster of several nodes on this machine's loopback, started with the same
+"""A Ray cluster of several nodes on this machine, started with the same
 ``ray start`` commands a user types on a real cluster (``--head`` on one node,
 ``--address=HEAD`` on the others): what the two-node test of ``twin dataset --engine ray
 --address`` and ``scripts/twin/bench_dataset.py --nodes`` run against.
@@ -54,24 +54,28 @@ def node_cpus(address: str) -> list[float]:
              "configure_logging=False); print(json.dumps([n['Resources'].get('CPU', 0) "
              "for n in ray.nodes() if n['Alive']]))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=START_TIMEOUT_S, env=_environment())
+                            timeout=START_TIMEOUT_S, env=cluster_environment())
     if result.returncode:
         return []
     return [float(c) for c in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
-def _environment() -> dict[str, str]:
-    # Token authentication (on by default in `ray start` of Ray 2.60) secures a cluster across
-    # machines; one bound to loopback for a test needs none, and the driver of the test
-    # then connects without a token file.
+def cluster_environment() -> dict[str, str]:
+    """The environment of the nodes :func:`local_cluster` starts, and the one a driver
+    process needs to join them (``twin dataset --address`` run with it).
+
+    Token authentication (on by default in ``ray start`` of Ray 2.60) secures a cluster
+    across machines; one on this machine for a test needs none. It is switched off
+    explicitly: a process that ran a local Ray instance before has ``RAY_AUTH_MODE=token``
+    in its environment (Ray sets it), which its children would inherit."""
     return dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
 
 
 @contextmanager
 def local_cluster(nodes: int = 2, *, cpus_per_node: int = 1) -> Iterator[str]:
-    """Start ``nodes`` Ray nodes on loopback (``ray start --head``, then ``ray start
+    """Start ``nodes`` Ray nodes on this machine (``ray start --head``, then ``ray start
     --address``), each with ``cpus_per_node`` CPUs; yield the head's address
-    (``127.0.0.1:PORT``, what ``twin dataset --address`` takes); stop them on exit.
+    (``IP:PORT``, what ``twin dataset --address`` takes); stop them on exit.
 
     Every node runs ``ray start --block`` in a session of its own, so ending it (its
     process group killed) stops its raylet and workers and nothing else: a user's own
@@ -80,11 +84,16 @@ def local_cluster(nodes: int = 2, *, cpus_per_node: int = 1) -> Iterator[str]:
     if nodes < 1 or cpus_per_node < 1:
         raise ValueError(f"need nodes >= 1 and cpus_per_node >= 1, got {nodes}, "
                          f"{cpus_per_node}")
-    ray, env = _ray_command(), _environment()
+    from ray.util import get_node_ip_address
+
+    ray, env = _ray_command(), cluster_environment()
     port = _free_port()
-    address = f"127.0.0.1:{port}"
+    # The address Ray gives this machine (what `ray start` picks by default): a driver
+    # in a process that already ran a local Ray instance keeps that address, and would
+    # find no raylet of its own on nodes bound to another one.
+    address = f"{get_node_ip_address()}:{port}"
     common = [f"--num-cpus={cpus_per_node}", f"--object-store-memory={OBJECT_STORE_BYTES}",
-              "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
+              "--disable-usage-stats", "--block"]
     started: list[subprocess.Popen[bytes]] = []
     try:
         for n in range(nodes):
@@ -106,4 +115,5 @@ def local_cluster(nodes: int = 2, *, cpus_per_node: int = 1) -> Iterator[str]:
             process.wait()
 
 
-__all__ = ["OBJECT_STORE_BYTES", "START_TIMEOUT_S", "local_cluster", "node_cpus"]
+__all__ = ["OBJECT_STORE_BYTES", "START_TIMEOUT_S", "cluster_environment", "local_cluster",
+           "node_cpus"]

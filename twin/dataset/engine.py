@@ -143,6 +143,10 @@ def _ray(generator: ShardGenerator, pending: list[int], workers: int, address: s
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "configure_logging": False}
         if address is None:
+            # "local" starts an instance of our own: a bare ray.init() would join a
+            # cluster already running on this machine (ray start), where num_cpus is
+            # refused.
+            options["address"] = "local"
             options["num_cpus"] = workers
         else:
             options["address"] = address

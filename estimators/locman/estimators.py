@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from estimators.arrays import wrap_angle
 from estimators.base import MIN_GROUND_CLEARANCE_M, EstimatorInputError, register
@@ -148,12 +147,9 @@ class Locman(WlsLocalizer):
             mu=self.mu_scale * anm.regularization(snap.noise_variance, snap.x, snap.rx.size))
         if self.solver == "sdp":
             return anm.solve_sdp(problem, formulation=self.formulation)
-        # The matrices are small: threaded BLAS only adds synchronization (measured
-        # 50-100x slower eigen-decompositions on 2 busy cores).
-        with threadpool_limits(limits=1, user_api="blas"):
-            return anm.solve_admm(problem, tolerance=self.admm_tolerance,
-                                  max_iterations=self.admm_max_iterations,
-                                  formulation=self.formulation)
+        return anm.solve_admm(problem, tolerance=self.admm_tolerance,
+                              max_iterations=self.admm_max_iterations,
+                              formulation=self.formulation)
 
     def channel_parameters(self, snap: LocmanSnapshot) -> ChannelEstimate:
         solution = self.denoise(snap)

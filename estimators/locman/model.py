@@ -32,7 +32,7 @@ Wireless Commun. 17(3), 2018: the channel FIM (eqs. 14-16).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -94,56 +94,71 @@ class LinkGeometry:
         """``[3]`` the UE ULA's world axis at ``yaw`` [rad] (pitch = roll = 0)."""
         return np.asarray(rotation_matrix([yaw, 0.0, 0.0]) @ self.ue_axis_local)
 
-    def paths(self, x: FloatArray, ground_height: float | None = None) -> FloatArray:
-        """The mapping ``x ↦ η`` of eq. (3): ``[path, 3]`` of ``(c τ [m], ω_R, ω_T)``.
+    def paths(self, x: FloatArray,
+              ground_height: float | npt.ArrayLike | None = None) -> FloatArray:
+        """The mapping ``x ↦ η`` of eq. (3): ``[..., path, 3]`` of ``(c τ [m], ω_R, ω_T)``.
 
-        ``x = (p_x, p_y, α, s_1x, s_1y, ...)`` [m, rad]. Heights: UE at ``ue_height``,
-        scatterers on vertical reflectors (module docstring). ``ground_height`` [m]:
-        where given (outside the paper), each path's bounce off a horizontal ground at
-        that height follows, in the same order: the same horizontal (unfolded) path
-        from the BS's image in the ground, of length ``sqrt(D² + (z_b + z_p - 2 h)²)``
-        (``D`` its horizontal length), leaving and arriving at that downward slope.
+        ``x [..., n] = (p_x, p_y, α, s_1x, s_1y, ...)`` [m, rad] (leading dimensions: a
+        batch of points). Heights: UE at ``ue_height``, scatterers on vertical
+        reflectors (module docstring). ``ground_height`` [m] (a scalar, or ``[...]`` per
+        point): where given (outside the paper), each path's bounce off a horizontal
+        ground at that height follows, in the same order: the same horizontal (unfolded)
+        path from the BS's image in the ground, of length ``sqrt(D² + (z_b + z_p - 2
+        h)²)`` (``D`` its horizontal length), leaving and arriving at that downward slope.
         """
+        x = np.asarray(x, dtype=np.float64)
         b = self.bs_position
-        p = np.array([x[0], x[1], self.ue_height])
+        batch = x.shape[:-1]
+        p = np.stack([x[..., 0], x[..., 1], np.full(batch, self.ue_height)], axis=-1)
         k = 2 * np.pi / self.wavelength
-        e_t, e_r = self.bs_axis, self.ue_axis(float(x[2]))
-        rows = []
+        yaw = x[..., 2]
+        e_r = rotation_matrix(np.stack([yaw, np.zeros(batch), np.zeros(batch)], axis=-1)) \
+            @ self.ue_axis_local  # [..., 3]
+        e_t = self.bs_axis
+        s = self.scatterer_position(x)  # [..., Q, 3]
         v = p - b
-        dist = float(np.linalg.norm(v))
-        u = v / dist
-        rows.append((dist, -k * self.ue_spacing * (u @ e_r), k * self.bs_spacing * (u @ e_t)))
-        for s in self.scatterer_position(x):
-            vt, vr = s - b, s - p
-            lt, lr = float(np.linalg.norm(vt)), float(np.linalg.norm(vr))
-            rows.append((lt + lr, k * self.ue_spacing * (vr @ e_r) / lr,
-                         k * self.bs_spacing * (vt @ e_t) / lt))
+        dist = np.linalg.norm(v, axis=-1)
+        u = v / dist[..., None]
+        los = np.stack([dist, -k * self.ue_spacing * np.sum(u * e_r, axis=-1),
+                        k * self.bs_spacing * (u @ e_t)], axis=-1)[..., None, :]
+        vt, vr = s - b, s - p[..., None, :]
+        lt, lr = np.linalg.norm(vt, axis=-1), np.linalg.norm(vr, axis=-1)
+        bounces = np.stack([lt + lr,
+                            k * self.ue_spacing * np.sum(vr * e_r[..., None, :], axis=-1) / lr,
+                            k * self.bs_spacing * (vt @ e_t) / lt], axis=-1)
+        rows = [los, bounces]
         if ground_height is not None:
             # Each path's ground bounce: the same horizontal (unfolded) path, the BS's
             # image in the ground as its source — it leaves and arrives at the same
             # downward slope (in either order of a wall and the ground).
-            drop = 2.0 * ground_height - p[2] - b[2]
-            ends = [(v[:2], -v[:2], float(np.hypot(v[0], v[1])))] + [
-                ((s - b)[:2], (s - p)[:2], float(np.hypot(*(s - b)[:2]) + np.hypot(*(s - p)[:2])))
-                for s in self.scatterer_position(x)]
-            for vt, vr, horizontal in ends:
-                lg = float(np.hypot(horizontal, drop))
-                dt = np.append(vt * horizontal / np.hypot(*vt), drop) / lg
-                dr = np.append(vr * horizontal / np.hypot(*vr), drop) / lg
-                rows.append((lg, k * self.ue_spacing * (dr @ e_r),
-                             k * self.bs_spacing * (dt @ e_t)))
-        return np.asarray(rows, dtype=np.float64)
+            drop = 2.0 * np.asarray(ground_height, dtype=np.float64) - p[..., 2] - b[2]
+            start = np.concatenate([v[..., None, :2], vt[..., :2]], axis=-2)  # [..., L, 2]
+            end = np.concatenate([-v[..., None, :2], vr[..., :2]], axis=-2)
+            start_len = np.hypot(start[..., 0], start[..., 1])
+            end_len = np.hypot(end[..., 0], end[..., 1])
+            horizontal = np.concatenate([start_len[..., :1],
+                                         start_len[..., 1:] + end_len[..., 1:]], axis=-1)
+            drop = np.broadcast_to(drop[..., None], horizontal.shape)
+            lg = np.hypot(horizontal, drop)
+            dt = np.concatenate([start * (horizontal / start_len)[..., None], drop[..., None]],
+                                axis=-1) / lg[..., None]
+            dr = np.concatenate([end * (horizontal / end_len)[..., None], drop[..., None]],
+                                axis=-1) / lg[..., None]
+            rows.append(np.stack([lg, k * self.ue_spacing * np.sum(dr * e_r[..., None, :],
+                                                                    axis=-1),
+                                  k * self.bs_spacing * (dt @ e_t)], axis=-1))
+        return np.concatenate(rows, axis=-2)
 
     def scatterer_position(self, x: FloatArray) -> FloatArray:
-        """``[Q, 3]`` scatterers of ``x`` with their vertical-reflector heights [m]."""
+        """``[..., Q, 3]`` scatterers of ``x [..., n]`` with their vertical-reflector
+        heights [m]."""
+        x = np.asarray(x, dtype=np.float64)
         b = self.bs_position
-        out = []
-        for q in range((len(x) - 3) // 2):
-            sx, sy = x[3 + 2 * q], x[4 + 2 * q]
-            d1 = float(np.hypot(sx - b[0], sy - b[1]))
-            d2 = float(np.hypot(x[0] - sx, x[1] - sy))
-            out.append([sx, sy, b[2] + (self.ue_height - b[2]) * d1 / max(d1 + d2, 1e-12)])
-        return np.asarray(out, dtype=np.float64).reshape(-1, 3)
+        q = x[..., 3:3 + 2 * ((x.shape[-1] - 3) // 2)].reshape(*x.shape[:-1], -1, 2)
+        d1 = np.hypot(q[..., 0] - b[0], q[..., 1] - b[1])
+        d2 = np.hypot(x[..., None, 0] - q[..., 0], x[..., None, 1] - q[..., 1])
+        height = b[2] + (self.ue_height - b[2]) * d1 / np.maximum(d1 + d2, 1e-12)
+        return np.concatenate([q, height[..., None]], axis=-1)
 
 
 # --------------------------------------------------------------------- the link
@@ -205,8 +220,9 @@ class LocmanSnapshot:
         return least_squares_gains(self.atoms(params).reshape(len(params), -1).T,
                                    self.y.ravel())
 
-    def jacobian(self, gain: ComplexArray, params: FloatArray) -> ComplexArray:
-        """``∂μ/∂η``: ``[K Nr G, 5 path]``, per path ``(c τ, ω_R, ω_T, Re g, Im g)``."""
+    def atom_derivatives(self, params: FloatArray) -> tuple[ComplexArray, ComplexArray]:
+        """The atoms (:meth:`atoms`, ``[path, subcarrier, Nr, G]``) and their derivatives
+        ``∂/∂(c τ, ω_R, ω_T)``: ``[path, 3, subcarrier, Nr, G]``."""
         atoms = self.atoms(params)  # [L, K, Nr, G]
         m_r = np.arange(self.rx.size) - (self.rx.size - 1) / 2
         m_t = np.arange(self.tx.size) - (self.tx.size - 1) / 2
@@ -214,17 +230,40 @@ class LocmanSnapshot:
         delay = np.exp(-2j * np.pi * np.outer(params[:, 0] / SPEED_OF_LIGHT, self.frequencies))
         d_tx = delay[:, :, None, None] * self.rx.response(params[:, 1])[:, None, :, None] * \
             at_x[:, :, None, :]
+        d_range = atoms * (-2j * np.pi * self.frequencies / SPEED_OF_LIGHT)[None, :, None, None]
+        d_rx = atoms * (1j * m_r)[None, None, :, None]
+        return atoms, np.stack([d_range, d_rx, d_tx], axis=1)
+
+    def jacobian(self, gain: ComplexArray, params: FloatArray) -> ComplexArray:
+        """``∂μ/∂η``: ``[K Nr G, 5 path]``, per path ``(c τ, ω_R, ω_T, Re g, Im g)``."""
+        atoms, d_atoms = self.atom_derivatives(params)
         columns = []
         for l_ in range(len(params)):
             g = gain[l_]
-            columns += [
-                g * atoms[l_] * (-2j * np.pi * self.frequencies / SPEED_OF_LIGHT)[:, None, None],
-                g * atoms[l_] * (1j * m_r)[None, :, None],
-                g * d_tx[l_],
-                atoms[l_],
-                1j * atoms[l_],
-            ]
+            columns += [g * d_atoms[l_, 0], g * d_atoms[l_, 1], g * d_atoms[l_, 2],
+                        atoms[l_], 1j * atoms[l_]]
         return np.stack([c.ravel() for c in columns], axis=-1)
+
+    def pilot_compressed(self) -> tuple[LocmanSnapshot, float]:
+        """The snapshot projected on its pilots' row space, and the energy [W] it drops.
+
+        With ``X[k]^H = Q_k R_k`` (economic QR, ``Q_k [G, r]``, ``r = min(G, Nt)``),
+        ``||Y[k] - H X[k]||² = ||Y[k] Q_k - H R_k^H||² + ||Y[k] (I - Q_k Q_k^H)||²`` for
+        every channel ``H``: the snapshot with ``y = Y Q``, ``x = R^H`` has the same
+        least-squares fits, its residuals less the dropped energy (the second term, which
+        no model changes), and white noise of the same ``σ²`` (``Q_k`` is orthonormal).
+        ``G / r`` times fewer samples; the snapshot itself (and 0) where ``G <= Nt``.
+        """
+        num_tx, num_pilots = self.x.shape[1:]
+        if num_pilots <= num_tx:
+            return self, 0.0
+        Q, R = np.linalg.qr(np.conj(np.swapaxes(self.x, 1, 2)))  # [K, G, r], [K, r, Nt]
+        y = self.y @ Q  # [K, Nr, r]
+        dropped = float(np.sum(np.abs(self.y - y @ np.conj(np.swapaxes(Q, 1, 2))) ** 2))
+        compressed = replace(
+            self, y=np.ascontiguousarray(y),
+            x=np.ascontiguousarray(np.conj(np.swapaxes(R, 1, 2))))
+        return compressed, dropped
 
     def fim(self, gain: ComplexArray, params: FloatArray) -> FloatArray:
         """Channel-domain FIM ``(2/σ²) Re{D^H D}`` over ``(c τ, ω_R, ω_T, Re g, Im g)``."""

@@ -78,6 +78,27 @@ def test_ground_bounces_are_the_paths_from_the_bs_image_in_the_ground() -> None:
     np.testing.assert_allclose(eta[3:], image.paths(x), rtol=FLOAT64_REL * 1e3, atol=1e-12)
 
 
+def test_paths_of_a_batch_are_the_paths_of_each_point() -> None:
+    """``paths(x [..., n], ground [...])`` (the refit's batched differences) equals the
+    paths of each point, with and without the ground and with one height per point."""
+    obs, truth = small().observation(1, np.random.default_rng(4), 20.0)
+    snap = snapshot(obs, 0, 0, None)
+    x, _ = true_parameters(snap, truth, 0, np.arange(3))
+    geometry = dataclasses.replace(snap.geometry, bs_position=np.array([0.0, 0.0, 6.0]),
+                                   bs_axis=np.array([0.0, 0.8, 0.6]), ue_height=1.5)
+    rng = np.random.default_rng(9)
+    points = x + rng.normal(scale=0.5, size=(2, 4, len(x)))
+    heights = rng.uniform(-0.3, 0.3, size=(2, 4))
+    for ground in (None, 0.1, heights):
+        batched = geometry.paths(points, ground)
+        for i, j in np.ndindex(2, 4):
+            h = ground[i, j] if isinstance(ground, np.ndarray) else ground
+            np.testing.assert_allclose(batched[i, j], geometry.paths(points[i, j], h),
+                                       rtol=FLOAT64_REL)
+    np.testing.assert_allclose(geometry.scatterer_position(points)[1, 2],
+                               geometry.scatterer_position(points[1, 2]), rtol=FLOAT64_REL)
+
+
 def test_least_squares_gains_are_lstsqs_including_a_rank_deficient_basis() -> None:
     """QR where the atoms are independent, least norm (``lstsq``) where two coincide."""
     rng = np.random.default_rng(5)

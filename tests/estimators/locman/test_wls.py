@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
+from estimators.fisher import numerical_jacobian
 from estimators.locman.bound import true_parameters
 from estimators.locman.estimators import Locman
-from estimators.locman.model import ChannelEstimate, snapshot
+from estimators.locman.model import ChannelEstimate, LocmanSnapshot, snapshot
 from estimators.locman.scenario import LocmanScenario, small
 from estimators.locman.wls import (
     Fit,
+    _GroundRefit,
     fix_covariance,
     ground_height_variance,
     initial_points,
     refine_with_ground,
     solve_position,
 )
-from tests.tolerances import NOISELESS_PARAMETER_ABS
+from estimators.observe import complex_normal
+from estimators.typing import FloatArray
+from tests.tolerances import FLOAT64_REL, LOCMAN_VP_JACOBIAN_REL, NOISELESS_PARAMETER_ABS
 
 
 def test_position_fit_is_exact_on_exact_parameters_and_resolves_the_mirror_yaw() -> None:
@@ -103,3 +108,47 @@ def test_locman_keeps_the_nominal_ground_unless_the_data_reject_it() -> None:
         free = refine_with_ground(noisy, Fit(x, 0.0), 0.0, 200, free_height=True)
         assert abs(found - height) <= 4 * np.sqrt(ground_height_variance(noisy, free))
         assert np.hypot(*(fix.ue_position[:2] - x[:2])) < 0.02
+
+
+def _mast_snapshot(seed: int) -> tuple[LocmanSnapshot, FloatArray]:
+    """A noisy snapshot of a BS on a 6 m mast, every path with its ground bounce, and
+    its true ``x``."""
+    obs, truth = small().observation(1, np.random.default_rng(seed), 20.0)
+    snap = snapshot(obs, 0, 0, 1.5)
+    geometry = dataclasses.replace(snap.geometry, bs_position=np.array([0.0, 0.0, 6.0]))
+    snap = dataclasses.replace(snap, geometry=geometry)
+    x, _ = true_parameters(snap, truth, 0, np.arange(3))
+    gain = np.concatenate([truth.gain[0], -0.5 * truth.gain[0]])
+    clean = np.einsum("krt,ktg->krg", snap.channel(gain, geometry.paths(x, 0.0)), snap.x)
+    sigma2 = float(np.mean(np.abs(clean) ** 2)) / 100
+    noise = complex_normal(np.random.default_rng(seed + 1), clean.shape, sigma2)
+    return dataclasses.replace(snap, y=clean + noise, noise_variance=sigma2), x
+
+
+def test_pilot_compression_keeps_every_least_squares_residual() -> None:
+    """``||Y - H X||² = ||Y_c - H X_c||² + dropped`` for any channel ``H``: the
+    compressed snapshot fits what the full one fits, with ``G/Nt`` times fewer samples."""
+    snap, _ = _mast_snapshot(3)
+    compressed, dropped = snap.pilot_compressed()
+    assert compressed.y.shape[-1] == snap.x.shape[1] < snap.y.shape[-1]
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        H = complex_normal(rng, (snap.y.shape[0], snap.rx.size, snap.tx.size), 1.0)
+        full = np.sum(np.abs(snap.y - H @ snap.x) ** 2)
+        reduced = np.sum(np.abs(compressed.y - H @ compressed.x) ** 2) + dropped
+        np.testing.assert_allclose(reduced, full, rtol=FLOAT64_REL)
+
+
+@pytest.mark.parametrize("free_height", [False, True])
+def test_ground_refit_jacobian_is_the_derivative_of_its_residual(free_height: bool) -> None:
+    """The variable-projection Jacobian (Golub-Pereyra) against central differences of
+    the residual, away from the optimum (the second term matters there)."""
+    snap, x = _mast_snapshot(4)
+    refit = _GroundRefit(snap, len(x), 0.0, free_height)
+    v = x + np.r_[0.2, -0.1, 0.01, np.full(len(x) - 3, 0.05)]
+    if free_height:
+        v = np.append(v, -0.05)
+    analytic = refit.jacobian(v)
+    numeric = numerical_jacobian(refit.residual, v, 1e-6 * np.maximum(1.0, np.abs(v))).real
+    error = np.linalg.norm(analytic - numeric) / np.linalg.norm(numeric)
+    assert error < LOCMAN_VP_JACOBIAN_REL, error

@@ -15,9 +15,17 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
+from estimators.arrays import SPEED_OF_LIGHT
 from estimators.base import EstimatorInputError
 from estimators.miso.bound import efficient_errors
-from estimators.miso.estimators import MisoML, MisoSpGrid, MisoSpRefine, map_scatterers
+from estimators.miso.estimators import (
+    MisoML,
+    MisoSpGrid,
+    MisoSpRefine,
+    distinct_paths,
+    map_scatterers,
+)
+from estimators.miso.model import MisoSnapshot
 from estimators.miso.scenario import MisoScenario, variant_3d
 from tests.tolerances import (
     EFFICIENCY_DB1,
@@ -140,3 +148,16 @@ def test_ground_bounce_pinned_to_the_los_beats_the_free_models_bound() -> None:
     inside = float(np.mean(d2 <= chi2.ppf(0.95, 3)))
     # Binomial: MC_SIGMAS standard deviations of a 95 % coverage over the converged trials.
     assert abs(inside - 0.95) <= MC_SIGMAS * np.sqrt(0.95 * 0.05 / ok.sum()), inside
+
+
+def test_a_path_found_twice_is_one_path() -> None:
+    """``distinct_paths``: a repeat of a path to SP-refine's tolerance goes (its pair
+    would be fitted by cancelling gains), a path a range cell away stays, and so does
+    the first of the pair."""
+    obs, _ = MisoScenario().observation(1, np.random.default_rng(2), 20.0)
+    snap = MisoSnapshot.from_observation(obs, 0, 0)
+    cell = SPEED_OF_LIGHT / float(np.ptp(snap.frequencies))
+    los = np.array([20.0, 0.3, np.pi / 2])
+    repeat, next_cell = los + np.array([1e-6, 1e-7, 0.0]), los + np.array([cell, 0.0, 0.0])
+    params = np.array([los, repeat, next_cell, [35.0, -0.4, np.pi / 2]])
+    np.testing.assert_array_equal(distinct_paths(snap, params), [0, 2, 3])

@@ -28,6 +28,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# deepmimo (the package `twin export deepmimo`'s test loads the export with) pins
+# numpy<2.3, the project a newer numpy: it gets its own environment, made once.
+DEEPMIMO_VERSION=4.0.5
+DEEPMIMO_VENV=.venv-deepmimo
+if [ "$(cat "$DEEPMIMO_VENV/.setup-stamp" 2>/dev/null)" != "deepmimo==$DEEPMIMO_VERSION" ]; then
+  echo "setup: creating $DEEPMIMO_VENV (deepmimo==$DEEPMIMO_VERSION, for the DeepMIMO export test)"
+  [ -x "$DEEPMIMO_VENV/bin/python" ] || "$PYTHON" -m venv "$DEEPMIMO_VENV"
+  "$DEEPMIMO_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "deepmimo==$DEEPMIMO_VERSION" 2> >(grep -v "^WARNING: Location .* is ignored" >&2)
+  echo "deepmimo==$DEEPMIMO_VERSION" > "$DEEPMIMO_VENV/.setup-stamp"
+fi
+
 want="$(sha256sum pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/twin" ]; then
   exit 0

@@ -436,6 +436,91 @@ def train(
                       f"{log['validation_loss'][-1]:.4g}, {log['seconds']:.0f} s"))
 
 
+scene_app = typer.Typer(
+    add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+    pretty_exceptions_enable=False, help="Make scenes: `twin scene osm` (OpenStreetMap).",
+)
+app.add_typer(scene_app, name="scene")
+
+
+@scene_app.command("osm")
+@user_errors
+def scene_osm(
+    source: Annotated[Path, typer.Argument(
+        help="OpenStreetMap file: .osm (XML) or .osm.pbf.", metavar="FILE")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Scene directory to write (scene.xml, meshes/, scene.json).")],
+    bbox: Annotated[str | None, typer.Option(
+        "--bbox", metavar="west,south,east,north",
+        help="Only buildings whose footprint centroid lies inside [°] (default: all).")] = None,
+    origin: Annotated[str | None, typer.Option(
+        "--origin", metavar="lat,lon",
+        help="Origin of the local frame (x east, y north) [°] (default: the bbox centre, "
+             "else the buildings' centre).")] = None,
+    default_height: Annotated[float, typer.Option(
+        "--default-height", help="Height of buildings without height or building:levels "
+                                 "[m].")] = 12.0,
+    ground: Annotated[bool, typer.Option(
+        "--ground", help="Add a ground plane (object 'ground', z = 0).")] = False,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """OpenStreetMap buildings → a Sionna scene: extruded buildings (one PLY each, named
+    after the OSM id and name), scene.xml, and scene.json (origin, projection)."""
+    from twin.osm import osm_scene, parse_numbers
+
+    result = osm_scene(
+        source, output,
+        bbox=parse_numbers(bbox, 4, "--bbox") if bbox is not None else None,
+        origin=parse_numbers(origin, 2, "--origin") if origin is not None else None,
+        default_height_m=default_height, ground=ground, overwrite=overwrite,
+    )
+    if not quiet:
+        geo = result.georeference
+        skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
+        _err.print(escape(
+            f"wrote {result.xml}: {len(result.buildings)} buildings{skipped}"
+            f"{', ground' if result.ground else ''}; origin {geo.latitude_deg:.7f}, "
+            f"{geo.longitude_deg:.7f} (x east, y north [m])"))
+
+
+export_app = typer.Typer(
+    add_completion=False, rich_markup_mode=None, no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Export a run to other tools' formats: `twin export deepmimo`.",
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("deepmimo")
+@user_errors
+def export_deepmimo(
+    run: Annotated[Path, typer.Argument(help="Run file written by `twin simulate`.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Scenario folder to write; its name (lower case) is the "
+                               "DeepMIMO scenario name.")],
+    max_paths: Annotated[int, typer.Option(
+        "--max-paths", help="Paths kept per snapshot and BS, the strongest.")] = 25,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """A run → a DeepMIMO v4 scenario folder the `deepmimo` package loads (params.json,
+    per BS the path arrays, the scene's mesh); docs/DEEPMIMO.md."""
+    from twin.export_deepmimo import export_deepmimo as export
+
+    with progress_bar("base stations", quiet) as update:
+        result = export(run, output, max_paths=max_paths, overwrite=overwrite,
+                        on_progress=update)
+    if not quiet:
+        dropped = f", {result.dropped_paths} weaker paths left out" if result.dropped_paths else ""
+        _err.print(escape(
+            f"wrote {result.path}: {result.num_bs} BS x {result.num_snapshots} snapshots, "
+            f"{result.num_paths} paths (at most {result.max_paths} a link{dropped})"))
+        if result.late_paths:
+            _err.print(escape(
+                f"warning: {result.late_paths} paths arrive after K/B (the OFDM symbol): "
+                "DeepMIMO's channel generation drops them"))
+
 def main() -> None:
     """Console-script entry point."""
     try:

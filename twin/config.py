@@ -116,22 +116,24 @@ class TrajectoryConfig(_Strict):
 
 
 class UEConfig(_Strict):
-    """The UE: one of ``trajectory``, ``positions`` or ``positions_csv``."""
+    """The UE: one of ``trajectory``, ``positions``, ``positions_latlon`` (latitude [°],
+    longitude [°], height above the ground [m]; a scene of ``twin scene osm``) or
+    ``positions_csv``."""
 
     array: ArrayConfig = Field(default_factory=ArrayConfig)
     orientation: Vec3 = (0.0, 0.0, 0.0)
     trajectory: TrajectoryConfig | None = None
     positions: list[Vec3] | None = Field(default=None, min_length=1)
+    positions_latlon: list[Vec3] | None = Field(default=None, min_length=1)
     positions_csv: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> UEConfig:
-        given = [
-            k for k in ("trajectory", "positions", "positions_csv") if getattr(self, k) is not None
-        ]
+        sources = ("trajectory", "positions", "positions_csv", "positions_latlon")
+        given = [k for k in sources if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of trajectory, positions, positions_csv"
+                f"give exactly one of {', '.join(sources)}"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self

@@ -1,9 +1,12 @@
-"""UE snapshots: a trajectory sampled in time, a position list, or a CSV file."""
+"""UE snapshots: a trajectory sampled in time, a position list (metres, or latitude and
+longitude in a scene of ``twin scene osm``), or a CSV file (``x,y,z`` or
+``lat,lon,height`` columns)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +60,8 @@ def snapshot_count(ue: UEConfig, base_dir: Path) -> float:
         return _polyline(ue.trajectory)[2]
     if ue.positions is not None:
         return float(len(ue.positions))
+    if ue.positions_latlon is not None:
+        return float(len(ue.positions_latlon))
     path = csv_path(ue, base_dir)
     regular_file(path, "ue.positions_csv")
     with path.open("rb") as f:
@@ -89,7 +94,14 @@ def csv_path(ue: UEConfig, base_dir: Path) -> Path:
     return csv if csv.is_absolute() else base_dir / csv
 
 
-def _read_positions_csv(path: Path) -> np.ndarray:
+#: CSV headers whose first two columns are latitude and longitude [°].
+LATLON_HEADERS = (("lat", "lon"), ("latitude", "longitude"))
+
+
+def _read_positions_csv(path: Path) -> tuple[np.ndarray, bool]:
+    """The rows ``[N, 3]`` of a CSV of positions, and whether they are latitude [°],
+    longitude [°], height [m] (a header naming ``lat,lon`` or ``latitude,longitude``
+    first) rather than x, y, z [m]."""
     regular_file(path, "ue.positions_csv")
     try:
         text = path.read_text()
@@ -97,6 +109,7 @@ def _read_positions_csv(path: Path) -> np.ndarray:
         reason = type(exc).__name__
         raise TwinInputError(f"ue.positions_csv: {path}: unreadable ({reason})") from None
     rows: list[list[float]] = []
+    latlon = False
     for lineno, line in enumerate(text.splitlines(), start=1):
         cells = [c.strip() for c in line.replace(";", ",").split(",") if c.strip()]
         if not cells or cells[0].startswith("#"):
@@ -105,30 +118,52 @@ def _read_positions_csv(path: Path) -> np.ndarray:
             values = [float(c) for c in cells]
         except ValueError:
             if not rows and lineno == 1:
+                latlon = tuple(c.lower() for c in cells[:2]) in LATLON_HEADERS
                 continue  # header line
             raise TwinInputError(f"ue.positions_csv: {path}:{lineno}: not a number") from None
         if len(values) != 3:
+            expected = "lat,lon,height" if latlon else "x,y,z"
             raise TwinInputError(
-                f"ue.positions_csv: {path}:{lineno}: expected x,y,z, got {len(values)} values"
+                f"ue.positions_csv: {path}:{lineno}: expected {expected}, got {len(values)} "
+                "values"
             )
         rows.append(values)
     if not rows:
         raise TwinInputError(f"ue.positions_csv: {path}: no positions")
-    return np.asarray(rows, dtype=np.float64)
+    return np.asarray(rows, dtype=np.float64), latlon
 
 
-def build_drive(ue: UEConfig, base_dir: Path, sample_period_s: float = 1.0) -> Drive:
-    """UE snapshots from the config; position lists are spaced ``sample_period_s`` in time."""
+def build_drive(ue: UEConfig, base_dir: Path, sample_period_s: float = 1.0, *,
+                scene_path: Path | None = None) -> Drive:
+    """UE snapshots from the config; position lists are spaced ``sample_period_s`` in time.
+
+    ``scene_path`` (the scene file) georeferences latitude/longitude positions: its
+    ``scene.json`` (``twin scene osm``) holds the origin and the projection.
+    """
     if ue.trajectory is not None:
         time, position, velocity = sample_trajectory(ue.trajectory)
     else:
         if ue.positions is not None:
             position = np.asarray(ue.positions, dtype=np.float64)
+        elif ue.positions_latlon is not None:
+            position = _from_latlon(ue.positions_latlon, scene_path, "ue.positions_latlon")
         else:
-            position = _read_positions_csv(csv_path(ue, base_dir))
+            position, latlon = _read_positions_csv(csv_path(ue, base_dir))
+            if latlon:
+                position = _from_latlon(position, scene_path, "ue.positions_csv")
         if not np.all(np.isfinite(position)):
             raise TwinInputError("ue.positions: positions must be finite numbers")
         time = np.arange(len(position)) * sample_period_s
         velocity = np.zeros_like(position)
     orientation = np.broadcast_to(np.asarray(ue.orientation, dtype=np.float64), position.shape)
     return Drive(time, position, velocity, orientation.copy())
+
+
+def _from_latlon(rows: Any, scene_path: Path | None, where: str) -> np.ndarray:
+    """Scene positions ``[N, 3]`` [m] of (latitude [°], longitude [°], height [m]) rows."""
+    from twin.osm import load_georeference
+
+    if scene_path is None:
+        raise TwinInputError(f"{where}: latitude/longitude positions need a georeferenced "
+                             "scene (`twin scene osm`)")
+    return load_georeference(scene_path, where).positions(rows, where)

@@ -452,7 +452,8 @@ def _unique_name(name: str, taken: dict[str, Any] | Sequence[str]) -> str:
 
 
 def write_mitsuba_scene(
-    meshes: dict[str, trimesh.Trimesh], materials: dict[str, str], out_dir: Path
+    meshes: dict[str, trimesh.Trimesh], materials: dict[str, str], out_dir: Path,
+    *, xml_name: str | None = None,
 ) -> Path:
     """Write named meshes as ``meshes/<name>.ply`` plus a Sionna-ready Mitsuba XML.
 
@@ -461,6 +462,7 @@ def write_mitsuba_scene(
     meshes : object name -> world-space triangle mesh [m].
     materials : object name -> ITU material name (``itu_<type>``).
     out_dir : directory to write into; the XML is ``out_dir / f"{out_dir.name}.xml"``.
+    xml_name : the XML's file name instead (e.g. ``scene.xml``).
 
     Returns
     -------
@@ -483,7 +485,7 @@ def write_mitsuba_scene(
         ET.SubElement(shape, "boolean", name="face_normals", value="true")
         ET.SubElement(shape, "ref", id=materials[name], name="bsdf")
     ET.indent(root)
-    xml_path = out_dir / f"{out_dir.name}.xml"
+    xml_path = out_dir / (xml_name or f"{out_dir.name}.xml")
     xml_path.write_text(ET.tostring(root, encoding="unicode") + "\n")
     return xml_path
 

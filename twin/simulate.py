@@ -125,7 +125,8 @@ def _prepare(config: TwinConfig, base_dir: Path) -> _Prepared:
     radio = config.radio
     wavelength = SPEED_OF_LIGHT / radio.frequency_hz
     scene = load_twin_scene(config.scene, base_dir, radio.frequency_hz)
-    drive = build_drive(config.ue, base_dir)
+    drive = build_drive(config.ue, base_dir,
+                        scene_path=resolve_scene_path(config.scene.file, base_dir))
     base_stations = [
         BaseStation(bs.name, np.asarray(bs.position, float), np.asarray(bs.orientation, float))
         for bs in config.base_stations

@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest scenes bench clean
+.PHONY: setup demo test lint typecheck docs pytest scenes bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,13 +12,18 @@ setup:
 demo: setup
 	$(BIN)/twin demo -o twin-demo
 
-test: setup lint typecheck pytest
+test: setup lint typecheck docs pytest
 
 lint:
 	$(BIN)/ruff check twin estimators tests scripts
 
 typecheck:
 	$(BIN)/mypy
+
+# The docs site (mkdocs.yml) into build/site; strict: a broken link, anchor or docstring
+# fails it. NO_MKDOCS_2_WARNING silences the theme's banner (not a warning of the build).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -d build/site
 
 pytest:
 	$(BIN)/pytest -q
@@ -30,4 +35,4 @@ bench: setup
 	$(BIN)/python -m scripts.twin.bench_trace
 
 clean:
-	rm -rf twin-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf twin-demo build/site .pytest_cache .mypy_cache .ruff_cache

@@ -166,7 +166,7 @@ def build_observation(
         definition).
     noise_variance : ``σ²`` [W] per receive antenna and sample, absolute: a scalar or
         ``[snapshot, bs]`` (a paper that fixes the noise and scales the transmit power).
-    Exactly one of ``snr_db``, ``noise_variance`` and ``tx_power_dbm``.
+        Exactly one of ``snr_db``, ``noise_variance`` and ``tx_power_dbm``.
     tx_power_dbm : total transmit power over all subcarriers; with ``noise_figure_db``
         and ``bandwidth_hz`` the noise is thermal, ``k_B T_0 (B/K) NF`` per subcarrier,
         and the SNR follows the ray-traced path loss.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up: Debian libraries, .venv, torch (CPU) first, then
-# the project in editable mode with its [dev] extras.  A second run only checks
+# the project in editable mode with its [dev] and [all] extras.  A second run only checks
 # (dpkg + a stamp of pyproject.toml) and spends well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +55,7 @@ pip_install() {
 pip_install --upgrade pip
 # torch first, pinned: the CPU wheel on disk; an unpinned torch pulls GBs of CUDA.
 pip_install "torch==$TORCH_VERSION"
-pip_install -e ".[dev]"
+# Every optional extra too ([all]: ray, osm): the README's commands install everything.
+pip_install -e ".[dev,all]"
 echo "$want" > "$STAMP"
 echo "setup: done"

@@ -36,6 +36,23 @@ _out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from twin.install import version
+
+        _out.print(f"mmwave-twin {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the installed mmwave-twin version and exit.")] = False,
+) -> None:
+    """mmWave radio digital twin for localization research."""
+
+
 def _show_warning(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
                   line: Any = None) -> None:
     _err.print(f"[yellow]warning:[/yellow] {escape(str(message))}", soft_wrap=True)
@@ -467,6 +484,9 @@ def scene_osm(
 ) -> None:
     """OpenStreetMap buildings → a Sionna scene: extruded buildings (one PLY each, named
     after the OSM id and name), scene.xml, and scene.json (origin, projection)."""
+    from twin.install import require_extra
+
+    require_extra("osm", "twin scene osm")
     from twin.osm import osm_scene, parse_numbers
 
     result = osm_scene(

@@ -32,7 +32,8 @@ read-only and several estimate files can refer to one run), written atomically::
 Schema 2.2 (2.1: no ``snapshot_time``, read as None, and no ``scatterer_covariance``, read
 as NaN; 2.0: no ``position_covariance``, read as NaN, and no ``service_area``; 1.x:
 ``ue_orientation`` for ``ue_yaw``, no ``position_dimensions``, no ``bound``); a file of another
-major version is refused in one line naming both.
+major version is refused in one line naming both, a newer minor of 2 is read and its added
+fields ignored (the rule of :mod:`twin.schema`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from estimators.typing import FloatArray
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, atomic_file
 from twin.runfile import RunData, package_versions
+from twin.schema import check_schema_version
 
 SCHEMA_VERSION = "2.2"
 FILE_KIND = "estimates"
@@ -370,8 +372,8 @@ def read_estimates(path: str | Path) -> EstimateFile:
     ------
     TwinInputError
         One line: missing file, not HDF5, not an estimate file (e.g. a run file), a file
-        of another major schema version (naming both), or a file missing part of the
-        layout.
+        of another major schema version (naming both; a newer minor of the same major is
+        read, :mod:`twin.schema`), or a file missing part of the layout.
     """
     p = Path(path)
     if not p.is_file():
@@ -386,10 +388,7 @@ def read_estimates(path: str | Path) -> EstimateFile:
             what = "a run file" if "yaml" in cfg else "not an estimate file"
             raise TwinInputError(f"{p}: {what}, expected estimates (twin estimate -o)")
         version = str(cfg.get("schema_version", ""))
-        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise TwinInputError(
-                f"{p}: estimate schema {version or '?'}, this twin reads {SCHEMA_VERSION}"
-            )
+        check_schema_version(version or "?", SCHEMA_VERSION, what="estimate", path=p)
         try:
             order = json.loads(str(cfg["algorithms"]))
             group = f["estimates"]

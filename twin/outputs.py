@@ -2,7 +2,7 @@
 
 Every command that writes goes through :func:`check_output` before any work, then
 writes through :func:`atomic_file` / :func:`write_bytes_atomic` (a file) or
-:func:`atomic_directory` (a directory replaced whole). The rules (README "Errors"):
+:func:`atomic_directory` (a directory replaced whole). The rules (docs/GUARANTEES.md):
 
 1. An output never equals, contains or lies inside an input of the same command (its
    config, the scene and the files it references, a run, estimate or dataset).

@@ -1,6 +1,6 @@
 """Run files: one HDF5 file per run, self-describing, versioned, written atomically.
 
-Layout (group/dataset names are the contract, see README "Data files")::
+Layout (group/dataset names are the contract, see docs/formats/run.md)::
 
     /config   attrs: yaml, seed, schema_version, scene_sha256, scene_source, versions
     /scene    object_names[O] (sorted; /paths/object_ids index it)
@@ -21,6 +21,10 @@ Layout (group/dataset names are the contract, see README "Data files")::
 The per-snapshot datasets (``/channel/cfr``, ``cir``, ``/paths/*``) are chunked (a batch
 of snapshots and one path per chunk) and written a batch at a time (:class:`RunWriter`),
 so ``twin simulate`` never holds a whole drive; :func:`read_run` reads them whole.
+
+``schema_version`` is ``MAJOR.MINOR`` (:data:`SCHEMA_VERSION`); :func:`read_run` reads
+every 1.x file and refuses another major in one line naming both (:mod:`twin.schema`).
+``versions`` (JSON) holds the writer's package versions, ``mmwave-twin`` among them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from twin.drive import Drive
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, atomic_file
 from twin.paths import InteractionType, PathSet
+from twin.schema import check_schema_version
 
 SCHEMA_VERSION = "1.1"
 _VERSIONED_PACKAGES = (
@@ -418,13 +423,19 @@ def _read_array_geometry(group: h5py.Group) -> ArrayGeometry:
 
 
 def read_run(path: str | Path) -> RunData:
-    """Read a run file written by :func:`write_run`."""
+    """Read a run file written by :func:`write_run`.
+
+    A file of schema 1.x is read (a newer minor's added fields are ignored); a file of
+    another major version is refused in one line naming both (:mod:`twin.schema`).
+    """
     p = Path(path)
     with _open(p) as f:
         if "config" not in f or "schema_version" not in f["config"].attrs:
             raise TwinInputError(f"{p}: not a twin run file (no /config schema_version)")
         if f["config"].attrs.get("kind") == "estimates":
             raise TwinInputError(f"{p}: an estimate file, not a run file")
+        check_schema_version(f["config"].attrs["schema_version"], SCHEMA_VERSION,
+                             what="run file", path=p)
         missing = [g for g in ("bs", "ue", "channel", "paths", "scene") if g not in f]
         if missing:
             raise TwinInputError(f"{p}: not a twin run file (no /{missing[0]})")

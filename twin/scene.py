@@ -18,6 +18,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ from twin.config import SceneConfig
 from twin.errors import TwinInputError
 from twin.outputs import regular_file
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "scenes"
+#: The bundled scenes: the repository's ``scenes/`` folder, installed as the package
+#: ``twin._scenes`` (pyproject.toml maps it; a wheel carries it, an editable install
+#: points at the folder), found through :mod:`importlib.resources`.
+BUNDLED_DIR = Path(str(resources.files("twin._scenes")))
 MESH_SUFFIXES = (".obj", ".ply", ".glb", ".gltf", ".stl", ".off")
 
 # Slab thickness [m] used for each ITU material (Sionna's thin-slab model).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from estimators.arrays import SPEED_OF_LIGHT
 from estimators.base import EstimatorInputError
 from estimators.types import Observation
 
-#: Trained checkpoints shipped with the package (``checkpoint="street"`` etc.).
-CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "daun"
+#: Trained checkpoints shipped with the package (``checkpoint="street"`` etc.): the
+#: repository's ``assets/daun/``, installed in the package ``estimators._assets``
+#: (pyproject.toml maps it; a wheel carries it), found through :mod:`importlib.resources`.
+CHECKPOINTS_DIR = Path(str(resources.files("estimators._assets"))) / "daun"
 CHECKPOINT_FORMAT = "daun-checkpoint/1"
 
 

@@ -61,6 +61,8 @@ class DcsSomp(WlsLocalizer):
         frequencies per side, uniform over ``[-π, π)``; all subcarriers share the
         support (joint sparsity).
 
+    Notes
+    -----
     Integrity (issue 22): a grid estimate is not efficient, so the fix is checked and
     its covariance formed against DCS-SOMP's resolution rather than the model's FIM
     (:meth:`_fix_covariance`); the other checks are the pipeline's.

@@ -46,6 +46,7 @@ from twin.dataset.store import (
     write_manifest,
 )
 from twin.errors import TwinInputError
+from twin.install import require_extra
 from twin.outputs import check_output, write_bytes_atomic
 from twin.resources import (
     PROCESS_BYTES,
@@ -184,6 +185,10 @@ def _resume_state(output: Path, config: DatasetConfig) -> dict[str, Any]:
     missing or differs from its entry are dropped (made again); stray temporary files
     are removed."""
     manifest = read_manifest(output)
+    if manifest["schema_version"] != SCHEMA_VERSION:  # its shards are of another layout
+        raise TwinInputError(f"{output}: --resume of a dataset of schema "
+                             f"{manifest['schema_version']}, this twin writes schema "
+                             f"{SCHEMA_VERSION}; make it again in a new directory")
     if manifest["config"] != config.to_json_dict():
         raise TwinInputError(f"{output}: --resume with a config that differs from the one "
                              f"in {MANIFEST}")
@@ -206,7 +211,8 @@ def make_dataset(
     """Make the dataset of ``config_path`` in ``output`` (or finish it: ``resume``).
 
     Returns the final manifest. Raises a one-line :class:`TwinInputError` on a bad config,
-    an existing directory without ``resume``, a ``resume`` of another config.
+    an existing directory without ``resume``, a ``resume`` of another config or schema,
+    ``engine="ray"`` without the ``ray`` extra installed.
     """
     if workers < 1:
         raise TwinInputError(f"--workers must be >= 1, got {workers}")
@@ -214,6 +220,8 @@ def make_dataset(
         raise TwinInputError(f"--engine must be local or ray, got {engine!r}")
     if address is not None and engine != "ray":
         raise TwinInputError("--address needs --engine ray")
+    if engine == "ray":
+        require_extra("ray", "twin dataset --engine ray")
     config, base_dir = load_dataset_config(config_path)
     if resume:
         if not output.is_dir():

@@ -7,6 +7,12 @@ entry per finished shard, ``{index, file, num_samples, bytes, sha256}``. A shard
 written under a temporary name and renamed when complete, then entered in the manifest;
 a kill (even ``SIGKILL``) leaves at most a stray temporary file and a shard the manifest
 does not list, both redone by ``--resume``.
+
+``schema_version`` (manifest and shards) is an integer, the major version
+(:data:`twin.dataset.config.SCHEMA_VERSION`); readers take ``MAJOR`` or ``"MAJOR.MINOR"``
+and follow :mod:`twin.schema`: a dataset of the same major is read (a newer minor's
+added fields ignored), another major is refused in one line naming both; ``--resume``
+goes on only with a dataset of exactly this version.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import h5py
 from twin.dataset.config import SCHEMA_VERSION
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, regular_file, write_bytes_atomic
+from twin.schema import check_schema_version
 
 MANIFEST = "manifest.json"
 
@@ -51,8 +58,8 @@ MAX_MANIFEST_BYTES = 256 * 2**20
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest, or a one-line TwinInputError naming what is wrong with it: missing,
-    unreadable, another schema, or damaged (a field missing or of the wrong type, a
-    shard entry that does not name its own ``shard-NNNNN.h5``)."""
+    unreadable, another major schema (both versions named), or damaged (a field missing
+    or of the wrong type, a shard entry that does not name its own ``shard-NNNNN.h5``)."""
     path = directory / MANIFEST
     if not path.exists():
         raise TwinInputError(f"{directory}: no {MANIFEST} (not a dataset directory)")
@@ -61,8 +68,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TwinInputError(f"{path}: unreadable manifest ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        raise TwinInputError(f"{path}: not a schema-version-{SCHEMA_VERSION} manifest")
+    if not isinstance(manifest, dict) or "schema_version" not in manifest:
+        raise TwinInputError(f"{path}: not a dataset manifest (no schema_version)")
+    check_schema_version(manifest["schema_version"], SCHEMA_VERSION, what="dataset",
+                         path=path)
     _check_fields(manifest, _MANIFEST_FIELDS, path, "")
     for i, entry in enumerate(manifest["shards"]):
         if not isinstance(entry, dict):

@@ -16,7 +16,6 @@ scale error of x²/2R² (1.2e-6 at 10 km east or west of the origin).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -32,7 +31,7 @@ import numpy.typing as npt
 import trimesh
 
 from twin.errors import TwinInputError
-from twin.outputs import Artifact, atomic_directory, check_output, regular_file
+from twin.outputs import Artifact, atomic_directory, check_output, file_sha256, regular_file
 
 #: ``scene.json``'s ``format`` value: how ``--overwrite`` recognises an OSM scene.
 SCENE_FORMAT = "mmwave-twin osm scene"
@@ -498,7 +497,7 @@ def osm_scene(
     meta = {
         "format": SCENE_FORMAT,
         "schema_version": SCENE_SCHEMA_VERSION,
-        "source": {"file": source.name, "sha256": _sha256(source)},
+        "source": {"file": source.name, "sha256": file_sha256(source)},
         "origin": {"latitude_deg": geo.latitude_deg, "longitude_deg": geo.longitude_deg},
         "crs": geo.crs,
         "frame": "x east, y north, z up [m]; z = 0 is the ground",
@@ -579,14 +578,6 @@ def _check_origin(origin: Sequence[float]) -> tuple[float, float]:
             abs(values[0]) <= 90 and abs(values[1]) <= 180):
         raise TwinInputError("--origin: expected lat,lon [°] (|lat| <= 90, |lon| <= 180)")
     return values[0], values[1]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_numbers(text: str, count: int, option: str) -> list[float]:

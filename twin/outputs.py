@@ -22,6 +22,7 @@ writes through :func:`atomic_file` / :func:`write_bytes_atomic` (a file) or
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -256,6 +257,15 @@ def atomic_directory(path: Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------ stamps
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read a MiB at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -40,14 +40,13 @@ from twin.dataset.generate import ShardGenerator, sha256_of
 from twin.dataset.store import (
     DATASET,
     MANIFEST,
-    file_sha256,
     read_manifest,
     shard_name,
     write_manifest,
 )
 from twin.errors import TwinInputError
 from twin.install import require_extra
-from twin.outputs import check_output, write_bytes_atomic
+from twin.outputs import check_output, file_sha256, write_bytes_atomic
 from twin.resources import (
     PROCESS_BYTES,
     Need,

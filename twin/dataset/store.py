@@ -17,7 +17,6 @@ goes on only with a dataset of exactly this version.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import h5py
 
 from twin.dataset.config import SCHEMA_VERSION
 from twin.errors import TwinInputError
-from twin.outputs import Artifact, regular_file, write_bytes_atomic
+from twin.outputs import Artifact, file_sha256, regular_file, write_bytes_atomic
 from twin.schema import check_schema_version
 
 MANIFEST = "manifest.json"
@@ -36,14 +35,6 @@ MANIFEST = "manifest.json"
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}.h5"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 #: A manifest's fields and their JSON types; a shard entry's.

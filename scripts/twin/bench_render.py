@@ -60,9 +60,9 @@ def main() -> None:
     stalls = 0
     original = map_png._run_worker
 
-    def counting(spec: Path, out: Path, log: Path) -> tuple[bool, int]:
+    def counting(spec: Path, out: Path, log: Path, pieces: int = 1) -> tuple[bool, int]:
         nonlocal stalls
-        finished, code = original(spec, out, log)
+        finished, code = original(spec, out, log, pieces)
         stalls += not finished
         return finished, code
 

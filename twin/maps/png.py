@@ -84,7 +84,8 @@ OPEN3D_FRAME_TIMEOUT_S = 10.0
 rasteriser has been seen never to deliver its frame (up to 4 renders in 20 of an
 earlier version of this child, whatever the thread count; none in 22 of this one): such
 a child is killed and the render retried in a fresh process, :data:`OPEN3D_ATTEMPTS`
-times in all."""
+times in all, each retry with the meshes in twice as many pieces
+(:func:`_mesh_pieces`)."""
 PANEL_FRACTION = 0.3
 """Share of the PNG's width given to the legend and the walls table."""
 MAX_TABLE_ROWS = 14
@@ -307,8 +308,8 @@ def _render_open3d(
     with tempfile.TemporaryDirectory(prefix="twin-render-") as tmp:
         spec, out, log = Path(tmp) / "spec.npz", Path(tmp) / "image.npy", Path(tmp) / "log"
         _save_draw_list(draw, intrinsic, extrinsic, size, merge_spheres, spec)
-        for _ in range(OPEN3D_ATTEMPTS):
-            finished, code = _run_worker(spec, out, log)
+        for attempt in range(OPEN3D_ATTEMPTS):
+            finished, code = _run_worker(spec, out, log, pieces=2**attempt)
             if not finished:
                 continue
             if code != 0 or not out.is_file():
@@ -326,16 +327,17 @@ def _render_open3d(
     return image[..., :3]
 
 
-def _run_worker(spec: Path, out: Path, log: Path) -> tuple[bool, int]:
-    """Run the child once; it writes a byte to a pipe as its frame starts. Returns
-    (finished, exit code); a child that stalls (:data:`OPEN3D_SETUP_TIMEOUT_S` to start,
-    :data:`OPEN3D_FRAME_TIMEOUT_S` for the frame) is killed: (False, -9)."""
+def _run_worker(spec: Path, out: Path, log: Path, pieces: int = 1) -> tuple[bool, int]:
+    """Run the child once, each mesh in ``pieces`` renderables (:func:`_mesh_pieces`);
+    it writes a byte to a pipe as its frame starts. Returns (finished, exit code); a child
+    that stalls (:data:`OPEN3D_SETUP_TIMEOUT_S` to start, :data:`OPEN3D_FRAME_TIMEOUT_S`
+    for the frame) is killed: (False, -9)."""
     import select
 
     read_end, write_end = os.pipe()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     command = [sys.executable, "-m", "twin.maps.png", "--open3d-worker", str(spec), str(out),
-               str(write_end)]
+               str(write_end), str(pieces)]
     try:
         with log.open("wb") as sink:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink,
@@ -381,10 +383,23 @@ def _shaded_spheres(
     return vertices, faces, colours
 
 
-def _open3d_worker(spec: Path, out: Path, progress_fd: int) -> None:
-    """Child process: build Open3D geometry from ``spec`` and render it to ``out``
-    (.npy); a byte is written to ``progress_fd`` as the frame starts (the parent's
-    watchdog)."""
+def _mesh_pieces(faces: npt.NDArray[np.int64], pieces: int) -> list[npt.NDArray[np.int64]]:
+    """``faces [F, 3]`` in ``pieces`` runs of consecutive faces (fewer where ``F`` is
+    smaller), one renderable each.
+
+    Why: some meshes never deliver a frame as one renderable on the software rasteriser,
+    every time, and render at once in two: the scene mesh of the bundled street's
+    ``ue_array`` drive (109 triangles) did, where its first 108 did not and faces 1-108
+    did — no pattern found in the geometry. The retries of :func:`_render_open3d` split
+    the meshes in 2, 4, 8 pieces instead of repeating the same frame.
+    """
+    return [part for part in np.array_split(faces, max(1, pieces)) if len(part)]
+
+
+def _open3d_worker(spec: Path, out: Path, progress_fd: int, pieces: int = 1) -> None:
+    """Child process: build Open3D geometry from ``spec`` (each mesh in ``pieces``
+    renderables, :func:`_mesh_pieces`) and render it to ``out`` (.npy); a byte is
+    written to ``progress_fd`` as the frame starts (the parent's watchdog)."""
     import open3d as o3d
     from open3d.visualization import rendering
 
@@ -415,22 +430,24 @@ def _open3d_worker(spec: Path, out: Path, progress_fd: int) -> None:
     lines: dict[float, list[tuple[FloatArray, FloatArray]]] = {}
     for n, item in enumerate(manifest["items"]):
         if item["kind"] in ("mesh", "flat"):
-            soup = arrays[item["key"] + "_v"][arrays[item["key"] + "_f"]].reshape(-1, 3)
-            mesh = o3d.geometry.TriangleMesh(
-                o3d.utility.Vector3dVector(soup),
-                o3d.utility.Vector3iVector(np.arange(len(soup), dtype=np.int32).reshape(-1, 3)),
-            )
-            mesh.compute_vertex_normals()
-            material = rendering.MaterialRecord()
-            if item["kind"] == "flat":  # vertex colours come out exactly, a base colour not
-                mesh.vertex_colors = o3d.utility.Vector3dVector(
-                    np.tile(item["rgb"], (len(soup), 1)))
-                material.shader = "defaultUnlit"
-            else:
-                material.shader = "defaultLitTransparency"
-                material.base_color = item["rgba"]
-                material.base_roughness = 0.9
-            scene.add_geometry(f"mesh{n}", mesh, material)
+            for k, faces in enumerate(_mesh_pieces(arrays[item["key"] + "_f"], pieces)):
+                soup = arrays[item["key"] + "_v"][faces].reshape(-1, 3)
+                mesh = o3d.geometry.TriangleMesh(
+                    o3d.utility.Vector3dVector(soup),
+                    o3d.utility.Vector3iVector(
+                        np.arange(len(soup), dtype=np.int32).reshape(-1, 3)),
+                )
+                mesh.compute_vertex_normals()
+                material = rendering.MaterialRecord()
+                if item["kind"] == "flat":  # vertex colours come out exactly, a base not
+                    mesh.vertex_colors = o3d.utility.Vector3dVector(
+                        np.tile(item["rgb"], (len(soup), 1)))
+                    material.shader = "defaultUnlit"
+                else:
+                    material.shader = "defaultLitTransparency"
+                    material.base_color = item["rgba"]
+                    material.base_roughness = 0.9
+                scene.add_geometry(f"mesh{n}.{k}", mesh, material)
         elif item["kind"] == "spheres":
             spheres.append(_shaded_spheres(arrays[item["key"]], item["radius"], item["rgb"],
                                            light))
@@ -573,7 +590,9 @@ def _panel(fig: Any, rect: tuple[float, float, float, float],
 
 
 if __name__ == "__main__":  # the Open3D child process of _render_open3d
-    if len(sys.argv) == 5 and sys.argv[1] == "--open3d-worker":
-        _open3d_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--open3d-worker":
+        _open3d_worker(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]),
+                       int(sys.argv[5]) if len(sys.argv) == 6 else 1)
     else:
-        sys.exit("usage: python -m twin.maps.png --open3d-worker SPEC.npz OUT.npy FD")
+        sys.exit("usage: python -m twin.maps.png --open3d-worker SPEC.npz OUT.npy FD "
+                 "[PIECES]")

@@ -31,7 +31,7 @@ CIR_TRUNCATION_REL = 0.05 # CIR vs CFR energy: finite sinc taps (Parseval up to 
 FIM_NUMERIC_REL = 1e-3    # analytic FIM vs finite-difference FIM (the criterion)
 # LOCMAN's ground refit: variable-projection Jacobian (its dη/dv by central differences)
 # vs central differences of the residual (Frobenius). Measured: 1.9e-10.
-LOCMAN_VP_JACOBIAN_REL = 1e-8
+LOCMAN_VP_JACOBIAN_REL = 1e-9
 EFFICIENCY_DB1 = 1.12     # "within 1 dB of the bound": RMSE <= 1.12 x bound
 MC_SIGMAS = 3.0           # Monte-Carlo RMSE margin: MC_SIGMAS / sqrt(2 N) relative (chi²)
 

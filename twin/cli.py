@@ -484,9 +484,6 @@ def scene_osm(
 ) -> None:
     """OpenStreetMap buildings → a Sionna scene: extruded buildings (one PLY each, named
     after the OSM id and name), scene.xml, and scene.json (origin, projection)."""
-    from twin.install import require_extra
-
-    require_extra("osm", "twin scene osm")
     from twin.osm import osm_scene, parse_numbers
 
     result = osm_scene(

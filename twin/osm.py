@@ -31,6 +31,7 @@ import numpy.typing as npt
 import trimesh
 
 from twin.errors import TwinInputError
+from twin.install import require_extra
 from twin.outputs import Artifact, atomic_directory, check_output, file_sha256, regular_file
 
 #: ``scene.json``'s ``format`` value: how ``--overwrite`` recognises an OSM scene.
@@ -384,8 +385,9 @@ def osm_scene(
     TwinInputError
         Unreadable file, bad bbox or origin, no buildings (inside the bbox), no building
         that could be built, or an output the rules of :mod:`twin.outputs` refuse.
-        Nothing is written then.
+        Nothing is written then; also without the ``osm`` extra's packages.
     """
+    require_extra("osm", "twin scene osm")
     import shapely
 
     source, output = Path(source), Path(output)

@@ -985,8 +985,8 @@ class _MisoBase(Estimator):
 
 #: Two estimated paths whose unit-gain responses correlate above this are one path
 #: found twice (:func:`distinct_paths`): their least-squares gains amplify the noise by
-#: ``1 / (1 - ρ²)``, 5 000x here, and at a duplicate's ``1 - ρ`` of 1e-9 they come out
-#: as a cancelling pair 10⁴-10⁵ times the path's gain.
+#: ``1 / (1 - ρ²)``, 5 000x here; SP-refine's duplicates on the office walk had ``1 - ρ``
+#: of 3e-13 to 1e-12 and came out as cancelling pairs 10⁴-10⁵ times the path's gain.
 DUPLICATE_COHERENCE = 1.0 - 1e-4
 
 

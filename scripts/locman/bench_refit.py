@@ -31,6 +31,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
+from estimators.arrays import SPEED_OF_LIGHT
 from estimators.locman.estimators import Locman
 from estimators.locman.model import LocmanSnapshot, least_squares_gains, snapshot
 from estimators.locman.wls import EARLIER_PATH_CELLS, Fit, refine_with_ground, solve_position
@@ -92,7 +93,7 @@ def main() -> None:
                 snap = snapshot(obs, int(t), b, height)
                 with threadpool_limits(limits=1, user_api="blas"):
                     channel = locman.channel_parameters(snap)
-                    cell = 3e8 / (snap.spacing_hz * snap.frequencies.size)
+                    cell = SPEED_OF_LIGHT / (snap.spacing_hz * snap.frequencies.size)
                     channel, problem = locman._choose_los(snap, channel, area,
                                                           EARLIER_PATH_CELLS * cell)
                     ground = locman._ground_height(snap.geometry)

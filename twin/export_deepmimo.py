@@ -35,7 +35,6 @@ antennas in DeepMIMO's order, ``params["twin"]["bs_antenna_order"]``).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -552,7 +551,6 @@ def export_deepmimo(
         _savez(tmp / "materials.npz", scene.face_materials)
         (tmp / "objects.json").write_text(json.dumps(scene.objects, indent=2))
         (tmp / "params.json").write_text(json.dumps(params, indent=2))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp's 0700: as readable as any folder
 
     residual_kept = np.take_along_axis(residual, order, axis=2)[kept]
     return DeepMimoExport(
@@ -565,12 +563,6 @@ def export_deepmimo(
 def _savez(path: Path, arrays: dict[str, Any]) -> None:
     """Arrays to a compressed ``.npz`` (DeepMIMO's format: one key per file, its name)."""
     np.savez_compressed(path, **arrays)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 __all__ = ["DEEPMIMO_SCENARIO", "DEEPMIMO_VERSION", "DeepMimoArray", "DeepMimoExport",

@@ -193,12 +193,14 @@ def regular_file(path: Path, what: str, max_bytes: int | None = None) -> int:
 
 def _temporary_sibling(path: Path, directory: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
+    if directory:
+        made = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        made.chmod(0o777 & ~umask)  # mkdtemp makes 0700: as readable as any folder
+        return made
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     Path(name).chmod(0o666 & ~umask)  # mkstemp makes 0600; outputs are as readable as any file
     return Path(name)
 

@@ -258,6 +258,10 @@ def test_atomic_directory_keeps_the_old_one_until_the_new_one_is_whole(
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert [p.name for p in target.iterdir()] == ["new.txt"]
+    # As readable as any folder the user makes (mkdtemp's own mode is 0700).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask
 
 
 def test_stamps_mark_twins_png_and_html_and_leave_them_valid(tmp_path: Path) -> None:

@@ -500,17 +500,23 @@ class _MisoBase(Estimator):
             return np.concatenate([r.real, r.imag]) / scale
 
         def fit(free: FloatArray) -> tuple[FloatArray, float]:
-            x0 = self._free(free, context).ravel()
-            try:
-                res = least_squares(residual, x0, method="lm", x_scale="jac",
-                                    max_nfev=min(self.max_iterations, 100 * x0.size))
-                x = np.asarray(res.x)
-            except ValueError:  # a non-finite residual (a path straight above the BS)
-                x = x0
-            if not np.all(np.isfinite(x)):
-                x = x0
-            k = rows(x)
-            return k, float(np.sum(residual(x) ** 2)) * scale**2
+            while True:
+                x0 = self._free(free, context).ravel()
+                try:
+                    res = least_squares(residual, x0, method="lm", x_scale="jac",
+                                        max_nfev=min(self.max_iterations, 100 * x0.size))
+                    x = np.asarray(res.x)
+                except ValueError:  # a non-finite residual (a path straight above the BS)
+                    x = x0
+                if not np.all(np.isfinite(x)):
+                    x = x0
+                k = rows(x)
+                # The joint fit can merge two paths (or a path and the bounce) into a
+                # cancelling pair, as SP-refine's peaks do: refit without the repeat.
+                kept = distinct_paths(snap, np.vstack([k[-1:], k[:-1]]))[1:] - 1
+                if len(kept) == len(k) - 1 or not len(kept):
+                    return k, float(np.sum(residual(x) ** 2)) * scale**2
+                free = k[:-1][kept]
 
         def cost(free: FloatArray) -> float:
             k = np.vstack([free, ground_bounce(b, free[0], ground_height)])

@@ -37,7 +37,12 @@ from estimators.base import (
     position_covariance,
 )
 from estimators.ris_cd.bound import fingerprint_bound
-from estimators.ris_cd.model import candidate_blocks, map_dimensions, predicted_pilots
+from estimators.ris_cd.model import (
+    block_variation,
+    candidate_blocks,
+    map_dimensions,
+    predicted_pilots,
+)
 from estimators.types import Observation, Truth, bs_truth
 from estimators.typing import ComplexArray, FloatArray
 
@@ -139,10 +144,15 @@ class FingerprintLocalizer(Estimator):
         best_index = int(np.argmin(scores))
         best = candidates[best_index]
         noise_variance = float(np.mean(obs.noise_variance[t]))
-        # The a-posteriori variance factor: how much more than the noise the best block's
-        # predicted pilots leave unexplained (the radio map's own errors, eq. 4).
+        # The a-posteriori variance factor: what a sample of the pilots differs from the
+        # true block's prediction by, over the noise. The best block's residual (the
+        # radio map's own errors, eq. 4) is only a floor for it: it is the least of many
+        # candidates'. A UE anywhere in its block is off the block's centre by what the
+        # map varies over a block, which the adjacent blocks' predictions show.
         misfit = max(1.0, float(np.sum(np.abs(obs.y[t] - predicted[best_index]) ** 2)
-                                / (noise_variance * obs.y[t].size)))
+                                / (noise_variance * obs.y[t].size)),
+                     1.0 + block_variation(predicted, blocks[candidates],
+                                           obs.fingerprints.block_size) / noise_variance)
         return SnapshotEstimate(
             ue_position=blocks[best].copy(),
             position_covariance=self._covariance(obs, blocks[candidates], blocks[best],

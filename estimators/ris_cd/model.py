@@ -24,7 +24,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from estimators.types import Observation
-from estimators.typing import BoolArray, ComplexArray, IntArray
+from estimators.typing import BoolArray, ComplexArray, FloatArray, IntArray
 
 
 def confidence_radius(prior_std_m: float, confidence: float, *, dimensions: int = 2) -> float:
@@ -118,3 +118,36 @@ def map_dimensions(obs: Observation) -> int:
     assert obs.fingerprints is not None
     heights = obs.fingerprints.block_positions[:, 2]
     return 2 if heights.size == 0 or np.ptp(heights) == 0 else 3
+
+
+def block_variation(predicted: ComplexArray, centres: FloatArray,
+                    block_size: npt.ArrayLike) -> float:
+    """The radio map's variation over one block: the mean power per sample [units of
+    ``predicted``²] of the difference between the predicted pilots of blocks that are
+    neighbours along x or y (centres one block apart, same height); 0 where no two are.
+
+    A UE off its block's centre receives pilots that differ from the centre's prediction
+    by about this (at mmWave the channel decorrelates within a wavelength, far inside a
+    block): the spread eq. (5)'s matching must allow for at the true block, which the
+    best block's residual, the least of many candidates', understates.
+
+    Parameters
+    ----------
+    predicted : ``[candidate, ...]`` complex, the candidates' predicted pilots
+        (:func:`predicted_pilots`).
+    centres : ``[candidate, 3]`` [m], their block centres.
+    block_size : ``[2]`` [m], the blocks' extent along x and y.
+    """
+    size = np.asarray(block_size, dtype=np.float64)[:2]
+    flat = predicted.reshape(len(predicted), -1)
+    cells = (centres[:, :2] - centres[:, :2].min(axis=0)) / size
+    index = np.rint(cells).astype(np.int64)
+    on_grid = np.all(np.abs(cells - index) < 1e-2, axis=1)
+    where = {(int(i), int(j), float(z)): n for n, ((i, j), z, ok)
+             in enumerate(zip(index, centres[:, 2], on_grid, strict=True)) if ok}
+    pairs = np.array([(n, m) for (i, j, z), n in where.items()
+                      for m in (where.get((i + 1, j, z)), where.get((i, j + 1, z)))
+                      if m is not None], dtype=np.intp).reshape(-1, 2)
+    if not len(pairs):
+        return 0.0
+    return float(np.mean(np.abs(flat[pairs[:, 0]] - flat[pairs[:, 1]]) ** 2))

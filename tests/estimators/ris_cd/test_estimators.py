@@ -9,12 +9,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 
 from estimators import ESTIMATORS
 from estimators.base import EstimatorInputError
+from estimators.ris_cd.model import block_variation
 from estimators.ris_cd.scenario import RisCdScenario
 from estimators.types import ChannelTruth, Observation
-from tests.tolerances import RIS_CD_PRIOR_LIMIT_REL
+from tests.tolerances import FLOAT64_REL, MC_SIGMAS, RIS_CD_PRIOR_LIMIT_REL
 
 
 def test_noiseless_users_at_block_centres_are_found() -> None:
@@ -43,6 +45,35 @@ def test_ris_cd_is_ahead_of_ris_rss_at_low_snr() -> None:
     3.14 m against 3.61 m)."""
     cd, rss = rmse("ris-cd", -5.0), rmse("ris-rss", -5.0)
     assert cd < rss
+
+
+def test_block_variation_is_the_neighbours_mean_difference() -> None:
+    """:func:`block_variation` on a 3 x 2 grid of 0.5 m blocks (7 neighbour pairs along x
+    or y), one block off the grid and one at another height (neither has a neighbour):
+    the mean power per sample of the 7 pairs' differences; 0 for a lone block."""
+    rng = np.random.default_rng(3)
+    grid = [(x, y, 1.5) for y in (2.0, 2.5) for x in (1.0, 1.5, 2.0)]
+    centres = np.array([*grid, (1.2, 2.0, 1.5), (1.0, 2.0, 2.5)])
+    predicted = rng.standard_normal((8, 2, 3)) + 1j * rng.standard_normal((8, 2, 3))
+    pairs = [(0, 1), (1, 2), (3, 4), (4, 5), (0, 3), (1, 4), (2, 5)]
+    expected = np.mean([np.mean(np.abs(predicted[i] - predicted[j]) ** 2) for i, j in pairs])
+    assert block_variation(predicted, centres, np.array([0.5, 0.5])) == pytest.approx(
+        expected, rel=FLOAT64_REL)
+    assert block_variation(predicted[:1], centres[:1], np.array([0.5, 0.5])) == 0.0
+
+
+@pytest.mark.parametrize("snr_db", [10.0, 20.0])
+def test_ris_cd_regions_hold_the_users_on_the_papers_model(snr_db: float) -> None:
+    """The reported 95 % regions of ``ris-cd`` on :func:`paper_users` (users anywhere in
+    their blocks, the map with its errors) hold the truth in 95 % of the users, within
+    the binomial noise of 200 (measured 0.975 at 10 and at 20 dB)."""
+    obs, truth = paper_users(snr_db, 200)
+    est = ESTIMATORS["ris-cd"]().estimate(obs)
+    error = (est.ue_position - truth)[:, :2]
+    d2 = np.einsum("ti,tij,tj->t", error, np.linalg.inv(est.position_covariance[:, :2, :2]),
+                   error)
+    inside = float(np.mean(d2 <= chi2.ppf(0.95, 2)))
+    assert abs(inside - 0.95) <= MC_SIGMAS * np.sqrt(0.95 * 0.05 / len(truth)), inside
 
 
 def test_missing_radio_map_or_prior_is_one_line() -> None:

@@ -26,8 +26,10 @@ paths through it.
 
 from __future__ import annotations
 
-import json
+import multiprocessing
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,52 +159,79 @@ def run_demo(
         inputs += [run.config, *scene, *others]
     for path, artifact in demo_outputs(out_dir):
         check_output(path, artifact, overwrite=True, inputs=inputs, what="demo output")
+    # Each run's evaluation (its Open3D map waits on a renderer child most of the time)
+    # goes on in a process of its own while the next run is traced and estimated.
     files: dict[str, Path] = {}
     scores: dict[str, dict[str, Any]] = {}
-    for run in DEMO_RUNS:
-        directory = out_dir / run.key
-        run_path, est_path, report = (directory / "run.h5", directory / "est.h5",
-                                      directory / "report")
-        sim = simulate_to_file(run.config, run_path, overwrite=True, on_progress=on_progress)
-        if run.key == "office":
-            render_scene_png(sim, out_dir / "scene.png")
-            files["scene render (office walk, traced paths)"] = out_dir / "scene.png"
-        if run.key == "ris":
-            render_scene_png(sim, out_dir / "ris_scene.png",
-                             snapshots=[sim.run.drive.num_snapshots - 1])
-            files["RIS walk render (the tile, the paths through it)"] = (
-                out_dir / "ris_scene.png")
-        try:
-            estimated = estimate_run(
-                run_path, run.algorithms, est_path, snr_db=DEMO_SNR_DB,
-                snapshots=run.snapshots, overwrite=True, on_progress=on_task,
-                on_skip=on_skip or (lambda name, reason: None))
-        except TwinInputError:
-            if on_skip is None:
-                raise
-            continue  # none of the run's estimators fits it: each was reported
-        tracked_path = directory / "tracked.h5"
-        to_track = [name for name in run.tracked if name in estimated]
-        if to_track:
-            task(f"track {run.key}", 0, 1)
-            track_file(est_path, tracked_path, algorithms=to_track, overwrite=True)
-            task(f"track {run.key}", 1, 1)
-        task(f"evaluate {run.key}", 0, 1)
-        evaluate_to_dir(run_path, [est_path, *([tracked_path] if to_track else [])], report,
-                        overwrite=True)
-        task(f"evaluate {run.key}", 1, 1)
-        metrics = json.loads((report / "metrics.json").read_text())
-        scores[run.key] = metrics["algorithms"]
-        files[f"{run.key}: run file"] = run_path
-        files[f"{run.key}: estimates"] = est_path
-        if to_track:
-            files[f"{run.key}: tracked estimates"] = tracked_path
-        files[f"{run.key}: report"] = report / "report.md"
-        files[f"{run.key}: map (PNG)"] = report / "map.png"
-        files[f"{run.key}: map (interactive, open in a browser)"] = report / "map.html"
+    pending: list[tuple[DemoRun, Future[_Evaluation] | None, dict[str, Path]]] = []
+    with ProcessPoolExecutor(max_workers=1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        for run in DEMO_RUNS:
+            labelled: dict[str, Path] = {}
+            directory = out_dir / run.key
+            run_path, est_path, report = (directory / "run.h5", directory / "est.h5",
+                                          directory / "report")
+            sim = simulate_to_file(run.config, run_path, overwrite=True,
+                                   on_progress=on_progress)
+            if run.key == "office":
+                render_scene_png(sim, out_dir / "scene.png")
+                labelled["scene render (office walk, traced paths)"] = out_dir / "scene.png"
+            if run.key == "ris":
+                render_scene_png(sim, out_dir / "ris_scene.png",
+                                 snapshots=[sim.run.drive.num_snapshots - 1])
+                labelled["RIS walk render (the tile, the paths through it)"] = (
+                    out_dir / "ris_scene.png")
+            del sim
+            try:
+                estimated = estimate_run(
+                    run_path, run.algorithms, est_path, snr_db=DEMO_SNR_DB,
+                    snapshots=run.snapshots, overwrite=True, on_progress=on_task,
+                    on_skip=on_skip or (lambda name, reason: None))
+            except TwinInputError:
+                if on_skip is None:
+                    raise
+                pending.append((run, None, labelled))
+                continue  # none of the run's estimators fits it: each was reported
+            tracked_path = directory / "tracked.h5"
+            to_track = [name for name in run.tracked if name in estimated]
+            if to_track:
+                task(f"track {run.key}", 0, 1)
+                track_file(est_path, tracked_path, algorithms=to_track, overwrite=True)
+                task(f"track {run.key}", 1, 1)
+            task(f"evaluate {run.key}", 0, 1)
+            evaluation = pool.submit(_evaluate, run_path,
+                                     [est_path, *([tracked_path] if to_track else [])],
+                                     report)
+            labelled[f"{run.key}: run file"] = run_path
+            labelled[f"{run.key}: estimates"] = est_path
+            if to_track:
+                labelled[f"{run.key}: tracked estimates"] = tracked_path
+            labelled[f"{run.key}: report"] = report / "report.md"
+            labelled[f"{run.key}: map (PNG)"] = report / "map.png"
+            labelled[f"{run.key}: map (interactive, open in a browser)"] = report / "map.html"
+            pending.append((run, evaluation, labelled))
+        for run, submitted, labelled in pending:
+            if submitted is not None:
+                metrics, caught = submitted.result()
+                for message, category in caught:  # shown as the command shows its own
+                    warnings.warn(message, category, stacklevel=1)
+                scores[run.key] = metrics["algorithms"]
+                task(f"evaluate {run.key}", 1, 1)
+            files.update(labelled)
     write_bytes_atomic(out_dir / "report.md", _summary(scores).encode())
     files["summary (every estimator)"] = out_dir / "report.md"
     return files
+
+
+_Evaluation = tuple[dict[str, Any], list[tuple[str, type[Warning]]]]
+
+
+def _evaluate(run_path: Path, estimates: list[Path], report: Path) -> _Evaluation:
+    """:func:`~twin.evaluate.evaluate_to_dir` (in the demo's evaluation process): its
+    metrics and the warnings it gave, for the demo's own process to show."""
+    with warnings.catch_warnings(record=True) as caught:
+        metrics = evaluate_to_dir(run_path, estimates, report, overwrite=True)
+    return metrics, [(str(w.message), w.category) for w in caught]
 
 
 def _number(value: float | None, unit: str = " m") -> str:

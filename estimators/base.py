@@ -15,7 +15,8 @@ import time
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -165,6 +166,10 @@ class Estimator(abc.ABC):
     #: Keyword arguments for ``twin.sounding.build_observation``: how the twin must
     #: sound the channel for this estimator (link, precoder, beams...).
     sounding: ClassVar[Mapping[str, Any]] = {}
+    #: Hyper-parameters that may be ``"auto"``, each with the function that resolves it
+    #: against the observation (``(value, obs) -> value``; :meth:`_resolved`), e.g.
+    #: ``{"ground_height": resolve_ground_height}``. Declared, never guessed by name.
+    auto_parameters: ClassVar[Mapping[str, Callable[[Any, Observation], Any]]] = {}
 
     @property
     def num_scatterers(self) -> int:
@@ -246,7 +251,16 @@ class Estimator(abc.ABC):
         """
         self.check(obs)
         rng = rng if rng is not None else np.random.default_rng(0)
-        return self._estimate(obs, rng, on_snapshot or (lambda done: None))
+        return self._resolved(obs)._estimate(obs, rng, on_snapshot or (lambda done: None))
+
+    def _resolved(self, obs: Observation) -> Self:
+        """This estimator with its :attr:`auto_parameters` that are ``"auto"`` set from
+        ``obs``; itself where none is. Used by :meth:`estimate` and by the subclasses'
+        :meth:`crlb`."""
+        changes = {name: resolve(getattr(self, name), obs)
+                   for name, resolve in self.auto_parameters.items()
+                   if getattr(self, name) == "auto"}
+        return self.with_params(**changes) if changes else self
 
     def check(self, obs: Observation) -> None:
         """Raise :class:`EstimatorInputError` (one line, naming what does not fit) if
@@ -413,6 +427,36 @@ def position_covariance(block: npt.ArrayLike) -> FloatArray:
     out = np.full((3, 3), np.nan)
     out[:d, :d] = 0.5 * (c + c.T)
     return out
+
+
+#: A ground-bounce model's ``ground_height``: [m], None (no ground), or ``"auto"``
+#: (:func:`resolve_ground_height`).
+GroundHeight = float | None | Literal["auto"]
+#: [m] ``ground_height="auto"`` where the observation knows no ground: the z = 0 of the
+#: papers' settings and of the bundled, Sionna and OSM scenes.
+DEFAULT_GROUND_HEIGHT_M = 0.0
+
+
+def resolve_ground_height(value: GroundHeight, obs: Observation) -> float | None:
+    """``value`` [m] (or None), or for ``"auto"`` the observation's ground
+    (:attr:`ServiceArea.ground_height`: the twin's scene under the drive), else
+    :data:`DEFAULT_GROUND_HEIGHT_M`."""
+    if value != "auto":
+        return None if value is None else float(value)
+    known = obs.service_area.ground_height if obs.service_area is not None else None
+    return DEFAULT_GROUND_HEIGHT_M if known is None else float(known)
+
+
+#: The :attr:`Estimator.auto_parameters` of a ground-bounce model.
+AUTO_GROUND_HEIGHT: Mapping[str, Callable[[Any, Observation], Any]] = MappingProxyType(
+    {"ground_height": resolve_ground_height})
+
+
+def fixed_ground_height(value: GroundHeight) -> float | None:
+    """``value`` once resolved (:meth:`Estimator._resolved`): a float or None."""
+    if value == "auto":
+        raise RuntimeError("ground_height='auto' must be resolved against the observation")
+    return None if value is None else float(value)
 
 
 def resolve_service_area(

@@ -56,15 +56,23 @@ class ServiceArea:
     area : ``((x_min, y_min), (x_max, y_max))`` [m] corners (:data:`Area`).
     ue_height : the UEs' nominal height [m] (z of the BSs' frame), the height a method
         that estimates the horizontal position assumes.
+    ground_height : the height [m] of the ground under the area, where the deployment's
+        map has one (the twin: its scene's, :meth:`twin.scene.TwinScene.ground_under`);
+        None where unknown. What a ground-bounce model's ``ground_height="auto"`` takes
+        (:func:`estimators.base.resolve_ground_height`).
     """
 
     area: Area
     ue_height: float
+    ground_height: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "area", check_area(self.area, "ServiceArea.area"))
         if not np.isfinite(self.ue_height):
             raise ValueError(f"ServiceArea.ue_height: must be finite, got {self.ue_height}")
+        if self.ground_height is not None and not np.isfinite(self.ground_height):
+            raise ValueError("ServiceArea.ground_height: must be finite or None, got "
+                             f"{self.ground_height}")
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,8 @@ class EstimateHeader:
         snapshots ``T`` and seed (to check an estimate file against a run file).
     seed : the seed that drew the observations' noise.
     noise : ``{"snr_db": x}`` or ``{"tx_power_dbm": p, "noise_figure_db": nf}``.
-    service_area : the run's ``area`` and ``ue_height`` the estimators saw (empty in a
-        file of schema 2.0).
+    service_area : the run's ``area``, ``ue_height`` and ``ground_height`` the estimators
+        saw (empty in a file of schema 2.0; no ``ground_height`` before run schema 1.2).
     snapshot_time : ``[T]`` [s] the run's snapshot times (None before schema 2.2).
     tracked_from : in a file ``twin track`` wrote, the estimate file it tracked.
     """
@@ -166,7 +166,8 @@ class EstimateHeader:
         return cls(run_file=run_path.name, run_scene_sha256=run.scene_sha256,
                    run_num_snapshots=run.drive.num_snapshots, run_seed=run.seed, seed=seed,
                    noise=noise, service_area={"area": plain(service_area.area),
-                                              "ue_height": service_area.ue_height},
+                                              "ue_height": service_area.ue_height,
+                                              "ground_height": service_area.ground_height},
                    snapshot_time=np.asarray(run.drive.time, dtype=np.float64))
 
 

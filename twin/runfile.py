@@ -3,7 +3,8 @@
 Layout (group/dataset names are the contract, see docs/formats/run.md)::
 
     /config   attrs: yaml, seed, schema_version, scene_sha256, scene_source, versions
-    /scene    object_names[O] (sorted; /paths/object_ids index it)
+    /scene    object_names[O] (sorted; /paths/object_ids index it); attrs: ground_height
+              (the ground under the drive [m], NaN where the scene has none; 1.2)
     /bs       name[B], position[B,3], orientation[B,3], array/{element_positions[N,3]}
     /ue       time[T], position[T,3], velocity[T,3], orientation[T,3], inside[T],
               inside_object[T], no_path[T], array/{element_positions[N,3]}
@@ -33,7 +34,7 @@ import contextlib
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from twin.outputs import Artifact, atomic_file
 from twin.paths import InteractionType, PathSet
 from twin.schema import check_schema_version
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 _VERSIONED_PACKAGES = (
     "mmwave-twin", "sionna-rt", "sionna", "mitsuba", "drjit", "numpy", "h5py", "trimesh",
 )
@@ -158,6 +159,10 @@ class RunHeader:
     carrier_frequency: float
     bandwidth: float
     frequencies: npt.NDArray[np.float64]
+    #: [m] the height of the scene's ground under the drive
+    #: (:meth:`twin.scene.TwinScene.ground_under`); None: none found, or a run file
+    #: older than schema 1.2.
+    ground_height: float | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,8 @@ def _write_header(f: h5py.File, header: RunHeader, object_names: tuple[str, ...]
     )
     scene = f.create_group("scene")
     _write_strings(scene, "object_names", object_names)
+    scene.attrs["ground_height"] = np.nan if header.ground_height is None \
+        else float(header.ground_height)
     bs = f.create_group("bs")
     _write_strings(bs, "name", header.bs_name)
     _write_array(bs, "position", header.bs_position, units="m")
@@ -466,7 +473,13 @@ def _read_open_run(f: h5py.File) -> RunData:
         frequencies=f["channel/frequencies"][()], cfr=f["channel/cfr"][()],
         paths=paths, cir=f["channel/cir"][()] if "cir" in f["channel"] else None,
         ris=_read_ris(f), fingerprints=_read_fingerprints(f),
+        ground_height=_ground_height(f["scene"].attrs.get("ground_height")),
     )
+
+
+def _ground_height(value: Any) -> float | None:
+    """``/scene`` ``ground_height``: None where NaN or absent (schema 1.1)."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def run_summary(path: str | Path) -> tuple[int, int]:

@@ -62,6 +62,13 @@ MATERIAL_THICKNESS_M: dict[str, float] = {
 _Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
 
 
+GROUND_TILT_RAD = float(np.deg2rad(5.0))
+"""Faces whose normal is within this of vertical count as ground
+(:meth:`TwinScene.ground_under`)."""
+GROUND_POINTS = 64
+"""Drive positions :meth:`TwinScene.ground_under` looks under (evenly spaced)."""
+
+
 class TwinWarning(UserWarning):
     """Something the user should know about their input; the run goes on."""
 
@@ -171,6 +178,39 @@ class TwinScene:
         """``[2, 3]`` (min, max) corner of all objects [m]."""
         bbox = self.sionna_scene.mi_scene.bbox()
         return np.array([list(bbox.min), list(bbox.max)], dtype=np.float64)
+
+    def ground_under(self, points: npt.ArrayLike) -> float | None:
+        """The height [m] of the ground under ``points [N, 3]`` [m]: for each point the
+        highest horizontal face (normal within :data:`GROUND_TILT_RAD` of vertical) whose
+        footprint holds it and that lies below it, then the median over the points with
+        one (at most :data:`GROUND_POINTS`, evenly spaced); None where no point has one.
+
+        The ground the estimators' pinned ground bounce reflects off (their
+        ``ground_height``): where the drive is, not a fixed z = 0."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        pts = pts[np.unique(np.linspace(0, len(pts) - 1, min(len(pts), GROUND_POINTS))
+                            .astype(np.int64))] if len(pts) else pts
+        faces = [self.object_mesh(oid).triangles[np.abs(self.face_normals(oid)[:, 2])
+                                                 >= np.cos(GROUND_TILT_RAD)]
+                 for oid in self.object_ids]
+        tri = np.concatenate([f for f in faces if len(f)] or [np.zeros((0, 3, 3))])
+        if not len(tri) or not len(pts):
+            return None
+        a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+        e1, e2 = (b - a)[:, :2], (c - a)[:, :2]
+        det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+        ok = np.abs(det) > 1e-12
+        heights = []
+        for p in pts:
+            d = p[:2] - a[:, :2]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = (d[:, 0] * e2[:, 1] - d[:, 1] * e2[:, 0]) / det
+                v = (e1[:, 0] * d[:, 1] - e1[:, 1] * d[:, 0]) / det
+            z = a[:, 2] + u * (b - a)[:, 2] + v * (c - a)[:, 2]
+            hit = ok & (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (z <= p[2])
+            if hit.any():
+                heights.append(float(z[hit].max()))
+        return float(np.median(heights)) if heights else None
 
     def objects_containing(self, points: npt.ArrayLike) -> list[str]:
         """For each point ``[N, 3]``, the name of a closed object containing it, or ``""``.

@@ -156,6 +156,7 @@ def _prepare(config: TwinConfig, base_dir: Path) -> _Prepared:
         drive=drive, ue_inside=np.array([bool(n) for n in inside_object]),
         ue_inside_object=tuple(inside_object), carrier_frequency=radio.frequency_hz,
         bandwidth=radio.bandwidth_hz, frequencies=frequencies,
+        ground_height=scene.ground_under(drive.position),
     )
     return _Prepared(header=header, scene=scene, tracer=tracer, traced=traced,
                      blocks=blocks, ris=ris, hops=hops)

@@ -56,7 +56,8 @@ def service_area(run: RunData, margin_m: float | None = None) -> ServiceArea:
     """What a deployment knows of where its users are (:class:`ServiceArea`), from the
     run: the drive's horizontal bounding box grown by ``margin_m`` [m] on every side
     (default :func:`service_margin` of its extent; the streets or rooms it serves, not
-    the positions in it), and the drive's median UE height. The default search region of
+    the positions in it), the drive's median UE height and the scene's ground under it
+    (:attr:`RunData.ground_height`). The default search region of
     every estimator that searches one (grid localizers, initialisations, ambiguity
     checks), overridden per estimator with ``--set ALGO.area=...``."""
     xy = run.drive.position[:, :2]
@@ -64,7 +65,8 @@ def service_area(run: RunData, margin_m: float | None = None) -> ServiceArea:
     margin = service_margin(float(np.max(hi - lo))) if margin_m is None else margin_m
     lo, hi = lo - margin, hi + margin
     return ServiceArea(area=((float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))),
-                       ue_height=float(np.median(run.drive.position[:, 2])))
+                       ue_height=float(np.median(run.drive.position[:, 2])),
+                       ground_height=run.ground_height)
 
 
 def observation_from_run(

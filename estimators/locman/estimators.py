@@ -23,7 +23,14 @@ from typing import Literal
 import numpy as np
 
 from estimators.arrays import wrap_angle
-from estimators.base import MIN_GROUND_CLEARANCE_M, EstimatorInputError, register
+from estimators.base import (
+    AUTO_GROUND_HEIGHT,
+    MIN_GROUND_CLEARANCE_M,
+    EstimatorInputError,
+    GroundHeight,
+    fixed_ground_height,
+    register,
+)
 from estimators.locman import anm
 from estimators.locman.model import (
     ChannelEstimate,
@@ -69,10 +76,13 @@ class Locman(WlsLocalizer):
         off biases each ground bounce's length by about twice that), and keeps the
         estimate where the data reject this one (a Wald test at 99 %,
         ``GROUND_HEIGHT_CHI2``) within ``MIN_GROUND_CLEARANCE_M`` of it, else this
-        one. None: no ground (the paper's model).
+        one. None: no ground (the paper's model). ``"auto"`` (default): the
+        observation's ground (:func:`estimators.base.resolve_ground_height`: the twin's
+        scene under the drive), else 0 m.
     """
 
     name = "locman"
+    auto_parameters = AUTO_GROUND_HEIGHT
     #: ``bs="auto"`` keeps the passing fix of least reported error over every BS (on the
     #: bench's ue_array drives, every BS sounded at the same SNR, the first BS's fix was
     #: 0.06-0.65 m off at 4 of 12 snapshots where another BS's was 2-8 mm:
@@ -94,7 +104,7 @@ class Locman(WlsLocalizer):
         admm_tolerance: float = 1e-3,
         admm_max_iterations: int = 3000,
         mu_scale: float = 1.0,
-        ground_height: float | None = 0.0,
+        ground_height: GroundHeight = "auto",
         formulation: anm.Formulation = "decoupled",
     ) -> None:
         super().__init__(num_paths=num_paths, order_threshold=order_threshold,
@@ -111,7 +121,7 @@ class Locman(WlsLocalizer):
     def _ground_height(self, geometry: LinkGeometry) -> float | None:
         """``ground_height`` where the UE and the BS are both at least
         :data:`MIN_GROUND_CLEARANCE_M` above it, else None (no ground bounce)."""
-        h = self.ground_height
+        h = fixed_ground_height(self.ground_height)
         if h is None or min(geometry.ue_height, float(geometry.bs_position[2])) - h < \
                 MIN_GROUND_CLEARANCE_M:
             return None

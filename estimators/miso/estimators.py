@@ -60,12 +60,15 @@ from estimators.arrays import (
     unit_direction,
 )
 from estimators.base import (
+    AUTO_GROUND_HEIGHT,
     MIN_GROUND_CLEARANCE_M,
     Bound,
     Estimator,
     EstimatorInputError,
+    GroundHeight,
     SnapshotEstimate,
     estimate_bytes,
+    fixed_ground_height,
     grown_most,
     position_covariance,
     register,
@@ -1072,14 +1075,18 @@ class MisoML(_MisoBase):
     ground_height : [m] the height of a horizontal ground (outside the paper): the joint
         ML then models the LOS's ground bounce, pinned to the LOS
         (:meth:`_refit_with_ground`), where the BS and the fix are both at least
-        :data:`MIN_GROUND_CLEARANCE_M` above it; None: the paper's model.
+        :data:`MIN_GROUND_CLEARANCE_M` above it; None: the paper's model; ``"auto"``
+        (default): the observation's ground
+        (:func:`estimators.base.resolve_ground_height`: the twin's scene under the
+        drive), else 0 m.
     **kwargs : the hyper-parameters of :class:`_MisoBase`.
     """
 
     name = "miso-ml"
     stage = "joint"
+    auto_parameters = AUTO_GROUND_HEIGHT
 
-    def __init__(self, *, ground_height: float | None = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, ground_height: GroundHeight = "auto", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ground_height = ground_height
 
@@ -1096,7 +1103,7 @@ class MisoML(_MisoBase):
         """``ground_height`` where the BS and the LOS's end both clear it by
         :data:`MIN_GROUND_CLEARANCE_M`, else None (closer, the bounce has the LOS's
         delay and direction: one path)."""
-        h = self.ground_height
+        h = fixed_ground_height(self.ground_height)
         if h is None:
             return None
         ue_z = float(snap.bs_position[2] + los[0] * np.cos(los[2]))

@@ -100,22 +100,25 @@ communication systems", IEEE Trans. Signal Process. 67(6), 2019: Algorithm 1, §
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
 
 from estimators.arrays import free_space_ratio_db
 from estimators.base import (
+    AUTO_GROUND_HEIGHT,
     MIN_GROUND_CLEARANCE_M,
     Bound,
     Estimate,
     Estimator,
     EstimatorInputError,
+    GroundHeight,
     SnapshotEstimate,
     _degenerate,
     _stack,
     estimate_bytes,
+    fixed_ground_height,
     position_covariance,
     register,
     resolve_service_area,
@@ -244,7 +247,9 @@ class _Slab(Estimator):
     ground_height : [m] the ground's height: each BS gets a ground-bounce path (the LOS's
         directions, the BS's image in the ground; its gain free), where the UE height
         hypothesis is at least ``MIN_GROUND_CLEARANCE_M`` above it; ``None``: no ground
-        bounce, the paper's model.
+        bounce, the paper's model; ``"auto"`` (default): the observation's ground
+        (:func:`estimators.base.resolve_ground_height`: the twin's scene under the
+        drive), else 0 m.
     max_residual_ratio : a snapshot whose LCE residual is more than this many times the
         noise power it should leave is reported ``converged=False`` (the model cannot
         explain the observation).
@@ -267,6 +272,7 @@ class _Slab(Estimator):
         "UE position (plane), yaw, scatterers")
     lce: ClassVar[LceMethod] = "slls"
     bfr: ClassVar[BfrMethod] = "slab"
+    auto_parameters = AUTO_GROUND_HEIGHT
     #: LCE iterations per slot where ``max_iterations`` is None. SLLS converges in ~5; the
     #: gradient baselines do not reach ``step_tolerance`` in 3000 on the paper setting
     #: (weakly determined scatterer coordinates), so theirs is a budget, and most of their
@@ -295,7 +301,7 @@ class _Slab(Estimator):
         reacquire: bool = True,
         rescan: bool = True,
         carry_beams: bool = False,
-        ground_height: float | None = 0.0,
+        ground_height: GroundHeight = "auto",
         max_residual_ratio: float = 30.0,
         los_margin_db: float = 6.0,
         min_bs_with_los: int | None = None,
@@ -323,9 +329,12 @@ class _Slab(Estimator):
         estimate on an observation reports ``L`` per observed BS."""
         return (self.num_bs if self.num_bs is not None else self.paper_num_bs) * self.num_nlos
 
-    def _resolved(self, obs: Observation) -> _Slab:
-        """This estimator with ``num_bs`` from ``obs`` where it is ``None``."""
-        return self if self.num_bs is not None else self.with_params(num_bs=obs.num_bs)
+    def _resolved(self, obs: Observation) -> Self:
+        """This estimator with ``num_bs`` from ``obs`` where it is ``None``, and its
+        ``"auto"`` hyper-parameters resolved (:meth:`Estimator._resolved`)."""
+        resolved = super()._resolved(obs)
+        return resolved if resolved.num_bs is not None \
+            else resolved.with_params(num_bs=obs.num_bs)
 
     def _num_bs(self) -> int:
         assert self.num_bs is not None  # _resolved
@@ -465,11 +474,11 @@ class _Slab(Estimator):
     def _ground(self, obs: Observation, ue_height: float) -> FloatArray | None:
         """``[bs]`` [m] the BSs' images in the ground above the UE (``h_j + h_UE - 2
         h_ground``), or ``None`` where no ground bounce is modelled (``ground_height``)."""
-        if self.ground_height is None or ue_height - self.ground_height < \
-                MIN_GROUND_CLEARANCE_M:
+        ground = fixed_ground_height(self.ground_height)
+        if ground is None or ue_height - ground < MIN_GROUND_CLEARANCE_M:
             return None
         J = self._num_bs()
-        return np.asarray(obs.bs_position[:J, 2] + ue_height - 2.0 * self.ground_height)
+        return np.asarray(obs.bs_position[:J, 2] + ue_height - 2.0 * ground)
 
     def _geometry(self, obs: Observation) -> tuple[ServiceArea, Area, FloatArray]:
         """The service area (the UE's prior and height hypothesis), the scatterers' region
@@ -631,8 +640,9 @@ class _Slab(Estimator):
         does, and ``ValueError`` if ``truth`` has another number of snapshots.
         """
         self.check(obs)
-        if self.num_bs is None:
-            return self._resolved(obs).crlb(obs, truth)
+        resolved = self._resolved(obs)
+        if resolved is not self:
+            return resolved.crlb(obs, truth)
         T, J, L = obs.num_snapshots, self._num_bs(), self.num_nlos
         snapshots = bs_truth(truth, 0).tau.shape[0]
         if snapshots != T:
@@ -649,8 +659,8 @@ class _Slab(Estimator):
             ue_z = float(bs_truth(truth, 0).ue_position[t, 2])
             paths = truth_paths(truth, t, bs_position=obs.bs_position[:J],
                                 bs_orientation=obs.bs_orientation[:J, 0], num_nlos=L,
-                                ground_height=self.ground_height if self._ground(
-                                    obs, ue_z) is not None else None)
+                                ground_height=fixed_ground_height(self.ground_height)
+                                if self._ground(obs, ue_z) is not None else None)
             # The bound of the truth: the BSs' heights above the true UE.
             if not isinstance(paths, TruthPaths):
                 continue

@@ -24,6 +24,7 @@ import yaml
 
 from tests.conftest import make_config, wall_y, write_obj
 from twin.outputs import atomic_file as atomic_path
+from twin.runfile import SCHEMA_VERSION
 
 TWIN = Path(sys.executable).with_name("twin")
 UE_POSITIONS = [(4.0, 0.0, 1.5), (6.0, 1.0, 1.5), (8.0, -1.0, 1.5), (12.0, 2.0, 1.5)]
@@ -320,7 +321,7 @@ def test_overwrite_replaces_with_valid_run_file(tmp_path: Path) -> None:
     with h5py.File(output, "r") as f:
         attrs = f["config"].attrs
         assert {"schema_version", "seed", "scene_sha256", "yaml", "versions"} <= set(attrs)
-        assert str(attrs["schema_version"]) == "1.1"
+        assert str(attrs["schema_version"]) == SCHEMA_VERSION
         assert int(attrs["seed"]) == 1234
         sha = hashlib.sha256((tmp_path / "scene.obj").read_bytes()).hexdigest()
         assert str(attrs["scene_sha256"]) == sha

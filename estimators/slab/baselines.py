@@ -47,6 +47,7 @@ from estimators.slab.bfr import (
     _hermitian,
     beam_covariance,
     beam_norms,
+    feature_trace,
     full_power,
     project_to_ball,
 )
@@ -62,12 +63,13 @@ class LmiBfrResult(BfrResult):
 
     Attributes
     ----------
-    covariance : ``[bs, subcarrier, bs_ant, bs_ant]`` complex128, the SDP's ``S_{j,n}``.
+    covariance : ``[bs, subcarrier, bs_ant, bs_ant]`` complex128, the SDP's ``S_{j,n}``
+        (made exactly feasible: PSD, trace at most ``M``).
     relaxation_value : the SDP optimum as the solver reports it, on κ's scale: a lower
         bound on κ of any feasible BF vectors up to the solver's tolerance (SCS's
         objective can be off by more than the relaxation gap: use ``lower_bound``).
-    relaxed_cost : κ evaluated exactly at ``covariance`` (an upper bound on the SDP
-        optimum where ``covariance`` is feasible).
+    relaxed_cost : κ evaluated exactly at ``covariance``: an upper bound on the SDP
+        optimum, at least ``lower_bound``.
     lower_bound : :meth:`BfrProblem.lower_bound` at ``covariance``: a certified lower
         bound on the SDP optimum, whatever the solver's accuracy.
     extraction : the rank-one extraction used.
@@ -276,7 +278,7 @@ def lmi_bfr(
     # R = F(S0)^{-1/2}, so F̃(S0) = I and tr F^{-1} = tr(R² F̃^{-1}); the same per BS for A_j.
     f0 = problem.fim_of_covariance(S0)
     r_alpha = _inverse_sqrt(f0[:n, :n])
-    gram0 = _hermitian(np.einsum("bkpqts,bkst->bpq", problem.gain_features, S0))
+    gram0 = _hermitian(feature_trace(problem.gain_features, S0).sum(axis=1))
     r_gain = np.stack([_inverse_sqrt(g) for g in gram0])                  # [bs, path, path]
     k_alpha = np.einsum("ax,bkxyts,yc->bkacts", r_alpha, problem.alpha_features, r_alpha,
                         optimize=True)
@@ -313,7 +315,7 @@ def lmi_bfr(
         raise ArithmeticError(f"lmi-bfr: SDP solver SCS failed: {sdp.status}")
     S = np.array([[np.asarray(S_vars[j][k].value) for k in range(K)] for j in range(J)],
                  dtype=np.complex128)
-    S = _psd_part(S)
+    S = _feasible_part(S, M)
     w = _extract(S, M, extraction, rng, problem, num_randomizations)
     final = problem.cost(w)
     stats = sdp.solver_stats
@@ -339,12 +341,16 @@ def _inverse_sqrt(matrix: npt.ArrayLike) -> ComplexArray:
     return np.asarray(out.real if np.isrealobj(m) else out)
 
 
-def _psd_part(S: ComplexArray) -> ComplexArray:
-    """Hermitian PSD part of each ``[..., N, N]`` (the solver's iterate is PSD only to its
-    tolerance)."""
+def _feasible_part(S: ComplexArray, num_beams: int) -> ComplexArray:
+    """Each ``[..., N, N]`` made feasible for the relaxation: its Hermitian PSD part, scaled
+    down to trace ``num_beams`` where above it (the solver's iterate is PSD and within the
+    trace constraint only to its tolerance; κ of an infeasible ``S`` can lie below the
+    relaxation's optimum, and below :meth:`BfrProblem.lower_bound`)."""
     values, vectors = np.linalg.eigh(_hermitian(S))
-    return np.asarray(np.einsum("...ij,...j,...kj->...ik", vectors, np.clip(values, 0, None),
-                                vectors.conj()))
+    values = np.clip(values, 0, None)
+    values *= np.minimum(1.0, num_beams / np.maximum(values.sum(axis=-1, keepdims=True),
+                                                     np.finfo(np.float64).tiny))
+    return np.asarray(np.einsum("...ij,...j,...kj->...ik", vectors, values, vectors.conj()))
 
 
 def _extract(

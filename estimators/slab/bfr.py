@@ -101,6 +101,16 @@ class FeatureMatrices:
         return np.asarray(self.localization + self.channel)
 
 
+def feature_trace(features: ComplexArray, covariance: ComplexArray) -> ComplexArray:
+    """``Σ_{t,s} K[b,k,x,y,t,s] S[b,k,s,t]`` ``[bs, subcarrier, x, y]``: a feature matrix
+    ``features [bs, subcarrier, x, y, bs_ant, bs_ant]`` (:class:`BfrProblem`) traced
+    against beam covariances ``covariance [bs, subcarrier, bs_ant, bs_ant]``, as one
+    batched product over ``(bs, subcarrier)`` (the FIM is linear in ``S``, eq. 55)."""
+    b, k, x, y, t, _ = features.shape
+    flat = covariance.transpose(0, 1, 3, 2).reshape(b, k, t * t, 1)
+    return np.asarray((features.reshape(b, k, x * y, t * t) @ flat).reshape(b, k, x, y))
+
+
 @dataclass(frozen=True)
 class BfrProblem:
     """Problem (28)-(29) at one location estimate: κ(ω) of eq. (23) and its derivatives.
@@ -206,9 +216,9 @@ class BfrProblem:
     def fim_of_covariance(self, covariance: npt.ArrayLike) -> FloatArray:
         """The FIM as a function of ``S`` ``[bs, subcarrier, bs_ant, bs_ant]``: linear."""
         S = np.asarray(covariance, dtype=np.complex128)
-        f_alpha = np.real(np.einsum("bkacts,bkst->ac", self.alpha_features, S, optimize=True))
+        f_alpha = np.real(feature_trace(self.alpha_features, S).sum(axis=(0, 1)))
         f_alpha = (f_alpha + f_alpha.T) / 2
-        gram = np.einsum("bkpqts,bkst->bpq", self.gain_features, S, optimize=True)
+        gram = feature_trace(self.gain_features, S).sum(axis=1)
         J, P, n = self.num_bs, self.num_paths, self.num_alpha
         A = np.zeros((J * P, J * P), dtype=np.complex128)
         for j in range(J):
@@ -267,9 +277,13 @@ class BfrProblem:
                  + 1j * (w_gain[n:, :n] - w_gain[:n, n:]))  # E W_h E^H, E = [I, jI]
         J, P = self.num_bs, self.num_paths
         omega_bs = np.stack([omega[j * P:(j + 1) * P, j * P:(j + 1) * P] for j in range(J)])
-        loc = np.einsum("ac,bkacts->bkts", w_alpha, self.alpha_features, optimize=True)
-        chan = 2.0 / self.noise_variance * np.einsum(
-            "bqp,bkpqts->bkts", omega_bs, self.gain_features, optimize=True)
+        b, k, n, _, t, _ = self.alpha_features.shape
+        loc = (w_alpha.reshape(1, 1, 1, -1) @ self.alpha_features.reshape(b, k, n * n, t * t)
+               ).reshape(b, k, t, t)
+        p = self.num_paths
+        chan = 2.0 / self.noise_variance * (
+            omega_bs.transpose(0, 2, 1).reshape(b, 1, 1, p * p)
+            @ self.gain_features.reshape(b, k, p * p, t * t)).reshape(b, k, t, t)
         return FeatureMatrices(localization=_hermitian(loc), channel=_hermitian(chan),
                                cost=self._cost_of_bound(bound), bound=bound)
 

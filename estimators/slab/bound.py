@@ -79,12 +79,6 @@ def azimuth_gradient(vector: FloatArray) -> FloatArray:
     return np.asarray(_perpendicular(vector) / np.sum(vector**2, axis=-1, keepdims=True))
 
 
-def scatterer_columns(geometry: SlabGeometry, bs: int, nlos: int) -> slice:
-    """Columns of ``v_{l,j}`` in ``α`` (``l = nlos + 1``, 0-based ``bs``)."""
-    start = 3 + 2 * (bs * geometry.num_nlos + nlos)
-    return slice(start, start + 2)
-
-
 def path_parameter_jacobian(geometry: SlabGeometry) -> FloatArray:
     """``∂(τ, θ_B, θ_U)/∂α`` of every path (eqs. 5-10 differentiated).
 
@@ -98,26 +92,26 @@ def path_parameter_jacobian(geometry: SlabGeometry) -> FloatArray:
     ``[bs, path, 3, alpha]`` float64 [s/m, rad/m, rad/rad], path-parameter axis
     ``(τ, θ_B, θ_U)``.
     """
-    J, P = geometry.num_bs, geometry.num_paths
+    J, P, L = geometry.num_bs, geometry.num_paths, geometry.num_nlos
     out = np.zeros((J, P, 3, geometry.num_alpha))
     departure = departure_vectors(geometry)  # BS -> UE (LOS) or scatterer
     arrival = arrival_vectors(geometry)      # UE -> BS (LOS) or scatterer
-    for j in range(J):
-        for p in range(P):
-            dep, arr = departure[j, p], arrival[j, p]
-            ue_cols = slice(0, 2)
-            out[j, p, AOA, 2] = -1.0
-            # The UE end of every path: τ grows along -arr, θ_U = az(arr) with arr = s - x.
-            out[j, p, TAU, ue_cols] = -arr / np.linalg.norm(arr) / SPEED_OF_LIGHT
-            out[j, p, AOA, ue_cols] = -azimuth_gradient(arr)
-            if p == 0 or p == geometry.num_nlos + 1:  # LOS, ground: departure at the UE too
-                out[j, p, AOD, ue_cols] = azimuth_gradient(dep)
-                continue
-            cols = scatterer_columns(geometry, j, p - 1)
-            out[j, p, TAU, cols] = (dep / np.linalg.norm(dep) + arr / np.linalg.norm(arr)
-                                    ) / SPEED_OF_LIGHT
-            out[j, p, AOD, cols] = azimuth_gradient(dep)
-            out[j, p, AOA, cols] = azimuth_gradient(arr)
+    arrival_unit = arrival / np.linalg.norm(arrival, axis=-1, keepdims=True)
+    # The UE end of every path: τ grows along -arr, θ_U = az(arr) with arr = s - x.
+    out[:, :, AOA, 2] = -1.0
+    out[:, :, TAU, :2] = -arrival_unit / SPEED_OF_LIGHT
+    out[:, :, AOA, :2] = -azimuth_gradient(arrival)
+    direct = [p for p in (0, L + 1) if p < P]  # LOS, ground: departure at the UE too
+    out[:, direct, AOD, :2] = azimuth_gradient(departure[:, direct])
+    # v_{l,j} (l = nlos + 1) is α[3 + 2 (j L + nlos)] and the next.
+    bs, nlos = np.meshgrid(np.arange(J), np.arange(L), indexing="ij")  # [bs, nlos]
+    path, cols = (nlos + 1)[..., None], (3 + 2 * (bs * L + nlos))[..., None] + np.arange(2)
+    bs = bs[..., None]
+    scattered = departure[:, 1:L + 1]
+    out[bs, path, TAU, cols] = (scattered / np.linalg.norm(scattered, axis=-1, keepdims=True)
+                                + arrival_unit[:, 1:L + 1]) / SPEED_OF_LIGHT
+    out[bs, path, AOD, cols] = azimuth_gradient(scattered)
+    out[bs, path, AOA, cols] = azimuth_gradient(arrival[:, 1:L + 1])
     return _with_heights(geometry, out)
 
 

@@ -161,21 +161,34 @@ def _fit(problem: LceProblem, alpha: FloatArray, *, derivatives: bool) -> _Fit:
     J, P = G.shape[0], G.shape[-1]
     cols = G.reshape(J, -1, P)
     z = problem.z.reshape(J, -1)
-    gains = np.empty((J, P), dtype=np.complex128)
-    for j in range(J):
-        gains[j] = np.linalg.lstsq(cols[j], z[j], rcond=None)[0]  # (30)
+    basis, gains = _column_space(cols, z)  # (30)
     residual = z - np.einsum("bop,bp->bo", cols, gains)
     cost = float(np.sum(np.abs(residual) ** 2))
     if not derivatives:
         return _Fit(cost=cost, gains=gains, residual=residual)
-    dmu = response_jacobian(problem.system, geometry, mu)
-    dG = np.einsum("bkrtpa,btmk->brmkpa", dmu, problem.beamformers)
-    jac = np.einsum("brmkpa,bp->brmka", dG, gains).reshape(J, -1, problem.num_alpha)
-    projected = np.empty_like(jac)
-    for j in range(J):
-        coeff = np.linalg.lstsq(cols[j], jac[j], rcond=None)[0]
-        projected[j] = jac[j] - cols[j] @ coeff
+    dmu = response_jacobian(problem.system, geometry, mu)  # [bs, k, r, t, path, alpha]
+    # ∂(G h)/∂α: the gains summed into the responses' derivatives first, then the
+    # beamformers applied per (BS, subcarrier) as one batched product (the order that
+    # never forms ∂G/∂α, a path axis larger).
+    dh = np.einsum("bkrtpa,bp->bkrat", dmu, gains)
+    w = np.asarray(problem.beamformers, dtype=np.complex128).transpose(0, 3, 1, 2)
+    jac = (dh @ w[:, :, None]).transpose(0, 2, 4, 1, 3).reshape(J, -1, problem.num_alpha)
+    projected = jac - basis @ (basis.conj().transpose(0, 2, 1) @ jac)
     return _Fit(cost=cost, gains=gains, residual=residual, jacobian=jac, projected=projected)
+
+
+def _column_space(cols: ComplexArray, z: ComplexArray) -> tuple[ComplexArray, ComplexArray]:
+    """Per BS, an orthonormal basis ``[bs, obs, rank]`` of the columns of ``cols [bs, obs,
+    path]`` and the least-squares gains ``[bs, path]`` of ``z [bs, obs]`` on them: what
+    ``numpy.linalg.lstsq`` gives BS by BS (the same SVD and rank cut-off, ``ε max(obs,
+    path)`` of the largest singular value, minimum-norm where rank-deficient), batched
+    over the BSs. Basis columns past a BS's rank are zero."""
+    u, s, vh = np.linalg.svd(cols, full_matrices=False)
+    keep = s > np.finfo(np.float64).eps * max(cols.shape[1:]) * s[:, :1]
+    inverse = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+    u = u * keep[:, None, :]
+    coeff = np.einsum("bor,bo->br", u.conj(), z) * inverse
+    return u, np.einsum("brp,br->bp", vh.conj(), coeff)
 
 
 def residual_dof(samples: int, num_gains: int, num_alpha: int) -> float:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -171,14 +172,19 @@ class Track:
         return np.asarray(self.segment >= 0)
 
 
+@lru_cache(maxsize=256)
 def transition(dt: float, d: int) -> tuple[FloatArray, FloatArray]:
     """``F [2d, 2d]`` and ``Q [2d, 2d]`` per unit acceleration variance over ``dt`` [s]
     (state ``[position, velocity]``; ``dt`` may be negative for extrapolating back, the
-    noise grows with ``|dt|``)."""
+    noise grows with ``|dt|``). Read-only and cached: a drive's snapshots share a few
+    intervals, and the parameter search runs the filter thousands of times over them."""
     F = np.eye(2 * d)
     F[:d, d:] = dt * np.eye(d)
-    Q = Q_discrete_white_noise(dim=2, dt=abs(dt), var=1.0, block_size=d, order_by_dim=False)
-    return F, np.asarray(Q, dtype=np.float64)
+    Q = np.array(Q_discrete_white_noise(dim=2, dt=abs(dt), var=1.0, block_size=d,
+                                        order_by_dim=False), dtype=np.float64)
+    F.setflags(write=False)
+    Q.setflags(write=False)
+    return F, Q
 
 
 @dataclass
@@ -214,7 +220,7 @@ class _Pass:
         self.H = np.hstack([np.eye(self.d), np.zeros((self.d, self.d))])
 
     def model(self, dt: float) -> tuple[FloatArray, FloatArray]:
-        F, Q = transition(dt, self.d)
+        F, Q = transition(float(dt), self.d)
         return F, Q * self.var
 
     def start(self, i: int, j: int) -> tuple[FloatArray, FloatArray]:

@@ -442,7 +442,7 @@ def resolve_ground_height(value: GroundHeight, obs: Observation) -> float | None
     (:attr:`ServiceArea.ground_height`: the twin's scene under the drive), else
     :data:`DEFAULT_GROUND_HEIGHT_M`."""
     if value != "auto":
-        return None if value is None else float(value)
+        return fixed_ground_height(value)
     known = obs.service_area.ground_height if obs.service_area is not None else None
     return DEFAULT_GROUND_HEIGHT_M if known is None else float(known)
 

@@ -53,7 +53,7 @@ from twin.runfile import (
     write_run,
 )
 from twin.scene import TwinScene, TwinWarning, load_twin_scene, resolve_scene_path, scene_files
-from twin.trace import BaseStation, DriveTracer, concat_snapshots
+from twin.trace import BaseStation, DriveTracer, check_float32_precision, concat_snapshots
 
 
 def array_geometry(array: ArrayConfig, wavelength: float) -> ArrayGeometry:
@@ -138,6 +138,8 @@ def _prepare(config: TwinConfig, base_dir: Path) -> _Prepared:
     # The radio map's block centres are traced with the drive, as extra snapshots.
     blocks = config.fingerprints.block_positions() if config.fingerprints else np.zeros((0, 3))
     traced = _with_blocks(drive, blocks, config.ue.orientation)
+    check_float32_precision(
+        np.vstack([traced.position, *(bs.position[None] for bs in base_stations)]), wavelength)
     # The tiles' hop tracers reconfigure the scene: before the direct channel's tracer.
     ris, hops = build_ris(config, base_dir, scene, base_stations, traced, frequencies) \
         if config.ris else (None, [])

@@ -3,6 +3,7 @@ run file written batch by batch, the memory estimate."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,20 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import make_config, wall_y, write_obj
+from estimators.arrays import SPEED_OF_LIGHT
+from tests.conftest import make_config, run_config, wall_y, write_obj
 from tests.tolerances import (
     CIR_TRUNCATION_REL,
 )
 from twin.channel import cfr
 from twin.config import load_config, parse_config
+from twin.errors import TwinInputError
 from twin.paths import PathSet
 from twin.resources import DRIVE_BYTES_PER_SNAPSHOT, TRACED_BYTES_PER_SNAPSHOT
 from twin.runfile import read_run, run_summary, write_run
 from twin.scene import TwinWarning
 from twin.simulate import run_inputs, run_needs, simulate, simulate_to_file
+from twin.trace import check_float32_precision
 
 
 def test_snapshots_without_paths_are_flagged_not_a_crash(tmp_path: Path) -> None:
@@ -215,3 +219,25 @@ def test_a_short_last_batch_traced_full_gives_the_paths_traced_alone(tmp_path: P
         got = getattr(batched.snapshots(slice(None)), field.name)
         want = getattr(alone.snapshots(slice(None)), field.name)
         assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), field.name
+
+
+def test_positions_far_from_the_origin_warn_then_refuse(tmp_path: Path) -> None:
+    """Sionna RT traces in float32, whose spacing doubles at each power of two: 6.1e-5 m
+    below 1 024 m (0.006 wavelengths at 28 GHz: silent), 1.2e-4 m from it (0.011: a
+    warning), 2.0e-3 m from 16 384 m (0.18: refused). A drive in a survey frame (UTM) is
+    refused by ``simulate`` in one line before anything is traced."""
+    wavelength = SPEED_OF_LIGHT / 28.0e9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_float32_precision([[1023.9, 0.0, 1.5]], wavelength)
+    with pytest.warns(TwinWarning, match=r"reach 1024 m .* 0.12 mm apart"):
+        check_float32_precision([[0.0, -1024.0, 1.5]], wavelength)
+    with pytest.warns(TwinWarning, match="reach 8192 m"):
+        check_float32_precision([[8192.0, 0.0, 1.5]], wavelength)
+    with pytest.raises(TwinInputError, match=r"reach 16384 m .* 2 mm apart"):
+        check_float32_precision([[16384.0, 0.0, 1.5]], wavelength)
+    scene = write_obj(tmp_path / "wall.obj", wall_y("wall", 10.0, half=20.0))
+    config = make_config(scene.name, bs_position=(500_000.0, 5_600_000.0, 30.0),
+                         ue_positions=[[500_010.0, 5_600_000.0, 1.5]])
+    with pytest.raises(TwinInputError, match=r"reach 5600000 m .* translate"):
+        run_config(config, tmp_path)

@@ -152,8 +152,18 @@ class ShardGenerator:
 
     def check(self) -> None:
         """One-line :class:`TwinInputError` if the positions cannot be drawn (no valid
-        position in the region, a grid smaller than ``num_samples``)."""
+        position in the region, a grid smaller than ``num_samples``) or, on a scene, lie
+        too far from its origin for float32 (:func:`twin.trace.check_float32_precision`,
+        which warns short of that)."""
         where = "dataset.positions"
+        if self.tracer is not None:
+            from estimators.arrays import SPEED_OF_LIGHT
+            from twin.trace import check_float32_precision
+
+            corners = [[*self.region.low, self.height], [*self.region.high, self.height]]
+            check_float32_precision(
+                [*corners, *(bs.position for bs in self.config.base_stations)],
+                SPEED_OF_LIGHT / self.config.radio.frequency_hz)
         if self.section.positions.kind == "grid":
             count = len(self.grid_points())
             if count < self.section.num_samples:

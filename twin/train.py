@@ -22,21 +22,22 @@ import io
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from estimators.arrays import SPEED_OF_LIGHT
-from estimators.daun.admm import AdmmParameters, Loss, TrainingLog, train_daun
 from estimators.daun.checkpoint import CHECKPOINT_FORMAT
 from estimators.daun.model import DirectLocalizationProblem
 from twin.dataset.config import DatasetConfig, parse_dataset_config
-from twin.dataset.loader import read_fields
 from twin.dataset.store import read_manifest
 from twin.errors import TwinInputError
 from twin.outputs import Artifact, check_output, write_bytes_atomic
 from twin.resources import Need, check_memory
 from twin.simulate import array_geometry
+
+if TYPE_CHECKING:
+    from estimators.daun.admm import AdmmParameters, Loss, TrainingLog
 
 #: The paper's grid: 30 x 30 cells over 40 x 40 m.
 DEFAULT_GRID_SPACING_M = 40.0 / 30.0
@@ -162,6 +163,11 @@ def train_daun_on_dataset(
     setting, geometry = setting_from(config, grid_spacing_m, num_angles)
     check_memory(training_needs(config, setting, int(manifest["num_samples"]), validation,
                                 batch_size, num_layers), "twin train daun")
+    # torch, which these import, only once the input is known to be good: a bad one is
+    # refused in a fraction of the time.
+    from estimators.daun.admm import train_daun
+    from twin.dataset.loader import read_fields
+
     fields = read_fields(directory, ("observations/y", "observations/snr_db", "ue_position"))
     y, snr_db, position = (fields[k] for k in ("observations/y", "observations/snr_db",
                                               "ue_position"))

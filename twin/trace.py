@@ -67,10 +67,12 @@ PRECISION_WARN_WAVELENGTHS = 0.01
 PRECISION_REFUSE_WAVELENGTHS = 0.1
 
 
-def check_float32_precision(positions: npt.ArrayLike, wavelength: float) -> None:
-    """Warn, or refuse in one line, where positions ``[..., 3]`` [m] lie so far from the
-    scene's origin that float32 rounds them by a noticeable share of the ``wavelength``
-    [m] (:data:`PRECISION_WARN_WAVELENGTHS`, :data:`PRECISION_REFUSE_WAVELENGTHS`): the
+def check_float32_precision(positions: npt.ArrayLike, wavelength: float,
+                            inputs: str = "base_stations, ue") -> None:
+    """Warn, or refuse in one line naming the config's ``inputs`` that hold them, where
+    positions ``[..., 3]`` [m] lie so far from the scene's origin that float32 rounds
+    them by a noticeable share of the ``wavelength`` [m]
+    (:data:`PRECISION_WARN_WAVELENGTHS`, :data:`PRECISION_REFUSE_WAVELENGTHS`): the
     traced phases would carry that rounding. A mesh in a survey frame (UTM: hundreds of
     km) must be translated near its origin first.
 
@@ -86,7 +88,7 @@ def check_float32_precision(positions: npt.ArrayLike, wavelength: float) -> None
     share = spacing / wavelength
     if share <= PRECISION_WARN_WAVELENGTHS:
         return
-    what = (f"positions (base_stations, ue) reach {reach:.0f} m from the scene's origin, "
+    what = (f"positions ({inputs}) reach {reach:.0f} m from the scene's origin, "
             f"where Sionna RT's float32 coordinates are {spacing * 1e3:.2g} mm apart "
             f"({share:.2g} wavelengths)")
     if share > PRECISION_REFUSE_WAVELENGTHS:

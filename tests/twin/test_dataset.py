@@ -199,7 +199,7 @@ def test_verify_names_a_truncated_and_an_altered_shard(reference: Path, tmp_path
      ("dataset.positions", "9 valid point(s)", "num_samples = 14")),
     # 20 km off the scene's origin (a survey frame): float32 rounds by 0.18 wavelengths
     ({"positions": {"kind": "uniform", "box": [[20000, 0], [20010, 10]]}},
-     ("positions", "reach 20010 m", "translate")),
+     ("positions (base_stations, dataset.positions) reach 20010 m", "translate")),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, change: dict[str, Any],
                                 needles: tuple[str, ...]) -> None:

@@ -163,7 +163,8 @@ class ShardGenerator:
             corners = [[*self.region.low, self.height], [*self.region.high, self.height]]
             check_float32_precision(
                 [*corners, *(bs.position for bs in self.config.base_stations)],
-                SPEED_OF_LIGHT / self.config.radio.frequency_hz)
+                SPEED_OF_LIGHT / self.config.radio.frequency_hz,
+                inputs=f"base_stations, {where}")
         if self.section.positions.kind == "grid":
             count = len(self.grid_points())
             if count < self.section.num_samples:

@@ -449,7 +449,10 @@ def test_a_retry_draws_the_meshes_in_pieces_and_the_same_map(
     monkeypatch.setattr(map_png, "_run_worker", first_stalls)
     out = tmp_path / "map.png"
     result = map_render.render_map(files["run"], files["est"], out, size=(480, 300))
-    assert result.backend == "open3d" and tries == [1, 2]
+    # The software rasteriser can stall a frame at random on a loaded machine: the
+    # watchdog then retries once more, in more pieces (OPEN3D_ATTEMPTS).
+    assert result.backend == "open3d" and tries[:2] == [1, 2]
+    assert tries[1:] == [2**k for k in range(1, len(tries))], tries
     differs = np.abs(_pixels(out) - _pixels(whole)).max(axis=-1) > 8
     assert differs.mean() <= 1e-3, differs.mean()
 

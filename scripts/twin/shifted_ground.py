@@ -114,7 +114,7 @@ def main() -> None:
             fixes = [ESTIMATORS[algorithm]().estimate(*_observation(bundled, algorithm,
                                                                     args.snr, dz))
                      for dz in (0.0, args.dz)]
-            moved = np.abs(fixes[1].ue_position - fixes[0].ue_position)
+            moved = fixes[1].ue_position - fixes[0].ue_position
             moved[..., 2] -= args.dz
             print(f"  {algorithm} on the bundled observation translated by {args.dz:g} m: "
                   f"converged {fixes[0].converged.sum()} -> {fixes[1].converged.sum()} of "

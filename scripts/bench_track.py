@@ -14,10 +14,10 @@ algorithm: the fixes (converged/snapshots) and the tracked snapshots, the RMSE o
 raw fixes, of the track on the same snapshots and of the track on all it reports, the
 median bound, the share of reported 95 % regions that hold the truth (raw, tracked),
 fixes the gate rejected, the motion noise and the noise scale chosen, and the landmark
-map against the persistent landmarks (recall, precision; raw: the fused per-snapshot
-points); each coverage judged against the 0.90–0.98 band by its exact binomial interval,
-per row and pooled per paper family. Writes ``OUT/bench_track.json``, ``OUT/bench_track.md`` and
-``docs/figures/bench_track.png``.
+map against the persistent landmarks (recall, precision, "—" for an empty map; raw: the
+fused per-snapshot points); each coverage judged against the 0.90–0.98 band by its exact
+binomial interval, per row and pooled per paper family. Writes ``OUT/bench_track.json``,
+``OUT/bench_track.md`` and ``docs/figures/bench_track.png``.
 """
 
 from __future__ import annotations
@@ -135,10 +135,13 @@ def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]
             "motion_std": used["motion_std"], "noise_scale": used["noise_scale"],
             "residual_scale": used["residual_scale"],
             "raw_landmark_recall": a["fused_map"]["landmark_recall"],
-            "raw_landmark_precision": a["fused_map"]["landmark_precision"],
+            # An empty map has no precision (scoring's 1.0 for it is vacuous): "—".
+            "raw_landmark_precision": (a["fused_map"]["landmark_precision"]
+                                       if a["fused_map"]["fused_points"] else None),
             "raw_map_points": a["fused_map"]["fused_points"],
             "track_landmark_recall": b["fused_map"]["landmark_recall"],
-            "track_landmark_precision": b["fused_map"]["landmark_precision"],
+            "track_landmark_precision": (b["fused_map"]["landmark_precision"]
+                                         if b["fused_map"]["fused_points"] else None),
             "track_landmarks": used["landmarks"],
             "maps": bool(raw.estimates[name].scatterer_valid.any()),
         })

@@ -205,6 +205,7 @@ def track_file(
             "motion_std": motion_std, "gate": gate,
             "used": {"motion_std": track.motion_std, "noise_scale": track.noise_scale,
                      "residual_scale": track.residual_scale,
+                     "effective_hypotheses": track.effective_hypotheses,
                      "landmark_sigma": landmarks.sigma, "segments": int(track.segment.max()) + 1,
                      "landmarks": landmarks.num_landmarks},
             "source": {"algorithm": name, "estimator": est.estimator.get(name, ""),

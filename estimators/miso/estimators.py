@@ -241,6 +241,14 @@ class _MisoBase(Estimator):
     los_margin_db : [dB] how far below the free-space amplitude at its length the
         earliest path may be and still be taken as the LOS (where that amplitude is
         known: ``Observation.free_space_known``).
+    los_merge_db : [dB] how far the LOS's fitted amplitude may depart from free space at
+        its length before the fix is taken for a merged LOS and refused (where that
+        amplitude is known): above free space at every stage, below it at the refined
+        stages (a grid atom off the path's own parameters loses amplitude by itself).
+        A single path cannot arrive above free space; a LOS that does has absorbed an
+        unresolved path of relative amplitude ``ρ ≥ 10^(Δ/20) - 1``, which pulls the
+        fix toward that path by at least ``1 - 10^(-Δ/20)`` of their separation (1 dB:
+        11 %, of up to a resolution cell). :meth:`_localize`.
     bs : which BS of the observation sounds.
     """
 
@@ -266,6 +274,7 @@ class _MisoBase(Estimator):
         height_tolerance_m: float = 2.0,
         detection_pfa: float = 0.01,
         los_margin_db: float = 6.0,
+        los_merge_db: float = 1.0,
         bs: int = 0,
     ) -> None:
         self.num_paths = num_paths
@@ -281,6 +290,7 @@ class _MisoBase(Estimator):
         self.height_tolerance_m = height_tolerance_m
         self.detection_pfa = detection_pfa
         self.los_margin_db = los_margin_db
+        self.los_merge_db = los_merge_db
         self.bs = bs
 
     @property
@@ -342,6 +352,10 @@ class _MisoBase(Estimator):
                 f"{self.name}: detection_pfa must be in (0, 1), got {self.detection_pfa}")
         if not 0 <= self.bs < obs.num_bs:
             raise EstimatorInputError(f"{self.name}: bs={self.bs} but {obs.num_bs} BS(s)")
+        if not (self.los_margin_db >= 0 and self.los_merge_db >= 0):
+            raise EstimatorInputError(
+                f"{self.name}: los_margin_db and los_merge_db must be >= 0 (got "
+                f"{self.los_margin_db}, {self.los_merge_db})")
         if dims == 3 and obs.bs_array.rows < 2:
             raise EstimatorInputError(
                 f"{self.name}: dimensions=3 needs a planar BS array (rows >= 2) to see zenith"
@@ -776,7 +790,20 @@ class _MisoBase(Estimator):
         in its local y-z plane) with a pattern symmetric about that plane, so that the
         UE's mirror image through the plane explains the data equally, and both lie in
         the service area (the image is taken where only it does); (3) the fix lies
-        outside the service area. The covariance: :meth:`_covariance`.
+        outside the service area; (4) free space is known and the LOS's amplitude is
+        more than ``los_merge_db`` above it (at every stage) or below it (at the refined
+        stages), short of (1): a merged LOS. A single path arrives at free space; the
+        fitted LOS atom of a LOS ``a_0`` and an unresolved path ``a_1 = c a_0``
+        (``|c| < 1``: a longer, passive path) has, to first order in their separation
+        ``δ``, the amplitude ``|1 + c| |a_0|`` and the parameters of the LOS moved by
+        ``Re(c / (1 + c)) δ`` toward the other path, between ``1 - 1 / |1 + c|`` and
+        ``1 / 2`` of ``δ``: above free space by ``Δ`` dB (``|1 + c| = 10^(Δ/20)``) the
+        pull is at least ``1 - 10^(-Δ/20)`` of ``δ`` toward it; below, it may reach
+        ``10^(Δ/20) - 1`` of ``δ`` away from it. The residual, second order in ``δ``,
+        does not show the merge; the amplitude is its first-order trace (a wall behind
+        a mast's BS, its echo mirrored through an isotropic flat array's back:
+        docs/estimators/miso.md, "A merged LOS is refused"). The covariance:
+        :meth:`_covariance`.
 
         With ``ground_height``, the last row of ``params`` is the LOS's ground bounce
         (:meth:`_refit_with_ground`), re-derived from whichever path is taken as the LOS;
@@ -848,6 +875,9 @@ class _MisoBase(Estimator):
                       f"{self.height_tolerance_m:g})")
         covariance, variance_factor = self._covariance(snap, gains, tau, aod, ue, cost,
                                                        context, ground_height)
+        if not reason and free_space:
+            reason = self._merged_los(snap, params[[0, -1]] if ground else params[:1],
+                                      gains[0], variance_factor)
         P, L = self.num_estimated_paths, len(tau)
         diagnostics = {"cost": cost, "residual_ratio": cost / float(np.vdot(snap.y, snap.y).real),
                        "num_paths": float(L), "ground_bounce": float(ground),
@@ -873,6 +903,47 @@ class _MisoBase(Estimator):
             return None
         normal = rotation_matrix(obs.bs_orientation[self.bs])[:, 0]
         return np.eye(3) - 2.0 * np.outer(normal, normal)
+
+    def _merged_los(self, snap: MisoSnapshot, los: FloatArray, gain: complex,
+                    variance_factor: float) -> str:
+        """The reason (4) of :meth:`_localize`, or ``""``: the LOS's fitted amplitude
+        ``|gain|`` is more than ``los_merge_db`` above free space at its length
+        ``los[0, 0]`` [m] (any stage) or below it (refined stages), beyond its own
+        noise: ``z`` standard deviations of its least-squares amplitude in the LOS's own
+        model, ``sqrt(κ σ² [(AᴴA)⁻¹]_00 / 2)``, ``A`` the unit-gain atoms of ``los``
+        (``[1 or 2, 3]`` (range, azimuth, zenith): the LOS, and its pinned ground bounce
+        where the fit has one), ``κ`` the variance factor, ``z`` the two-sided normal
+        quantile of ``detection_pfa`` (the detection test's false-alarm probability).
+        The LOS's own model, not the full model's CRLB: a path merged into the LOS,
+        partly resolved, correlates with it and widens the full model's LOS amplitude,
+        and that width is the merge, not noise to forgive it by; the pinned bounce is
+        the LOS's own (on a mast it is nearly collinear with the LOS, and the two gains
+        alone are poorly determined)."""
+        from scipy.stats import norm
+
+        atoms = snap.atoms(los[:, 0] / SPEED_OF_LIGHT, los[:, 1], los[:, 2])
+        flat = atoms.reshape(len(los), -1)
+        gram = flat.conj() @ flat.T
+        try:
+            inverse = float(np.linalg.inv(gram)[0, 0].real)
+        except np.linalg.LinAlgError:
+            return ""
+        std = np.sqrt(max(inverse, 0.0) * variance_factor * snap.noise_variance / 2.0)
+        spread = float(norm.isf(self.detection_pfa / 2.0)) * std
+        length, wavelength = float(los[0, 0]), snap.wavelength
+        above = float(free_space_ratio_db(max(abs(gain) - spread, 0.0), length, wavelength))
+        below = float(free_space_ratio_db(abs(gain) + spread, length, wavelength))
+        if above > self.los_merge_db:
+            beyond = above
+        elif self.stage != "grid" and below < -self.los_merge_db:
+            beyond = below
+        else:
+            return ""
+        fitted = float(free_space_ratio_db(gain, length, wavelength))
+        return (f"{MERGED_LOS}: its amplitude is {fitted:+.1f} dB from free space at its "
+                f"length {length:.1f} m ({beyond:+.1f} dB beyond its noise; "
+                f"los_merge_db={self.los_merge_db:g}): an unresolved path merged into it "
+                f"pulls the fix")
 
     def _covariance(
         self, snap: MisoSnapshot, gains: ComplexArray, tau: FloatArray, aod: FloatArray,
@@ -991,6 +1062,9 @@ class _MisoBase(Estimator):
 
 
 
+
+#: How the reason of a fix refused for a merged LOS starts (:meth:`_MisoBase._merged_los`).
+MERGED_LOS = "merged LOS"
 
 #: Two estimated paths whose unit-gain responses correlate above this are one path
 #: found twice (:func:`distinct_paths`): their least-squares gains amplify the noise by

@@ -6,8 +6,9 @@
 Writes into docs/figures/: ``miso_rmse_vs_snr_los_stronger.png`` (paper Fig. 6),
 ``miso_rmse_vs_snr_los_weaker.png`` (Fig. 7), ``miso_rmse_vs_lmr.png`` (Fig. 8),
 ``miso_rmse_vs_snr_3d.png`` (the 3D variant) and ``miso.csv`` with every number
-(RMSE of the MS position and of the scatterer position per estimator, the RMS bounds,
-trials, setting). The setting is :class:`estimators.miso.scenario.MisoScenario`.
+(RMSE of the MS position and of the scatterer position per estimator over its converged
+trials, the share converged, the RMS bounds, trials, setting). The setting is
+:class:`estimators.miso.scenario.MisoScenario`.
 
 ``--efficiency`` instead measures joint ML against the efficient estimator on the same
 noise (:func:`estimators.miso.bound.efficient_errors`) in the settings of
@@ -53,7 +54,10 @@ def evaluate(scenario: MisoScenario, snr_db: float, trials: int, seed: int, dims
         est = cls(dimensions=dims).estimate(obs)
         elapsed = (time.perf_counter() - start) / trials
         ue_err = np.linalg.norm(est.ue_position - truth.ue_position, axis=1)
-        sc_err = np.linalg.norm(est.scatterers[:, 0] - truth.scatterer[:, 1], axis=1)
+        # A refused fix (not converged) maps nothing: its scatterer slot is not valid.
+        sc_err = np.where(est.scatterer_valid[:, 0],
+                          np.linalg.norm(est.scatterers[:, 0] - truth.scatterer[:, 1], axis=1),
+                          np.nan)
         rows.append({
             "experiment": experiment, x_name: x_value, "snr_db": snr_db,
             "lmr_db": scenario.lmr_db[0], "estimator": cls.name, "trials": trials,

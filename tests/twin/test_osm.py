@@ -421,7 +421,11 @@ def test_helsinki_end_to_end(tmp_path: Path) -> None:
     estimates = estimate_run(tmp_path / "run.h5", ["miso-ml"], tmp_path / "est.h5", snr_db=20.0)
     est = estimates["miso-ml"]
     error = np.linalg.norm(est.ue_position - run.drive.position, axis=1)[est.converged]
-    assert est.converged.sum() >= 7 and np.median(error) < 0.5, (est.converged, error)
+    # Refused: the first snapshot (no LOS) and two whose LOS lies 1.9 and 4.7 dB above
+    # free space, an echo merged into it (MISO's los_merge_db; 0.10 and 0.16 m off).
+    refused = [r for r, ok in zip(est.reason, est.converged, strict=True) if not ok]
+    assert all(r.startswith(("no LOS", "merged LOS")) for r in refused), refused
+    assert est.converged.sum() >= 6 and np.median(error) < 0.5, (est.converged, error)
     rendered = render_map(tmp_path / "run.h5", tmp_path / "est.h5", tmp_path / "map.html")
     assert rendered.path.stat().st_size > 0
     assert "way289193757_Aikatalo" in rendered.path.read_text()

@@ -86,6 +86,25 @@ def test_sharp_corner_no_overshoot_beyond_the_reported_region() -> None:
         assert np.linalg.norm(track.position - truth, axis=1).max() <= 0.3 * radius
 
 
+def model_drive(rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray,
+                                                           np.ndarray]:
+    """A 2-D drive that follows the tracker's model: positions ``[T, 2]`` [m] under a
+    white-noise acceleration of 1 m/s² (one acceleration a step, both blocks, from 5 m/s
+    along x), fixes with independent errors of standard deviation ``sigma [T]`` [m]
+    drawn in 0.2-1 m."""
+    d = 2
+    F, _ = transition(PERIOD_S, d)
+    gain = np.r_[np.full(d, PERIOD_S**2 / 2), np.full(d, PERIOD_S)]
+    x = np.array([0.0, 0.0, 5.0, 0.0])
+    truth = []
+    for _ in range(T):
+        truth.append(x[:d].copy())
+        x = F @ x + gain * np.tile(rng.normal(size=d), 2)
+    truth_arr = np.asarray(truth)
+    sigma = rng.uniform(0.2, 1.0, T)
+    return truth_arr, truth_arr + rng.normal(size=(T, d)) * sigma[:, None], sigma
+
+
 def test_calibrated_and_parameters_recovered_on_its_own_model() -> None:
     """A drive that follows the model (white-noise acceleration 1 m/s², fixes with
     honest covariances four times too small as reported): the search finds the motion
@@ -93,18 +112,7 @@ def test_calibrated_and_parameters_recovered_on_its_own_model() -> None:
     standard deviations over 5 × 200 snapshots."""
     d, T, covered = 2, 200, []
     for seed in range(5):
-        rng = np.random.default_rng(100 + seed)
-        F, _ = transition(PERIOD_S, d)
-        # The discrete white-noise acceleration: one acceleration a step, both blocks.
-        gain = np.r_[np.full(d, PERIOD_S**2 / 2), np.full(d, PERIOD_S)]
-        x = np.array([0.0, 0.0, 5.0, 0.0])
-        truth = []
-        for _ in range(T):
-            truth.append(x[:d].copy())
-            x = F @ x + gain * np.tile(rng.normal(size=d), 2)
-        truth_arr = np.asarray(truth)
-        sigma = rng.uniform(0.2, 1.0, T)
-        z = truth_arr + rng.normal(size=(T, d)) * sigma[:, None]
+        truth_arr, z, sigma = model_drive(np.random.default_rng(100 + seed), T)
         reported = (sigma[:, None, None] / 2) ** 2 * np.eye(d)
         track = track_fixes(Fixes(np.arange(T) * PERIOD_S, z, reported, np.ones(T, bool)))
         assert 0.5 <= track.motion_std <= 2.0
@@ -113,6 +121,30 @@ def test_calibrated_and_parameters_recovered_on_its_own_model() -> None:
                                <= chi2.ppf(0.95, d)))
     n = 5 * T
     assert abs(np.mean(covered) - 0.95) <= 3 * np.sqrt(0.95 * 0.05 / n), covered
+
+
+def test_short_drives_hold_the_parameters_uncertainty() -> None:
+    """40 drives of 15 fixes that follow the model (honest covariances, white-noise
+    acceleration 1 m/s²): the tracks of the parameters chosen by maximum likelihood alone
+    cover the truth at 0.92 (a short drive does not pin the motion noise down); with
+    the tracks of the values it does not rule out averaged in, at 0.95 ± 3 binomial
+    standard deviations over the 600 snapshots."""
+    d, T, drives = 2, 15, 40
+    averaged, plug_in = [], []
+    for seed in range(drives):
+        truth_arr, z, sigma = model_drive(np.random.default_rng(1000 + seed), T)
+        fixes = Fixes(np.arange(T) * PERIOD_S, z, sigma[:, None, None] ** 2 * np.eye(d),
+                      np.ones(T, bool))
+        track = track_fixes(fixes)
+        assert track.effective_hypotheses > 1.0
+        chosen = track_fixes(fixes, motion_std=track.motion_std, noise_scale=track.noise_scale)
+        assert chosen.effective_hypotheses == 1.0
+        np.testing.assert_array_equal(chosen.position, track.position)
+        for out, tr in ((averaged, track), (plug_in, chosen)):
+            out.extend(mahalanobis2(tr.position, tr.covariance, truth_arr) <= chi2.ppf(0.95, d))
+    n = drives * T
+    assert abs(np.mean(averaged) - 0.95) <= 3 * np.sqrt(0.95 * 0.05 / n), np.mean(averaged)
+    assert np.mean(plug_in) < np.mean(averaged), (np.mean(plug_in), np.mean(averaged))
 
 
 def test_missing_fixes_are_predicted_and_a_lost_track_reports_nothing() -> None:

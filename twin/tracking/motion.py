@@ -39,6 +39,11 @@ with the covariance its estimator reported, times ``noise_scale`` (≥ 1).
   Birge ratio (mean normalized square of ``z - x_s`` under its covariance ``R - P_s``,
   per dimension) where it exceeds 1: what the model does not hold (errors several
   fixes share, a manoeuvre it smooths over) shows there and is not hidden.
+* **The parameters' own uncertainty.** Where they were chosen from the data, each
+  snapshot's covariance is the likelihood-weighted second moment, about the track, of
+  the tracks under every value on the two grids through the chosen point
+  (:func:`_average_parameters`): a short drive rarely singles out one motion noise, and
+  the tracks it does not rule out differ by what the one track would hide.
 * **Manoeuvres between fixes.** A snapshot without a used fix has its covariance widened
   by the distance the UE covers from the nearest used fix (``(|v| τ)²`` a dimension):
   the prediction is a straight line, and a UE that turned is off it by up to that.
@@ -48,7 +53,7 @@ with the covariance its estimator reported, times ``noise_scale`` (≥ 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from functools import lru_cache
 
@@ -154,6 +159,9 @@ class Track:
     residual_scale : the factor (≥ 1) the smoothed covariances were widened by: the
         smoothed residuals' Birge ratio.
     log_likelihood : of the gated innovations under those parameters.
+    effective_hypotheses : ``1 / Σ w²`` of the likelihood weights of the parameter
+        values whose tracks the covariance averages over (1: the chosen values alone,
+        or both parameters given).
     """
 
     position: FloatArray
@@ -165,6 +173,7 @@ class Track:
     noise_scale: float
     residual_scale: float
     log_likelihood: float
+    effective_hypotheses: float
 
     @property
     def tracked(self) -> BoolArray:
@@ -392,7 +401,8 @@ def track_fixes(fixes: Fixes, *, motion_std: float | None = None,
     Returns
     -------
     :class:`Track`; where fewer than :data:`CONFIRM` fixes ever agree, no snapshot is
-    tracked (``segment == -1``, positions NaN).
+    tracked (``segment == -1``, positions NaN). Its covariance holds the parameters'
+    own uncertainty where they were chosen from the data: :func:`_average_parameters`.
 
     References
     ----------
@@ -405,6 +415,19 @@ def track_fixes(fixes: Fixes, *, motion_std: float | None = None,
         if value is not None and not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be positive, got {value}")
     sigma, scale = _choose(fixes, motion_std, noise_scale, gate)
+    track = _smoothed(fixes, sigma, scale, gate)
+    hypotheses = ([(float(s), scale) for s in MOTION_STD_GRID] if motion_std is None else [])
+    hypotheses += [(sigma, float(c)) for c in NOISE_SCALE_GRID] if noise_scale is None else []
+    if not hypotheses or not track.tracked.any():
+        return track
+    return _average_parameters(track, [_smoothed(fixes, s, c, gate)
+                                       for s, c in dict.fromkeys(hypotheses)
+                                       if (s, c) != (sigma, scale)])
+
+
+def _smoothed(fixes: Fixes, sigma: float, scale: float, gate: float) -> Track:
+    """The smoothed track under the motion noise ``sigma`` and the noise scale
+    ``scale`` (the module docstring's model)."""
     forward = _Pass(fixes, sigma, scale, gate)
     segments, status, loglik = forward.run()
     T, d = len(fixes.time), fixes.dimensions
@@ -435,7 +458,42 @@ def track_fixes(fixes: Fixes, *, motion_std: float | None = None,
     _drop_coasting(status, segment, position, velocity, covariance)
     return Track(position=position, velocity=velocity, covariance=covariance,
                  status=status, segment=segment, motion_std=sigma, noise_scale=scale,
-                 residual_scale=residual_scale, log_likelihood=float(loglik))
+                 residual_scale=residual_scale, log_likelihood=float(loglik),
+                 effective_hypotheses=1.0)
+
+
+def _average_parameters(track: Track, others: list[Track]) -> Track:
+    """``track`` (the maximum-likelihood parameters') with each tracked snapshot's
+    covariance replaced by the second moment about its position of the tracks under
+    every parameter value on the grids through the chosen point (``others``), each
+    weighted by its likelihood (uniform prior on the grids' logarithmic steps) and by
+    whether it tracks that snapshot: ``Σ w_h (P_h + (x_h - x)(x_h - x)ᵀ) / Σ w_h``.
+
+    On a drive of a few dozen fixes the likelihood singles out neither parameter
+    sharply (an error several fixes share looks like motion; a smooth stretch like
+    little noise), and the one track the chosen values give is more confident than
+    the data allow: the tracks the data do not rule out differ by as much as the
+    errors. Where the likelihood is peaked (a long drive that follows the model) the
+    weights fall on the chosen values and the covariance is the plain smoother's.
+    Bayesian model averaging over the parameters (Hoeting et al., "Bayesian model
+    averaging: a tutorial", Stat. Sci. 14(4), 1999), along the two axes of the grid
+    through the maximum rather than over the whole grid."""
+    members = [track, *others]
+    # A value under which no track starts explains no fix: it carries no weight.
+    loglik = np.array([m.log_likelihood if m.tracked.any() else -np.inf for m in members])
+    weight = np.exp(loglik - loglik.max())
+    weight /= weight.sum()
+    covariance = track.covariance.copy()
+    for k in np.flatnonzero(track.tracked):
+        moment, total = np.zeros_like(covariance[k]), 0.0
+        for w, m in zip(weight, members, strict=True):
+            if w > 0 and m.tracked[k]:
+                dx = m.position[k] - track.position[k]
+                moment += w * (m.covariance[k] + np.outer(dx, dx))
+                total += w
+        covariance[k] = moment / total
+    return replace(track, covariance=covariance,
+                   effective_hypotheses=float(1.0 / np.sum(weight**2)))
 
 
 def _residual_scale(fixes: Fixes, R: FloatArray, status: npt.NDArray[np.int8],

@@ -50,6 +50,12 @@ def _rmse(errors: np.ndarray) -> float | None:
     return float(np.sqrt(np.mean(e**2))) if len(e) else None
 
 
+def _precision(fused_map: dict[str, Any]) -> float | None:
+    """A fused map's landmark precision; None for an empty map (the scoring's 1.0 for no
+    points is vacuous: the table shows "—")."""
+    return fused_map["landmark_precision"] if fused_map["fused_points"] else None
+
+
 def _covered(integrity: dict[str, Any]) -> int:
     """How many reported 95 % regions held the truth."""
     if integrity["coverage_95"] is None:
@@ -135,13 +141,10 @@ def bench(out: Path, drive: str, setup: str, snr: float) -> list[dict[str, Any]]
             "motion_std": used["motion_std"], "noise_scale": used["noise_scale"],
             "residual_scale": used["residual_scale"],
             "raw_landmark_recall": a["fused_map"]["landmark_recall"],
-            # An empty map has no precision (scoring's 1.0 for it is vacuous): "—".
-            "raw_landmark_precision": (a["fused_map"]["landmark_precision"]
-                                       if a["fused_map"]["fused_points"] else None),
+            "raw_landmark_precision": _precision(a["fused_map"]),
             "raw_map_points": a["fused_map"]["fused_points"],
             "track_landmark_recall": b["fused_map"]["landmark_recall"],
-            "track_landmark_precision": (b["fused_map"]["landmark_precision"]
-                                         if b["fused_map"]["fused_points"] else None),
+            "track_landmark_precision": _precision(b["fused_map"]),
             "track_landmarks": used["landmarks"],
             "maps": bool(raw.estimates[name].scatterer_valid.any()),
         })

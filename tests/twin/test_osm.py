@@ -390,6 +390,7 @@ HELSINKI_BBOX = (24.9432, 60.1689, 24.9463, 60.1703)
 def test_helsinki_end_to_end(tmp_path: Path) -> None:
     """Scene → a drive → estimates → map on a real OSM extract; every path names the
     buildings it hit."""
+    from estimators.miso.estimators import MERGED_LOS
     from twin.estimate import estimate_run
     from twin.maps.render import render_map
     from twin.runfile import read_run
@@ -424,7 +425,7 @@ def test_helsinki_end_to_end(tmp_path: Path) -> None:
     # Refused: the first snapshot (no LOS) and two whose LOS lies 1.9 and 4.7 dB above
     # free space, an echo merged into it (MISO's los_merge_db; 0.10 and 0.16 m off).
     refused = [r for r, ok in zip(est.reason, est.converged, strict=True) if not ok]
-    assert all(r.startswith(("no LOS", "merged LOS")) for r in refused), refused
+    assert all(r.startswith(("no LOS", MERGED_LOS)) for r in refused), refused
     assert est.converged.sum() >= 6 and np.median(error) < 0.5, (est.converged, error)
     rendered = render_map(tmp_path / "run.h5", tmp_path / "est.h5", tmp_path / "map.html")
     assert rendered.path.stat().st_size > 0
